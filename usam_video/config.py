@@ -1,0 +1,254 @@
+"""Typed configuration: YAML files under ``configs/`` validated by pydantic models.
+
+Our configs are deliberately not Hydra (importing ``sam2`` initialises Hydra globally, and a
+second global config system would fight it). Unknown keys are errors (``extra="forbid"``) so a
+typo never silently falls back to a default. Relative paths inside a YAML file are resolved
+against that file's folder, so a config means the same thing from any working directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from usam_video.errors import ConfigError
+
+__all__ = [
+    "DatasetConfig",
+    "ModelConfig",
+    "HeadsConfig",
+    "PolicyRule",
+    "PolicyConfig",
+    "RunConfig",
+    "load_dataset_config",
+    "load_model_config",
+    "load_heads_config",
+    "load_policy_config",
+    "load_run_config",
+    "config_fingerprint",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    """Where a dataset lies and which of its videos to label."""
+
+    name: str
+    format: Literal["davis"] = "davis"
+    root: Path
+    resolution: str = "480p"
+    split: str | None = Field(default=None, description="ImageSets/2017/<split>.txt list")
+    videos: list[str] | None = Field(default=None, description="explicit video ids")
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> DatasetConfig:
+        if self.split is not None and self.videos is not None:
+            raise ValueError("give either 'split' or 'videos', not both")
+        return self
+
+
+class ModelConfig(_Strict):
+    """A SAM 2 model: its architecture config and its weights."""
+
+    name: str
+    sam2_config: str = Field(
+        description="a config inside the sam2 package (e.g. 'configs/sam2.1/sam2.1_hiera_t.yaml')"
+        " or a path to a YAML file in sam2's config format"
+    )
+    checkpoint: Path | None = None
+    random_init: bool = False
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="after")
+    def _weights_are_explicit(self) -> ModelConfig:
+        # Random weights must be asked for: a missing checkpoint path must never silently
+        # produce an untrained model whose masks look like real pseudo-labels.
+        if self.checkpoint is None and not self.random_init:
+            raise ValueError("no 'checkpoint' given; set 'random_init: true' to use random weights")
+        if self.checkpoint is not None and self.random_init:
+            raise ValueError("'checkpoint' and 'random_init: true' exclude each other")
+        return self
+
+
+class HeadsConfig(_Strict):
+    """USAM heads: a directory in the official format, random heads, or none."""
+
+    directory: Path | None = None
+    names: list[str] | None = Field(default=None, description="heads to load; default all found")
+    random_init: bool = False
+    seed: int = 0
+    token_dim: int = 256
+
+    @model_validator(mode="after")
+    def _weights_are_explicit(self) -> HeadsConfig:
+        if self.directory is not None and self.random_init:
+            raise ValueError("'directory' and 'random_init: true' exclude each other")
+        if self.random_init and not self.names:
+            raise ValueError("'random_init: true' needs the list of head 'names' to create")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None or self.random_init
+
+
+class PolicyRule(_Strict):
+    """Queue a frame-object when ``score <op> threshold``; rules are tried in order."""
+
+    name: str = Field(description="the reason recorded in the store")
+    score: str
+    op: Literal["<", "<=", ">", ">="]
+    threshold: float
+    route: Literal["refine", "human"]
+
+
+class PolicyConfig(_Strict):
+    """An ordered list of threshold rules; a frame-object matching none is accepted."""
+
+    name: str = "default"
+    rules: list[PolicyRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PolicyConfig:
+        names = [rule.name for rule in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError(f"rule names must be unique, got {names}")
+        return self
+
+
+class RunConfig(_Strict):
+    """One labelling run: which dataset, model, heads and policy, and where to store."""
+
+    name: str
+    dataset: DatasetConfig
+    model: ModelConfig
+    heads: HeadsConfig = HeadsConfig()
+    policy: PolicyConfig = PolicyConfig()
+    store: str = Field(description="path (or file:// URL) of the Zarr store")
+    gpu_concurrency: int = 1
+
+    @property
+    def store_path(self) -> Path:
+        return Path(self.store.removeprefix("file://"))
+
+
+_T = TypeVar("_T", bound=BaseModel)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: expected a YAML config file, found nothing.") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: expected valid YAML, got: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}.")
+    return data
+
+
+def _resolve_paths(data: dict[str, Any], base: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """Resolve relative path values of ``keys`` against ``base`` (expanding ``$VARS`` and ``~``)."""
+    out = dict(data)
+    for key in keys:
+        value = out.get(key)
+        if isinstance(value, str) and value and "://" not in value:
+            expanded = Path(os.path.expanduser(os.path.expandvars(value)))
+            out[key] = str(expanded if expanded.is_absolute() else (base / expanded).resolve())
+    return out
+
+
+def _validate(model: type[_T], data: dict[str, Any], path: Path) -> _T:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<top>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: invalid {model.__name__}: {problems}") from exc
+
+
+def _dataset_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    return _resolve_paths(data, base, ("root",))
+
+
+def _model_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    out = _resolve_paths(data, base, ("checkpoint",))
+    cfg = out.get("sam2_config")
+    # A sam2 package config name stays a name; anything that looks like a file path is
+    # resolved against the YAML's folder.
+    if isinstance(cfg, str) and not cfg.startswith("configs/") and cfg.endswith((".yaml", ".yml")):
+        out = _resolve_paths(out, base, ("sam2_config",))
+    return out
+
+
+def _heads_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    return _resolve_paths(data, base, ("directory",))
+
+
+def load_dataset_config(path: Path) -> DatasetConfig:
+    """Load and validate a dataset YAML."""
+    path = Path(path)
+    return _validate(DatasetConfig, _dataset_data(_read_yaml(path), path.parent), path)
+
+
+def load_model_config(path: Path) -> ModelConfig:
+    """Load and validate a model YAML."""
+    path = Path(path)
+    return _validate(ModelConfig, _model_data(_read_yaml(path), path.parent), path)
+
+
+def load_heads_config(path: Path) -> HeadsConfig:
+    """Load and validate a heads YAML."""
+    path = Path(path)
+    return _validate(HeadsConfig, _heads_data(_read_yaml(path), path.parent), path)
+
+
+def load_policy_config(path: Path) -> PolicyConfig:
+    """Load and validate a policy YAML."""
+    path = Path(path)
+    return _validate(PolicyConfig, _read_yaml(path), path)
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """Load a run YAML. Its ``dataset``, ``model``, ``heads`` and ``policy`` entries are either
+    inline mappings or paths (relative to the run file) of YAML files of that kind."""
+    path = Path(path)
+    data = _read_yaml(path)
+    base = path.parent
+    loaders = {
+        "dataset": (load_dataset_config, _dataset_data),
+        "model": (load_model_config, _model_data),
+        "heads": (load_heads_config, _heads_data),
+        "policy": (load_policy_config, lambda d, b: d),
+    }
+    for key, (load_file, resolve_inline) in loaders.items():
+        value = data.get(key)
+        if isinstance(value, str):
+            data[key] = load_file(Path(_resolve_paths({"p": value}, base, ("p",))["p"]))
+        elif isinstance(value, dict):
+            data[key] = resolve_inline(value, base)
+    store = data.get("store")
+    if isinstance(store, str):
+        data = _resolve_paths(data, base, ("store",))
+    return _validate(RunConfig, data, path)
+
+
+def config_fingerprint(config: BaseModel) -> str:
+    """A short stable hash of a config's content (used to tell whether stored output is current)."""
+    payload = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,102 @@
+"""The one interface every dataset reader implements, and lazy frame sources.
+
+A reader lists videos, describes each (:class:`~usam_video.types.VideoRef`), hands out a lazy
+:class:`FrameSource` (frames are decoded on demand, never the whole video at once), the prompts
+that start each object, and the ground truth where the dataset has it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections import OrderedDict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from usam_video.errors import FrameReadError
+from usam_video.types import ObjectPrompt, VideoRef
+
+__all__ = ["FrameSource", "JpegFolderSource", "DatasetReader"]
+
+
+class FrameSource(abc.ABC):
+    """A random-access, lazily decoded sequence of RGB frames of one video."""
+
+    height: int
+    width: int
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def __getitem__(self, index: int) -> np.ndarray:
+        """Return frame ``index`` as ``uint8`` ``(H, W, 3)`` RGB."""
+
+
+class JpegFolderSource(FrameSource):
+    """Frames stored as one JPEG file each, decoded with Pillow on demand.
+
+    A small LRU cache keeps the last few decoded frames: SAM 2 reads a frame once per
+    tracked object, and the cache turns those repeats into one decode.
+    """
+
+    def __init__(self, paths: Sequence[Path], height: int, width: int, cache_size: int = 4):
+        self._paths = list(paths)
+        self.height = height
+        self.width = width
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not 0 <= index < len(self._paths):
+            raise IndexError(f"frame {index} out of range 0..{len(self._paths) - 1}")
+        cached = self._cache.get(index)
+        if cached is not None:
+            self._cache.move_to_end(index)
+            return cached
+        path = self._paths[index]
+        try:
+            with Image.open(path) as image:
+                frame = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError) as exc:
+            raise FrameReadError(f"{path}: expected a readable JPEG frame, got: {exc}") from exc
+        if frame.shape[:2] != (self.height, self.width):
+            raise FrameReadError(
+                f"{path}: expected a frame of {self.height}x{self.width} (HxW) like frame 0, "
+                f"got {frame.shape[0]}x{frame.shape[1]}."
+            )
+        self._cache[index] = frame
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return frame
+
+
+class DatasetReader(abc.ABC):
+    """One dataset on disk, in one format."""
+
+    name: str
+
+    @abc.abstractmethod
+    def list_videos(self) -> list[str]:
+        """Video ids selected by the dataset config, in a stable order."""
+
+    @abc.abstractmethod
+    def video(self, video_id: str) -> VideoRef:
+        """Identity and geometry of one video; validates its layout without decoding frames."""
+
+    @abc.abstractmethod
+    def frames(self, video_id: str) -> FrameSource:
+        """A lazy source of the video's frames."""
+
+    @abc.abstractmethod
+    def prompts(self, video_id: str) -> list[ObjectPrompt]:
+        """The prompts that start each object (for DAVIS: the first-frame masks)."""
+
+    @abc.abstractmethod
+    def ground_truth(self, video_id: str, frame_index: int) -> np.ndarray | None:
+        """``uint8`` ``(H, W)`` index map of a frame (0 bg, ids, 255 void), or None if unannotated."""

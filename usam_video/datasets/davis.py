@@ -1,0 +1,132 @@
+"""Reader for the DAVIS 2017 layout.
+
+``JPEGImages/<res>/<seq>/%05d.jpg`` frames, ``Annotations/<res>/<seq>/%05d.png`` palette masks
+(0 background, 1..N objects, 255 void) and ``ImageSets/2017/<split>.txt`` lists.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from usam_video.config import DatasetConfig
+from usam_video.datasets.base import DatasetReader, FrameSource, JpegFolderSource
+from usam_video.datasets.palette import VOID_INDEX, png_size, read_palette_png
+from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError, FrameReadError
+from usam_video.types import ObjectPrompt, VideoRef
+
+__all__ = ["DavisReader"]
+
+_FRAME_NAME = re.compile(r"^(\d{5})\.jpg$")
+
+
+class DavisReader(DatasetReader):
+    """DAVIS 2017 (and anything laid out like it: the synthetic demo data, MOSE-like folders)."""
+
+    def __init__(self, config: DatasetConfig):
+        self.name = config.name
+        self._config = config
+        self.root = Path(config.root)
+        self._images = self.root / "JPEGImages" / config.resolution
+        self._annotations = self.root / "Annotations" / config.resolution
+        if not self.root.is_dir():
+            raise DatasetNotFoundError(
+                f"{self.root}: expected a DAVIS dataset root folder, found nothing. "
+                "Check 'root' in the dataset config."
+            )
+        if not self._images.is_dir() or not self._annotations.is_dir():
+            raise DatasetError(
+                f"{self.root}: expected a DAVIS layout with JPEGImages/{config.resolution}/ and "
+                f"Annotations/{config.resolution}/, found "
+                f"{sorted(p.name for p in self.root.iterdir())}."
+            )
+
+    def list_videos(self) -> list[str]:
+        if self._config.videos is not None:
+            return list(self._config.videos)
+        if self._config.split is not None:
+            list_file = self.root / "ImageSets" / "2017" / f"{self._config.split}.txt"
+            if not list_file.is_file():
+                raise DatasetNotFoundError(
+                    f"{list_file}: expected the list of split {self._config.split!r}, found nothing."
+                )
+            return [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+        return sorted(p.name for p in self._images.iterdir() if p.is_dir())
+
+    @lru_cache(maxsize=64)
+    def _frame_paths(self, video_id: str) -> tuple[Path, ...]:
+        folder = self._images / video_id
+        if not folder.is_dir():
+            raise DatasetNotFoundError(
+                f"{folder}: expected the frames of video {video_id!r}, found no folder."
+            )
+        indices: list[int] = []
+        for path in folder.iterdir():
+            match = _FRAME_NAME.match(path.name)
+            if match:
+                indices.append(int(match.group(1)))
+        if not indices:
+            raise FrameReadError(f"{folder}: expected frames named 00000.jpg, 00001.jpg, ..., found none.")
+        indices.sort()
+        expected = list(range(len(indices)))
+        if indices != expected:
+            missing = sorted(set(range(indices[-1] + 1)) - set(indices))
+            raise FrameReadError(
+                f"{folder}: expected consecutive frames 00000.jpg..{indices[-1]:05d}.jpg, "
+                f"missing {', '.join(f'{i:05d}.jpg' for i in missing[:10])}"
+                f"{' ...' if len(missing) > 10 else ''}."
+            )
+        return tuple(folder / f"{i:05d}.jpg" for i in indices)
+
+    def video(self, video_id: str) -> VideoRef:
+        paths = self._frame_paths(video_id)
+        try:
+            height, width = png_size(paths[0])
+        except AnnotationError as exc:
+            raise FrameReadError(str(exc)) from exc
+        first_mask = self._annotations / video_id / "00000.png"
+        if not first_mask.is_file():
+            raise AnnotationError(
+                f"{first_mask}: expected the first-frame annotation of video {video_id!r}, "
+                "found nothing."
+            )
+        mask_hw = png_size(first_mask)
+        if mask_hw != (height, width):
+            raise AnnotationError(
+                f"{first_mask}: expected a mask of {height}x{width} (HxW) like the frames, "
+                f"got {mask_hw[0]}x{mask_hw[1]}."
+            )
+        return VideoRef(self.name, video_id, len(paths), height, width)
+
+    def frames(self, video_id: str) -> FrameSource:
+        ref = self.video(video_id)
+        return JpegFolderSource(self._frame_paths(video_id), ref.height, ref.width)
+
+    def prompts(self, video_id: str) -> list[ObjectPrompt]:
+        ref = self.video(video_id)
+        path = self._annotations / video_id / "00000.png"
+        labels = read_palette_png(path)
+        object_ids = sorted(int(v) for v in np.unique(labels) if v not in (0, VOID_INDEX))
+        if not object_ids:
+            raise AnnotationError(
+                f"{path}: expected at least one object (index 1..254) on the first frame, "
+                "found only background/void."
+            )
+        del ref
+        return [ObjectPrompt(obj, 0, labels == obj) for obj in object_ids]
+
+    def ground_truth(self, video_id: str, frame_index: int) -> np.ndarray | None:
+        path = self._annotations / video_id / f"{frame_index:05d}.png"
+        if not path.is_file():
+            return None
+        ref = self.video(video_id)
+        labels = read_palette_png(path)
+        if labels.shape != (ref.height, ref.width):
+            raise AnnotationError(
+                f"{path}: expected a mask of {ref.height}x{ref.width} (HxW), got "
+                f"{labels.shape[0]}x{labels.shape[1]}."
+            )
+        return labels

@@ -1,0 +1,90 @@
+"""Palette (indexed-colour) PNG masks as DAVIS and MOSE ship them.
+
+A palette PNG stores one uint8 index per pixel: 0 background, 1..N object ids, 255 void.
+The DAVIS palette is the PASCAL VOC colour map, so files written here open in the same
+colours as the official annotations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from usam_video.errors import AnnotationError
+
+__all__ = ["VOID_INDEX", "davis_palette", "read_palette_png", "write_palette_png", "png_size"]
+
+#: Index of "void" pixels (object borders, unlabelled regions) in DAVIS annotations.
+VOID_INDEX = 255
+
+
+def davis_palette() -> list[int]:
+    """Return the 256-entry PASCAL VOC colour map as a flat RGB list (768 ints)."""
+    palette: list[int] = []
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for shift in range(8):
+            r |= ((c >> 0) & 1) << (7 - shift)
+            g |= ((c >> 1) & 1) << (7 - shift)
+            b |= ((c >> 2) & 1) << (7 - shift)
+            c >>= 3
+        palette.extend((r, g, b))
+    return palette
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Return ``(height, width)`` of an image file, reading only its header."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError as exc:
+        raise AnnotationError(f"{path}: expected an image file, found nothing.") from exc
+    except OSError as exc:
+        raise AnnotationError(f"{path}: expected a readable image, got: {exc}") from exc
+    return height, width
+
+
+def read_palette_png(path: Path) -> np.ndarray:
+    """Read a palette PNG as its index map.
+
+    Returns:
+        ``uint8`` array of shape ``(H, W)``: 0 background, 1..N objects, 255 void.
+
+    Raises:
+        AnnotationError: the file is missing, unreadable, or not palette ("P") or
+            8-bit greyscale ("L") mode. RGB masks are refused because colours cannot be
+            mapped back to object ids without guessing.
+    """
+    try:
+        with Image.open(path) as image:
+            mode = image.mode
+            if mode not in ("P", "L"):
+                raise AnnotationError(
+                    f"{path}: expected a palette ('P') or 8-bit greyscale ('L') PNG, "
+                    f"got colour mode {mode!r}. Save masks as indexed PNGs "
+                    "(0 background, 1..N objects, 255 void)."
+                )
+            array = np.array(image, dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise AnnotationError(f"{path}: expected a mask PNG, found nothing.") from exc
+    except AnnotationError:
+        raise
+    except OSError as exc:
+        raise AnnotationError(f"{path}: expected a readable PNG, got: {exc}") from exc
+    return array
+
+
+def write_palette_png(path: Path, index_map: np.ndarray) -> None:
+    """Write an ``(H, W)`` ``uint8`` index map as a palette PNG with the DAVIS colours."""
+    if index_map.ndim != 2 or index_map.dtype != np.uint8:
+        raise AnnotationError(
+            f"{path}: expected an (H, W) uint8 index map, got shape {index_map.shape} "
+            f"dtype {index_map.dtype}."
+        )
+    image = Image.fromarray(index_map, mode="P")
+    image.putpalette(davis_palette())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)

@@ -1,0 +1,506 @@
+"""Synthetic videos of moving shapes with exact ground truth, written in the DAVIS 2017 layout.
+
+The pipeline needs a dataset it can run end to end without downloading DAVIS or MOSE: in
+tests, in CI and in the demo. This module renders short videos of coloured shapes (ellipses,
+rectangles, convex polygons) drifting over a noisy gradient background, together with their
+exact per-pixel labels, and writes them as::
+
+    <root>/JPEGImages/480p/<seq>/00000.jpg ...    RGB JPEG, quality 95, no chroma subsampling
+    <root>/Annotations/480p/<seq>/00000.png ...   palette PNG: 0 background, 1..N objects
+    <root>/ImageSets/2017/<split>.txt             one sequence name per line
+
+Everything is drawn from one ``numpy.random.Generator`` seeded by the spec, so the same spec
+gives byte-identical arrays on every run. Rendering uses numpy only (coordinate grids and
+inequality masks), so the module needs no OpenCV.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from usam_video.datasets.palette import write_palette_png
+from usam_video.errors import InputError
+
+__all__ = [
+    "JPEG_QUALITY",
+    "MAX_FRAMES",
+    "MAX_OBJECTS",
+    "MIN_SIDE",
+    "MIN_VISIBLE_PIXELS",
+    "SyntheticVideo",
+    "SyntheticVideoSpec",
+    "make_demo_dataset",
+    "render_video",
+    "write_davis_dataset",
+]
+
+#: Smallest allowed frame height and width in pixels.
+MIN_SIDE = 32
+#: Most objects per video: 0 is background and 255 is the DAVIS "void" index.
+MAX_OBJECTS = 254
+#: Most frames per video: file names are ``%05d``, so frame 100000 would break the sort order.
+MAX_FRAMES = 99_999
+#: Every object covers at least this many pixels on frame 0, so a first-frame mask prompt exists.
+MIN_VISIBLE_PIXELS = 20
+#: JPEG quality of the written frames (high, so decoded frames stay close to the rendered ones).
+JPEG_QUALITY = 95
+
+# Side of the smallest frame-0 layout cell. A shape of circumradius >= 0.25 * cell fits inside its
+# cell and covers > MIN_VISIBLE_PIXELS pixels (a triangle of circumradius 5 covers ~32 px).
+_MIN_CELL = 20
+# Sequence names become directory names and lines of the split list: keep them path- and
+# line-safe (no separators, no whitespace, no leading dot).
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+# Files this module writes into a sequence folder; only these are cleared on rewrite.
+_FRAME_FILE_RE = re.compile(r"\d{5}\.(?:jpg|png)\Z")
+
+_ELLIPSE, _RECTANGLE, _POLYGON = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class SyntheticVideoSpec:
+    """What to render: one video of ``num_objects`` moving shapes.
+
+    Attributes:
+        name: Sequence name, used as folder name and split-list line
+            (letters, digits, ``.``, ``_``, ``-``; not starting with ``.``, ``_`` or ``-``).
+        num_frames: Number of frames T, 1..99999.
+        height: Frame height H in pixels, >= 32.
+        width: Frame width W in pixels, >= 32.
+        num_objects: Number of objects N, 1..254; the frame must leave each object a
+            20x20 px cell on frame 0.
+        seed: Non-negative seed of the ``numpy.random.Generator``. The content depends on the
+            seed and the sizes only, not on ``name``.
+
+    Raises:
+        InputError: (a ``ValueError``) a field is out of range; the message names the field
+            and the value.
+    """
+
+    name: str
+    num_frames: int = 12
+    height: int = 96
+    width: int = 128
+    num_objects: int = 2
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # Validate at construction so a bad spec fails where it is written, not deep inside
+        # a dataset write that has already produced half of its files.
+        _check_name("SyntheticVideoSpec.name", self.name)
+        _check_int("SyntheticVideoSpec.num_frames", self.num_frames, 1, MAX_FRAMES)
+        _check_int("SyntheticVideoSpec.height", self.height, MIN_SIDE, None)
+        _check_int("SyntheticVideoSpec.width", self.width, MIN_SIDE, None)
+        _check_int("SyntheticVideoSpec.num_objects", self.num_objects, 1, MAX_OBJECTS)
+        _check_int("SyntheticVideoSpec.seed", self.seed, 0, None)
+        rows, cols = _layout_grid(self.num_objects, self.height, self.width)
+        cell = min(self.height / rows, self.width / cols)
+        if cell < _MIN_CELL:
+            raise InputError(
+                f"SyntheticVideoSpec: expected a frame large enough for num_objects="
+                f"{self.num_objects} (each needs a {_MIN_CELL}x{_MIN_CELL} px cell on frame 0), "
+                f"got height={self.height}, width={self.width}. "
+                "Use a larger frame or fewer objects."
+            )
+
+
+@dataclass(frozen=True)
+class SyntheticVideo:
+    """A rendered video and its ground truth.
+
+    Attributes:
+        name: Sequence name (``SyntheticVideoSpec.name``).
+        frames: ``uint8`` array ``(T, H, W, 3)``, RGB.
+        labels: ``uint8`` array ``(T, H, W)`` of index maps: 0 background, 1..N object ids.
+            Where objects overlap the label is the top one (the highest id).
+    """
+
+    name: str
+    frames: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """One object's appearance and motion; coordinates in pixels, pixel i spans [i, i + 1)."""
+
+    kind: int
+    params: np.ndarray  # ellipse: (a, b) semi-axes; rectangle: (a, b) half-sides; polygon: (K, 2)
+    radius: float  # circumradius at scale 1, bounds the shape for cropping
+    color: np.ndarray  # float32 (3,), RGB 0..255
+    cy: np.ndarray  # float64 (T,) centre row per frame
+    cx: np.ndarray  # float64 (T,) centre column per frame
+    angle: np.ndarray  # float64 (T,) rotation in radians per frame
+    scale: np.ndarray  # float64 (T,) size factor per frame, 1 on frame 0
+
+
+def render_video(spec: SyntheticVideoSpec) -> SyntheticVideo:
+    """Render ``spec`` into frames and labels.
+
+    Objects start in distinct cells of a grid so that none hides another on frame 0 (each
+    covers >= ``MIN_VISIBLE_PIXELS`` px there); afterwards they drift, rotate, pulse slightly
+    in size and may overlap, later ids drawn on top. Centres bounce off the frame borders so
+    objects never leave the frame entirely.
+
+    Returns:
+        A :class:`SyntheticVideo` with ``frames`` ``uint8 (T, H, W, 3)`` and ``labels``
+        ``uint8 (T, H, W)``. The same spec gives byte-identical arrays.
+
+    Raises:
+        InputError: ``spec`` is not a :class:`SyntheticVideoSpec`.
+    """
+    if not isinstance(spec, SyntheticVideoSpec):
+        raise InputError(
+            f"render_video: expected a SyntheticVideoSpec, got {type(spec).__name__}."
+        )
+    rng = np.random.default_rng(spec.seed)
+    num_frames, height, width = spec.num_frames, spec.height, spec.width
+
+    # Fixed draw order (background, layout, objects, noise) keeps outputs reproducible.
+    background = _background(rng, height, width)
+    shapes = _sample_shapes(rng, spec)
+    # Per-frame sensor noise, so consecutive frames are not pixel-identical and the objects
+    # get some texture too; low sigma so JPEG and colour cues stay clean.
+    noise = rng.standard_normal((num_frames, height, width, 3), dtype=np.float32) * 2.0
+
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    labels = np.zeros((num_frames, height, width), dtype=np.uint8)
+    for t in range(num_frames):
+        canvas = background.copy()
+        for object_id, shape in enumerate(shapes, start=1):
+            _draw(canvas, labels[t], shape, t, object_id)
+        canvas += noise[t]
+        np.clip(np.rint(canvas), 0, 255, out=canvas)
+        frames[t] = canvas.astype(np.uint8)
+    return SyntheticVideo(name=spec.name, frames=frames, labels=labels)
+
+
+def write_davis_dataset(
+    root: Path,
+    specs: Sequence[SyntheticVideoSpec],
+    split: str = "val",
+    annotate_all_frames: bool = True,
+) -> list[str]:
+    """Render every spec and write it under ``root`` in the DAVIS 2017 layout.
+
+    Frames go to ``JPEGImages/480p/<name>/%05d.jpg`` (RGB, quality 95, 4:4:4 chroma) and labels to
+    ``Annotations/480p/<name>/%05d.png`` (palette PNG). Frame and mask files left in those
+    folders by an earlier write are removed first, so a shorter rewrite leaves no stale frames.
+    The names are merged into ``ImageSets/2017/<split>.txt`` once, after all sequences are
+    written: lines already there are kept, new names appended, so several splits (or calls)
+    can share one root.
+
+    Args:
+        root: Dataset root; created if missing.
+        specs: Videos to write; names must be unique.
+        split: Split list name, e.g. ``"val"``, ``"train"``, ``"test-dev"``.
+        annotate_all_frames: If False only frame ``00000`` gets a PNG, like DAVIS test-dev.
+
+    Returns:
+        The sequence names, in the order of ``specs``.
+
+    Raises:
+        InputError: ``specs`` is empty, holds a non-spec or a repeated name, or ``split`` is
+            not a plain name.
+    """
+    root = Path(root)
+    _check_name("write_davis_dataset: split", split)
+    specs = list(specs)
+    if not specs:
+        raise InputError(
+            "write_davis_dataset: expected at least one SyntheticVideoSpec, got none."
+        )
+    for spec in specs:
+        if not isinstance(spec, SyntheticVideoSpec):
+            raise InputError(
+                f"write_davis_dataset: expected SyntheticVideoSpec items, "
+                f"got {type(spec).__name__}."
+            )
+    names = [spec.name for spec in specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(
+            f"write_davis_dataset: expected unique sequence names, got repeated {repeated}. "
+            "Give each spec its own name."
+        )
+
+    for spec in specs:
+        video = render_video(spec)
+        image_dir = root / "JPEGImages" / "480p" / spec.name
+        mask_dir = root / "Annotations" / "480p" / spec.name
+        for folder in (image_dir, mask_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            _remove_frame_files(folder)
+        for t in range(spec.num_frames):
+            # 4:4:4 chroma: the default 4:2:0 smears the saturated object colours across
+            # their edges (about twice the decoding error), blurring mask boundaries.
+            Image.fromarray(video.frames[t]).save(
+                image_dir / f"{t:05d}.jpg", quality=JPEG_QUALITY, subsampling=0
+            )
+            if annotate_all_frames or t == 0:
+                write_palette_png(mask_dir / f"{t:05d}.png", video.labels[t])
+
+    _merge_split_list(root / "ImageSets" / "2017" / f"{split}.txt", names)
+    return names
+
+
+def make_demo_dataset(
+    root: Path,
+    num_videos: int = 3,
+    num_frames: int = 12,
+    height: int = 96,
+    width: int = 128,
+    seed: int = 0,
+    split: str = "val",
+) -> list[str]:
+    """Write ``num_videos`` small videos named ``synth-000``, ``synth-001``, ... under ``root``.
+
+    Video ``i`` has ``1 + i % 3`` objects (so the default three videos cover 1, 2 and 3
+    objects) and its own seed derived from ``(seed, i)``, so videos differ from each other but
+    the dataset is the same for the same arguments. All frames are annotated.
+
+    Returns:
+        The sequence names.
+
+    Raises:
+        InputError: ``num_videos`` is not in 1..1000, or a size is out of range
+            (see :class:`SyntheticVideoSpec`).
+    """
+    _check_int("make_demo_dataset: num_videos", num_videos, 1, 1000)
+    _check_int("make_demo_dataset: seed", seed, 0, None)
+    specs = [
+        SyntheticVideoSpec(
+            name=f"synth-{index:03d}",
+            num_frames=num_frames,
+            height=height,
+            width=width,
+            num_objects=1 + index % 3,
+            # SeedSequence mixes (seed, index) so neighbouring demo seeds do not share videos.
+            seed=int(np.random.SeedSequence([seed, index]).generate_state(1)[0]),
+        )
+        for index in range(num_videos)
+    ]
+    return write_davis_dataset(root, specs, split=split, annotate_all_frames=True)
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_int(field: str, value: object, low: int, high: int | None) -> None:
+    """Raise InputError unless ``value`` is an int in ``[low, high]`` (``high=None``: no cap)."""
+    # bool is an int subclass, but True as a frame count is surely a mistake.
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        number = int(value)
+        if number >= low and (high is None or number <= high):
+            return
+    expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    raise InputError(f"{field}: expected {expected}, got {value!r}.")
+
+
+def _check_name(field: str, value: object) -> None:
+    """Raise InputError unless ``value`` is a path- and line-safe name."""
+    if isinstance(value, str) and _NAME_RE.match(value):
+        return
+    raise InputError(
+        f"{field}: expected a name of letters, digits, '.', '_' or '-' starting with a letter "
+        f"or digit, got {value!r}."
+    )
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _layout_grid(num_objects: int, height: int, width: int) -> tuple[int, int]:
+    """Return ``(rows, cols)`` with ``rows * cols >= num_objects`` maximising the cell side."""
+    best = (1, num_objects)
+    best_side = -1.0
+    for cols in range(1, num_objects + 1):
+        rows = math.ceil(num_objects / cols)
+        side = min(height / rows, width / cols)
+        if side > best_side:
+            best, best_side = (rows, cols), side
+    return best
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Return a float32 ``(H, W, 3)`` muted linear gradient plus static fine texture."""
+    # Muted (low-saturation) colours so the saturated objects stand out from the background.
+    grey = rng.uniform(60.0, 170.0, size=2)
+    tint = rng.uniform(-25.0, 25.0, size=(2, 3))
+    start, end = grey[0] + tint[0], grey[1] + tint[1]
+    direction = rng.uniform(0.0, 2.0 * math.pi)
+    ys = (np.arange(height, dtype=np.float32) + 0.5)[:, None]
+    xs = (np.arange(width, dtype=np.float32) + 0.5)[None, :]
+    ramp = xs * math.cos(direction) + ys * math.sin(direction)
+    ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
+    gradient = start[None, None, :] * (1.0 - ramp[..., None]) + end[None, None, :] * ramp[..., None]
+    # Static fine texture: real backgrounds are not smooth, and a fixed pattern (unlike the
+    # per-frame noise) is consistent over time, as a still camera would see it.
+    texture = rng.normal(0.0, 5.0, size=(height, width, 1))
+    return (gradient + texture).astype(np.float32)
+
+
+def _sample_shapes(rng: np.random.Generator, spec: SyntheticVideoSpec) -> list[_Shape]:
+    """Draw appearance and trajectory of every object."""
+    height, width, count = spec.height, spec.width, spec.num_objects
+    rows, cols = _layout_grid(count, height, width)
+    cells = rng.permutation(rows * cols)[:count]
+    cell_h, cell_w = height / rows, width / cols
+    hue_offset = rng.uniform(0.0, 1.0)
+    t = np.arange(spec.num_frames, dtype=np.float64)
+    short_side = min(height, width)
+
+    shapes = []
+    for index, cell in enumerate(cells):
+        row, col = divmod(int(cell), cols)
+        half = min(cell_h, cell_w) / 2.0
+        radius = half * rng.uniform(0.5, 0.75)
+        # Centre at least `radius` inside the cell: the shape stays in its cell on frame 0, so
+        # no object hides another there and each is fully inside the frame.
+        cy0 = rng.uniform(row * cell_h + radius, (row + 1) * cell_h - radius)
+        cx0 = rng.uniform(col * cell_w + radius, (col + 1) * cell_w - radius)
+
+        kind = int(rng.integers(3))
+        if kind == _ELLIPSE:
+            params = np.array([radius, radius * rng.uniform(0.6, 1.0)])
+        elif kind == _RECTANGLE:
+            # Half-diagonal equals radius, so any rotation stays within the circumcircle.
+            corner = rng.uniform(math.pi / 6.0, math.pi / 3.0)
+            params = np.array([radius * math.cos(corner), radius * math.sin(corner)])
+        else:
+            # Vertices on the circumcircle with angles jittered by < half a step: still sorted,
+            # hence convex, and every gap < pi, hence the centre is inside.
+            sides = int(rng.integers(3, 7))
+            steps = np.arange(sides) + rng.uniform(-0.15, 0.15, size=sides)
+            angles = 2.0 * math.pi * steps / sides
+            params = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+        hue = (hue_offset + index / count) % 1.0
+        rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.75, 1.0), rng.uniform(0.75, 1.0))
+        color = np.array(rgb, dtype=np.float32) * 255.0
+
+        # Trajectory: constant drift plus a sideways sinusoidal wobble that is 0 on frame 0,
+        # scaled to the frame so motion is visible (~1-2.5 px/frame at 96 px) at any size.
+        heading = rng.uniform(0.0, 2.0 * math.pi)
+        speed = rng.uniform(0.6, 1.6) * short_side / 64.0
+        wobble_amp = rng.uniform(0.0, 0.05) * short_side
+        wobble_freq = rng.uniform(0.2, 0.6)
+        wobble_phase = rng.uniform(0.0, 2.0 * math.pi)
+        wobble = wobble_amp * (np.sin(wobble_freq * t + wobble_phase) - math.sin(wobble_phase))
+        cy = cy0 + speed * t * math.sin(heading) + wobble * math.cos(heading)
+        cx = cx0 + speed * t * math.cos(heading) - wobble * math.sin(heading)
+
+        angle = rng.uniform(0.0, 2.0 * math.pi) + rng.uniform(-0.05, 0.05) * t
+        scale = 1.0 + rng.uniform(0.05, 0.15) * np.sin(rng.uniform(0.2, 0.5) * t)
+        shapes.append(
+            _Shape(
+                kind=kind,
+                params=params,
+                radius=radius,
+                color=color,
+                cy=_bounce(cy, height),
+                cx=_bounce(cx, width),
+                angle=angle,
+                scale=scale,
+            )
+        )
+
+    # Guarantee the frame-0 prompt: a shape too thin to cover MIN_VISIBLE_PIXELS after
+    # rasterisation (unlikely, given _MIN_CELL) becomes a disc filling 3/4 of its cell.
+    scratch = np.zeros((height, width), dtype=np.uint8)
+    canvas = np.zeros((height, width, 3), dtype=np.float32)
+    for index, shape in enumerate(shapes):
+        scratch[:] = 0
+        _draw(canvas, scratch, shape, 0, 1)
+        if np.count_nonzero(scratch) < MIN_VISIBLE_PIXELS:
+            radius = min(cell_h, cell_w) / 2.0 * 0.75
+            shapes[index] = _Shape(
+                kind=_ELLIPSE,
+                params=np.array([radius, radius]),
+                radius=radius,
+                color=shape.color,
+                cy=shape.cy,
+                cx=shape.cx,
+                angle=shape.angle,
+                scale=shape.scale,
+            )
+    return shapes
+
+
+def _bounce(position: np.ndarray, length: int) -> np.ndarray:
+    """Reflect positions into ``[0, length]`` (a centre bouncing off the borders)."""
+    period = 2.0 * length
+    folded = np.mod(position, period)
+    return np.where(folded > length, period - folded, folded)
+
+
+def _draw(canvas: np.ndarray, label: np.ndarray, shape: _Shape, t: int, object_id: int) -> None:
+    """Paint ``shape`` at frame ``t`` into ``canvas`` (float32 HxWx3) and ``label`` (uint8 HxW).
+
+    Only the shape's bounding box is evaluated, so cost scales with object size, not with
+    the frame size times the number of objects.
+    """
+    height, width = label.shape
+    cy, cx, scale = shape.cy[t], shape.cx[t], shape.scale[t]
+    extent = shape.radius * scale + 1.0
+    r0, r1 = max(math.floor(cy - extent), 0), min(math.ceil(cy + extent), height)
+    c0, c1 = max(math.floor(cx - extent), 0), min(math.ceil(cx + extent), width)
+    if r0 >= r1 or c0 >= c1:
+        return
+    dy = (np.arange(r0, r1, dtype=np.float64) + 0.5 - cy)[:, None]
+    dx = (np.arange(c0, c1, dtype=np.float64) + 0.5 - cx)[None, :]
+    cos_a, sin_a = math.cos(shape.angle[t]), math.sin(shape.angle[t])
+    # Pixel centres in the shape's own (unrotated, unscaled) frame.
+    u = (cos_a * dx + sin_a * dy) / scale
+    v = (-sin_a * dx + cos_a * dy) / scale
+
+    if shape.kind == _ELLIPSE:
+        a, b = shape.params
+        inside = (u / a) ** 2 + (v / b) ** 2 <= 1.0
+    elif shape.kind == _RECTANGLE:
+        a, b = shape.params
+        inside = (np.abs(u) <= a) & (np.abs(v) <= b)
+    else:
+        # Convex polygon with counter-clockwise vertices: inside iff left of every edge.
+        inside = np.ones(u.shape, dtype=bool)
+        vertices = shape.params
+        for (x0, y0), (x1, y1) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
+            inside &= (x1 - x0) * (v - y0) - (y1 - y0) * (u - x0) >= 0.0
+
+    # Mild linear shading across the object so it is not a flat colour patch.
+    shade = (1.0 + 0.12 * u / shape.radius)[inside].astype(np.float32)
+    canvas[r0:r1, c0:c1][inside] = shape.color[None, :] * shade[:, None]
+    label[r0:r1, c0:c1][inside] = object_id
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _remove_frame_files(folder: Path) -> None:
+    """Delete ``%05d.jpg`` / ``%05d.png`` files left by an earlier write; keep anything else."""
+    for path in folder.iterdir():
+        if path.is_file() and _FRAME_FILE_RE.match(path.name):
+            path.unlink()
+
+
+def _merge_split_list(path: Path, names: Sequence[str]) -> None:
+    """Append ``names`` missing from the split list at ``path``, keeping existing lines."""
+    existing: list[str] = []
+    if path.exists():
+        existing = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    known = set(existing)
+    merged = existing + [name for name in dict.fromkeys(names) if name not in known]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename, so a reader never sees a half-written list.
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(f"{name}\n" for name in merged))
+    os.replace(temporary, path)

@@ -1,0 +1,108 @@
+"""Capture of the SAM 2 mask decoder's tokens through torch forward hooks.
+
+Three hooks on modules sam2 already has, no method replaced:
+- ``sam_mask_decoder.transformer``: its output ``hs`` ``(B, n_tokens, D)`` holds, after the
+  optional object-score token, the IoU token and the ``K`` mask tokens;
+- ``sam_mask_decoder.iou_prediction_head``: the predicted IoU of all ``K`` tokens ``(B, K)``;
+- ``sam_mask_decoder`` itself: which tokens it returned (``multimask_output``) and the object
+  score logits, which closes one decoder call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["DecoderCall", "TokenCapture"]
+
+
+@dataclass(frozen=True, eq=False)
+class DecoderCall:
+    """One mask-decoder call for a batch of ``B`` objects (numpy, on the CPU).
+
+    Attributes:
+        iou_tokens: ``float32`` ``(B, D)``.
+        mask_tokens: ``float32`` ``(B, K, D)``.
+        candidate_ious: ``float32`` ``(B, K)``: the decoder's IoU head on ``iou_tokens``.
+        chosen: ``int64`` ``(B,)``: the token whose mask the decoder returned.
+        object_score_logits: ``float32`` ``(B,)``.
+    """
+
+    iou_tokens: np.ndarray
+    mask_tokens: np.ndarray
+    candidate_ious: np.ndarray
+    chosen: np.ndarray
+    object_score_logits: np.ndarray
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    # Copy to plain float32 CPU memory: hooks run under inference_mode, and bf16 has no numpy type.
+    return t.detach().to(device="cpu", dtype=torch.float32).numpy().copy()
+
+
+class TokenCapture:
+    """Context manager collecting one :class:`DecoderCall` per mask-decoder forward."""
+
+    def __init__(self, model: torch.nn.Module):
+        self._decoder = model.sam_mask_decoder
+        # With pred_obj_scores the object-score token comes first in hs (mask_decoder.py).
+        self._first = 1 if self._decoder.pred_obj_scores else 0
+        self._k = int(self._decoder.num_mask_tokens)
+        self._handles: list[Any] = []
+        self._hs: torch.Tensor | None = None
+        self._ious: torch.Tensor | None = None
+        self.calls: list[DecoderCall] = []
+
+    def __enter__(self) -> TokenCapture:
+        self._handles = [
+            self._decoder.transformer.register_forward_hook(self._on_transformer),
+            self._decoder.iou_prediction_head.register_forward_hook(self._on_iou_head),
+            self._decoder.register_forward_hook(self._on_decoder, with_kwargs=True),
+        ]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def drain(self) -> list[DecoderCall]:
+        """Return and forget the calls captured since the last drain."""
+        calls, self.calls = self.calls, []
+        return calls
+
+    def _on_transformer(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        self._hs = output[0]
+
+    def _on_iou_head(self, module: torch.nn.Module, args: Any, output: torch.Tensor) -> None:
+        self._ious = output
+
+    def _on_decoder(self, module: torch.nn.Module, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        if self._hs is None or self._ious is None:
+            raise RuntimeError("mask decoder ran without its transformer/IoU head: sam2 internals changed")
+        hs, all_ious = self._hs, self._ious.float()
+        self._hs = self._ious = None
+        returned_ious = output[1].float()
+        multimask = bool(kwargs.get("multimask_output", args[4] if len(args) > 4 else False))
+        if multimask:
+            # The decoder returned tokens 1..K-1; sam2 then keeps the highest predicted IoU.
+            chosen = 1 + torch.argmax(all_ious[:, 1:], dim=-1)
+        else:
+            # Token 0, unless dynamic_multimask_via_stability swapped in the best multimask
+            # token; the returned IoU tells which (it is copied from one of the two).
+            best_multi = 1 + torch.argmax(all_ious[:, 1:], dim=-1)
+            took_single = returned_ious[:, 0] == all_ious[:, 0]
+            chosen = torch.where(took_single, torch.zeros_like(best_multi), best_multi)
+        s = self._first
+        self.calls.append(
+            DecoderCall(
+                iou_tokens=_np(hs[:, s]),
+                mask_tokens=_np(hs[:, s + 1 : s + 1 + self._k]),
+                candidate_ious=_np(all_ious),
+                chosen=chosen.to("cpu", torch.int64).numpy().copy(),
+                object_score_logits=_np(output[3][:, 0]),
+            )
+        )

@@ -1,0 +1,29 @@
+"""The USAM head: the MLP of UncertainSAM (ICML 2025) on SAM's IoU token and one mask token."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["UsamHead"]
+
+
+class UsamHead(nn.Module):
+    """``concat(iou_token, mask_token)`` ``(N, 2D)`` -> ``(N,)`` score in [0, 1].
+
+    Three linear layers ``2D -> 2D -> 2D -> 1`` with ReLU between and a sigmoid at the end;
+    the parameter names (``layers.0.weight`` ...) are those of the published head files.
+    """
+
+    def __init__(self, token_dim: int = 256):
+        super().__init__()
+        width = 2 * token_dim
+        self.token_dim = token_dim
+        self.layers = nn.ModuleList([nn.Linear(width, width), nn.Linear(width, width), nn.Linear(width, 1)])
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``features``: ``float`` ``(N, 2D)``; returns ``float`` ``(N,)``."""
+        x = features
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        return torch.sigmoid(self.layers[-1](x)).squeeze(-1)

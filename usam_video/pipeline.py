@@ -1,0 +1,222 @@
+"""Plain functions the flows (and the CLI) call: no Prefect here, so tests reach all of it.
+
+``label_video`` is the whole per-video path: read, propagate with token capture, score,
+decide, write. Heavy objects (the SAM 2 model, the heads) are built once per process and
+reused across videos.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from usam_video.config import HeadsConfig, ModelConfig, RunConfig, config_fingerprint
+from usam_video.datasets import DatasetReader, open_dataset
+from usam_video.engine import BuiltModel, PropagationSession, build_model
+from usam_video.errors import UsamVideoError
+from usam_video.heads import HeadSet, load_heads, random_heads
+from usam_video.scoring import ThresholdPolicy, score_frame, score_names
+from usam_video.store import PseudoLabelStore
+from usam_video.types import Status, VideoResult
+
+__all__ = [
+    "LabelContext",
+    "code_version",
+    "list_videos",
+    "load_context",
+    "label_video",
+    "label_dataset",
+    "untrained_warnings",
+    "run_fingerprint",
+]
+
+log = logging.getLogger(__name__)
+
+
+def code_version() -> str:
+    """The installed usam-video version (recorded in provenance)."""
+    try:
+        return version("usam-video")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True, eq=False)
+class LabelContext:
+    """Everything a run needs that is expensive to build, built once per process."""
+
+    run: RunConfig
+    reader: DatasetReader
+    model: BuiltModel
+    heads: HeadSet | None
+    policy: ThresholdPolicy
+    score_names: tuple[str, ...]
+
+
+@lru_cache(maxsize=2)
+def _cached_model(model_json: str) -> BuiltModel:
+    return build_model(ModelConfig.model_validate_json(model_json))
+
+
+@lru_cache(maxsize=2)
+def _cached_heads(heads_json: str) -> HeadSet | None:
+    config = HeadsConfig.model_validate_json(heads_json)
+    if config.directory is not None:
+        return load_heads(config.directory, config.names, config.token_dim)
+    if config.random_init:
+        return random_heads(config.names or (), config.token_dim, config.seed)
+    return None
+
+
+def load_context(run: RunConfig) -> LabelContext:
+    """Open the dataset, build (or reuse) the model and heads, check the policy against them."""
+    reader = open_dataset(run.dataset)
+    model = _cached_model(run.model.model_dump_json())
+    heads = _cached_heads(run.heads.model_dump_json())
+    if heads is not None and heads.token_dim != model.token_dim:
+        raise UsamVideoError(
+            f"heads from {heads.source}: expected {model.token_dim}-d tokens of model "
+            f"{run.model.name!r}, got heads for {heads.token_dim}-d tokens."
+        )
+    names = score_names(heads)
+    policy = ThresholdPolicy(run.policy)
+    policy.check(names)
+    return LabelContext(run, reader, model, heads, policy, names)
+
+
+def list_videos(run: RunConfig) -> list[str]:
+    """The video ids a run labels (cheap: opens the dataset only)."""
+    return open_dataset(run.dataset).list_videos()
+
+
+def run_fingerprint(run: RunConfig) -> str:
+    """Identifies the output of a run: dataset, model, heads, policy and code version.
+
+    The store path is left out: the same labels written elsewhere are the same labels.
+    """
+    payload = run.model_copy(update={"store": "", "name": "", "gpu_concurrency": 1})
+    return f"{config_fingerprint(payload)}-{code_version()}"
+
+
+def untrained_warnings(context: LabelContext) -> list[str]:
+    """Plain-language warnings when masks or scores come from random weights."""
+    out = []
+    if context.model.untrained:
+        out.append(
+            f"model {context.run.model.name!r} has RANDOM weights (random_init: true): its masks are "
+            "not real segmentations. Point 'checkpoint' at a SAM 2 checkpoint for real pseudo-labels."
+        )
+    if context.heads is not None and context.heads.untrained:
+        out.append("USAM heads are RANDOMLY initialised (random_init: true): their scores carry no meaning.")
+    if context.heads is not None and context.heads.missing:
+        out.append(f"USAM heads missing from {context.heads.source}: {list(context.heads.missing)}.")
+    return out
+
+
+def _provenance(context: LabelContext) -> dict[str, Any]:
+    model, heads = context.model, context.heads
+    import sam2  # noqa: F401  (only for its version; the engine already imported it)
+    import torch
+
+    return {
+        "model_name": context.run.model.name,
+        "sam2_config": str(model.config_path),
+        "checkpoint_sha256": model.checkpoint_sha256,
+        "model_untrained": model.untrained,
+        "heads_source": heads.source if heads else "none",
+        "heads_sha256": heads.sha256 if heads else "none",
+        "heads_untrained": heads.untrained if heads else False,
+        "policy": context.run.policy.model_dump(mode="json"),
+        "device": str(model.device),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "code_version": code_version(),
+        "sam2_version": _dist_version("sam2"),
+        "torch_version": torch.__version__,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def label_video(context: LabelContext, video_id: str, store: PseudoLabelStore | None = None) -> VideoResult:
+    """Pseudo-label one video into the run's store; skip it if already complete and current.
+
+    Input is validated (frames listed, first-frame masks read) before the store is touched, so
+    a bad video never damages what is stored. Raises :class:`UsamVideoError` subclasses for bad
+    input; the flow reports those as failed videos.
+    """
+    started = time.perf_counter()
+    store = store or PseudoLabelStore.open(context.run.store_path)
+    fingerprint = run_fingerprint(context.run)
+    if store.is_complete(video_id, fingerprint):
+        summary = store.summary(video_id)
+        counts = summary.status_counts
+        return VideoResult(
+            video_id,
+            "skipped",
+            frames=summary.num_frames,
+            objects=len(summary.object_ids),
+            accepted=counts["accepted"],
+            queued_refine=counts["queued_refine"],
+            queued_human=counts["queued_human"],
+            seconds=time.perf_counter() - started,
+        )
+    ref = context.reader.video(video_id)
+    prompts = context.reader.prompts(video_id)
+    frames = context.reader.frames(video_id)
+    session = PropagationSession(context.model, frames)
+    for prompt in prompts:
+        session.add_mask_prompt(prompt)
+    object_ids = session.object_ids
+    writer = store.begin_video(
+        ref, object_ids, context.score_names, context.policy.reasons, _provenance(context), fingerprint
+    )
+    counts = np.zeros(len(Status), dtype=np.int64)
+    iou_sum, iou_n = 0.0, 0
+    for prediction in session.propagate():
+        scores = score_frame(prediction, context.heads)
+        status, reason = context.policy.decide(scores)
+        writer.write_frame(prediction.frame_index, prediction.masks, scores.values, status, reason)
+        counts += np.bincount(status, minlength=len(Status))
+        iou_sum += float(prediction.sam_iou.sum())
+        iou_n += prediction.sam_iou.size
+    writer.finish()
+    return VideoResult(
+        video_id,
+        "labelled",
+        frames=writer.frames_written,
+        objects=len(object_ids),
+        accepted=int(counts[Status.ACCEPTED]),
+        queued_refine=int(counts[Status.QUEUED_REFINE]),
+        queued_human=int(counts[Status.QUEUED_HUMAN]),
+        mean_predicted_iou=iou_sum / iou_n if iou_n else math.nan,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def label_dataset(run: RunConfig) -> list[VideoResult]:
+    """Label every video of a run in this process (no Prefect); a failing video is reported
+    as ``failed`` and the others still run."""
+    context = load_context(run)
+    store = PseudoLabelStore.open(run.store_path)
+    results = []
+    for video_id in context.reader.list_videos():
+        try:
+            results.append(label_video(context, video_id, store))
+        except UsamVideoError as exc:
+            log.error("video %s failed: %s", video_id, exc)
+            results.append(VideoResult(video_id, "failed", error=str(exc)))
+    return results

@@ -1,0 +1,275 @@
+"""The Zarr v3 pseudo-label store: one group per video, written frame by frame.
+
+Layout (``O`` objects, ``T`` frames, ``S`` score columns)::
+
+    <store>/                      attrs: format, format_version
+      videos/<video_id>/          attrs: video, object_ids, score_names, reasons,
+                                         provenance, fingerprint, complete
+        masks   bool    (T, O, H, W)  chunks (1, 1, H, W)
+        scores  float32 (T, O, S)     chunks (1, 1, S)   NaN until written
+        status  uint8   (T, O)        chunks (1, 1)      usam_video.types.Status
+        reason  uint8   (T, O)        chunks (1, 1)      0 none, i+1 = reasons[i]
+
+Every array is chunked per frame-object, so rewriting one frame-object (a refinement, a human
+correction) touches no other chunk. Objects may overlap (SA-V masklets do): each object has its
+own mask plane. A video is complete only once ``complete`` is set after its last frame landed;
+a group found incomplete was interrupted and is rewritten from scratch by the next run.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import zarr
+
+from usam_video.errors import InputError, StoreError, StoreNotFoundError, VideoNotFoundError
+from usam_video.types import QueueEntry, Status, VideoRef
+
+__all__ = ["STORE_FORMAT", "PseudoLabelStore", "VideoWriter", "VideoSummary", "FrameTable"]
+
+STORE_FORMAT = "usam-video-pseudo-labels"
+STORE_FORMAT_VERSION = 1
+_VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """What ``inspect`` shows of one video."""
+
+    video_id: str
+    complete: bool
+    num_frames: int
+    height: int
+    width: int
+    object_ids: tuple[int, ...]
+    score_names: tuple[str, ...]
+    status_counts: dict[str, int]
+    provenance: dict[str, Any]
+    fingerprint: str
+
+
+@dataclass(frozen=True, eq=False)
+class FrameTable:
+    """Every frame-object's decision and scores of one video.
+
+    Attributes:
+        status: ``uint8`` ``(T, O)``; reason: ``uint8`` ``(T, O)``; scores: ``float32`` ``(T, O, S)``.
+    """
+
+    video_id: str
+    object_ids: tuple[int, ...]
+    score_names: tuple[str, ...]
+    reasons: tuple[str, ...]
+    status: np.ndarray
+    reason: np.ndarray
+    scores: np.ndarray
+
+    def reason_label(self, code: int) -> str:
+        return self.reasons[code - 1] if code else ""
+
+
+class VideoWriter:
+    """Writes one video's frames; :meth:`finish` marks the video complete."""
+
+    def __init__(self, group: zarr.Group, num_objects: int, num_scores: int):
+        self._group = group
+        self._masks = group["masks"]
+        self._scores = group["scores"]
+        self._status = group["status"]
+        self._reason = group["reason"]
+        self._num_objects = num_objects
+        self._num_scores = num_scores
+        self.frames_written = 0
+
+    def write_frame(
+        self, frame_index: int, masks: np.ndarray, scores: np.ndarray, status: np.ndarray, reason: np.ndarray
+    ) -> None:
+        """Write one frame: ``masks`` bool ``(O, H, W)``, ``scores`` float32 ``(O, S)``,
+        ``status``/``reason`` uint8 ``(O,)``."""
+        o, s = self._num_objects, self._num_scores
+        if masks.shape != (o, *self._masks.shape[2:]) or scores.shape != (o, s):
+            raise StoreError(
+                f"frame {frame_index}: expected masks {(o, *self._masks.shape[2:])} and scores {(o, s)}, "
+                f"got {masks.shape} and {scores.shape}."
+            )
+        self._masks[frame_index] = masks.astype(bool)
+        self._scores[frame_index] = scores.astype(np.float32)
+        self._reason[frame_index] = reason.astype(np.uint8)
+        # Status last: a frame-object with a status has its mask and scores on disk.
+        self._status[frame_index] = status.astype(np.uint8)
+        self.frames_written += 1
+
+    def finish(self) -> None:
+        """Mark the video complete; refuses if a frame was never written."""
+        status = self._status[:]
+        if (status == Status.PENDING).any():
+            missing = np.unique(np.nonzero(status == Status.PENDING)[0])
+            raise StoreError(
+                f"video {self._group.name}: expected every frame written before completion, "
+                f"frames {missing[:10].tolist()} are missing."
+            )
+        self._group.attrs["complete"] = True
+
+
+class PseudoLabelStore:
+    """A Zarr v3 store of pseudo-labels (see the module docstring for the layout)."""
+
+    def __init__(self, root: zarr.Group, location: str):
+        self._root = root
+        self.location = location
+
+    @classmethod
+    def open(cls, path: str | Path, mode: str = "a") -> PseudoLabelStore:
+        """Open (``mode="a"``, creating if absent) or read (``mode="r"``) a store at a path."""
+        location = str(path).removeprefix("file://")
+        if mode == "r" and not Path(location).exists():
+            raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.")
+        try:
+            root = zarr.open_group(location, mode=mode)
+        except Exception as exc:  # zarr raises several types for foreign or broken folders
+            raise StoreError(f"{location}: expected a Zarr v3 group, got: {exc}") from exc
+        attrs = dict(root.attrs)
+        if not attrs and mode != "r":
+            root.attrs.update({"format": STORE_FORMAT, "format_version": STORE_FORMAT_VERSION})
+            root.require_group("videos")
+        elif attrs.get("format") != STORE_FORMAT:
+            raise StoreError(
+                f"{location}: expected a usam-video store (attribute format={STORE_FORMAT!r}), "
+                f"got attributes {sorted(attrs)}. Point to a store this tool wrote, or an empty folder."
+            )
+        return cls(root, location)
+
+    # --- reading -------------------------------------------------------------------------
+    def videos(self) -> list[str]:
+        """Ids of every video with a group (complete or not), sorted."""
+        if "videos" not in self._root:
+            return []
+        return sorted(self._root["videos"].group_keys())
+
+    def _group(self, video_id: str) -> zarr.Group:
+        try:
+            return self._root[f"videos/{video_id}"]
+        except KeyError as exc:
+            raise VideoNotFoundError(
+                f"{self.location}: expected video {video_id!r} in the store, found {self.videos()}."
+            ) from exc
+
+    def is_complete(self, video_id: str, fingerprint: str | None = None) -> bool:
+        """True if the video's last write landed (and, if given, under this config fingerprint)."""
+        if video_id not in self.videos():
+            return False
+        attrs = self._group(video_id).attrs
+        return bool(attrs.get("complete")) and (fingerprint is None or attrs.get("fingerprint") == fingerprint)
+
+    def summary(self, video_id: str) -> VideoSummary:
+        group = self._group(video_id)
+        attrs = dict(group.attrs)
+        status = group["status"][:]
+        counts = {s.label: int((status == s).sum()) for s in Status}
+        video = attrs["video"]
+        return VideoSummary(
+            video_id=video_id,
+            complete=bool(attrs.get("complete")),
+            num_frames=int(video["num_frames"]),
+            height=int(video["height"]),
+            width=int(video["width"]),
+            object_ids=tuple(attrs["object_ids"]),
+            score_names=tuple(attrs["score_names"]),
+            status_counts=counts,
+            provenance=dict(attrs.get("provenance", {})),
+            fingerprint=str(attrs.get("fingerprint", "")),
+        )
+
+    def frame_table(self, video_id: str) -> FrameTable:
+        group = self._group(video_id)
+        attrs = group.attrs
+        return FrameTable(
+            video_id=video_id,
+            object_ids=tuple(attrs["object_ids"]),
+            score_names=tuple(attrs["score_names"]),
+            reasons=tuple(attrs["reasons"]),
+            status=group["status"][:],
+            reason=group["reason"][:],
+            scores=group["scores"][:],
+        )
+
+    def read_masks(self, video_id: str, frame_index: int) -> np.ndarray:
+        """``bool`` ``(O, H, W)`` masks of one frame."""
+        group = self._group(video_id)
+        num_frames = group["masks"].shape[0]
+        if not 0 <= frame_index < num_frames:
+            raise InputError(f"video {video_id!r}: expected a frame in 0..{num_frames - 1}, got {frame_index}.")
+        return group["masks"][frame_index]
+
+    def queue(self, video_id: str | None = None) -> list[QueueEntry]:
+        """Every queued frame-object (for refinement or human review), read from the store itself."""
+        entries: list[QueueEntry] = []
+        for vid in [video_id] if video_id is not None else self.videos():
+            table = self.frame_table(vid)
+            queued = np.isin(table.status, [Status.QUEUED_REFINE, Status.QUEUED_HUMAN])
+            for t, o in zip(*np.nonzero(queued), strict=True):
+                entries.append(
+                    QueueEntry(
+                        video_id=vid,
+                        frame_index=int(t),
+                        object_id=int(table.object_ids[o]),
+                        status=Status(int(table.status[t, o])),
+                        reason=table.reason_label(int(table.reason[t, o])),
+                        scores={n: float(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)},
+                    )
+                )
+        return entries
+
+    # --- writing -------------------------------------------------------------------------
+    def begin_video(
+        self,
+        video: VideoRef,
+        object_ids: Sequence[int],
+        score_names: Sequence[str],
+        reasons: Sequence[str],
+        provenance: dict[str, Any],
+        fingerprint: str,
+    ) -> VideoWriter:
+        """(Re)create a video's group, marked incomplete, and return its writer.
+
+        An existing group of the same video is replaced: callers skip complete videos first.
+        """
+        if not _VIDEO_ID.match(video.video_id):
+            raise InputError(
+                f"video id {video.video_id!r}: expected letters, digits, '.', '_', '+' or '-' "
+                "(it names a folder in the store)."
+            )
+        if len(reasons) > 254:
+            raise InputError(f"policy: expected at most 254 rules, got {len(reasons)}.")
+        videos = self._root.require_group("videos")
+        if video.video_id in videos:
+            del videos[video.video_id]
+        group = videos.create_group(video.video_id)
+        group.attrs.update(
+            {
+                "complete": False,
+                "video": {
+                    "dataset": video.dataset,
+                    "num_frames": video.num_frames,
+                    "height": video.height,
+                    "width": video.width,
+                    "fps": video.fps,
+                },
+                "object_ids": [int(i) for i in object_ids],
+                "score_names": list(score_names),
+                "reasons": list(reasons),
+                "provenance": provenance,
+                "fingerprint": fingerprint,
+            }
+        )
+        t, o, s = video.num_frames, len(object_ids), len(score_names)
+        h, w = video.height, video.width
+        group.create_array("masks", shape=(t, o, h, w), chunks=(1, 1, h, w), dtype="bool", fill_value=False)
+        group.create_array("scores", shape=(t, o, s), chunks=(1, 1, s), dtype="float32", fill_value=np.nan)
+        group.create_array("status", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
+        group.create_array("reason", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
+        return VideoWriter(group, o, s)

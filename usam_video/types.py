@@ -1,0 +1,158 @@
+"""Typed records passed between the layers of usam-video.
+
+Frozen dataclasses over numpy arrays: no torch here, so readers, the store and the CLI can
+use them without importing the model stack. Every array field states its shape and dtype;
+``O`` is the number of objects, ``K`` the number of mask-decoder output tokens (4 for SAM 2:
+token 0 is the single-mask output, tokens 1..3 the multimask candidates), ``D`` the token
+width (256 for every SAM 2 size).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+__all__ = [
+    "VideoRef",
+    "ObjectPrompt",
+    "FramePrediction",
+    "FrameScores",
+    "Status",
+    "Decision",
+    "QueueEntry",
+    "VideoResult",
+]
+
+
+@dataclass(frozen=True)
+class VideoRef:
+    """One video of a dataset: its identity and geometry (no pixels)."""
+
+    dataset: str
+    video_id: str
+    num_frames: int
+    height: int
+    width: int
+    fps: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectPrompt:
+    """A prompt that starts (or corrects) one object on one frame.
+
+    Attributes:
+        object_id: dataset object id (1..254 for palette datasets).
+        frame_index: 0-based frame the prompt sits on.
+        mask: ``bool`` ``(H, W)`` at video resolution.
+    """
+
+    object_id: int
+    frame_index: int
+    mask: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class FramePrediction:
+    """What SAM 2 produced for one frame, for every object tracked so far.
+
+    Attributes:
+        frame_index: 0-based frame index in the video.
+        object_ids: the ``O`` object ids, in the order of every array's first axis.
+        masks: ``bool`` ``(O, H, W)`` at video resolution (logits > 0).
+        sam_iou: ``float32`` ``(O,)``: SAM's predicted IoU of the chosen mask (SamScore).
+        candidate_ious: ``float32`` ``(O, K)``: predicted IoU of every decoder token.
+        chosen_candidate: ``int64`` ``(O,)``: index in ``0..K-1`` of the token whose mask
+            SAM 2 output.
+        object_score_logits: ``float32`` ``(O,)``: SAM 2's object-presence logit.
+        iou_tokens: ``float32`` ``(O, D)``: the IoU token after the decoder's transformer.
+        mask_tokens: ``float32`` ``(O, K, D)``: the mask tokens after the transformer.
+        is_prompt: ``bool`` ``(O,)``: the object's mask on this frame is its prompt.
+    """
+
+    frame_index: int
+    object_ids: tuple[int, ...]
+    masks: np.ndarray
+    sam_iou: np.ndarray
+    candidate_ious: np.ndarray
+    chosen_candidate: np.ndarray
+    object_score_logits: np.ndarray
+    iou_tokens: np.ndarray
+    mask_tokens: np.ndarray
+    is_prompt: np.ndarray
+
+    def chosen_mask_tokens(self) -> np.ndarray:
+        """``float32`` ``(O, D)``: the mask token of the candidate SAM 2 chose."""
+        rows = np.arange(len(self.object_ids))
+        return self.mask_tokens[rows, self.chosen_candidate]
+
+
+@dataclass(frozen=True, eq=False)
+class FrameScores:
+    """Every score of one frame: ``values[o, s]`` is score ``names[s]`` of object ``o``.
+
+    Attributes:
+        values: ``float32`` ``(O, S)``.
+    """
+
+    frame_index: int
+    object_ids: tuple[int, ...]
+    names: tuple[str, ...]
+    values: np.ndarray
+
+    def column(self, name: str) -> np.ndarray:
+        """``float32`` ``(O,)``: one score for every object."""
+        return self.values[:, self.names.index(name)]
+
+
+class Status(enum.IntEnum):
+    """State of one frame-object in the store (stored as ``uint8``)."""
+
+    PENDING = 0  # not written yet
+    ACCEPTED = 1
+    QUEUED_REFINE = 2  # queued for automatic refinement
+    QUEUED_HUMAN = 3  # queued for human review
+    REFINED = 4
+    CORRECTED = 5
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy's verdict on one frame-object; ``reason`` is empty when accepted."""
+
+    status: Status
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One queued frame-object, as read back from the store."""
+
+    video_id: str
+    frame_index: int
+    object_id: int
+    status: Status
+    reason: str
+    scores: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """Outcome of labelling one video (what a flow's summary table shows)."""
+
+    video_id: str
+    outcome: str  # "labelled", "skipped" (already complete) or "failed"
+    frames: int = 0
+    objects: int = 0
+    accepted: int = 0
+    queued_refine: int = 0
+    queued_human: int = 0
+    mean_predicted_iou: float = float("nan")
+    seconds: float = 0.0
+    error: str = ""
