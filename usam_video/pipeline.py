@@ -100,9 +100,11 @@ def list_videos(run: RunConfig) -> list[str]:
 def run_fingerprint(run: RunConfig) -> str:
     """Identifies the output of a run: dataset, model, heads, policy and code version.
 
-    The store path is left out: the same labels written elsewhere are the same labels.
+    The store path and the selection of videos are left out: the same labels written
+    elsewhere, or a run over more videos, leave a labelled video current.
     """
-    payload = run.model_copy(update={"store": "", "name": "", "gpu_concurrency": 1})
+    dataset = run.dataset.model_copy(update={"videos": None, "split": None, "name": ""})
+    payload = run.model_copy(update={"store": "", "name": "", "gpu_concurrency": 1, "dataset": dataset})
     return f"{config_fingerprint(payload)}-{code_version()}"
 
 

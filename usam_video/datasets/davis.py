@@ -81,12 +81,29 @@ class DavisReader(DatasetReader):
             )
         return tuple(folder / f"{i:05d}.jpg" for i in indices)
 
+    @lru_cache(maxsize=64)
+    def _frame_size(self, video_id: str) -> tuple[int, int]:
+        # Every frame's header is read up front (cheap: no pixel decoding) so that a frame of
+        # another size is reported before anything is written for this video.
+        paths = self._frame_paths(video_id)
+        sizes = []
+        for path in paths:
+            try:
+                sizes.append(png_size(path))
+            except AnnotationError as exc:
+                raise FrameReadError(f"{path}: expected a readable JPEG frame: {exc}") from exc
+        first = sizes[0]
+        for path, size in zip(paths, sizes, strict=True):
+            if size != first:
+                raise FrameReadError(
+                    f"{path}: expected a frame of {first[0]}x{first[1]} (HxW) like {paths[0].name}, "
+                    f"got {size[0]}x{size[1]}."
+                )
+        return first
+
     def video(self, video_id: str) -> VideoRef:
         paths = self._frame_paths(video_id)
-        try:
-            height, width = png_size(paths[0])
-        except AnnotationError as exc:
-            raise FrameReadError(str(exc)) from exc
+        height, width = self._frame_size(video_id)
         first_mask = self._annotations / video_id / "00000.png"
         if not first_mask.is_file():
             raise AnnotationError(

@@ -9,13 +9,14 @@ configs and configs elsewhere take one path and no global Hydra state is touched
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from usam_video.config import ModelConfig
@@ -50,6 +51,9 @@ class BuiltModel:
     dtype: torch.dtype
     token_dim: int
     num_mask_tokens: int
+    # Token capture hooks are registered on the shared model: one session may use it at a time
+    # (Prefect's thread pool may run two video tasks in one process).
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def untrained(self) -> bool:
@@ -127,13 +131,14 @@ def build_model(config: ModelConfig) -> BuiltModel:
     config_path = resolve_sam2_config(config.sam2_config)
     try:
         cfg = OmegaConf.load(config_path)
+        if not isinstance(cfg, DictConfig) or "model" not in cfg:
+            found = list(cfg) if isinstance(cfg, DictConfig) else type(cfg).__name__
+            raise ModelBuildError(f"{config_path}: expected a top-level 'model' entry, found {found}.")
         for key, value in _VIDEO_OVERRIDES.items():
             OmegaConf.update(cfg, key, value, force_add=True)
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ModelBuildError(f"{config_path}: expected a sam2 model config, got: {exc}") from exc
-    if "model" not in cfg:
-        raise ModelBuildError(f"{config_path}: expected a top-level 'model' entry, found {list(cfg)}.")
     # Seed so that random weights are reproducible (tests and the demo depend on it).
     torch.manual_seed(config.seed)
     try:

@@ -62,7 +62,7 @@ class PropagationSession:
                 f"object {prompt.object_id}: prompt on frame {prompt.frame_index}, expected a "
                 f"frame in 0..{len(self.frames) - 1}."
             )
-        with TokenCapture(self._predictor) as capture, self._autocast():
+        with self.model.lock, TokenCapture(self._predictor) as capture, self._autocast():
             self._predictor.add_new_mask(
                 self._state, prompt.frame_index, prompt.object_id, torch.from_numpy(prompt.mask.astype(bool))
             )
@@ -78,7 +78,7 @@ class PropagationSession:
         obj_ids = self.object_ids
         if not obj_ids:
             raise InputError("no prompts were added: nothing to propagate")
-        with TokenCapture(self._predictor) as capture:
+        with self.model.lock, TokenCapture(self._predictor) as capture:
             with self._autocast():
                 stream = self._predictor.propagate_in_video(self._state)
                 for frame_idx, _, video_res_masks in stream:

@@ -78,9 +78,7 @@ def boundary_radius(shape: tuple[int, ...], bound_th: float = DEFAULT_BOUND_TH) 
         raise EvaluationError(f"bound_th: expected a value >= 0, got {bound_th}.")
     if bound_th >= 1:
         if float(bound_th) != int(bound_th):
-            raise EvaluationError(
-                f"bound_th: expected a whole number of pixels when >= 1, got {bound_th}."
-            )
+            raise EvaluationError(f"bound_th: expected a whole number of pixels when >= 1, got {bound_th}.")
         return int(bound_th)
     height, width = shape[-2], shape[-1]
     # np.linalg.norm of the shape, as the reference computes the diagonal.
@@ -181,8 +179,7 @@ def f_measure(
     gt = np.asarray(gt_mask).astype(bool)
     if fg.shape != gt.shape or fg.ndim != 2:
         raise EvaluationError(
-            f"f_measure: expected two (H, W) masks of the same shape, got {fg.shape} and "
-            f"{gt.shape}."
+            f"f_measure: expected two (H, W) masks of the same shape, got {fg.shape} and {gt.shape}."
         )
     if void_pixels is not None:
         keep = ~np.asarray(void_pixels, dtype=bool)
@@ -228,13 +225,9 @@ def _check_pair(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None, where
             f"{gt.shape} and {pred.shape}."
         )
     if gt.ndim not in (2, 3):
-        raise EvaluationError(
-            f"{where}: expected (H, W) or (T, H, W) masks, got {gt.ndim} dimensions."
-        )
+        raise EvaluationError(f"{where}: expected (H, W) or (T, H, W) masks, got {gt.ndim} dimensions.")
     if void is not None and void.shape != gt.shape:
-        raise EvaluationError(
-            f"{where}: expected a void mask of shape {gt.shape}, got {void.shape}."
-        )
+        raise EvaluationError(f"{where}: expected a void mask of shape {gt.shape}, got {void.shape}.")
 
 
 def db_eval_iou(
@@ -293,9 +286,7 @@ def db_eval_boundary(
         return f_measure(pred_arr, gt_arr, void_arr, bound_th)
     values = np.zeros(gt_arr.shape[0], dtype=np.float64)
     for t in range(gt_arr.shape[0]):
-        values[t] = f_measure(
-            pred_arr[t], gt_arr[t], None if void_arr is None else void_arr[t], bound_th
-        )
+        values[t] = f_measure(pred_arr[t], gt_arr[t], None if void_arr is None else void_arr[t], bound_th)
     return values
 
 
@@ -310,14 +301,12 @@ def db_statistics(per_frame_values: npt.ArrayLike) -> tuple[float, float, float]
         ``nanmean(bin_0) - nanmean(bin_3)``. The 4 bins are NOT ``np.array_split``: their
         edges are ``ids = round(linspace(1, T, 5) + 1e-10) - 1`` and bin ``i`` is
         ``v[ids[i] : ids[i + 1] + 1]``, so neighbouring bins share their edge frame.
-        (The reference casts ``ids`` to uint8, which wraps above 256 frames; this keeps
-        them as int64 and so agrees with it for every T <= 256.)
+        (The reference casts ``ids`` to uint8, which wraps from 256 frames on; this keeps
+        them as int64 and so agrees with it for every T <= 255.)
     """
     values = np.asarray(per_frame_values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
-        raise EvaluationError(
-            f"db_statistics: expected a non-empty (T,) array, got shape {values.shape}."
-        )
+        raise EvaluationError(f"db_statistics: expected a non-empty (T,) array, got shape {values.shape}.")
     finite = values[~np.isnan(values)]
     mean = float(finite.mean()) if finite.size else math.nan
     # As in the reference, a NaN frame compares False and so counts as a miss.
@@ -448,8 +437,7 @@ def _as_index_maps(array: npt.ArrayLike, what: str, sequence: str) -> np.ndarray
     arr = np.asarray(array)
     if arr.ndim != 3:
         raise EvaluationError(
-            f"{sequence or 'sequence'}: expected {what} as (T, H, W) index maps, got shape "
-            f"{arr.shape}."
+            f"{sequence or 'sequence'}: expected {what} as (T, H, W) index maps, got shape {arr.shape}."
         )
     if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
         raise EvaluationError(
@@ -501,8 +489,7 @@ def evaluate_davis_sequence(
     if skip_first_and_last:
         if n_frames < 3:
             raise EvaluationError(
-                f"{name}: expected at least 3 frames (the first and last are not "
-                f"evaluated), got {n_frames}."
+                f"{name}: expected at least 3 frames (the first and last are not evaluated), got {n_frames}."
             )
         frames = tuple(range(1, n_frames - 1))
     else:

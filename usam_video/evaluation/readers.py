@@ -14,14 +14,13 @@ what was expected and what was found, so a broken submission is fixed in one pas
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from usam_video.datasets.palette import read_palette_png
 from usam_video.errors import AnnotationError, EvaluationError
 
 __all__ = [
@@ -53,8 +52,7 @@ def _frame_files(folder: Path) -> dict[int, Path]:
 def _check_size(path: Path, found: tuple[int, ...], expected: tuple[int, int]) -> None:
     if tuple(found) != tuple(expected):
         raise EvaluationError(
-            f"{path}: expected a {expected[0]}x{expected[1]} (HxW) mask, found "
-            f"{found[0]}x{found[1]}."
+            f"{path}: expected a {expected[0]}x{expected[1]} (HxW) mask, found {found[0]}x{found[1]}."
         )
 
 
@@ -80,11 +78,14 @@ def read_davis_prediction_folder(
         EvaluationError: the folder or a frame is missing, a frame is unreadable or not a
             palette/greyscale PNG, or its size differs from the expected one.
     """
+    # Imported here: ``usam_video.datasets`` pulls in the config layer (YAML, pydantic),
+    # which the rest of the evaluation package does not need.
+    from usam_video.datasets.palette import read_palette_png
+
     folder = Path(root) / sequence
     if not folder.is_dir():
         raise EvaluationError(
-            f"{folder}: expected a folder of %05d.png masks for sequence {sequence!r}, "
-            "found nothing."
+            f"{folder}: expected a folder of %05d.png masks for sequence {sequence!r}, found nothing."
         )
     files = _frame_files(folder)
     if num_frames is None:
@@ -99,9 +100,7 @@ def read_davis_prediction_folder(
     for t in range(num_frames):
         path = folder / FRAME_NAME.format(t)
         if t not in files:
-            raise EvaluationError(
-                f"{path}: expected the mask of frame {t} (of {num_frames}), found nothing."
-            )
+            raise EvaluationError(f"{path}: expected the mask of frame {t} (of {num_frames}), found nothing.")
         try:
             index_map = read_palette_png(files[t])
         except AnnotationError as exc:
@@ -168,8 +167,7 @@ def read_sav_prediction_folder(
     folder = Path(root) / video
     if not folder.is_dir():
         raise EvaluationError(
-            f"{folder}: expected a folder of <object id>/%05d.png masks for video "
-            f"{video!r}, found nothing."
+            f"{folder}: expected a folder of <object id>/%05d.png masks for video {video!r}, found nothing."
         )
     if object_ids is None:
         object_dirs: dict[int, Path] = {}
@@ -178,8 +176,7 @@ def read_sav_prediction_folder(
                 continue  # e.g. a results.csv written next to the masks
             if not path.name.isdigit():
                 raise EvaluationError(
-                    f"{path}: expected object folders named by their id (e.g. 000), found "
-                    f"{path.name!r}."
+                    f"{path}: expected object folders named by their id (e.g. 000), found {path.name!r}."
                 )
             object_dirs[int(path.name)] = path
     else:
@@ -213,7 +210,7 @@ def read_sav_prediction_folder(
 
 
 def stack_sav_frames(
-    masks: dict[int, dict[int, npt.NDArray[np.bool_]]],
+    masks: Mapping[int, Mapping[int, npt.ArrayLike]],
     frame_indices: Sequence[int],
     *,
     source: str = "",

@@ -180,8 +180,7 @@ def evaluate_sav_object(
     indices = list(range(n_frames)) if frame_indices is None else [int(i) for i in frame_indices]
     if len(indices) != n_frames:
         raise EvaluationError(
-            f"{where}: expected {n_frames} frame indices (one per annotated frame), got "
-            f"{len(indices)}."
+            f"{where}: expected {n_frames} frame indices (one per annotated frame), got {len(indices)}."
         )
     positions = list(range(1, n_frames - 1)) if skip_first_and_last else list(range(n_frames))
 
@@ -272,9 +271,7 @@ def evaluate_sav_video(
             unscored.append(int(obj_id))
         else:
             objects.append(result)
-    return SavVideoResult(
-        video=video, frames=frames, objects=tuple(objects), unscored=tuple(unscored)
-    )
+    return SavVideoResult(video=video, frames=frames, objects=tuple(objects), unscored=tuple(unscored))
 
 
 def summarize_sav(results: Iterable[SavVideoResult]) -> SavReport:

@@ -1,4 +1,4 @@
-"""Tests of usam_video.engine.integrity: the installed sam2 must be upstream 2b90b9f byte for byte."""
+"""Tests of usam_video.doctor.integrity: the installed sam2 must be upstream 2b90b9f byte for byte."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from usam_video.engine.integrity import (
+from usam_video.doctor.integrity import (
     MANIFEST_PATH,
     IntegrityReport,
     find_sam2_dir,
@@ -124,7 +124,7 @@ def test_errors(tmp_path: Path) -> None:
 def test_verify_does_not_import_sam2() -> None:
     code = (
         "import sys\n"
-        "from usam_video.engine.integrity import verify_sam2\n"
+        "from usam_video.doctor.integrity import verify_sam2\n"
         "assert verify_sam2().ok\n"
         "assert 'sam2' not in sys.modules, 'sam2 was imported'\n"
     )

@@ -1,0 +1,111 @@
+"""The pseudo-labelling flow: one task per video, retries, a GPU slot per task on CUDA,
+a progress artifact while it runs and a table artifact at the end."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict
+from typing import Any
+
+import flows  # noqa: F401  (offline Prefect defaults before prefect is imported)
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
+
+from usam_video.config import load_run_config
+from usam_video.errors import InputError
+from usam_video.pipeline import label_video, list_videos, load_context, untrained_warnings
+from usam_video.types import VideoResult
+
+__all__ = ["GPU_LIMIT_NAME", "label_video_task", "pseudo_label_dataset", "summary_table", "ensure_gpu_limit"]
+
+GPU_LIMIT_NAME = "gpu"
+
+
+def _retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient failures (CUDA OOM, I/O hiccups), never bad input: it fails the same way."""
+    try:
+        state.result()
+    except InputError:
+        return False
+    except Exception:
+        return True
+    return True
+
+
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_unless_bad_input,
+    task_run_name="label-{video_id}",
+)
+def label_video_task(run_config: str, video_id: str, use_gpu_limit: bool) -> VideoResult:
+    """Label one video (a reference in, a small summary out; arrays stay in the store)."""
+    context = load_context(load_run_config(run_config))
+    if use_gpu_limit:
+        # strict=True: a missing limit is an error, never a silent "no limit".
+        with concurrency(GPU_LIMIT_NAME, occupy=1, strict=True):
+            return label_video(context, video_id)
+    return label_video(context, video_id)
+
+
+def ensure_gpu_limit(limit: int) -> None:
+    """Create the global ``gpu`` concurrency limit if this Prefect server lacks it."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(GPU_LIMIT_NAME)
+        except ObjectNotFound:
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT_NAME, limit=limit))
+
+
+def summary_table(results: list[VideoResult]) -> list[dict[str, Any]]:
+    """Rows of the run's table artifact (one per video)."""
+    rows = []
+    for r in results:
+        row = asdict(r)
+        row["mean_predicted_iou"] = None if math.isnan(r.mean_predicted_iou) else round(r.mean_predicted_iou, 4)
+        row["seconds"] = round(r.seconds, 2)
+        rows.append(row)
+    return rows
+
+
+def _artifact_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "run"
+
+
+@flow(name="pseudo-label-dataset")
+def pseudo_label_dataset(run_config: str, use_gpu_limit: bool | None = None) -> list[VideoResult]:
+    """Pseudo-label every video of a run config. A failing video is reported as failed in the
+    summary; the others complete. ``use_gpu_limit`` defaults to "the model runs on CUDA"."""
+    logger = get_run_logger()
+    run = load_run_config(run_config)
+    context = load_context(run)
+    for warning in untrained_warnings(context):
+        logger.warning(warning)
+    if use_gpu_limit is None:
+        use_gpu_limit = context.model.device.type == "cuda"
+    if use_gpu_limit:
+        ensure_gpu_limit(run.gpu_concurrency)
+    videos = list_videos(run)
+    key = _artifact_key(run.name)
+    progress = create_progress_artifact(0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}")
+    futures = [label_video_task.submit(run_config, video_id, use_gpu_limit) for video_id in videos]
+    results: list[VideoResult] = []
+    for done, (video_id, future) in enumerate(zip(videos, futures, strict=True), start=1):
+        try:
+            results.append(future.result())
+        except Exception as exc:  # the task already retried; report and go on
+            logger.error("video %s failed: %s", video_id, exc)
+            results.append(VideoResult(video_id, "failed", error=f"{type(exc).__name__}: {exc}"))
+        update_progress_artifact(progress, 100.0 * done / max(len(videos), 1))
+    create_table_artifact(
+        summary_table(results),
+        key=f"{key}-summary",
+        description=f"Pseudo-labels of run {run.name!r} into {run.store}"
+        + ("" if not untrained_warnings(context) else " (UNTRAINED weights: see the flow log)"),
+    )
+    return results

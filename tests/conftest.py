@@ -1,0 +1,82 @@
+"""Shared fixtures: the real sample data beside the repo, the small SAM 2 model, generated
+datasets, and one session-scoped Prefect test harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = REPO_ROOT / "configs"
+SHARED_DATA = Path(os.environ.get("USAM_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SMALL_SAM2_CONFIG = CONFIGS / "models" / "sam2_small_256.yaml"
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(scope="session")
+def davis_root() -> Path:
+    root = SHARED_DATA / "davis"
+    if not root.is_dir():
+        pytest.fail(f"the shared DAVIS sample is missing at {root} (set USAM_SHARED_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def small_model_config():
+    from usam_video.config import ModelConfig
+
+    return ModelConfig(name="small", sam2_config=str(SMALL_SAM2_CONFIG), random_init=True, seed=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def small_model(small_model_config):
+    from usam_video.engine import build_model
+
+    return build_model(small_model_config)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A generated DAVIS-layout dataset: synth-000 (1 object), synth-001 (2), synth-002 (3)."""
+    from usam_video.datasets.synthetic import make_demo_dataset
+
+    root = tmp_path_factory.mktemp("synth")
+    make_demo_dataset(root, num_videos=3, num_frames=6, height=96, width=128, seed=0)
+    return root
+
+
+def make_run_config(dataset_root: Path, store: Path, videos: list[str], small_model_config, policy=None, heads=None):
+    """A RunConfig over a DAVIS-layout folder with the small model and random heads."""
+    from usam_video.config import DatasetConfig, HeadsConfig, PolicyConfig, PolicyRule, RunConfig
+    from usam_video.heads import HEAD_NAMES
+
+    if policy is None:
+        policy = PolicyConfig(
+            name="test",
+            rules=[
+                PolicyRule(name="low_sam_iou", score="sam_iou", op="<", threshold=0.495, route="human"),
+                PolicyRule(name="high_task_gap", score="task_gap", op=">", threshold=0.012, route="refine"),
+            ],
+        )
+    return RunConfig(
+        name="test-run",
+        dataset=DatasetConfig(name="synth", root=dataset_root, videos=videos),
+        model=small_model_config,
+        heads=heads if heads is not None else HeadsConfig(random_init=True, names=list(HEAD_NAMES)),
+        policy=policy,
+        store=str(store),
+    )
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One ephemeral Prefect server for the whole session (it costs 8-18 s to start)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield

@@ -1,0 +1,123 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from usam_video.errors import InputError, StoreError, StoreNotFoundError, VideoNotFoundError
+from usam_video.store import PseudoLabelStore
+from usam_video.types import Status, VideoRef
+
+REF = VideoRef("ds", "vid-1", num_frames=3, height=4, width=5)
+NAMES = ("sam_iou", "iou_tiny")
+
+
+def write_video(store: PseudoLabelStore, ref: VideoRef = REF, finish: bool = True, frames: int | None = None):
+    writer = store.begin_video(ref, [1, 7], NAMES, ["low"], {"model": "m"}, "fp-1")
+    rng = np.random.default_rng(0)
+    written = []
+    for t in range(ref.num_frames if frames is None else frames):
+        masks = rng.random((2, ref.height, ref.width)) > 0.5
+        scores = rng.random((2, 2)).astype(np.float32)
+        status = np.array([Status.ACCEPTED, Status.QUEUED_HUMAN], np.uint8)
+        reason = np.array([0, 1], np.uint8)
+        writer.write_frame(t, masks, scores, status, reason)
+        written.append((masks, scores))
+    if finish:
+        writer.finish()
+    return written
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    written = write_video(store)
+    reopened = PseudoLabelStore.open(tmp_path / "s.zarr", mode="r")
+    assert reopened.videos() == ["vid-1"] and reopened.is_complete("vid-1", "fp-1")
+    assert not reopened.is_complete("vid-1", "other-fingerprint")
+    for t, (masks, scores) in enumerate(written):
+        np.testing.assert_array_equal(reopened.read_masks("vid-1", t), masks)
+        np.testing.assert_array_equal(reopened.frame_table("vid-1").scores[t], scores)
+    summary = reopened.summary("vid-1")
+    assert summary.object_ids == (1, 7) and summary.score_names == NAMES
+    assert summary.status_counts["accepted"] == 3 and summary.status_counts["queued_human"] == 3
+    assert summary.provenance == {"model": "m"}
+    queue = reopened.queue()
+    assert [(e.frame_index, e.object_id, e.reason, e.status) for e in queue] == [
+        (t, 7, "low", Status.QUEUED_HUMAN) for t in range(3)
+    ]
+    assert queue[0].scores["iou_tiny"] == pytest.approx(float(written[0][1][1, 1]))
+
+
+def test_overlapping_objects_are_kept_apart(tmp_path: Path) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    ref = VideoRef("ds", "v", 1, 4, 5)
+    writer = store.begin_video(ref, [1, 2], NAMES, [], {}, "fp")
+    masks = np.ones((2, 4, 5), bool)  # both objects cover every pixel
+    writer.write_frame(0, masks, np.zeros((2, 2), np.float32), np.ones(2, np.uint8), np.zeros(2, np.uint8))
+    writer.finish()
+    assert store.read_masks("v", 0).all()
+
+
+def test_chunks_are_per_frame_object(tmp_path: Path) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    write_video(store)
+    group = zarr.open_group(tmp_path / "s.zarr", mode="r")["videos/vid-1"]
+    assert group["masks"].chunks == (1, 1, 4, 5)
+    assert group["scores"].chunks == (1, 1, 2)
+    assert group["status"].chunks == (1, 1) and group["reason"].chunks == (1, 1)
+    # rewriting one frame-object leaves the bytes of every other chunk untouched
+    chunk_dir = tmp_path / "s.zarr/videos/vid-1/masks/c"
+    before = {p: p.read_bytes() for p in chunk_dir.rglob("*") if p.is_file()}
+    zarr.open_group(tmp_path / "s.zarr", mode="a")["videos/vid-1/masks"][1, 0] = np.zeros((4, 5), bool)
+    after = {p: p.read_bytes() for p in chunk_dir.rglob("*") if p.is_file()}
+    changed = [p.relative_to(chunk_dir).as_posix() for p in before if before[p] != after.get(p)]
+    assert changed == ["1/0/0/0"]
+
+
+def test_interrupted_video_is_incomplete_and_redone(tmp_path: Path) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    write_video(store, finish=False, frames=2)
+    assert store.videos() == ["vid-1"] and not store.is_complete("vid-1")
+    assert store.summary("vid-1").status_counts["pending"] == 2  # frame 2's objects
+    write_video(store)  # the next run starts the video over
+    assert store.is_complete("vid-1")
+
+
+def test_finish_refuses_missing_frames(tmp_path: Path) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    writer = store.begin_video(REF, [1], NAMES, [], {}, "fp")
+    writer.write_frame(0, np.zeros((1, 4, 5), bool), np.zeros((1, 2), np.float32), np.ones(1, np.uint8), np.zeros(1, np.uint8))
+    with pytest.raises(StoreError, match=r"frames \[1, 2\] are missing"):
+        writer.finish()
+    assert not store.is_complete("vid-1")
+
+
+def test_bad_frame_shape(tmp_path: Path) -> None:
+    writer = PseudoLabelStore.open(tmp_path / "s.zarr").begin_video(REF, [1], NAMES, [], {}, "fp")
+    with pytest.raises(StoreError, match="expected masks"):
+        writer.write_frame(0, np.zeros((1, 9, 9), bool), np.zeros((1, 2), np.float32), np.ones(1, np.uint8), np.zeros(1, np.uint8))
+
+
+def test_open_errors(tmp_path: Path) -> None:
+    with pytest.raises(StoreNotFoundError, match="found nothing"):
+        PseudoLabelStore.open(tmp_path / "absent.zarr", mode="r")
+    zarr.open_group(tmp_path / "other.zarr", mode="w").attrs["format"] = "something-else"
+    with pytest.raises(StoreError, match="expected a usam-video store"):
+        PseudoLabelStore.open(tmp_path / "other.zarr")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "zarr.json").write_text("{not json")
+    with pytest.raises(StoreError, match="Zarr v3 group"):
+        PseudoLabelStore.open(tmp_path / "plain")
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    with pytest.raises(VideoNotFoundError, match="'nope'"):
+        store.summary("nope")
+    write_video(store)
+    with pytest.raises(InputError, match=r"frame in 0..2, got 3"):
+        store.read_masks("vid-1", 3)
+
+
+def test_bad_video_id(tmp_path: Path) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    with pytest.raises(InputError, match="video id"):
+        store.begin_video(VideoRef("ds", "../escape", 1, 2, 2), [1], NAMES, [], {}, "fp")
+    assert store.videos() == []
