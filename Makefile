@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/usam-video demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check usam_video flows tests
 	$(PY) -m pytest
 
 lint: $(STAMP)

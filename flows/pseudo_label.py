@@ -8,7 +8,6 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-import flows  # noqa: F401  (offline Prefect defaults before prefect is imported)
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
@@ -16,6 +15,7 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 
+import flows  # noqa: F401  (offline Prefect defaults before prefect is imported)
 from usam_video.config import load_run_config
 from usam_video.errors import InputError
 from usam_video.pipeline import label_video, list_videos, load_context, untrained_warnings
@@ -59,7 +59,9 @@ def ensure_gpu_limit(limit: int) -> None:
         try:
             client.read_global_concurrency_limit_by_name(GPU_LIMIT_NAME)
         except ObjectNotFound:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT_NAME, limit=limit))
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=GPU_LIMIT_NAME, limit=limit)
+            )
 
 
 def summary_table(results: list[VideoResult]) -> list[dict[str, Any]]:
@@ -67,7 +69,9 @@ def summary_table(results: list[VideoResult]) -> list[dict[str, Any]]:
     rows = []
     for r in results:
         row = asdict(r)
-        row["mean_predicted_iou"] = None if math.isnan(r.mean_predicted_iou) else round(r.mean_predicted_iou, 4)
+        row["mean_predicted_iou"] = (
+            None if math.isnan(r.mean_predicted_iou) else round(r.mean_predicted_iou, 4)
+        )
         row["seconds"] = round(r.seconds, 2)
         rows.append(row)
     return rows
@@ -92,7 +96,9 @@ def pseudo_label_dataset(run_config: str, use_gpu_limit: bool | None = None) -> 
         ensure_gpu_limit(run.gpu_concurrency)
     videos = list_videos(run)
     key = _artifact_key(run.name)
-    progress = create_progress_artifact(0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}")
+    progress = create_progress_artifact(
+        0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
+    )
     futures = [label_video_task.submit(run_config, video_id, use_gpu_limit) for video_id in videos]
     results: list[VideoResult] = []
     for done, (video_id, future) in enumerate(zip(videos, futures, strict=True), start=1):

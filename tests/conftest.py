@@ -28,7 +28,9 @@ def davis_root() -> Path:
 def small_model_config():
     from usam_video.config import ModelConfig
 
-    return ModelConfig(name="small", sam2_config=str(SMALL_SAM2_CONFIG), random_init=True, seed=0, device="cpu")
+    return ModelConfig(
+        name="small", sam2_config=str(SMALL_SAM2_CONFIG), random_init=True, seed=0, device="cpu"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +50,9 @@ def synth_root(tmp_path_factory) -> Path:
     return root
 
 
-def make_run_config(dataset_root: Path, store: Path, videos: list[str], small_model_config, policy=None, heads=None):
+def make_run_config(
+    dataset_root: Path, store: Path, videos: list[str], small_model_config, policy=None, heads=None
+):
     """A RunConfig over a DAVIS-layout folder with the small model and random heads."""
     from usam_video.config import DatasetConfig, HeadsConfig, PolicyConfig, PolicyRule, RunConfig
     from usam_video.heads import HEAD_NAMES

@@ -49,12 +49,19 @@ def test_inspect_table(labelled_store: Path) -> None:
 def test_queue_json_matches_inspect(labelled_store: Path) -> None:
     queued = json.loads(runner.invoke(app, ["queue", str(labelled_store), "--json"]).stdout)["queued"]
     inspected = json.loads(runner.invoke(app, ["inspect", str(labelled_store), "--json"]).stdout)["videos"]
-    expected = sum(v["status_counts"]["queued_refine"] + v["status_counts"]["queued_human"] for v in inspected)
+    expected = sum(
+        v["status_counts"]["queued_refine"] + v["status_counts"]["queued_human"] for v in inspected
+    )
     assert len(queued) == expected > 0
     for row in queued:
-        assert row["route"] in {"queued_refine", "queued_human"} and row["reason"] in {"low_sam_iou", "high_task_gap"}
+        assert row["route"] in {"queued_refine", "queued_human"} and row["reason"] in {
+            "low_sam_iou",
+            "high_task_gap",
+        }
         assert "sam_iou" in row["scores"]
-    only = json.loads(runner.invoke(app, ["queue", str(labelled_store), "--json", "--video", "synth-000"]).stdout)
+    only = json.loads(
+        runner.invoke(app, ["queue", str(labelled_store), "--json", "--video", "synth-000"]).stdout
+    )
     assert {r["video_id"] for r in only["queued"]} <= {"synth-000"}
 
 
@@ -66,12 +73,16 @@ def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_run_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "run.yaml"
-    bad.write_text("name: x\nstore: s.zarr\ndataset: {name: d, root: /nonexistent}\nmodel: {name: m, sam2_config: x}\n")
+    bad.write_text(
+        "name: x\nstore: s.zarr\ndataset: {name: d, root: /nonexistent}\nmodel: {name: m, sam2_config: x}\n"
+    )
     result = runner.invoke(app, ["run", str(bad)])
     assert result.exit_code == 2 and str(bad) in result.output and "random_init" in result.output
 
 
-def test_run_reports_failed_video_with_exit_code(prefect_harness, synth_root: Path, tmp_path: Path, small_model_config) -> None:
+def test_run_reports_failed_video_with_exit_code(
+    prefect_harness, synth_root: Path, tmp_path: Path, small_model_config
+) -> None:
     data = tmp_path / "data"
     shutil.copytree(synth_root, data)
     (data / "Annotations/480p/synth-001/00000.png").unlink()
@@ -80,7 +91,11 @@ def test_run_reports_failed_video_with_exit_code(prefect_harness, synth_root: Pa
     path.write_text(yaml.safe_dump(run.model_dump(mode="json")))
     result = runner.invoke(app, ["run", str(path)])
     assert result.exit_code == 1
-    assert "failed" in result.output and "first-frame annotation" in result.output and "labelled" in result.output
+    assert (
+        "failed" in result.output
+        and "first-frame annotation" in result.output
+        and "labelled" in result.output
+    )
 
 
 def test_demo_end_to_end(prefect_harness, tmp_path: Path) -> None:

@@ -80,20 +80,29 @@ def test_interrupted_video_is_redone_and_equals_an_uninterrupted_run(
     np.testing.assert_array_equal(store.frame_table("synth-002").scores, ref.frame_table("synth-002").scores)
 
 
-def test_bad_video_fails_alone_and_stored_data_survives(dataset: Path, tmp_path: Path, small_model_config) -> None:
+def test_bad_video_fails_alone_and_stored_data_survives(
+    dataset: Path, tmp_path: Path, small_model_config
+) -> None:
     run = make_run_config(dataset, tmp_path / "s.zarr", ["synth-000", "synth-001"], small_model_config)
     label_dataset(run)
     before = PseudoLabelStore.open(run.store_path, "r").read_masks("synth-001", 3)
     # synth-001 loses a frame; a new video is added; the complete videos stay as they were
     (dataset / "JPEGImages/480p/synth-001/00002.jpg").unlink()
-    run2 = make_run_config(dataset, tmp_path / "s.zarr", ["synth-001", "synth-002", "synth-000"], small_model_config)
-    assert run_fingerprint(run2) == run_fingerprint(run)  # the video list is not part of the output's identity
+    run2 = make_run_config(
+        dataset, tmp_path / "s.zarr", ["synth-001", "synth-002", "synth-000"], small_model_config
+    )
+    assert run_fingerprint(run2) == run_fingerprint(
+        run
+    )  # the video list is not part of the output's identity
     results = {r.video_id: r for r in label_dataset(run2)}
     assert results["synth-001"].outcome == "skipped"  # complete under the same config: not reread
     assert results["synth-002"].outcome == "labelled" and results["synth-000"].outcome == "skipped"
 
     run3 = make_run_config(
-        dataset, tmp_path / "s.zarr", ["synth-001", "synth-002"], small_model_config.model_copy(update={"seed": 5})
+        dataset,
+        tmp_path / "s.zarr",
+        ["synth-001", "synth-002"],
+        small_model_config.model_copy(update={"seed": 5}),
     )
     results = {r.video_id: r for r in label_dataset(run3)}
     assert results["synth-001"].outcome == "failed" and "00002.jpg" in results["synth-001"].error

@@ -10,14 +10,15 @@ width (256 for every SAM 2 size).
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
 __all__ = [
     "VideoRef",
     "ObjectPrompt",
+    "FrameAnnotation",
     "FramePrediction",
     "FrameScores",
     "Status",
@@ -41,17 +42,58 @@ class VideoRef:
 
 @dataclass(frozen=True, eq=False)
 class ObjectPrompt:
-    """A prompt that starts (or corrects) one object on one frame.
+    """A prompt that starts (or corrects) one object on one frame: a mask, or points and/or a box.
 
     Attributes:
         object_id: dataset object id (1..254 for palette datasets).
         frame_index: 0-based frame the prompt sits on.
-        mask: ``bool`` ``(H, W)`` at video resolution.
+        mask: ``bool`` ``(H, W)`` at video resolution, or None.
+        points: ``float32`` ``(N, 2)`` pixel ``(x, y)`` at video resolution, or None.
+        point_labels: ``int32`` ``(N,)``: 1 positive, 0 negative (required with ``points``).
+        box: ``float32`` ``(4,)`` pixel ``(x0, y0, x1, y1)`` at video resolution, or None.
     """
 
     object_id: int
     frame_index: int
-    mask: np.ndarray
+    mask: np.ndarray | None = None
+    points: np.ndarray | None = None
+    point_labels: np.ndarray | None = None
+    box: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask is None and self.points is None and self.box is None:
+            raise ValueError(
+                f"object {self.object_id} frame {self.frame_index}: a prompt needs a mask, points or a box"
+            )
+        if self.mask is not None and (self.points is not None or self.box is not None):
+            raise ValueError(
+                f"object {self.object_id} frame {self.frame_index}: a mask excludes points and box"
+            )
+        if (self.points is None) != (self.point_labels is None):
+            raise ValueError(f"object {self.object_id} frame {self.frame_index}: points need point_labels")
+
+
+@dataclass(frozen=True, eq=False)
+class FrameAnnotation:
+    """Ground truth of one annotated frame; objects may overlap (SA-V masklets do).
+
+    Attributes:
+        object_ids: the ``O`` objects annotated on this frame (absent objects may be left out
+            or given an empty mask).
+        masks: ``bool`` ``(O, H, W)``.
+        void: ``bool`` ``(H, W)`` pixels to ignore (DAVIS 255), or None.
+    """
+
+    frame_index: int
+    object_ids: tuple[int, ...]
+    masks: np.ndarray
+    void: np.ndarray | None = None
+
+    def mask_of(self, object_id: int) -> np.ndarray:
+        """``bool`` ``(H, W)``; all False for an object not annotated on this frame."""
+        if object_id in self.object_ids:
+            return self.masks[self.object_ids.index(object_id)]
+        return np.zeros(self.masks.shape[1:], dtype=bool)
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,9 +17,16 @@ def reader(root: Path, **kw) -> DavisReader:
 
 @pytest.mark.parametrize(
     ("video", "frames", "objects", "annotated_last"),
-    [("blackswan", 50, [1], True), ("car-shadow", 40, [1], True), ("bmx-trees", 80, [1, 2], False), ("tennis", 2, [1, 2], True)],
+    [
+        ("blackswan", 50, [1], True),
+        ("car-shadow", 40, [1], True),
+        ("bmx-trees", 80, [1, 2], False),
+        ("tennis", 2, [1, 2], True),
+    ],
 )
-def test_shared_samples(davis_root: Path, video: str, frames: int, objects: list[int], annotated_last: bool) -> None:
+def test_shared_samples(
+    davis_root: Path, video: str, frames: int, objects: list[int], annotated_last: bool
+) -> None:
     ds = reader(davis_root)
     ref = ds.video(video)
     assert (ref.num_frames, ref.height, ref.width) == (frames, 480, 854)
@@ -31,6 +38,9 @@ def test_shared_samples(davis_root: Path, video: str, frames: int, objects: list
     last = source[frames - 1]
     assert last.shape == (480, 854, 3) and last.dtype == np.uint8
     assert (ds.ground_truth(video, frames - 1) is not None) == annotated_last
+    assert ds.annotated_frames(video) == (list(range(frames)) if annotated_last else [0])
+    gt = ds.ground_truth(video, 0)
+    assert gt is not None and gt.object_ids == tuple(objects) and gt.masks.shape == (len(objects), 480, 854)
 
 
 def test_split_list_and_all_videos(davis_root: Path) -> None:
@@ -49,6 +59,9 @@ def test_void_pixels_are_not_object(davis_root: Path) -> None:
         assert not (prompt.mask & void).any()
     union = np.logical_or.reduce([p.mask for p in ds.prompts("tennis")])
     assert union.sum() == np.isin(labels, [1, 2]).sum()
+    gt = ds.ground_truth("tennis", 0)
+    assert gt is not None and gt.void is not None and (gt.void == void).all()
+    assert not (gt.masks & void).any()
 
 
 def test_frames_are_lazy_and_cached(davis_root: Path) -> None:

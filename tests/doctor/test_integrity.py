@@ -101,9 +101,7 @@ def test_custom_manifest(tmp_path: Path) -> None:
     (pkg / "a.py").write_text("")
     manifest = {
         "commit": "deadbeef",
-        "files": {
-            "a.py": "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
-        },
+        "files": {"a.py": "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"},
     }
     report = verify_sam2(pkg, manifest)
     assert isinstance(report, IntegrityReport)

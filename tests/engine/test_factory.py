@@ -30,14 +30,18 @@ def test_small_config_builds_real_sam2_classes(small_model) -> None:
 
 def test_same_seed_same_weights(small_model, small_model_config) -> None:
     again = build_model(small_model_config)
-    for (k, a), (_, b) in zip(small_model.predictor.state_dict().items(), again.predictor.state_dict().items(), strict=True):
+    for (k, a), (_, b) in zip(
+        small_model.predictor.state_dict().items(), again.predictor.state_dict().items(), strict=True
+    ):
         assert torch.equal(a, b), k
 
 
 def test_checkpoint_round_trip_loads_strictly(small_model, tmp_path: Path) -> None:
     ckpt = tmp_path / "small.pt"
     torch.save({"model": small_model.predictor.state_dict()}, ckpt)
-    loaded = build_model(ModelConfig(name="s", sam2_config=str(SMALL_SAM2_CONFIG), checkpoint=ckpt, seed=123, device="cpu"))
+    loaded = build_model(
+        ModelConfig(name="s", sam2_config=str(SMALL_SAM2_CONFIG), checkpoint=ckpt, seed=123, device="cpu")
+    )
     assert not loaded.untrained and loaded.checkpoint_sha256 == file_sha256(ckpt)
     for k, v in small_model.predictor.state_dict().items():
         assert torch.equal(v, loaded.predictor.state_dict()[k]), k
@@ -52,7 +56,9 @@ def test_checkpoint_with_missing_and_unexpected_keys_is_named(small_model, tmp_p
     with pytest.raises(CheckpointError) as info:
         build_model(ModelConfig(name="s", sam2_config=str(SMALL_SAM2_CONFIG), checkpoint=ckpt, device="cpu"))
     message = str(info.value)
-    assert str(ckpt) in message and "sam_mask_decoder.iou_token.weight" in message and "extra.weight" in message
+    assert (
+        str(ckpt) in message and "sam_mask_decoder.iou_token.weight" in message and "extra.weight" in message
+    )
 
 
 def test_checkpoint_bad_files(tmp_path: Path) -> None:
@@ -80,7 +86,9 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
 def test_config_resolution() -> None:
     official = resolve_sam2_config("configs/sam2.1/sam2.1_hiera_t.yaml")
     assert official.is_file() and official.parent.name == "sam2.1"
-    assert resolve_sam2_config("configs/sam2.1/sam2.1_hiera_l") == resolve_sam2_config("configs/sam2.1/sam2.1_hiera_l.yaml")
+    assert resolve_sam2_config("configs/sam2.1/sam2.1_hiera_l") == resolve_sam2_config(
+        "configs/sam2.1/sam2.1_hiera_l.yaml"
+    )
     with pytest.raises(ModelBuildError, match="found neither"):
         resolve_sam2_config("configs/sam2.1/sam9_hiera_z.yaml")
 
@@ -99,7 +107,11 @@ def test_bad_model_yaml(tmp_path: Path) -> None:
 def test_official_tiny_architecture_builds(tmp_path: Path) -> None:
     """The official configs go through the same factory (random weights here: no checkpoint can
     be downloaded); a checkpoint saved from it loads back strictly."""
-    model = build_model(ModelConfig(name="t", sam2_config="configs/sam2.1/sam2.1_hiera_t.yaml", random_init=True, device="cpu"))
+    model = build_model(
+        ModelConfig(
+            name="t", sam2_config="configs/sam2.1/sam2.1_hiera_t.yaml", random_init=True, device="cpu"
+        )
+    )
     assert model.predictor.image_size == 1024 and model.token_dim == 256
     n = sum(t.numel() for t in model.predictor.parameters())
     assert 38e6 < n < 40e6  # sam2.1_hiera_tiny has 38.9 M parameters
@@ -110,6 +122,8 @@ def test_official_tiny_architecture_builds(tmp_path: Path) -> None:
 @pytest.mark.gpu
 def test_cuda_bf16_build() -> None:
     model = build_model(
-        ModelConfig(name="s", sam2_config=str(SMALL_SAM2_CONFIG), random_init=True, device="cuda", dtype="bfloat16")
+        ModelConfig(
+            name="s", sam2_config=str(SMALL_SAM2_CONFIG), random_init=True, device="cuda", dtype="bfloat16"
+        )
     )
     assert model.device.type == "cuda"

@@ -58,7 +58,9 @@ def test_decoder_iou_head_on_captured_token_reproduces_predicted_iou(small_model
         with torch.no_grad():
             recomputed = head(torch.from_numpy(r.iou_tokens)).numpy()
         np.testing.assert_allclose(recomputed, r.candidate_ious, atol=1e-5)
-        np.testing.assert_allclose(r.sam_iou, recomputed[np.arange(len(r.object_ids)), r.chosen_candidate], atol=1e-5)
+        np.testing.assert_allclose(
+            r.sam_iou, recomputed[np.arange(len(r.object_ids)), r.chosen_candidate], atol=1e-5
+        )
     # tracked frames use multimask output (SAM 2.1): the chosen token is the best of 1..3
     for r in records[1:]:
         assert (r.chosen_candidate == 1 + np.argmax(r.candidate_ious[:, 1:], axis=1)).all()

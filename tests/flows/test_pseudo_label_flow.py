@@ -31,13 +31,18 @@ def _artifacts(key: str):
         return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
 
-def test_flow_labels_two_videos_with_artifacts(prefect_harness, dataset: Path, tmp_path: Path, small_model_config) -> None:
+def test_flow_labels_two_videos_with_artifacts(
+    prefect_harness, dataset: Path, tmp_path: Path, small_model_config
+) -> None:
     from flows.pseudo_label import pseudo_label_dataset
 
     run = make_run_config(dataset, tmp_path / "s.zarr", ["synth-000", "synth-001"], small_model_config)
     run = run.model_copy(update={"name": "flow-test"})
     results = pseudo_label_dataset(str(write_run_yaml(tmp_path, run)))
-    assert [(r.video_id, r.outcome) for r in results] == [("synth-000", "labelled"), ("synth-001", "labelled")]
+    assert [(r.video_id, r.outcome) for r in results] == [
+        ("synth-000", "labelled"),
+        ("synth-001", "labelled"),
+    ]
     store = PseudoLabelStore.open(tmp_path / "s.zarr", "r")
     assert store.videos() == ["synth-000", "synth-001"] and all(store.is_complete(v) for v in store.videos())
 
@@ -48,7 +53,9 @@ def test_flow_labels_two_videos_with_artifacts(prefect_harness, dataset: Path, t
     assert progress and progress[0].type == "progress" and float(progress[0].data) == pytest.approx(100.0)
 
 
-def test_failed_video_is_reported_and_others_complete(prefect_harness, dataset: Path, tmp_path: Path, small_model_config) -> None:
+def test_failed_video_is_reported_and_others_complete(
+    prefect_harness, dataset: Path, tmp_path: Path, small_model_config
+) -> None:
     from flows.pseudo_label import pseudo_label_dataset
 
     (dataset / "JPEGImages/480p/synth-000/00003.jpg").unlink()
@@ -61,16 +68,18 @@ def test_failed_video_is_reported_and_others_complete(prefect_harness, dataset: 
 
 
 def test_bad_input_is_not_retried(prefect_harness) -> None:
-    from flows.pseudo_label import _retry_unless_bad_input
     from prefect.states import Failed
 
+    from flows.pseudo_label import _retry_unless_bad_input
     from usam_video.errors import FrameReadError
 
     assert _retry_unless_bad_input(None, None, Failed(data=FrameReadError("x.jpg: bad"))) is False
     assert _retry_unless_bad_input(None, None, Failed(data=RuntimeError("CUDA out of memory"))) is True
 
 
-def test_gpu_limit_path_creates_and_holds_the_limit(prefect_harness, dataset: Path, tmp_path: Path, small_model_config) -> None:
+def test_gpu_limit_path_creates_and_holds_the_limit(
+    prefect_harness, dataset: Path, tmp_path: Path, small_model_config
+) -> None:
     """The CUDA path (forced here on CPU): a strict 'gpu' limit is created, then acquired per video."""
     from prefect.client.orchestration import get_client
 

@@ -42,7 +42,9 @@ def test_scores_match_heads_and_gap_shift() -> None:
     s = score_frame(p, heads)
     assert s.names == ("sam_iou", "object_score", "iou_tiny", "task_gap") == score_names(heads)
     np.testing.assert_allclose(s.column("sam_iou"), p.sam_iou)
-    np.testing.assert_allclose(s.column("object_score"), [0.5, 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))], rtol=1e-6)
+    np.testing.assert_allclose(
+        s.column("object_score"), [0.5, 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))], rtol=1e-6
+    )
     x = torch.from_numpy(head_features(p))
     with torch.no_grad():
         np.testing.assert_allclose(s.column("iou_tiny"), heads.heads["iou_tiny"](x).numpy(), atol=1e-6)
@@ -85,7 +87,9 @@ POLICY = PolicyConfig(
 def test_policy_rules(row: list[float], status: Status, reason: str) -> None:
     policy = ThresholdPolicy(POLICY)
     st, rs = policy.decide(scores([row]))
-    assert policy.decision(int(st[0]), int(rs[0])) == policy.decision(status, policy.reasons.index(reason) + 1 if reason else 0)
+    assert policy.decision(int(st[0]), int(rs[0])) == policy.decision(
+        status, policy.reasons.index(reason) + 1 if reason else 0
+    )
     assert Status(int(st[0])) is status
 
 

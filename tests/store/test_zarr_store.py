@@ -86,7 +86,13 @@ def test_interrupted_video_is_incomplete_and_redone(tmp_path: Path) -> None:
 def test_finish_refuses_missing_frames(tmp_path: Path) -> None:
     store = PseudoLabelStore.open(tmp_path / "s.zarr")
     writer = store.begin_video(REF, [1], NAMES, [], {}, "fp")
-    writer.write_frame(0, np.zeros((1, 4, 5), bool), np.zeros((1, 2), np.float32), np.ones(1, np.uint8), np.zeros(1, np.uint8))
+    writer.write_frame(
+        0,
+        np.zeros((1, 4, 5), bool),
+        np.zeros((1, 2), np.float32),
+        np.ones(1, np.uint8),
+        np.zeros(1, np.uint8),
+    )
     with pytest.raises(StoreError, match=r"frames \[1, 2\] are missing"):
         writer.finish()
     assert not store.is_complete("vid-1")
@@ -95,7 +101,13 @@ def test_finish_refuses_missing_frames(tmp_path: Path) -> None:
 def test_bad_frame_shape(tmp_path: Path) -> None:
     writer = PseudoLabelStore.open(tmp_path / "s.zarr").begin_video(REF, [1], NAMES, [], {}, "fp")
     with pytest.raises(StoreError, match="expected masks"):
-        writer.write_frame(0, np.zeros((1, 9, 9), bool), np.zeros((1, 2), np.float32), np.ones(1, np.uint8), np.zeros(1, np.uint8))
+        writer.write_frame(
+            0,
+            np.zeros((1, 9, 9), bool),
+            np.zeros((1, 2), np.float32),
+            np.ones(1, np.uint8),
+            np.zeros(1, np.uint8),
+        )
 
 
 def test_open_errors(tmp_path: Path) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import abc
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from usam_video.errors import FrameReadError
-from usam_video.types import ObjectPrompt, VideoRef
+from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
 __all__ = ["FrameSource", "JpegFolderSource", "DatasetReader"]
 
@@ -95,8 +95,15 @@ class DatasetReader(abc.ABC):
 
     @abc.abstractmethod
     def prompts(self, video_id: str) -> list[ObjectPrompt]:
-        """The prompts that start each object (for DAVIS: the first-frame masks)."""
+        """The prompt that starts each object, one per object, sorted by (frame, object id).
+
+        For DAVIS: the first-frame masks; objects entering later start on their own frame.
+        """
 
     @abc.abstractmethod
-    def ground_truth(self, video_id: str, frame_index: int) -> np.ndarray | None:
-        """``uint8`` ``(H, W)`` index map of a frame (0 bg, ids, 255 void), or None if unannotated."""
+    def annotated_frames(self, video_id: str) -> list[int]:
+        """Video frame indices that carry ground truth, ascending."""
+
+    @abc.abstractmethod
+    def ground_truth(self, video_id: str, frame_index: int) -> FrameAnnotation | None:
+        """Ground truth of one frame, or None if that frame is not annotated."""

@@ -16,7 +16,7 @@ from usam_video.config import DatasetConfig
 from usam_video.datasets.base import DatasetReader, FrameSource, JpegFolderSource
 from usam_video.datasets.palette import VOID_INDEX, png_size, read_palette_png
 from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError, FrameReadError
-from usam_video.types import ObjectPrompt, VideoRef
+from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
 __all__ = ["DavisReader"]
 
@@ -56,7 +56,7 @@ class DavisReader(DatasetReader):
             return [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
         return sorted(p.name for p in self._images.iterdir() if p.is_dir())
 
-    @lru_cache(maxsize=64)
+    @lru_cache(maxsize=64)  # noqa: B019  (a reader lives for one run; caching its listings is the point)
     def _frame_paths(self, video_id: str) -> tuple[Path, ...]:
         folder = self._images / video_id
         if not folder.is_dir():
@@ -81,7 +81,7 @@ class DavisReader(DatasetReader):
             )
         return tuple(folder / f"{i:05d}.jpg" for i in indices)
 
-    @lru_cache(maxsize=64)
+    @lru_cache(maxsize=64)  # noqa: B019  (a reader lives for one run; caching its listings is the point)
     def _frame_size(self, video_id: str) -> tuple[int, int]:
         # Every frame's header is read up front (cheap: no pixel decoding) so that a frame of
         # another size is reported before anything is written for this video.
@@ -107,8 +107,7 @@ class DavisReader(DatasetReader):
         first_mask = self._annotations / video_id / "00000.png"
         if not first_mask.is_file():
             raise AnnotationError(
-                f"{first_mask}: expected the first-frame annotation of video {video_id!r}, "
-                "found nothing."
+                f"{first_mask}: expected the first-frame annotation of video {video_id!r}, found nothing."
             )
         mask_hw = png_size(first_mask)
         if mask_hw != (height, width):
@@ -135,7 +134,17 @@ class DavisReader(DatasetReader):
         del ref
         return [ObjectPrompt(obj, 0, labels == obj) for obj in object_ids]
 
-    def ground_truth(self, video_id: str, frame_index: int) -> np.ndarray | None:
+    def annotated_frames(self, video_id: str) -> list[int]:
+        folder = self._annotations / video_id
+        num_frames = len(self._frame_paths(video_id))
+        found = []
+        for path in folder.glob("*.png"):
+            if path.stem.isdigit() and int(path.stem) < num_frames:
+                found.append(int(path.stem))
+        return sorted(found)
+
+    def index_map(self, video_id: str, frame_index: int) -> np.ndarray | None:
+        """``uint8`` ``(H, W)`` palette indices of a frame (0 bg, ids, 255 void), or None."""
         path = self._annotations / video_id / f"{frame_index:05d}.png"
         if not path.is_file():
             return None
@@ -147,3 +156,12 @@ class DavisReader(DatasetReader):
                 f"{labels.shape[0]}x{labels.shape[1]}."
             )
         return labels
+
+    def ground_truth(self, video_id: str, frame_index: int) -> FrameAnnotation | None:
+        labels = self.index_map(video_id, frame_index)
+        if labels is None:
+            return None
+        ids = tuple(int(v) for v in np.unique(labels) if v not in (0, VOID_INDEX))
+        masks = np.stack([labels == i for i in ids]) if ids else np.zeros((0, *labels.shape), bool)
+        void = labels == VOID_INDEX
+        return FrameAnnotation(frame_index, ids, masks, void if void.any() else None)

@@ -159,9 +159,7 @@ def render_video(spec: SyntheticVideoSpec) -> SyntheticVideo:
         InputError: ``spec`` is not a :class:`SyntheticVideoSpec`.
     """
     if not isinstance(spec, SyntheticVideoSpec):
-        raise InputError(
-            f"render_video: expected a SyntheticVideoSpec, got {type(spec).__name__}."
-        )
+        raise InputError(f"render_video: expected a SyntheticVideoSpec, got {type(spec).__name__}.")
     rng = np.random.default_rng(spec.seed)
     num_frames, height, width = spec.num_frames, spec.height, spec.width
 
@@ -216,14 +214,11 @@ def write_davis_dataset(
     _check_name("write_davis_dataset: split", split)
     specs = list(specs)
     if not specs:
-        raise InputError(
-            "write_davis_dataset: expected at least one SyntheticVideoSpec, got none."
-        )
+        raise InputError("write_davis_dataset: expected at least one SyntheticVideoSpec, got none.")
     for spec in specs:
         if not isinstance(spec, SyntheticVideoSpec):
             raise InputError(
-                f"write_davis_dataset: expected SyntheticVideoSpec items, "
-                f"got {type(spec).__name__}."
+                f"write_davis_dataset: expected SyntheticVideoSpec items, got {type(spec).__name__}."
             )
     names = [spec.name for spec in specs]
     repeated = sorted({name for name in names if names.count(name) > 1})

@@ -58,9 +58,7 @@ class IntegrityReport:
     def summary(self) -> str:
         """Return a human-readable report: a header line, then one line per problem file."""
         state = "ok" if self.ok else "MODIFIED"
-        lines = [
-            f"sam2 at {self.package_dir} vs upstream commit {self.commit}: {state}"
-        ]
+        lines = [f"sam2 at {self.package_dir} vs upstream commit {self.commit}: {state}"]
         lines += [f"mismatched: {p}" for p in self.mismatched]
         lines += [f"missing: {p}" for p in self.missing]
         lines += [f"extra: {p}" for p in self.extra]
@@ -108,8 +106,7 @@ def load_manifest(path: Path | None = None) -> dict[str, Any]:
         or not isinstance(manifest.get("files"), dict)
     ):
         raise ModelBuildError(
-            f"load_manifest: expected an object with 'commit' and 'files' in {path}, "
-            "got something else."
+            f"load_manifest: expected an object with 'commit' and 'files' in {path}, got something else."
         )
     return manifest
 
@@ -130,9 +127,7 @@ def _python_files(package_dir: Path) -> set[str]:
     }
 
 
-def verify_sam2(
-    package_dir: Path | None = None, manifest: dict[str, Any] | None = None
-) -> IntegrityReport:
+def verify_sam2(package_dir: Path | None = None, manifest: dict[str, Any] | None = None) -> IntegrityReport:
     """Compare the sha256 of every ``*.py`` file of a sam2 package with a manifest.
 
     Args:
@@ -157,9 +152,7 @@ def verify_sam2(
 
     mismatched = tuple(
         sorted(
-            rel
-            for rel in expected.keys() & present
-            if _sha256(package_dir / rel) != expected[rel].lower()
+            rel for rel in expected.keys() & present if _sha256(package_dir / rel) != expected[rel].lower()
         )
     )
     missing = tuple(sorted(expected.keys() - present))

@@ -105,7 +105,9 @@ def _load_checkpoint(model: torch.nn.Module, path: Path) -> str:
         # weights_only=True: a checkpoint is data, never code to execute.
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for bad files
-        raise CheckpointError(f"{path}: expected a torch checkpoint loadable with weights_only=True, got: {exc}") from exc
+        raise CheckpointError(
+            f"{path}: expected a torch checkpoint loadable with weights_only=True, got: {exc}"
+        ) from exc
     if not isinstance(payload, dict) or "model" not in payload:
         raise CheckpointError(
             f"{path}: expected a dict with a 'model' state dict (sam2's format), got "

@@ -57,7 +57,9 @@ class StreamingVideoPredictor(SAM2VideoPredictor):
     """``SAM2VideoPredictor`` plus :meth:`init_state_from_frames`."""
 
     @torch.inference_mode()
-    def init_state_from_frames(self, source: FrameSource, offload_state_to_cpu: bool = False) -> dict[str, Any]:
+    def init_state_from_frames(
+        self, source: FrameSource, offload_state_to_cpu: bool = False
+    ) -> dict[str, Any]:
         """Build sam2's inference state over a lazy frame source (no up-front decoding).
 
         Returns the same dict ``init_state`` returns, with ``images`` a :class:`Sam2Frames`.

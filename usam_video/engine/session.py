@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,7 +86,11 @@ class PropagationSession:
                     yield self._record(int(frame_idx), obj_ids, video_res_masks, capture.drain())
 
     def _record(
-        self, frame_idx: int, obj_ids: tuple[int, ...], video_res_masks: torch.Tensor, calls: list[DecoderCall]
+        self,
+        frame_idx: int,
+        obj_ids: tuple[int, ...],
+        video_res_masks: torch.Tensor,
+        calls: list[DecoderCall],
     ) -> FramePrediction:
         # sam2 1.1.0 runs the decoder once per object (batch 1) on every frame that is not a
         # conditioning frame of that object, in object-index order; conditioning frames reuse
@@ -102,7 +107,9 @@ class PropagationSession:
             else:
                 raise RuntimeError(f"frame {frame_idx}: no decoder output captured for object {obj_id}")
         if queue:
-            raise RuntimeError(f"frame {frame_idx}: {len(queue)} unexpected decoder outputs: sam2 internals changed")
+            raise RuntimeError(
+                f"frame {frame_idx}: {len(queue)} unexpected decoder outputs: sam2 internals changed"
+            )
         masks = (video_res_masks[:, 0] > 0.0).cpu().numpy()
         candidate_ious = np.stack([c.candidate_ious[r] for c, r, _ in per_obj])
         chosen = np.array([c.chosen[r] for c, r, _ in per_obj], dtype=np.int64)

@@ -7,9 +7,9 @@ saved from CUDA tensors, hence ``map_location``; ``weights_only=True`` refuses p
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import torch
 
@@ -102,14 +102,18 @@ def load_heads(directory: Path, names: Iterable[str] | None = None, token_dim: i
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several unrelated types for bad files
-            raise HeadsError(f"{path}: expected a state dict loadable with weights_only=True, got: {exc}") from exc
+            raise HeadsError(
+                f"{path}: expected a state dict loadable with weights_only=True, got: {exc}"
+            ) from exc
         head = UsamHead(token_dim)
         expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
         if not isinstance(state, dict):
             raise HeadsError(f"{path}: expected a state dict, got {type(state).__name__}.")
         found = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
         if found != expected:
-            wrong = {k: found.get(k) for k in sorted(set(expected) | set(found)) if found.get(k) != expected.get(k)}
+            wrong = {
+                k: found.get(k) for k in sorted(set(expected) | set(found)) if found.get(k) != expected.get(k)
+            }
             raise HeadsError(
                 f"{path}: expected a USAM head for {token_dim}-d tokens with tensors {expected}, "
                 f"got differences {wrong}."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -39,7 +39,8 @@ class ThresholdPolicy:
             if rule.score not in score_names:
                 raise ConfigError(
                     f"policy {self.config.name!r} rule {rule.name!r}: expected score {rule.score!r} "
-                    f"among this run's scores {list(score_names)}, found none. Load that head or drop the rule."
+                    f"among this run's scores {list(score_names)}, found none. "
+                    "Load that head or drop the rule."
                 )
 
     def decide(self, scores: FrameScores) -> tuple[np.ndarray, np.ndarray]:

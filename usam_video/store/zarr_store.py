@@ -19,9 +19,10 @@ a group found incomplete was interrupted and is rewritten from scratch by the ne
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import zarr
@@ -163,7 +164,9 @@ class PseudoLabelStore:
         if video_id not in self.videos():
             return False
         attrs = self._group(video_id).attrs
-        return bool(attrs.get("complete")) and (fingerprint is None or attrs.get("fingerprint") == fingerprint)
+        return bool(attrs.get("complete")) and (
+            fingerprint is None or attrs.get("fingerprint") == fingerprint
+        )
 
     def summary(self, video_id: str) -> VideoSummary:
         group = self._group(video_id)
@@ -202,7 +205,9 @@ class PseudoLabelStore:
         group = self._group(video_id)
         num_frames = group["masks"].shape[0]
         if not 0 <= frame_index < num_frames:
-            raise InputError(f"video {video_id!r}: expected a frame in 0..{num_frames - 1}, got {frame_index}.")
+            raise InputError(
+                f"video {video_id!r}: expected a frame in 0..{num_frames - 1}, got {frame_index}."
+            )
         return group["masks"][frame_index]
 
     def queue(self, video_id: str | None = None) -> list[QueueEntry]:
@@ -219,7 +224,9 @@ class PseudoLabelStore:
                         object_id=int(table.object_ids[o]),
                         status=Status(int(table.status[t, o])),
                         reason=table.reason_label(int(table.reason[t, o])),
-                        scores={n: float(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)},
+                        scores={
+                            n: float(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)
+                        },
                     )
                 )
         return entries

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -22,7 +22,9 @@ from usam_video.errors import UsamVideoError
 
 __all__ = ["app", "main", "repo_configs_dir"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Video pseudo-labelling with SAM 2 and USAM.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Video pseudo-labelling with SAM 2 and USAM."
+)
 # Wide enough that tables are not cut when output goes to a file or CI log.
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
@@ -30,7 +32,7 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 def repo_configs_dir() -> Path:
     """The project's ``configs/`` folder (beside the package in a checkout)."""
-    path = Path(__file__).resolve().parents[1] / "configs"
+    path = Path(__file__).resolve().parents[2] / "configs"
     if not path.is_dir():
         raise UsamVideoError(
             f"{path}: expected the project's configs/ folder beside the package, found nothing. "
@@ -79,7 +81,8 @@ def _inspect_data(store_path: Path, with_frames: bool) -> list[dict[str, Any]]:
                             "status": Status(int(table.status[t, o])).label,
                             "reason": table.reason_label(int(table.reason[t, o])),
                             "scores": {
-                                n: _finite(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)
+                                n: _finite(v)
+                                for n, v in zip(table.score_names, table.scores[t, o], strict=True)
                             },
                         }
                     )
@@ -127,7 +130,7 @@ def inspect(
 def queue(
     store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    video: Optional[str] = typer.Option(None, help="only this video"),
+    video: str | None = typer.Option(None, help="only this video"),
 ) -> None:
     """The queued frame-objects (for refinement or human review) with reasons and scores."""
     from usam_video.store import PseudoLabelStore
@@ -155,14 +158,29 @@ def queue(
         table.add_column(col)
     for e in entries:
         table.add_row(
-            e.video_id, str(e.frame_index), str(e.object_id), e.status.label, e.reason, f"{e.scores.get('sam_iou', float('nan')):.3f}"
+            e.video_id,
+            str(e.frame_index),
+            str(e.object_id),
+            e.status.label,
+            e.reason,
+            f"{e.scores.get('sam_iou', float('nan')):.3f}",
         )
     console.print(table)
 
 
 def _print_results(results: list[Any]) -> int:
     table = Table(title="videos")
-    for col in ("video", "outcome", "frames", "objects", "accepted", "queued refine", "queued human", "mean pred. IoU", "s"):
+    for col in (
+        "video",
+        "outcome",
+        "frames",
+        "objects",
+        "accepted",
+        "queued refine",
+        "queued human",
+        "mean pred. IoU",
+        "s",
+    ):
         table.add_column(col)
     for r in results:
         table.add_row(
@@ -204,7 +222,9 @@ def run(config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo_output"), help="folder for the generated dataset, run config and store"),
+    out: Path = typer.Option(
+        Path("demo_output"), help="folder for the generated dataset, run config and store"
+    ),
     videos: int = typer.Option(3, help="number of generated videos"),
     frames: int = typer.Option(12, help="frames per video"),
 ) -> None:

@@ -1,4 +1,4 @@
-"""Plain functions the flows (and the CLI) call: no Prefect here, so tests reach all of it.
+"""Pseudo-labelling: the functions the labelling flow and ``usam-video run`` call.
 
 ``label_video`` is the whole per-video path: read, propagate with token capture, score,
 decide, write. Heavy objects (the SAM 2 model, the heads) are built once per process and
