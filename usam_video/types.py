@@ -112,6 +112,8 @@ class FramePrediction:
         iou_tokens: ``float32`` ``(O, D)``: the IoU token after the decoder's transformer.
         mask_tokens: ``float32`` ``(O, K, D)``: the mask tokens after the transformer.
         is_prompt: ``bool`` ``(O,)``: the object's mask on this frame is its prompt.
+        tracked: ``bool`` ``(O,)``: the object is tracked on this frame. False before its first
+            prompt: then its mask is empty, its tokens and IoUs NaN and its candidate -1.
     """
 
     frame_index: int
@@ -124,11 +126,14 @@ class FramePrediction:
     iou_tokens: np.ndarray
     mask_tokens: np.ndarray
     is_prompt: np.ndarray
+    tracked: np.ndarray
 
     def chosen_mask_tokens(self) -> np.ndarray:
-        """``float32`` ``(O, D)``: the mask token of the candidate SAM 2 chose."""
+        """``float32`` ``(O, D)``: the mask token of the candidate SAM 2 chose (NaN if untracked)."""
         rows = np.arange(len(self.object_ids))
-        return self.mask_tokens[rows, self.chosen_candidate]
+        out = self.mask_tokens[rows, np.maximum(self.chosen_candidate, 0)]
+        out[~self.tracked] = np.nan
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,6 +163,7 @@ class Status(enum.IntEnum):
     QUEUED_HUMAN = 3  # queued for human review
     REFINED = 4
     CORRECTED = 5
+    NOT_STARTED = 6  # the object enters later in the video: no mask, no scores
 
     @property
     def label(self) -> str:

@@ -19,7 +19,7 @@ def synth_records(small_model, synth_root: Path):
     session = PropagationSession(small_model, ds.frames("synth-002"))
     prompts = ds.prompts("synth-002")
     for prompt in prompts:
-        session.add_mask_prompt(prompt)
+        session.add_prompt(prompt)
     return prompts, list(session.propagate())
 
 
@@ -72,7 +72,7 @@ def test_masks_equal_stock_sam2_on_a_jpeg_folder(small_model, synth_root: Path) 
     prompts = ds.prompts("synth-001")
     session = PropagationSession(small_model, ds.frames("synth-001"))
     for p in prompts:
-        session.add_mask_prompt(p)
+        session.add_prompt(p)
     ours = [r.masks for r in session.propagate()]
 
     predictor = small_model.predictor
@@ -112,8 +112,8 @@ def test_bad_prompts(small_model, synth_root: Path) -> None:
     ds = open_dataset(DatasetConfig(name="s", root=synth_root))
     session = PropagationSession(small_model, ds.frames("synth-000"))
     with pytest.raises(InputError, match="expected a mask of 96x128"):
-        session.add_mask_prompt(ObjectPrompt(1, 0, np.zeros((10, 10), bool)))
+        session.add_prompt(ObjectPrompt(1, 0, np.zeros((10, 10), bool)))
     with pytest.raises(InputError, match="frame 9"):
-        session.add_mask_prompt(ObjectPrompt(1, 9, np.zeros((96, 128), bool)))
+        session.add_prompt(ObjectPrompt(1, 9, np.zeros((96, 128), bool)))
     with pytest.raises(InputError, match="no prompts"):
         next(session.propagate())

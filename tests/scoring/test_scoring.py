@@ -24,6 +24,7 @@ def prediction(o: int = 3, d: int = 256, seed: int = 0) -> FramePrediction:
         iou_tokens=rng.standard_normal((o, d), dtype=np.float32),
         mask_tokens=rng.standard_normal((o, 4, d), dtype=np.float32),
         is_prompt=np.zeros(o, bool),
+        tracked=np.ones(o, bool),
     )
 
 

@@ -1,8 +1,14 @@
-"""One propagation session per video: add prompts, then iterate typed per-frame records."""
+"""One propagation session per video: add prompts, then iterate typed per-frame records.
+
+Memory stays flat in the video's length: frames are decoded on demand (see
+:class:`~usam_video.engine.predictor.Sam2Frames`), and once a frame has been yielded, every
+per-object output that SAM 2 can no longer read is dropped (see :func:`oldest_frame_needed`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +21,26 @@ from usam_video.engine.factory import BuiltModel
 from usam_video.errors import InputError
 from usam_video.types import FramePrediction, ObjectPrompt
 
-__all__ = ["PropagationSession"]
+__all__ = ["PropagationSession", "oldest_frame_needed"]
+
+
+def oldest_frame_needed(model: torch.nn.Module, frame_idx: int, num_frames: int) -> int:
+    """The oldest earlier frame whose non-conditioning output tracking ``frame_idx`` reads.
+
+    Mirrors ``SAM2Base._prepare_memory_conditioned_features`` (sam2 1.1.0, forward tracking,
+    eval mode): spatial memories of frame ``t-1`` and of ``num_maskmem - 2`` more frames at the
+    eval stride, and object pointers of the last ``max_obj_ptrs_in_encoder - 1`` frames.
+    Conditioning (prompted) frames are read separately and never dropped.
+    """
+    needed = [frame_idx - 1]
+    stride = model.memory_temporal_stride_for_eval
+    for t_rel in range(2, model.num_maskmem):
+        needed.append(((frame_idx - 2) // stride) * stride - (t_rel - 2) * stride)
+    if model.use_obj_ptrs_in_encoder:
+        max_ptrs = min(num_frames, model.max_obj_ptrs_in_encoder)
+        if max_ptrs > 1:
+            needed.append(frame_idx - (max_ptrs - 1))
+    return min(needed)
 
 
 class PropagationSession:
@@ -25,20 +50,28 @@ class PropagationSession:
 
         session = PropagationSession(model, frames)
         for prompt in prompts:
-            session.add_mask_prompt(prompt)
+            session.add_prompt(prompt)
         for record in session.propagate():
             ...
 
-    The record of a prompted frame carries the tokens of the decoder pass SAM 2 makes on the
-    prompt (sam2 runs the decoder on the mask prompt to build the object pointer).
+    Every record covers every prompted object (in the order they were added). An object whose
+    first prompt lies on a later frame enters there: on earlier frames it is not tracked
+    (``tracked`` False, empty mask, NaN scores). The record of a prompted frame carries the
+    tokens of the decoder pass SAM 2 makes on the prompt.
+
+    Args:
+        prune: drop per-object outputs SAM 2 can no longer read once their frame is yielded
+            (constant memory). Off only to compare against an unpruned run.
     """
 
-    def __init__(self, model: BuiltModel, frames: FrameSource):
+    def __init__(self, model: BuiltModel, frames: FrameSource, prune: bool = True):
         self.model = model
         self.frames = frames
+        self.prune = prune
         self._predictor = model.predictor
         with self._autocast():
             self._state: dict[str, Any] = self._predictor.init_state_from_frames(frames)
+        self._prompts: list[ObjectPrompt] = []
         self._prompt_calls: dict[tuple[int, int], DecoderCall] = {}  # (frame, obj_id) -> call
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
@@ -48,80 +81,162 @@ class PropagationSession:
 
     @property
     def object_ids(self) -> tuple[int, ...]:
-        return tuple(int(i) for i in self._state["obj_ids"])
+        """Every prompted object, in the order of first appearance (then id)."""
+        seen: dict[int, None] = {}
+        for prompt in sorted(self._prompts, key=lambda p: (p.frame_index, p.object_id)):
+            seen.setdefault(prompt.object_id, None)
+        return tuple(seen)
 
-    def add_mask_prompt(self, prompt: ObjectPrompt) -> None:
-        """Add an object's mask (``bool`` ``(H, W)`` at video resolution) on its frame."""
+    def add_prompt(self, prompt: ObjectPrompt) -> None:
+        """Queue a prompt (mask, points and/or box at video resolution); checked now, applied when
+        propagation reaches its frame."""
         h, w = self.frames.height, self.frames.width
-        if prompt.mask.shape != (h, w):
-            raise InputError(
-                f"object {prompt.object_id} frame {prompt.frame_index}: expected a mask of "
-                f"{h}x{w} (HxW), got {prompt.mask.shape}."
-            )
+        where = f"object {prompt.object_id} frame {prompt.frame_index}"
         if not 0 <= prompt.frame_index < len(self.frames):
+            raise InputError(f"{where}: expected a prompt on a frame in 0..{len(self.frames) - 1}.")
+        if prompt.mask is not None and prompt.mask.shape != (h, w):
+            raise InputError(f"{where}: expected a mask of {h}x{w} (HxW), got {prompt.mask.shape}.")
+        if prompt.points is not None:
+            points = np.asarray(prompt.points)
+            labels = np.asarray(prompt.point_labels)
+            if points.ndim != 2 or points.shape[1] != 2 or labels.shape != (points.shape[0],):
+                raise InputError(
+                    f"{where}: expected points (N, 2) with labels (N,), got {points.shape} and {labels.shape}."
+                )
+        if prompt.box is not None and np.asarray(prompt.box).shape != (4,):
             raise InputError(
-                f"object {prompt.object_id}: prompt on frame {prompt.frame_index}, expected a "
-                f"frame in 0..{len(self.frames) - 1}."
+                f"{where}: expected a box (x0, y0, x1, y1), got shape {np.asarray(prompt.box).shape}."
             )
-        with self.model.lock, TokenCapture(self._predictor) as capture, self._autocast():
-            self._predictor.add_new_mask(
-                self._state, prompt.frame_index, prompt.object_id, torch.from_numpy(prompt.mask.astype(bool))
-            )
+        if any(
+            p.object_id == prompt.object_id and p.frame_index == prompt.frame_index for p in self._prompts
+        ):
+            raise InputError(f"{where}: expected one prompt per object and frame, got two.")
+        self._prompts.append(prompt)
+
+    def _apply(self, prompt: ObjectPrompt) -> None:
+        with TokenCapture(self._predictor) as capture:
+            if prompt.mask is not None:
+                self._predictor.add_new_mask(
+                    self._state,
+                    prompt.frame_index,
+                    prompt.object_id,
+                    torch.from_numpy(prompt.mask.astype(bool)),
+                )
+            else:
+                self._predictor.add_new_points_or_box(
+                    self._state,
+                    prompt.frame_index,
+                    prompt.object_id,
+                    points=None if prompt.points is None else np.asarray(prompt.points, np.float32),
+                    labels=None if prompt.point_labels is None else np.asarray(prompt.point_labels, np.int32),
+                    box=None if prompt.box is None else np.asarray(prompt.box, np.float32),
+                )
         calls = capture.drain()
         if len(calls) != 1 or calls[0].iou_tokens.shape[0] != 1:
             raise RuntimeError(
-                f"expected one decoder call for one mask prompt, got {len(calls)}: sam2 internals changed"
+                f"expected one decoder call per prompt, got {len(calls)}: sam2 internals changed"
             )
         self._prompt_calls[(prompt.frame_index, prompt.object_id)] = calls[0]
 
     def propagate(self) -> Iterator[FramePrediction]:
-        """Propagate forward from the earliest prompt, yielding one record per frame."""
-        obj_ids = self.object_ids
-        if not obj_ids:
+        """Propagate forward from the earliest prompt to the last frame, one record per frame.
+
+        Prompts on later frames are applied when propagation reaches them (sam2 then tracks from
+        each object's own first prompt; later prompts of a tracked object correct it).
+        """
+        if not self._prompts:
             raise InputError("no prompts were added: nothing to propagate")
-        with self.model.lock, TokenCapture(self._predictor) as capture:
-            with self._autocast():
-                stream = self._predictor.propagate_in_video(self._state)
-                for frame_idx, _, video_res_masks in stream:
-                    yield self._record(int(frame_idx), obj_ids, video_res_masks, capture.drain())
+        all_ids = self.object_ids
+        by_frame: dict[int, list[ObjectPrompt]] = defaultdict(list)
+        for prompt in sorted(self._prompts, key=lambda p: (p.frame_index, all_ids.index(p.object_id))):
+            by_frame[prompt.frame_index].append(prompt)
+        starts = sorted(by_frame)
+        num_frames = len(self.frames)
+        with self.model.lock, self._autocast():
+            for seg, start in enumerate(starts):
+                end = starts[seg + 1] - 1 if seg + 1 < len(starts) else num_frames - 1
+                for prompt in by_frame[start]:
+                    self._apply(prompt)
+                with TokenCapture(self._predictor) as capture:
+                    stream = self._predictor.propagate_in_video(
+                        self._state, start_frame_idx=start, max_frame_num_to_track=end - start
+                    )
+                    for frame_idx, _, video_res_masks in stream:
+                        record = self._record(int(frame_idx), all_ids, video_res_masks, capture.drain())
+                        if self.prune:
+                            self._prune(int(frame_idx) + 1)
+                        yield record
+
+    def _prune(self, next_frame: int) -> None:
+        oldest = oldest_frame_needed(self._predictor, next_frame, len(self.frames))
+        for out in self._state["output_dict_per_obj"].values():
+            non_cond = out["non_cond_frame_outputs"]
+            for t in [t for t in non_cond if t < oldest]:
+                del non_cond[t]
+        for key in [k for k in self._prompt_calls if k[0] < next_frame]:
+            del self._prompt_calls[key]
 
     def _record(
         self,
         frame_idx: int,
-        obj_ids: tuple[int, ...],
+        all_ids: tuple[int, ...],
         video_res_masks: torch.Tensor,
         calls: list[DecoderCall],
     ) -> FramePrediction:
         # sam2 1.1.0 runs the decoder once per object (batch 1) on every frame that is not a
         # conditioning frame of that object, in object-index order; conditioning frames reuse
-        # the stored output of the prompt, whose tokens we captured in add_mask_prompt.
-        per_obj: list[tuple[DecoderCall, int, bool]] = []
+        # the stored output of the prompt, whose tokens were captured in _apply.
+        tracked_ids = tuple(int(i) for i in self._state["obj_ids"])
+        per_obj: dict[int, tuple[DecoderCall, int, bool]] = {}
         queue = [(call, row) for call in calls for row in range(call.iou_tokens.shape[0])]
-        for obj_id in obj_ids:
+        for obj_id in tracked_ids:
             prompt_call = self._prompt_calls.get((frame_idx, obj_id))
             if prompt_call is not None:
-                per_obj.append((prompt_call, 0, True))
+                per_obj[obj_id] = (prompt_call, 0, True)
             elif queue:
                 call, row = queue.pop(0)
-                per_obj.append((call, row, False))
+                per_obj[obj_id] = (call, row, False)
             else:
                 raise RuntimeError(f"frame {frame_idx}: no decoder output captured for object {obj_id}")
         if queue:
             raise RuntimeError(
                 f"frame {frame_idx}: {len(queue)} unexpected decoder outputs: sam2 internals changed"
             )
-        masks = (video_res_masks[:, 0] > 0.0).cpu().numpy()
-        candidate_ious = np.stack([c.candidate_ious[r] for c, r, _ in per_obj])
-        chosen = np.array([c.chosen[r] for c, r, _ in per_obj], dtype=np.int64)
+
+        o, h, w = len(all_ids), self.frames.height, self.frames.width
+        k, d = self.model.num_mask_tokens, self.model.token_dim
+        masks = np.zeros((o, h, w), dtype=bool)
+        tracked_masks = (video_res_masks[:, 0] > 0.0).cpu().numpy()
+        candidate_ious = np.full((o, k), np.nan, np.float32)
+        chosen = np.full(o, -1, np.int64)
+        object_scores = np.full(o, np.nan, np.float32)
+        iou_tokens = np.full((o, d), np.nan, np.float32)
+        mask_tokens = np.full((o, k, d), np.nan, np.float32)
+        is_prompt = np.zeros(o, bool)
+        tracked = np.zeros(o, bool)
+        for row, obj_id in enumerate(tracked_ids):
+            i = all_ids.index(obj_id)
+            call, r, prompted = per_obj[obj_id]
+            masks[i] = tracked_masks[row]
+            candidate_ious[i] = call.candidate_ious[r]
+            chosen[i] = call.chosen[r]
+            object_scores[i] = call.object_score_logits[r]
+            iou_tokens[i] = call.iou_tokens[r]
+            mask_tokens[i] = call.mask_tokens[r]
+            is_prompt[i] = prompted
+            tracked[i] = True
+        sam_iou = np.full(o, np.nan, np.float32)
+        sam_iou[tracked] = candidate_ious[tracked, chosen[tracked]]
         return FramePrediction(
             frame_index=frame_idx,
-            object_ids=obj_ids,
+            object_ids=all_ids,
             masks=masks,
-            sam_iou=candidate_ious[np.arange(len(obj_ids)), chosen].astype(np.float32),
-            candidate_ious=candidate_ious.astype(np.float32),
+            sam_iou=sam_iou,
+            candidate_ious=candidate_ious,
             chosen_candidate=chosen,
-            object_score_logits=np.array([c.object_score_logits[r] for c, r, _ in per_obj], dtype=np.float32),
-            iou_tokens=np.stack([c.iou_tokens[r] for c, r, _ in per_obj]).astype(np.float32),
-            mask_tokens=np.stack([c.mask_tokens[r] for c, r, _ in per_obj]).astype(np.float32),
-            is_prompt=np.array([p for _, _, p in per_obj], dtype=bool),
+            object_score_logits=object_scores,
+            iou_tokens=iou_tokens,
+            mask_tokens=mask_tokens,
+            is_prompt=is_prompt,
+            tracked=tracked,
         )

@@ -181,7 +181,7 @@ def label_video(context: LabelContext, video_id: str, store: PseudoLabelStore | 
     frames = context.reader.frames(video_id)
     session = PropagationSession(context.model, frames)
     for prompt in prompts:
-        session.add_mask_prompt(prompt)
+        session.add_prompt(prompt)
     object_ids = session.object_ids
     writer = store.begin_video(
         ref, object_ids, context.score_names, context.policy.reasons, _provenance(context), fingerprint
@@ -191,10 +191,13 @@ def label_video(context: LabelContext, video_id: str, store: PseudoLabelStore | 
     for prediction in session.propagate():
         scores = score_frame(prediction, context.heads)
         status, reason = context.policy.decide(scores)
+        # Objects that enter later are not decided before their first prompt.
+        status[~prediction.tracked] = Status.NOT_STARTED
+        reason[~prediction.tracked] = 0
         writer.write_frame(prediction.frame_index, prediction.masks, scores.values, status, reason)
         counts += np.bincount(status, minlength=len(Status))
-        iou_sum += float(prediction.sam_iou.sum())
-        iou_n += prediction.sam_iou.size
+        iou_sum += float(prediction.sam_iou[prediction.tracked].sum())
+        iou_n += int(prediction.tracked.sum())
     writer.finish()
     return VideoResult(
         video_id,
