@@ -101,7 +101,8 @@ class PropagationSession:
             labels = np.asarray(prompt.point_labels)
             if points.ndim != 2 or points.shape[1] != 2 or labels.shape != (points.shape[0],):
                 raise InputError(
-                    f"{where}: expected points (N, 2) with labels (N,), got {points.shape} and {labels.shape}."
+                    f"{where}: expected points (N, 2) with labels (N,), "
+                    f"got {points.shape} and {labels.shape}."
                 )
         if prompt.box is not None and np.asarray(prompt.box).shape != (4,):
             raise InputError(
