@@ -35,7 +35,7 @@ def test_inspect_json_lists_every_frame_with_every_score(labelled_store: Path) -
     for frame in v["frame_scores"]:
         assert [o["object_id"] for o in frame["objects"]] == [1, 2]
         for obj in frame["objects"]:
-            assert set(obj["scores"]) == set(v["scores"]) and len(obj["scores"]) == 11
+            assert set(obj["scores"]) == set(v["scores"]) and len(obj["scores"]) == 13
             assert all(isinstance(x, float) for x in obj["scores"].values())
             assert obj["status"] in {"accepted", "queued_refine", "queued_human"}
     assert sum(v["status_counts"].values()) == 12

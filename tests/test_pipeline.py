@@ -29,8 +29,11 @@ def test_label_video_writes_every_frame_and_score(dataset: Path, tmp_path: Path,
     assert 0 < result.mean_predicted_iou < 1
     store = PseudoLabelStore.open(run.store_path, "r")
     table = store.frame_table("synth-001")
-    assert table.score_names == context.score_names and len(table.score_names) == 11
+    assert table.score_names == context.score_names and len(table.score_names) == 13
     assert np.isfinite(table.scores).all() and (table.status != Status.PENDING).all()
+    # every decoder token scored by SAM and the six IoU heads
+    assert table.candidate_score_names[0] == "sam_iou" and len(table.candidate_score_names) == 7
+    assert table.candidate_scores.shape == (6, 2, 4, 7) and np.isfinite(table.candidate_scores).all()
     prov = store.summary("synth-001").provenance
     assert prov["model_untrained"] and prov["heads_untrained"] and prov["checkpoint_sha256"] == "random"
     assert prov["sam2_version"] == "1.1.0"

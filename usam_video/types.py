@@ -112,6 +112,8 @@ class FramePrediction:
         iou_tokens: ``float32`` ``(O, D)``: the IoU token after the decoder's transformer.
         mask_tokens: ``float32`` ``(O, K, D)``: the mask tokens after the transformer.
         is_prompt: ``bool`` ``(O,)``: the object's mask on this frame is its prompt.
+        entropy: ``float32`` ``(O,)``: H_std of the chosen mask's probabilities (uncertainty).
+        stability: ``float32`` ``(O,)``: SAM's stability score of the chosen mask (confidence).
         tracked: ``bool`` ``(O,)``: the object is tracked on this frame. False before its first
             prompt: then its mask is empty, its tokens and IoUs NaN and its candidate -1.
     """
@@ -126,6 +128,8 @@ class FramePrediction:
     iou_tokens: np.ndarray
     mask_tokens: np.ndarray
     is_prompt: np.ndarray
+    entropy: np.ndarray
+    stability: np.ndarray
     tracked: np.ndarray
 
     def chosen_mask_tokens(self) -> np.ndarray:
@@ -141,13 +145,17 @@ class FrameScores:
     """Every score of one frame: ``values[o, s]`` is score ``names[s]`` of object ``o``.
 
     Attributes:
-        values: ``float32`` ``(O, S)``.
+        values: ``float32`` ``(O, S)``: scores of the mask SAM 2 chose.
+        candidate_names: the ``C`` per-candidate score names.
+        candidate_values: ``float32`` ``(O, K, C)``: scores of every decoder token's mask.
     """
 
     frame_index: int
     object_ids: tuple[int, ...]
     names: tuple[str, ...]
     values: np.ndarray
+    candidate_names: tuple[str, ...] = ()
+    candidate_values: np.ndarray | None = None
 
     def column(self, name: str) -> np.ndarray:
         """``float32`` ``(O,)``: one score for every object."""

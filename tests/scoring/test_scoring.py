@@ -4,8 +4,8 @@ import torch
 
 from usam_video.config import PolicyConfig, PolicyRule
 from usam_video.errors import ConfigError, HeadsError
-from usam_video.heads import random_heads
-from usam_video.scoring import ThresholdPolicy, head_features, score_frame, score_names
+from usam_video.heads import HEAD_NAMES, random_heads
+from usam_video.scoring import FusedHeads, Scorer, ThresholdPolicy, head_features, score_frame, score_names
 from usam_video.types import FramePrediction, FrameScores, Status
 
 
@@ -24,6 +24,8 @@ def prediction(o: int = 3, d: int = 256, seed: int = 0) -> FramePrediction:
         iou_tokens=rng.standard_normal((o, d), dtype=np.float32),
         mask_tokens=rng.standard_normal((o, 4, d), dtype=np.float32),
         is_prompt=np.zeros(o, bool),
+        entropy=rng.random(o, dtype=np.float32),
+        stability=rng.random(o, dtype=np.float32),
         tracked=np.ones(o, bool),
     )
 
@@ -41,7 +43,13 @@ def test_scores_match_heads_and_gap_shift() -> None:
     p = prediction()
     heads = random_heads(["iou_tiny", "task_gap"], seed=2)
     s = score_frame(p, heads)
-    assert s.names == ("sam_iou", "object_score", "iou_tiny", "task_gap") == score_names(heads)
+    assert (
+        s.names
+        == ("sam_iou", "object_score", "entropy", "stability", "iou_tiny", "task_gap")
+        == score_names(heads)
+    )
+    np.testing.assert_array_equal(s.column("entropy"), p.entropy)
+    np.testing.assert_array_equal(s.column("stability"), p.stability)
     np.testing.assert_allclose(s.column("sam_iou"), p.sam_iou)
     np.testing.assert_allclose(
         s.column("object_score"), [0.5, 1 / (1 + np.exp(-2)), 1 / (1 + np.exp(2))], rtol=1e-6
@@ -54,7 +62,46 @@ def test_scores_match_heads_and_gap_shift() -> None:
 
 def test_no_heads_gives_baselines_only() -> None:
     s = score_frame(prediction(), None)
-    assert s.names == ("sam_iou", "object_score") and s.values.shape == (3, 2)
+    assert s.names == ("sam_iou", "object_score", "entropy", "stability") and s.values.shape == (3, 4)
+    assert s.candidate_names == ("sam_iou",) and s.candidate_values.shape == (3, 4, 1)
+
+
+def test_fused_equals_head_by_head_for_all_nine_heads() -> None:
+    heads = random_heads(HEAD_NAMES, seed=7)
+    fused = FusedHeads(heads)
+    x = torch.randn(37, 512)
+    out = fused(x)
+    assert out.shape == (9, 37)
+    with torch.no_grad():
+        for i, name in enumerate(HEAD_NAMES):
+            torch.testing.assert_close(out[i], heads.heads[name](x), atol=1e-5, rtol=0)
+
+
+def test_every_candidate_is_scored_by_the_iou_heads() -> None:
+    p = prediction(o=2)
+    heads = random_heads(["iou_tiny", "iou_large", "model_gap"], seed=1)
+    s = Scorer(heads)(p)
+    assert s.candidate_names == ("sam_iou", "iou_tiny", "iou_large")
+    assert s.candidate_values.shape == (2, 4, 3)
+    np.testing.assert_array_equal(s.candidate_values[:, :, 0], p.candidate_ious)
+    with torch.no_grad():
+        for o in range(2):
+            for k in range(4):
+                x = torch.from_numpy(np.concatenate([p.iou_tokens[o], p.mask_tokens[o, k]]))[None]
+                expected = heads.heads["iou_large"](x).item()
+                assert s.candidate_values[o, k, 2] == pytest.approx(expected, abs=1e-5)
+        # the chosen candidate's column equals the per-object score
+        np.testing.assert_allclose(
+            s.candidate_values[np.arange(2), p.chosen_candidate, 1], s.column("iou_tiny"), atol=1e-6
+        )
+
+
+def test_untracked_objects_score_nan() -> None:
+    p = prediction(o=2)
+    tracked = np.array([True, False])
+    q = FramePrediction(**{**p.__dict__, "tracked": tracked})
+    s = Scorer(random_heads(["iou_tiny"]))(q)
+    assert np.isfinite(s.values[0, 4]) and np.isnan(s.values[1, 4]) and np.isnan(s.candidate_values[1]).all()
 
 
 def test_token_width_mismatch() -> None:

@@ -16,7 +16,34 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DecoderCall", "TokenCapture"]
+__all__ = ["DecoderCall", "TokenCapture", "mask_entropy", "stability_score"]
+
+
+def mask_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """UncertainSAM's H_std: binary entropy of the mask probabilities weighted by the probability.
+
+    ``logits`` ``(B, H, W)`` -> ``(B,)``: ``sum(p * H(p)) / sum(p)`` with ``p = sigmoid(logits)`` and
+    ``H(p) = -p ln p - (1 - p) ln(1 - p)`` (nats). An empty mask (``sum(p) == 0``) scores 0.
+    Higher means more uncertain.
+    """
+    logits = logits.float().flatten(1)
+    p = torch.sigmoid(logits)
+    # H(p) from the logits: softplus form is exact and finite where p rounds to 0 or 1.
+    h = torch.nn.functional.softplus(logits) - p * logits
+    total = p.sum(dim=1)
+    return torch.where(total > 0, (p * h).sum(dim=1) / total.clamp_min(1e-12), torch.zeros_like(total))
+
+
+def stability_score(logits: torch.Tensor, offset: float = 1.0) -> torch.Tensor:
+    """SAM's stability score: IoU of the masks thresholded at ``+offset`` and ``-offset``.
+
+    ``logits`` ``(B, H, W)`` -> ``(B,)`` in [0, 1]; 1 when both masks are empty. Higher means
+    more stable (more confident).
+    """
+    flat = logits.float().flatten(1)
+    inner = (flat > offset).sum(dim=1).float()
+    outer = (flat > -offset).sum(dim=1).float()
+    return torch.where(outer > 0, inner / outer.clamp_min(1), torch.ones_like(outer))
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,6 +56,8 @@ class DecoderCall:
         candidate_ious: ``float32`` ``(B, K)``: the decoder's IoU head on ``iou_tokens``.
         chosen: ``int64`` ``(B,)``: the token whose mask the decoder returned.
         object_score_logits: ``float32`` ``(B,)``.
+        entropy: ``float32`` ``(B,)``: :func:`mask_entropy` of the chosen mask's logits.
+        stability: ``float32`` ``(B,)``: :func:`stability_score` of the chosen mask's logits.
     """
 
     iou_tokens: np.ndarray
@@ -36,6 +65,8 @@ class DecoderCall:
     candidate_ious: np.ndarray
     chosen: np.ndarray
     object_score_logits: np.ndarray
+    entropy: np.ndarray
+    stability: np.ndarray
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -96,6 +127,14 @@ class TokenCapture:
             best_multi = 1 + torch.argmax(all_ious[:, 1:], dim=-1)
             took_single = returned_ious[:, 0] == all_ious[:, 0]
             chosen = torch.where(took_single, torch.zeros_like(best_multi), best_multi)
+        # The chosen mask among those returned (sam2 keeps the highest predicted IoU of the
+        # multimask outputs; a single output is the only one). Its low-res logits give the
+        # mask-based baselines, computed here on the engine's device.
+        returned = output[0]
+        pick = torch.argmax(returned_ious, dim=-1) if multimask else torch.zeros_like(chosen)
+        chosen_logits = returned[
+            torch.arange(returned.shape[0], device=returned.device), pick.to(returned.device)
+        ]
         s = self._first
         self.calls.append(
             DecoderCall(
@@ -104,5 +143,7 @@ class TokenCapture:
                 candidate_ious=_np(all_ious),
                 chosen=chosen.to("cpu", torch.int64).numpy().copy(),
                 object_score_logits=_np(output[3][:, 0]),
+                entropy=_np(mask_entropy(chosen_logits)),
+                stability=_np(stability_score(chosen_logits)),
             )
         )

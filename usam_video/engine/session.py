@@ -214,6 +214,8 @@ class PropagationSession:
         iou_tokens = np.full((o, d), np.nan, np.float32)
         mask_tokens = np.full((o, k, d), np.nan, np.float32)
         is_prompt = np.zeros(o, bool)
+        entropy = np.full(o, np.nan, np.float32)
+        stability = np.full(o, np.nan, np.float32)
         tracked = np.zeros(o, bool)
         for row, obj_id in enumerate(tracked_ids):
             i = all_ids.index(obj_id)
@@ -225,6 +227,8 @@ class PropagationSession:
             iou_tokens[i] = call.iou_tokens[r]
             mask_tokens[i] = call.mask_tokens[r]
             is_prompt[i] = prompted
+            entropy[i] = call.entropy[r]
+            stability[i] = call.stability[r]
             tracked[i] = True
         sam_iou = np.full(o, np.nan, np.float32)
         sam_iou[tracked] = candidate_ious[tracked, chosen[tracked]]
@@ -239,5 +243,7 @@ class PropagationSession:
             iou_tokens=iou_tokens,
             mask_tokens=mask_tokens,
             is_prompt=is_prompt,
+            entropy=entropy,
+            stability=stability,
             tracked=tracked,
         )

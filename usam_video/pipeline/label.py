@@ -23,7 +23,7 @@ from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.engine import BuiltModel, PropagationSession, build_model
 from usam_video.errors import UsamVideoError
 from usam_video.heads import HeadSet, load_heads, random_heads
-from usam_video.scoring import ThresholdPolicy, score_frame, score_names
+from usam_video.scoring import Scorer, ThresholdPolicy
 from usam_video.store import PseudoLabelStore
 from usam_video.types import Status, VideoResult
 
@@ -58,7 +58,11 @@ class LabelContext:
     model: BuiltModel
     heads: HeadSet | None
     policy: ThresholdPolicy
-    score_names: tuple[str, ...]
+    scorer: Scorer
+
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        return self.scorer.names
 
 
 @lru_cache(maxsize=2)
@@ -86,10 +90,16 @@ def load_context(run: RunConfig) -> LabelContext:
             f"heads from {heads.source}: expected {model.token_dim}-d tokens of model "
             f"{run.model.name!r}, got heads for {heads.token_dim}-d tokens."
         )
-    names = score_names(heads)
+    scorer = _cached_scorer(run.heads.model_dump_json(), run.model.model_dump_json())
     policy = ThresholdPolicy(run.policy)
-    policy.check(names)
-    return LabelContext(run, reader, model, heads, policy, names)
+    policy.check(scorer.names)
+    return LabelContext(run, reader, model, heads, policy, scorer)
+
+
+@lru_cache(maxsize=2)
+def _cached_scorer(heads_json: str, model_json: str) -> Scorer:
+    # The fused heads live on the engine's device.
+    return Scorer(_cached_heads(heads_json), _cached_model(model_json).device)
 
 
 def list_videos(run: RunConfig) -> list[str]:
@@ -184,17 +194,26 @@ def label_video(context: LabelContext, video_id: str, store: PseudoLabelStore | 
         session.add_prompt(prompt)
     object_ids = session.object_ids
     writer = store.begin_video(
-        ref, object_ids, context.score_names, context.policy.reasons, _provenance(context), fingerprint
+        ref,
+        object_ids,
+        context.score_names,
+        context.policy.reasons,
+        _provenance(context),
+        fingerprint,
+        candidate_score_names=context.scorer.candidate_names,
+        num_candidates=context.model.num_mask_tokens,
     )
     counts = np.zeros(len(Status), dtype=np.int64)
     iou_sum, iou_n = 0.0, 0
     for prediction in session.propagate():
-        scores = score_frame(prediction, context.heads)
+        scores = context.scorer(prediction)
         status, reason = context.policy.decide(scores)
         # Objects that enter later are not decided before their first prompt.
         status[~prediction.tracked] = Status.NOT_STARTED
         reason[~prediction.tracked] = 0
-        writer.write_frame(prediction.frame_index, prediction.masks, scores.values, status, reason)
+        writer.write_frame(
+            prediction.frame_index, prediction.masks, scores.values, status, reason, scores.candidate_values
+        )
         counts += np.bincount(status, minlength=len(Status))
         iou_sum += float(prediction.sam_iou[prediction.tracked].sum())
         iou_n += int(prediction.tracked.sum())

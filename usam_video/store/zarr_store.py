@@ -9,6 +9,8 @@ Layout (``O`` objects, ``T`` frames, ``S`` score columns)::
         scores  float32 (T, O, S)     chunks (1, 1, S)   NaN until written
         status  uint8   (T, O)        chunks (1, 1)      usam_video.types.Status
         reason  uint8   (T, O)        chunks (1, 1)      0 none, i+1 = reasons[i]
+        candidate_scores float32 (T, O, K, C) chunks (1, 1, K, C)  every decoder token's
+                scores (attr candidate_score_names); absent when a run stores none
 
 Every array is chunked per frame-object, so rewriting one frame-object (a refinement, a human
 correction) touches no other chunk. Objects may overlap (SA-V masklets do): each object has its
@@ -68,6 +70,8 @@ class FrameTable:
     status: np.ndarray
     reason: np.ndarray
     scores: np.ndarray
+    candidate_score_names: tuple[str, ...] = ()
+    candidate_scores: np.ndarray | None = None  # float32 (T, O, K, C)
 
     def reason_label(self, code: int) -> str:
         return self.reasons[code - 1] if code else ""
@@ -82,21 +86,35 @@ class VideoWriter:
         self._scores = group["scores"]
         self._status = group["status"]
         self._reason = group["reason"]
+        self._candidates = group["candidate_scores"] if "candidate_scores" in group else None
         self._num_objects = num_objects
         self._num_scores = num_scores
         self.frames_written = 0
 
     def write_frame(
-        self, frame_index: int, masks: np.ndarray, scores: np.ndarray, status: np.ndarray, reason: np.ndarray
+        self,
+        frame_index: int,
+        masks: np.ndarray,
+        scores: np.ndarray,
+        status: np.ndarray,
+        reason: np.ndarray,
+        candidate_scores: np.ndarray | None = None,
     ) -> None:
         """Write one frame: ``masks`` bool ``(O, H, W)``, ``scores`` float32 ``(O, S)``,
-        ``status``/``reason`` uint8 ``(O,)``."""
+        ``status``/``reason`` uint8 ``(O,)``, ``candidate_scores`` float32 ``(O, K, C)`` when the
+        video was begun with candidate score names."""
         o, s = self._num_objects, self._num_scores
         if masks.shape != (o, *self._masks.shape[2:]) or scores.shape != (o, s):
             raise StoreError(
                 f"frame {frame_index}: expected masks {(o, *self._masks.shape[2:])} and scores {(o, s)}, "
                 f"got {masks.shape} and {scores.shape}."
             )
+        if self._candidates is not None:
+            expected = (o, *self._candidates.shape[2:])
+            if candidate_scores is None or candidate_scores.shape != expected:
+                got = None if candidate_scores is None else candidate_scores.shape
+                raise StoreError(f"frame {frame_index}: expected candidate scores {expected}, got {got}.")
+            self._candidates[frame_index] = candidate_scores.astype(np.float32)
         self._masks[frame_index] = masks.astype(bool)
         self._scores[frame_index] = scores.astype(np.float32)
         self._reason[frame_index] = reason.astype(np.uint8)
@@ -198,6 +216,8 @@ class PseudoLabelStore:
             status=group["status"][:],
             reason=group["reason"][:],
             scores=group["scores"][:],
+            candidate_score_names=tuple(attrs.get("candidate_score_names", ())),
+            candidate_scores=group["candidate_scores"][:] if "candidate_scores" in group else None,
         )
 
     def read_masks(self, video_id: str, frame_index: int) -> np.ndarray:
@@ -240,6 +260,8 @@ class PseudoLabelStore:
         reasons: Sequence[str],
         provenance: dict[str, Any],
         fingerprint: str,
+        candidate_score_names: Sequence[str] = (),
+        num_candidates: int = 0,
     ) -> VideoWriter:
         """(Re)create a video's group, marked incomplete, and return its writer.
 
@@ -271,6 +293,7 @@ class PseudoLabelStore:
                 "reasons": list(reasons),
                 "provenance": provenance,
                 "fingerprint": fingerprint,
+                "candidate_score_names": list(candidate_score_names),
             }
         )
         t, o, s = video.num_frames, len(object_ids), len(score_names)
@@ -279,4 +302,13 @@ class PseudoLabelStore:
         group.create_array("scores", shape=(t, o, s), chunks=(1, 1, s), dtype="float32", fill_value=np.nan)
         group.create_array("status", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
         group.create_array("reason", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
+        if candidate_score_names and num_candidates:
+            c, k = len(candidate_score_names), num_candidates
+            group.create_array(
+                "candidate_scores",
+                shape=(t, o, k, c),
+                chunks=(1, 1, k, c),
+                dtype="float32",
+                fill_value=np.nan,
+            )
         return VideoWriter(group, o, s)
