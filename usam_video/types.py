@@ -116,6 +116,11 @@ class FramePrediction:
         stability: ``float32`` ``(O,)``: SAM's stability score of the chosen mask (confidence).
         tracked: ``bool`` ``(O,)``: the object is tracked on this frame. False before its first
             prompt: then its mask is empty, its tokens and IoUs NaN and its candidate -1.
+        candidate_masks: ``bool`` ``(O, K, H, W)`` every token's mask at video resolution, or
+            None unless the session keeps candidates. A token the decoder did not run for
+            output (token 0 when tracking with multimask output) has an empty mask and
+            ``candidate_valid`` False.
+        candidate_valid: ``bool`` ``(O, K)`` or None.
     """
 
     frame_index: int
@@ -131,6 +136,8 @@ class FramePrediction:
     entropy: np.ndarray
     stability: np.ndarray
     tracked: np.ndarray
+    candidate_masks: np.ndarray | None = None
+    candidate_valid: np.ndarray | None = None
 
     def chosen_mask_tokens(self) -> np.ndarray:
         """``float32`` ``(O, D)``: the mask token of the candidate SAM 2 chose (NaN if untracked)."""

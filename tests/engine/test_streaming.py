@@ -117,3 +117,50 @@ def test_prompt_validation(small_model, long_video: Path) -> None:
         session.add_prompt(ObjectPrompt(1, 0, box=np.array([1, 1, 6, 6])))
     with pytest.raises(ValueError, match="needs a mask, points or a box"):
         ObjectPrompt(1, 0)
+
+
+def test_candidate_masks_hold_the_chosen_mask(small_model, long_video: Path) -> None:
+    ds = open_dataset(DatasetConfig(name="l", root=long_video))
+    session = PropagationSession(small_model, ds.frames("long"), keep_candidates=True)
+    for p in ds.prompts("long"):
+        session.add_prompt(p)
+    records = [r for _, r in zip(range(6), session.propagate(), strict=False)]
+    for r in records[1:]:
+        assert r.candidate_masks.shape == (2, 4, 64, 80)
+        # tracking uses multimask output: tokens 1..3 are real candidates, token 0 is not
+        assert r.candidate_valid.tolist() == [[False, True, True, True]] * 2
+        for o in range(2):
+            np.testing.assert_array_equal(r.candidate_masks[o, r.chosen_candidate[o]], r.masks[o])
+
+
+def test_probe_points_leaves_tracking_unchanged(small_model, long_video: Path) -> None:
+    prompts = first_frame_prompts(long_video)
+    _, plain = run(small_model, long_video, prompts)
+    ds = open_dataset(DatasetConfig(name="l", root=long_video))
+    session = PropagationSession(small_model, ds.frames("long"))
+    for p in prompts:
+        session.add_prompt(p)
+    probed = []
+    for r in session.propagate():
+        probed.append(r)
+        if r.frame_index in (5, 20):
+            gt = ds.ground_truth("long", r.frame_index).mask_of(prompts[0].object_id)
+            ys, xs = np.nonzero(gt)
+            points = np.stack([xs[:8], ys[:8]], axis=1).astype(np.float32)
+            mask, call = session.probe_points(
+                r.frame_index, prompts[0].object_id, points, np.ones(8, np.int32)
+            )
+            again, call2 = session.probe_points(
+                r.frame_index, prompts[0].object_id, points, np.ones(8, np.int32)
+            )
+            assert mask.shape == (64, 80) and mask.dtype == bool
+            np.testing.assert_array_equal(mask, again)
+            np.testing.assert_array_equal(call.iou_tokens, call2.iou_tokens)
+            assert not np.array_equal(
+                call.iou_tokens[0], r.iou_tokens[0]
+            )  # the clicks changed the decoder input
+    for a, b in zip(plain, probed, strict=True):
+        np.testing.assert_array_equal(a.masks, b.masks)
+        np.testing.assert_array_equal(a.iou_tokens, b.iou_tokens)
+    with pytest.raises(Exception, match="suspended"):
+        session.probe_points(5, prompts[0].object_id, points, np.ones(8, np.int32))

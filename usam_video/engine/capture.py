@@ -58,6 +58,9 @@ class DecoderCall:
         object_score_logits: ``float32`` ``(B,)``.
         entropy: ``float32`` ``(B,)``: :func:`mask_entropy` of the chosen mask's logits.
         stability: ``float32`` ``(B,)``: :func:`stability_score` of the chosen mask's logits.
+        candidate_logits: ``float32`` ``(B, K, h, w)`` low-res logits of every token's mask on
+            the engine's device (NaN for tokens the decoder did not return), kept only when the
+            capture was asked to (``keep_logits``); else None.
     """
 
     iou_tokens: np.ndarray
@@ -67,6 +70,7 @@ class DecoderCall:
     object_score_logits: np.ndarray
     entropy: np.ndarray
     stability: np.ndarray
+    candidate_logits: torch.Tensor | None = None
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -77,7 +81,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 class TokenCapture:
     """Context manager collecting one :class:`DecoderCall` per mask-decoder forward."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, keep_logits: bool = False):
+        self.keep_logits = keep_logits
         self._decoder = model.sam_mask_decoder
         # With pred_obj_scores the object-score token comes first in hs (mask_decoder.py).
         self._first = 1 if self._decoder.pred_obj_scores else 0
@@ -135,6 +140,21 @@ class TokenCapture:
         chosen_logits = returned[
             torch.arange(returned.shape[0], device=returned.device), pick.to(returned.device)
         ]
+        kept = None
+        if self.keep_logits:
+            b, _, h, w = returned.shape
+            kept = torch.full((b, self._k, h, w), float("nan"), device=returned.device)
+            if multimask:
+                kept[:, 1:] = returned.float()
+            else:
+                kept[torch.arange(b, device=returned.device), chosen.to(returned.device)] = returned[
+                    :, 0
+                ].float()
+            # sam2 replaces every mask of an absent object (object score <= 0) by NO_OBJ_SCORE.
+            absent = output[3][:, 0] <= 0
+            kept[absent] = torch.where(
+                torch.isnan(kept[absent]), kept[absent], torch.full_like(kept[absent], -1024.0)
+            )
         s = self._first
         self.calls.append(
             DecoderCall(
@@ -145,5 +165,6 @@ class TokenCapture:
                 object_score_logits=_np(output[3][:, 0]),
                 entropy=_np(mask_entropy(chosen_logits)),
                 stability=_np(stability_score(chosen_logits)),
+                candidate_logits=kept,
             )
         )

@@ -62,12 +62,18 @@ class PropagationSession:
     Args:
         prune: drop per-object outputs SAM 2 can no longer read once their frame is yielded
             (constant memory). Off only to compare against an unpruned run.
+        keep_candidates: also return every decoder token's mask at video resolution
+            (``FramePrediction.candidate_masks``), for training targets and candidate swaps.
     """
 
-    def __init__(self, model: BuiltModel, frames: FrameSource, prune: bool = True):
+    def __init__(
+        self, model: BuiltModel, frames: FrameSource, prune: bool = True, keep_candidates: bool = False
+    ):
         self.model = model
         self.frames = frames
         self.prune = prune
+        self.keep_candidates = keep_candidates
+        self._capture: TokenCapture | None = None
         self._predictor = model.predictor
         with self._autocast():
             self._state: dict[str, Any] = self._predictor.init_state_from_frames(frames)
@@ -115,7 +121,7 @@ class PropagationSession:
         self._prompts.append(prompt)
 
     def _apply(self, prompt: ObjectPrompt) -> None:
-        with TokenCapture(self._predictor) as capture:
+        with TokenCapture(self._predictor, keep_logits=self.keep_candidates) as capture:
             if prompt.mask is not None:
                 self._predictor.add_new_mask(
                     self._state,
@@ -158,15 +164,73 @@ class PropagationSession:
                 end = starts[seg + 1] - 1 if seg + 1 < len(starts) else num_frames - 1
                 for prompt in by_frame[start]:
                     self._apply(prompt)
-                with TokenCapture(self._predictor) as capture:
-                    stream = self._predictor.propagate_in_video(
-                        self._state, start_frame_idx=start, max_frame_num_to_track=end - start
-                    )
-                    for frame_idx, _, video_res_masks in stream:
-                        record = self._record(int(frame_idx), all_ids, video_res_masks, capture.drain())
-                        if self.prune:
-                            self._prune(int(frame_idx) + 1)
-                        yield record
+                with TokenCapture(self._predictor, keep_logits=self.keep_candidates) as capture:
+                    self._capture = capture
+                    try:
+                        stream = self._predictor.propagate_in_video(
+                            self._state, start_frame_idx=start, max_frame_num_to_track=end - start
+                        )
+                        for frame_idx, _, video_res_masks in stream:
+                            record = self._record(int(frame_idx), all_ids, video_res_masks, capture.drain())
+                            yield record
+                            # Pruned after the consumer is done with the frame, so that
+                            # probe_points can still read this frame's memory context.
+                            if self.prune:
+                                self._prune(int(frame_idx) + 1)
+                    finally:
+                        self._capture = None
+
+    def probe_points(
+        self, frame_index: int, object_id: int, points: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, DecoderCall]:
+        """What SAM 2 would output on a tracked frame if it also got these clicks, without
+        changing the tracking of later frames.
+
+        Call it while :meth:`propagate` is suspended on ``frame_index`` (right after that frame's
+        record was yielded). The decoder sees the same memory-conditioned features as the
+        tracked pass, the tracked mask as its mask prompt (as sam2 does for correction clicks)
+        and the points (``float32`` ``(N, 2)`` pixel ``(x, y)``, labels ``(N,)`` 1/0).
+
+        Returns:
+            ``bool`` ``(H, W)`` mask at video resolution and the decoder call (tokens, IoUs).
+        """
+        if self._capture is None:
+            raise InputError("probe_points: expected a propagation suspended on the frame, found none.")
+        obj_idx = self._state["obj_id_to_idx"].get(object_id)
+        if obj_idx is None:
+            raise InputError(f"probe_points: object {object_id} is not tracked.")
+        out_dict = self._state["output_dict_per_obj"][obj_idx]
+        current = out_dict["non_cond_frame_outputs"].get(frame_index) or out_dict["cond_frame_outputs"].get(
+            frame_index
+        )
+        if current is None:
+            raise InputError(f"probe_points: object {object_id} has no output on frame {frame_index} yet.")
+        device = self._state["device"]
+        scale = torch.tensor([self.frames.width, self.frames.height], dtype=torch.float32)
+        coords = torch.as_tensor(np.asarray(points, np.float32))[None] / scale * self._predictor.image_size
+        point_inputs = {
+            "point_coords": coords.to(device),
+            "point_labels": torch.as_tensor(np.asarray(labels, np.int32))[None].to(device),
+        }
+        before = len(self._capture.calls)
+        with torch.inference_mode():
+            _, pred_masks = self._predictor._run_single_frame_inference(
+                inference_state=self._state,
+                output_dict=out_dict,
+                frame_idx=frame_index,
+                batch_size=1,
+                is_init_cond_frame=False,
+                point_inputs=point_inputs,
+                mask_inputs=None,
+                reverse=False,
+                run_mem_encoder=False,
+                prev_sam_mask_logits=current["pred_masks"].to(device),
+            )
+            _, video_res = self._predictor._get_orig_video_res_output(self._state, pred_masks)
+        if len(self._capture.calls) != before + 1:
+            raise RuntimeError("probe_points: expected one decoder call: sam2 internals changed")
+        call = self._capture.calls.pop()
+        return (video_res[0, 0] > 0.0).cpu().numpy(), call
 
     def _prune(self, next_frame: int) -> None:
         oldest = oldest_frame_needed(self._predictor, next_frame, len(self.frames))
@@ -214,6 +278,8 @@ class PropagationSession:
         iou_tokens = np.full((o, d), np.nan, np.float32)
         mask_tokens = np.full((o, k, d), np.nan, np.float32)
         is_prompt = np.zeros(o, bool)
+        candidate_masks = np.zeros((o, k, h, w), bool) if self.keep_candidates else None
+        candidate_valid = np.zeros((o, k), bool) if self.keep_candidates else None
         entropy = np.full(o, np.nan, np.float32)
         stability = np.full(o, np.nan, np.float32)
         tracked = np.zeros(o, bool)
@@ -230,6 +296,16 @@ class PropagationSession:
             entropy[i] = call.entropy[r]
             stability[i] = call.stability[r]
             tracked[i] = True
+            if (
+                candidate_masks is not None
+                and candidate_valid is not None
+                and call.candidate_logits is not None
+            ):
+                logits = call.candidate_logits[r]  # (K, h, w), NaN where the token gave no mask
+                valid = ~torch.isnan(logits.flatten(1)[:, 0])
+                _, video = self._predictor._get_orig_video_res_output(self._state, logits[:, None])
+                candidate_masks[i] = (video[:, 0] > 0.0).cpu().numpy() & valid.cpu().numpy()[:, None, None]
+                candidate_valid[i] = valid.cpu().numpy()
         sam_iou = np.full(o, np.nan, np.float32)
         sam_iou[tracked] = candidate_ious[tracked, chosen[tracked]]
         return FramePrediction(
@@ -246,4 +322,6 @@ class PropagationSession:
             entropy=entropy,
             stability=stability,
             tracked=tracked,
+            candidate_masks=candidate_masks,
+            candidate_valid=candidate_valid,
         )
