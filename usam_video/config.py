@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -31,6 +31,9 @@ __all__ = [
     "load_heads_config",
     "load_policy_config",
     "load_run_config",
+    "TrainModelSpec",
+    "TrainHeadsConfig",
+    "load_train_heads_config",
     "config_fingerprint",
 ]
 
@@ -40,19 +43,80 @@ class _Strict(BaseModel):
 
 
 class DatasetConfig(_Strict):
-    """Where a dataset lies and which of its videos to label."""
+    """Where a dataset lies, in which format, and which of its videos to label.
+
+    Formats (one reader class each, see :mod:`usam_video.datasets`):
+
+    * ``davis``: ``<root>/JPEGImages/<resolution>/<seq>/%05d.jpg`` and
+      ``Annotations/<resolution>/<seq>/%05d.png``; ``split`` names ``ImageSets/2017/<split>.txt``.
+    * ``mose``: ``<root>/<split>/JPEGImages/<video>/%05d.jpg`` and
+      ``<root>/<split>/Annotations/<video>/%05d.png``; ``split`` (``train``/``valid``) is
+      required and picks the folder; ``videos`` may narrow it further.
+    * ``sav``: ``layout: mp4`` (SA-V train): ``<root>/<video>.mp4`` with
+      ``<video>_manual.json`` / ``<video>_auto.json``, ``annotation_source`` picks which;
+      ``layout: frames`` (SA-V val/test): ``<root>/JPEGImages_24fps/<video>/%05d.jpg`` and
+      ``<root>/Annotations_6fps/<video>/<obj:03d>/%05d.png``, ``split`` names ``sav_<split>.txt``.
+    * ``video``: ``<root>/<video>.mp4`` files and/or ``<root>/<video>/`` JPEG folders (or
+      ``root`` is one mp4 file), started from the JSON file ``prompts`` (required).
+
+    Relative ``root`` and ``prompts`` are resolved against the YAML file's folder.
+    """
 
     name: str
-    format: Literal["davis"] = "davis"
+    format: Literal["davis", "mose", "sav", "video"] = "davis"
     root: Path
-    resolution: str = "480p"
-    split: str | None = Field(default=None, description="ImageSets/2017/<split>.txt list")
+    resolution: str = Field(default="480p", description="davis: the JPEGImages/<resolution> folder")
+    split: str | None = Field(
+        default=None,
+        description="davis: ImageSets/2017/<split>.txt list; mose: the <root>/<split>/ folder "
+        "(required); sav with layout 'frames': the sav_<split>.txt list",
+    )
     videos: list[str] | None = Field(default=None, description="explicit video ids")
+    annotation_source: Literal["manual", "auto", "both"] = Field(
+        default="manual",
+        description="sav: which masklets start objects and serve as ground truth; with 'both' "
+        "auto masklet ids are offset by 1000 so they never collide with manual ones",
+    )
+    layout: Literal["mp4", "frames"] = Field(
+        default="mp4",
+        description="sav: 'mp4' (train: <video>.mp4 + JSON masklets) or 'frames' "
+        "(val/test: JPEGImages_24fps + Annotations_6fps PNGs)",
+    )
+    prompts: Path | None = Field(
+        default=None,
+        description="video: JSON prompt file {'videos': {id: {'objects': [...]}}} (required)",
+    )
+
+    #: Fields only one format reads: a non-default value for another format is an error, not a no-op.
+    _FORMAT_ONLY_FIELDS: ClassVar[dict[str, str]] = {
+        "resolution": "davis",
+        "annotation_source": "sav",
+        "layout": "sav",
+        "prompts": "video",
+    }
 
     @model_validator(mode="after")
-    def _one_selection(self) -> DatasetConfig:
-        if self.split is not None and self.videos is not None:
+    def _consistent(self) -> DatasetConfig:
+        for field_name, owner in self._FORMAT_ONLY_FIELDS.items():
+            # Compared with the default rather than "was it given", so a dumped config (which
+            # spells out every default) loads back unchanged.
+            default = type(self).model_fields[field_name].default
+            if self.format != owner and getattr(self, field_name) != default:
+                raise ValueError(
+                    f"'{field_name}' applies to format '{owner}' only, got format '{self.format}'"
+                )
+        if self.format == "mose":
+            # The MOSE split is a folder, so a video subset may be chosen inside it.
+            if self.split is None:
+                raise ValueError("format 'mose' needs 'split' (the <root>/<split>/ folder, e.g. train)")
+        elif self.split is not None and self.videos is not None:
             raise ValueError("give either 'split' or 'videos', not both")
+        if self.format == "sav" and self.layout == "mp4" and self.split is not None:
+            raise ValueError("'split' names sav_<split>.txt of layout 'frames'; layout 'mp4' has no list")
+        if self.format == "sav" and self.layout == "frames" and self.annotation_source != "manual":
+            raise ValueError("SA-V val/test (layout 'frames') ship manual masklets only")
+        if self.format == "video" and self.prompts is None:
+            raise ValueError("format 'video' needs 'prompts', the JSON file of per-object prompts")
         return self
 
 
@@ -143,6 +207,54 @@ class RunConfig(_Strict):
         return Path(self.store.removeprefix("file://"))
 
 
+class TrainModelSpec(_Strict):
+    """A model whose masks give targets: ``iou_<label>`` is the true IoU of its masks."""
+
+    label: str = Field(pattern=r"^[a-z0-9_]+$", description="e.g. 'tiny' gives the target iou_tiny")
+    model: ModelConfig
+
+
+class TrainHeadsConfig(_Strict):
+    """Training USAM heads on the video tokens of a dataset with ground truth.
+
+    The first model is the one whose tokens are recorded (the heads score its tokens); a
+    second, larger model gives ``iou_<label>`` and ``model_gap`` targets.
+    """
+
+    name: str
+    dataset: DatasetConfig
+    models: list[TrainModelSpec] = Field(min_length=1, max_length=2)
+    container: str = Field(description="path of the Zarr training container (reused across runs)")
+    heads_out: Path = Field(description="directory the heads are written to (official format)")
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = Field(default=0.01, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    epochs: int = Field(default=60, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    val_fraction: float = Field(default=0.25, gt=0, lt=1)
+    seed: int = 0
+    dense_points: int = Field(
+        default=8, ge=1, description="clicks of the dense prompt (1 centre + rest sampled)"
+    )
+    erosion: int = Field(
+        default=3, ge=0, description="pixels the ground truth is eroded by before sampling clicks"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_labels(self) -> TrainHeadsConfig:
+        labels = [m.label for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"model labels must differ, got {labels}")
+        if any(label == "unsupervised" or label == "dense_prompt" for label in labels):
+            raise ValueError("labels 'unsupervised' and 'dense_prompt' name other targets")
+        return self
+
+    @property
+    def container_path(self) -> Path:
+        return Path(self.container.removeprefix("file://"))
+
+
 _T = TypeVar("_T", bound=BaseModel)
 
 
@@ -183,7 +295,7 @@ def _validate(model: type[_T], data: dict[str, Any], path: Path) -> _T:
 
 
 def _dataset_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    return _resolve_paths(data, base, ("root",))
+    return _resolve_paths(data, base, ("root", "prompts"))
 
 
 def _model_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -246,6 +358,32 @@ def load_run_config(path: Path) -> RunConfig:
     if isinstance(store, str):
         data = _resolve_paths(data, base, ("store",))
     return _validate(RunConfig, data, path)
+
+
+def load_train_heads_config(path: Path) -> TrainHeadsConfig:
+    """Load a heads-training YAML. ``dataset`` and each ``models[i].model`` are inline mappings or
+    paths (relative to the file) of YAML files of that kind."""
+    path = Path(path)
+    data = _read_yaml(path)
+    base = path.parent
+    dataset = data.get("dataset")
+    if isinstance(dataset, str):
+        data["dataset"] = load_dataset_config(Path(_resolve_paths({"p": dataset}, base, ("p",))["p"]))
+    elif isinstance(dataset, dict):
+        data["dataset"] = _dataset_data(dataset, base)
+    models = data.get("models")
+    if isinstance(models, list):
+        resolved = []
+        for entry in models:
+            if isinstance(entry, dict) and isinstance(entry.get("model"), str):
+                model_path = Path(_resolve_paths({"p": entry["model"]}, base, ("p",))["p"])
+                entry = {**entry, "model": load_model_config(model_path)}
+            elif isinstance(entry, dict) and isinstance(entry.get("model"), dict):
+                entry = {**entry, "model": _model_data(entry["model"], base)}
+            resolved.append(entry)
+        data["models"] = resolved
+    data = _resolve_paths(data, base, ("container", "heads_out"))
+    return _validate(TrainHeadsConfig, data, path)
 
 
 def config_fingerprint(config: BaseModel) -> str:

@@ -25,6 +25,7 @@ __all__ = [
     "Decision",
     "QueueEntry",
     "VideoResult",
+    "TrainingSamples",
 ]
 
 
@@ -219,3 +220,34 @@ class VideoResult:
     mean_predicted_iou: float = float("nan")
     seconds: float = 0.0
     error: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingSamples:
+    """Heads-training records of annotated frame-objects (``N`` rows) of one or more videos.
+
+    Attributes:
+        video_ids: ``N`` video ids.
+        frame_index: ``int32`` ``(N,)``; object_id: ``int32`` ``(N,)``.
+        iou_tokens: ``float32`` ``(N, D)``; mask_tokens: ``float32`` ``(N, K, D)``.
+        chosen: ``int8`` ``(N,)``: the token SAM 2 chose.
+        candidate_iou: ``float32`` ``(N, K)``: true IoU of every token's mask (NaN: no mask).
+        targets: name -> ``float32`` ``(N,)`` (NaN where a target is undefined for a row).
+    """
+
+    video_ids: tuple[str, ...]
+    frame_index: np.ndarray
+    object_id: np.ndarray
+    iou_tokens: np.ndarray
+    mask_tokens: np.ndarray
+    chosen: np.ndarray
+    candidate_iou: np.ndarray
+    targets: Mapping[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def features(self) -> np.ndarray:
+        """``float32`` ``(N, 2D)``: IoU token concatenated with the chosen mask token."""
+        rows = np.arange(len(self))
+        return np.concatenate([self.iou_tokens, self.mask_tokens[rows, self.chosen.astype(np.int64)]], axis=1)

@@ -1,5 +1,14 @@
-"""The Zarr pseudo-label store (the only package that imports zarr)."""
+"""The Zarr pseudo-label store and the heads-training container (the only package importing zarr)."""
 
+from usam_video.store.training import TRAINING_FORMAT, TrainingContainer
 from usam_video.store.zarr_store import STORE_FORMAT, FrameTable, PseudoLabelStore, VideoSummary, VideoWriter
 
-__all__ = ["STORE_FORMAT", "FrameTable", "PseudoLabelStore", "VideoSummary", "VideoWriter"]
+__all__ = [
+    "STORE_FORMAT",
+    "TRAINING_FORMAT",
+    "FrameTable",
+    "PseudoLabelStore",
+    "TrainingContainer",
+    "VideoSummary",
+    "VideoWriter",
+]

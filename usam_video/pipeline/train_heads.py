@@ -1,0 +1,374 @@
+"""Training USAM heads on video tokens: record targets per annotated frame-object, then fit.
+
+Targets (their video meaning), for each annotated frame-object after the object's prompt:
+
+* ``iou_<label>``: true IoU of the mask model ``<label>`` tracked on that frame;
+* ``iou_unsupervised``: true IoU of the SamScore-chosen mask (SAM 2 tracks with the candidate
+  of highest predicted IoU, so in video it equals ``iou_<first label>``);
+* ``task_gap``: IoU(best candidate) - IoU(chosen), over the candidates the decoder output;
+* ``model_gap``: IoU(second model's mask) - IoU(first model's mask) on the same frame;
+* ``iou_dense_prompt``: true IoU of the mask the decoder gives on the same memory-conditioned
+  frame when it also gets a dense prompt (the ground-truth point nearest the centre of the
+  eroded mask plus random positive points inside it); tracking of later frames is unchanged;
+* ``prompt_gap``: ``iou_dense_prompt`` - ``iou_<first label>``.
+
+Tokens are always the first model's: the heads score that model's tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from usam_video.config import TrainHeadsConfig, config_fingerprint
+from usam_video.datasets import DatasetReader, open_dataset
+from usam_video.engine import BuiltModel, PropagationSession
+from usam_video.errors import InputError
+from usam_video.evaluation.ranking import evaluate_ranking, pearson, spearman, uncertainty_from_confidence
+from usam_video.heads import save_heads
+from usam_video.heads.training import HeadFit, train_heads
+from usam_video.pipeline.label import _cached_model
+from usam_video.store import TrainingContainer
+from usam_video.types import TrainingSamples
+
+__all__ = [
+    "HeadReport",
+    "TrainReport",
+    "candidate_ious",
+    "collect_video",
+    "dense_prompt_points",
+    "mask_iou",
+    "target_names",
+    "open_container",
+    "record_video",
+    "training_videos",
+    "train_from_container",
+    "train_heads_run",
+]
+
+
+def mask_iou(pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None = None) -> float:
+    """IoU of two ``bool`` ``(H, W)`` masks, ignoring ``void`` pixels; 1.0 when both are empty."""
+    if void is not None:
+        pred, gt = pred & ~void, gt & ~void
+    union = np.logical_or(pred, gt).sum()
+    return 1.0 if union == 0 else float(np.logical_and(pred, gt).sum() / union)
+
+
+def candidate_ious(
+    chosen_mask: np.ndarray,
+    candidate_masks: np.ndarray,
+    candidate_valid: np.ndarray,
+    gt: np.ndarray,
+    void: np.ndarray | None = None,
+) -> tuple[float, np.ndarray, float]:
+    """True IoUs of one frame-object's masks.
+
+    Args:
+        chosen_mask: ``bool`` ``(H, W)``; candidate_masks: ``bool`` ``(K, H, W)``;
+            candidate_valid: ``bool`` ``(K,)``; gt: ``bool`` ``(H, W)``.
+
+    Returns:
+        IoU of the chosen mask, ``float32`` ``(K,)`` IoU per candidate (NaN if invalid), and
+        the best IoU among the chosen mask and the valid candidates.
+    """
+    chosen = mask_iou(chosen_mask, gt, void)
+    cand = np.array(
+        [
+            mask_iou(m, gt, void) if ok else np.nan
+            for m, ok in zip(candidate_masks, candidate_valid, strict=True)
+        ],
+        np.float32,
+    )
+    best = max(chosen, float(np.nanmax(cand))) if np.isfinite(cand).any() else chosen
+    return chosen, cand, best
+
+
+def dense_prompt_points(
+    gt: np.ndarray, num_points: int, erosion: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``float32`` ``(num_points, 2)`` pixel ``(x, y)`` clicks inside a ``bool`` ``(H, W)`` mask.
+
+    The first is the pixel of the eroded mask nearest its centroid, the rest are sampled
+    uniformly inside the eroded mask (with replacement if it is small). Erosion keeps clicks
+    off the boundary, where a one-pixel error flips the label; a mask that erodes to nothing
+    is used as is.
+    """
+    if not gt.any():
+        raise InputError("dense prompt: expected a non-empty ground-truth mask, got an empty one.")
+    inner = gt
+    if erosion > 0:
+        t = torch.from_numpy(~gt)[None, None].float()
+        eroded = torch.nn.functional.max_pool2d(t, 2 * erosion + 1, stride=1, padding=erosion)[0, 0] == 0
+        if eroded.any():
+            inner = eroded.numpy()
+    ys, xs = np.nonzero(inner)
+    cy, cx = ys.mean(), xs.mean()
+    first = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    rest = (
+        rng.choice(len(ys), size=num_points - 1, replace=len(ys) < num_points - 1) if num_points > 1 else []
+    )
+    idx = np.concatenate([[first], np.asarray(rest, dtype=np.int64)])
+    return np.stack([xs[idx], ys[idx]], axis=1).astype(np.float32)
+
+
+def target_names(config: TrainHeadsConfig) -> list[str]:
+    """The targets a config trains, in head order."""
+    names = [f"iou_{m.label}" for m in config.models]
+    names += ["iou_unsupervised", "task_gap", "iou_dense_prompt", "prompt_gap"]
+    if len(config.models) == 2:
+        names.append("model_gap")
+    return names
+
+
+def training_videos(config: TrainHeadsConfig, reader: DatasetReader) -> list[str]:
+    """Videos with ground truth after some object's first prompt; refuses a dataset with none."""
+    usable = []
+    for video_id in reader.list_videos():
+        first = min((p.frame_index for p in reader.prompts(video_id)), default=None)
+        if first is not None and any(t > first for t in reader.annotated_frames(video_id)):
+            usable.append(video_id)
+    if not usable:
+        raise InputError(
+            f"dataset {config.dataset.name!r} at {config.dataset.root}: expected ground truth on some frame "
+            "after the first prompt of a video, found none (only first-frame annotations). Heads need "
+            "annotated tracked frames to learn from."
+        )
+    return usable
+
+
+def collect_video(
+    config: TrainHeadsConfig, reader: DatasetReader, models: list[BuiltModel], video_id: str
+) -> TrainingSamples:
+    """Propagate one video with every model and record tokens and targets per annotated frame-object."""
+    rng = np.random.default_rng([config.seed, sum(map(ord, video_id))])
+    annotated = set(reader.annotated_frames(video_id))
+    prompts = reader.prompts(video_id)
+    primary = PropagationSession(models[0], reader.frames(video_id), keep_candidates=True)
+    for prompt in prompts:
+        primary.add_prompt(prompt)
+    rows: list[dict[str, Any]] = []
+    for rec in primary.propagate():
+        t = rec.frame_index
+        if t not in annotated:
+            continue
+        ann = reader.ground_truth(video_id, t)
+        if ann is None:
+            continue
+        for o, obj in enumerate(rec.object_ids):
+            if not rec.tracked[o] or rec.is_prompt[o]:
+                continue
+            gt = ann.mask_of(obj)
+            assert rec.candidate_masks is not None and rec.candidate_valid is not None
+            chosen_iou, cand, best_iou = candidate_ious(
+                rec.masks[o], rec.candidate_masks[o], rec.candidate_valid[o], gt, ann.void
+            )
+            dense_iou = np.nan
+            if gt.any():
+                points = dense_prompt_points(gt, config.dense_points, config.erosion, rng)
+                dense_mask, _ = primary.probe_points(t, obj, points, np.ones(len(points), np.int32))
+                dense_iou = mask_iou(dense_mask, gt, ann.void)
+            rows.append(
+                {
+                    "frame": t,
+                    "object": obj,
+                    "iou_token": rec.iou_tokens[o],
+                    "mask_tokens": rec.mask_tokens[o],
+                    "chosen": int(rec.chosen_candidate[o]),
+                    "cand": cand,
+                    "chosen_iou": chosen_iou,
+                    "best_iou": best_iou,
+                    "dense_iou": dense_iou,
+                }
+            )
+    larger: dict[tuple[int, int], float] = {}
+    if len(models) == 2:
+        wanted = {(r["frame"], r["object"]) for r in rows}
+        second = PropagationSession(models[1], reader.frames(video_id))
+        for prompt in prompts:
+            second.add_prompt(prompt)
+        for rec in second.propagate():
+            ann = reader.ground_truth(video_id, rec.frame_index) if rec.frame_index in annotated else None
+            for o, obj in enumerate(rec.object_ids):
+                if ann is not None and (rec.frame_index, obj) in wanted and rec.tracked[o]:
+                    larger[(rec.frame_index, obj)] = mask_iou(rec.masks[o], ann.mask_of(obj), ann.void)
+    n = len(rows)
+    d, k = models[0].token_dim, models[0].num_mask_tokens
+    chosen_iou = np.array([r["chosen_iou"] for r in rows], np.float32)
+    dense_iou = np.array([r["dense_iou"] for r in rows], np.float32)
+    targets: dict[str, np.ndarray] = {
+        f"iou_{config.models[0].label}": chosen_iou,
+        "iou_unsupervised": chosen_iou.copy(),
+        "task_gap": np.array([r["best_iou"] - r["chosen_iou"] for r in rows], np.float32),
+        "iou_dense_prompt": dense_iou,
+        "prompt_gap": dense_iou - chosen_iou,
+    }
+    if len(models) == 2:
+        big = np.array([larger.get((r["frame"], r["object"]), np.nan) for r in rows], np.float32)
+        targets[f"iou_{config.models[1].label}"] = big
+        targets["model_gap"] = big - chosen_iou
+    return TrainingSamples(
+        video_ids=(video_id,) * n,
+        frame_index=np.array([r["frame"] for r in rows], np.int32),
+        object_id=np.array([r["object"] for r in rows], np.int32),
+        iou_tokens=np.stack([r["iou_token"] for r in rows]) if n else np.zeros((0, d), np.float32),
+        mask_tokens=np.stack([r["mask_tokens"] for r in rows]) if n else np.zeros((0, k, d), np.float32),
+        chosen=np.array([r["chosen"] for r in rows], np.int8),
+        candidate_iou=np.stack([r["cand"] for r in rows]) if n else np.zeros((0, k), np.float32),
+        targets=targets,
+    )
+
+
+def _models(config: TrainHeadsConfig) -> list[BuiltModel]:
+    return [_cached_model(spec.model.model_dump_json()) for spec in config.models]
+
+
+def open_container(config: TrainHeadsConfig) -> TrainingContainer:
+    """The config's training container, created for its first model if absent."""
+    primary = _models(config)[0]
+    fingerprint = f"{config_fingerprint(config.models[0].model)}-{primary.checkpoint_sha256[:16]}"
+    return TrainingContainer.open_or_create(
+        config.container_path, primary.token_dim, primary.num_mask_tokens, fingerprint, target_names(config)
+    )
+
+
+def record_video(config: TrainHeadsConfig, video_id: str) -> int:
+    """Record one video into the container (skipped if already there); returns its row count."""
+    container = open_container(config)
+    if video_id in container.videos:
+        return int(sum(v == video_id for v in container.read().video_ids))
+    samples = collect_video(config, open_dataset(config.dataset), _models(config), video_id)
+    container.append(video_id, samples)
+    return len(samples)
+
+
+@dataclass(frozen=True)
+class HeadReport:
+    """Validation figures of one trained head (on the target's own scale)."""
+
+    name: str
+    train_rows: int
+    val_rows: int
+    mae: float
+    r2: float
+    pearson: float
+    spearman: float
+    relative_auc: float
+    relative_auc_vs_random: float
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What a heads-training run produced."""
+
+    heads_dir: str
+    train_videos: tuple[str, ...]
+    val_videos: tuple[str, ...]
+    heads: tuple[HeadReport, ...]
+    skipped_targets: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        def clean(v: Any) -> Any:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        return {
+            "heads_dir": self.heads_dir,
+            "train_videos": list(self.train_videos),
+            "val_videos": list(self.val_videos),
+            "skipped_targets": list(self.skipped_targets),
+            "heads": [{k: clean(v) for k, v in h.__dict__.items()} for h in self.heads],
+        }
+
+
+def _ranking(
+    name: str, fit: HeadFit, samples: TrainingSamples, config: TrainHeadsConfig
+) -> tuple[float, float]:
+    """Relative AUC of a head's validation predictions under the paper's ranking protocol."""
+    rows = fit.val_rows
+    if len(rows) < 2:
+        return math.nan, math.nan
+    primary = samples.targets[f"iou_{config.models[0].label}"][rows]
+    if name.startswith("iou_"):
+        base = fit.val_target  # replace the least certain masks by ground truth
+        refined = np.ones_like(base)
+        uncertainty = uncertainty_from_confidence(fit.val_pred)
+    else:
+        base = primary
+        refined = primary + fit.val_target  # the gap's refinement: better candidate, clicks, model
+        uncertainty = fit.val_pred
+    report = evaluate_ranking(base, refined, {name: uncertainty})
+    curve = report.curve(name)
+    return curve.relative_auc, curve.relative_auc_vs_random
+
+
+def train_from_container(config: TrainHeadsConfig) -> TrainReport:
+    """Fit one head per target on the container's rows, write them (official format) and a report."""
+    samples = TrainingContainer.open(config.container_path).read()
+    if len(samples) == 0:
+        raise InputError(f"{config.container_path}: expected recorded frame-objects, found none.")
+    fits = train_heads(
+        samples.features(),
+        samples.targets,
+        samples.video_ids,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        optimizer=config.optimizer,
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+    )
+    save_heads(config.heads_out, {name: fit.head for name, fit in fits.items()})
+    reports = []
+    for name, fit in fits.items():
+        pred, target = fit.val_pred, fit.val_target
+        if len(target) >= 2:
+            mae = float(np.mean(np.abs(pred - target)))
+            ss_tot = float(np.sum((target - target.mean()) ** 2))
+            r2 = 1.0 - float(np.sum((pred - target) ** 2)) / ss_tot if ss_tot > 0 else math.nan
+            rel, rel_random = _ranking(name, fit, samples, config)
+            reports.append(
+                HeadReport(
+                    name,
+                    fit.train_rows,
+                    len(target),
+                    mae,
+                    r2,
+                    pearson(pred, target),
+                    spearman(pred, target),
+                    rel,
+                    rel_random,
+                )
+            )
+        else:
+            reports.append(HeadReport(name, fit.train_rows, len(target), *([math.nan] * 6)))
+    val_mask = np.zeros(len(samples), bool)
+    for fit in fits.values():
+        val_mask[fit.val_rows] = True
+    val_videos = tuple(sorted({samples.video_ids[i] for i in np.nonzero(val_mask)[0]}))
+    train_videos = tuple(sorted(set(samples.video_ids) - set(val_videos)))
+    report = TrainReport(
+        heads_dir=str(config.heads_out),
+        train_videos=train_videos,
+        val_videos=val_videos,
+        heads=tuple(reports),
+        skipped_targets=tuple(t for t in samples.targets if t not in fits),
+    )
+    Path(config.heads_out).mkdir(parents=True, exist_ok=True)
+    (Path(config.heads_out) / "report.json").write_text(json.dumps(report.as_dict(), indent=1))
+    return report
+
+
+def train_heads_run(config: TrainHeadsConfig) -> TrainReport:
+    """Record every usable video (resuming the container) and train, in this process (no Prefect)."""
+    reader = open_dataset(config.dataset)
+    for video_id in training_videos(config, reader):
+        record_video(config, video_id)
+    return train_from_container(config)
