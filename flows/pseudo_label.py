@@ -15,7 +15,6 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 
-import flows  # noqa: F401  (offline Prefect defaults before prefect is imported)
 from usam_video.config import load_run_config
 from usam_video.errors import InputError
 from usam_video.pipeline import label_video, list_videos, load_context, untrained_warnings

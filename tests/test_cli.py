@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.conftest import make_run_config
+from tests.conftest import CONFIGS, make_run_config
 from usam_video.cli import app
 from usam_video.pipeline import label_dataset
 
@@ -99,12 +99,59 @@ def test_run_reports_failed_video_with_exit_code(
 
 
 def test_demo_end_to_end(prefect_harness, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--videos", "2", "--frames", "5"])
+    args = ["demo", "--out", str(tmp_path / "demo"), "--train-videos", "3", "--videos", "2", "--frames", "4"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "RANDOM" in result.output and "demo.zarr" in result.output
+    assert "RANDOM" in result.output and "demo.zarr" in result.output and "USAM heads" in result.output
+    heads = tmp_path / "demo" / "heads"
+    assert (heads / "task_gap" / "model.pth").is_file() and (heads / "report.json").is_file()
     store = tmp_path / "demo" / "demo.zarr"
     data = json.loads(runner.invoke(app, ["inspect", str(store), "--json"]).stdout)
-    assert [v["video_id"] for v in data["videos"]] == ["synth-000", "synth-001"]
-    assert all(v["complete"] and len(v["frame_scores"]) == 5 for v in data["videos"])
+    assert [v["video_id"] for v in data["videos"]] == ["val-000", "val-001"]
+    for v in data["videos"]:
+        assert v["complete"] and len(v["frame_scores"]) == 4
+        assert {"iou_micro", "task_gap", "prompt_gap", "iou_unsupervised"} <= set(v["scores"])
+        assert v["provenance"]["heads_untrained"] is False and v["provenance"]["model_untrained"] is True
     queued = json.loads(runner.invoke(app, ["queue", str(store), "--json"]).stdout)["queued"]
     assert queued, "the demo policy is meant to queue some frame-objects"
+
+
+def test_train_heads_command(prefect_harness, tmp_path: Path, synth_root: Path) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "cli-train",
+                "dataset": {"name": "s", "root": str(synth_root), "videos": ["synth-000", "synth-001"]},
+                "models": [{"label": "micro", "model": str(CONFIGS / "models" / "small-random.yaml")}],
+                "container": str(tmp_path / "c.zarr"),
+                "heads_out": str(tmp_path / "heads"),
+                "epochs": 3,
+                "val_fraction": 0.5,
+            }
+        )
+    )
+    result = runner.invoke(app, ["train-heads", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert {h["name"] for h in report["heads"]} == {
+        "iou_micro",
+        "iou_unsupervised",
+        "task_gap",
+        "iou_dense_prompt",
+        "prompt_gap",
+    }
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["cli-train-heads", "cli-train-report"])
+            )
+        )
+    assert {a.type for a in arts} == {"table", "markdown"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    result = runner.invoke(app, ["train-heads", str(bad)])
+    assert result.exit_code == 2 and str(bad) in result.output

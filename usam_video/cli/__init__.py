@@ -4,6 +4,9 @@
 ``@app.command()`` and are imported here so that every command is registered.
 """
 
+import usam_video.cli.doctor_cmd  # noqa: F401  (registers `usam-video doctor`)
+import usam_video.cli.evaluate_cmd  # noqa: F401  (registers `usam-video evaluate`)
+import usam_video.cli.train_cmd  # noqa: F401  (registers `usam-video train-heads`)
 from usam_video.cli.main import app, main, repo_configs_dir
 
 __all__ = ["app", "main", "repo_configs_dir"]

@@ -223,39 +223,77 @@ def run(config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml
 @app.command()
 def demo(
     out: Path = typer.Option(
-        Path("demo_output"), help="folder for the generated dataset, run config and store"
+        Path("demo_output"), help="folder for the generated data, configs, heads and store"
     ),
-    videos: int = typer.Option(3, help="number of generated videos"),
+    train_videos: int = typer.Option(6, help="generated videos the heads are trained on"),
+    videos: int = typer.Option(3, help="generated validation videos to pseudo-label"),
     frames: int = typer.Option(12, help="frames per video"),
 ) -> None:
-    """Generate a small DAVIS-layout dataset, pseudo-label it with the small SAM 2 config, show the store."""
+    """Generate train and validation videos, train USAM heads on the train videos, pseudo-label
+    the validation videos with them, and show the store."""
     import yaml
 
-    from usam_video.datasets.synthetic import make_demo_dataset
+    from usam_video.datasets.synthetic import SyntheticVideoSpec, write_davis_dataset
 
     configs = repo_configs_dir()
     out = out.resolve()
     data_root = out / "dataset"
-    names = make_demo_dataset(data_root, num_videos=videos, num_frames=frames, height=192, width=256, seed=0)
+
+    def specs(prefix: str, n: int, seed: int) -> list[SyntheticVideoSpec]:
+        return [
+            SyntheticVideoSpec(f"{prefix}-{i:03d}", frames, 192, 256, num_objects=1 + i % 3, seed=seed + i)
+            for i in range(n)
+        ]
+
+    train_names = write_davis_dataset(data_root, specs("train", train_videos, 100), split="train")
+    val_names = write_davis_dataset(data_root, specs("val", videos, 0), split="val")
+    model = str(configs / "models" / "small-random.yaml")
+    heads_dir = out / "heads"
+    train_cfg = {
+        "name": "demo-heads",
+        "dataset": {
+            "name": "synthetic-train",
+            "format": "davis",
+            "root": str(data_root),
+            "videos": train_names,
+        },
+        "models": [{"label": "micro", "model": model}],
+        "container": str(out / "train-tokens.zarr"),
+        "heads_out": str(heads_dir),
+        "optimizer": "adamw",
+        "lr": 0.001,
+        "epochs": 40,
+        "val_fraction": 0.34,
+    }
+    train_path = out / "demo-train-heads.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    train_path.write_text(yaml.safe_dump(train_cfg, sort_keys=False))
+    console.print(f"generated {len(train_names)} train and {len(val_names)} validation videos in {data_root}")
+    console.print(f"training USAM heads ({train_path}) ...")
+    from usam_video.cli.train_cmd import train_heads
+
+    train_heads(train_path, as_json=False)
+
     store = out / "demo.zarr"
     run_cfg = {
         "name": "demo",
-        "dataset": {"name": "synthetic-demo", "format": "davis", "root": str(data_root), "videos": names},
-        "model": str(configs / "models" / "small-random.yaml"),
-        "heads": {"random_init": True, "names": list(_all_head_names()), "seed": 0},
+        "dataset": {"name": "synthetic-val", "format": "davis", "root": str(data_root), "videos": val_names},
+        "model": model,
+        "heads": {"directory": str(heads_dir)},
         "policy": str(configs / "policies" / "demo.yaml"),
         "store": str(store),
     }
     run_path = out / "demo-run.yaml"
     run_path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
-    console.print(f"generated {len(names)} videos in {data_root}; run config {run_path}")
+    console.print(f"pseudo-labelling the validation videos ({run_path}) ...")
     run(run_path)
     inspect(store, as_json=False)
     n_queued = len(_queue_entries(store))
     console.print(f"{n_queued} frame-objects queued: usam-video queue {store}")
     err_console.print(
-        "[bold yellow]The SAM 2 weights and the USAM heads of this demo are RANDOM (untrained): the masks "
-        "and scores show the pipeline working, not segmentation quality.[/]"
+        "[bold yellow]The SAM 2 weights of this demo are RANDOM (untrained): its masks show the pipeline "
+        "working, not segmentation quality, and the heads trained on them predict the quality of those "
+        "random masks.[/]"
     )
 
 

@@ -1,8 +1,16 @@
 """Plain functions the flows and the CLI call (no Prefect here, so tests reach all of it).
 
-One module per job: ``label`` (pseudo-label videos), and later ones beside it.
+One module per job: ``label`` (pseudo-label videos), ``evaluate`` (J&F and ranking quality),
+``train_heads`` (record targets and train USAM heads).
 """
 
+from usam_video.pipeline.evaluate import (
+    EvaluationResult,
+    evaluate_predictions,
+    evaluation_markdown,
+    score_direction,
+    write_evaluation,
+)
 from usam_video.pipeline.label import (
     LabelContext,
     code_version,
@@ -12,6 +20,14 @@ from usam_video.pipeline.label import (
     load_context,
     run_fingerprint,
     untrained_warnings,
+)
+from usam_video.pipeline.train_heads import (
+    TrainReport,
+    open_container,
+    record_video,
+    train_from_container,
+    train_heads_run,
+    training_videos,
 )
 
 __all__ = [
@@ -23,4 +39,15 @@ __all__ = [
     "load_context",
     "run_fingerprint",
     "untrained_warnings",
+    "EvaluationResult",
+    "evaluate_predictions",
+    "evaluation_markdown",
+    "score_direction",
+    "write_evaluation",
+    "TrainReport",
+    "open_container",
+    "record_video",
+    "train_from_container",
+    "train_heads_run",
+    "training_videos",
 ]

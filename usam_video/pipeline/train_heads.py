@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -238,13 +239,19 @@ def open_container(config: TrainHeadsConfig) -> TrainingContainer:
     )
 
 
+# Appends commit a row count in the container's attributes: one writer at a time per process
+# (Prefect runs tasks of one flow in threads). Separate processes need separate containers.
+_CONTAINER_LOCK = threading.Lock()
+
+
 def record_video(config: TrainHeadsConfig, video_id: str) -> int:
     """Record one video into the container (skipped if already there); returns its row count."""
-    container = open_container(config)
-    if video_id in container.videos:
-        return int(sum(v == video_id for v in container.read().video_ids))
+    with _CONTAINER_LOCK:
+        if video_id in open_container(config).videos:
+            return int(sum(v == video_id for v in open_container(config).read().video_ids))
     samples = collect_video(config, open_dataset(config.dataset), _models(config), video_id)
-    container.append(video_id, samples)
+    with _CONTAINER_LOCK:
+        open_container(config).append(video_id, samples)
     return len(samples)
 
 

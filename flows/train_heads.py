@@ -1,0 +1,97 @@
+"""The heads-training flow: record targets per video (one task each), train, report as artifacts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.concurrency.sync import concurrency
+
+from flows.pseudo_label import GPU_LIMIT_NAME, _artifact_key, _retry_unless_bad_input, ensure_gpu_limit
+from usam_video.config import load_train_heads_config
+from usam_video.datasets import open_dataset
+from usam_video.engine import resolve_device
+from usam_video.pipeline import TrainReport, record_video, train_from_container, training_videos
+
+__all__ = ["record_video_task", "train_task", "train_heads_flow", "report_rows"]
+
+
+@task(
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=_retry_unless_bad_input,
+    task_run_name="record-{video_id}",
+)
+def record_video_task(config: str, video_id: str, use_gpu_limit: bool) -> int:
+    """Propagate one video with the config's models and append its rows to the container."""
+    cfg = load_train_heads_config(config)
+    if use_gpu_limit:
+        with concurrency(GPU_LIMIT_NAME, occupy=1, strict=True):
+            return record_video(cfg, video_id)
+    return record_video(cfg, video_id)
+
+
+@task(task_run_name="train-heads")
+def train_task(config: str) -> TrainReport:
+    """Fit every head on the container's rows and write them."""
+    return train_from_container(load_train_heads_config(config))
+
+
+def report_rows(report: TrainReport) -> list[dict[str, object]]:
+    """One table row per head (NaN as None, 4 decimals)."""
+    rows = []
+    for head in report.heads:
+        row = asdict(head)
+        for key, value in row.items():
+            if isinstance(value, float):
+                row[key] = None if not math.isfinite(value) else round(value, 4)
+        rows.append(row)
+    return rows
+
+
+@flow(name="train-heads")
+def train_heads_flow(config: str, use_gpu_limit: bool | None = None) -> TrainReport:
+    """Record every usable video of a heads-training config (resuming its container), then train."""
+    logger = get_run_logger()
+    cfg = load_train_heads_config(config)
+    videos = training_videos(cfg, open_dataset(cfg.dataset))
+    if use_gpu_limit is None:
+        use_gpu_limit = resolve_device(cfg.models[0].model.device).type == "cuda"
+    if use_gpu_limit:
+        ensure_gpu_limit(1)
+    futures = [record_video_task.submit(config, video_id, use_gpu_limit) for video_id in videos]
+    failed = []
+    for video_id, future in zip(videos, futures, strict=True):
+        try:
+            future.result()
+        except Exception as exc:  # the task already retried; the other videos still count
+            logger.error("video %s failed: %s", video_id, exc)
+            failed.append(video_id)
+    report = train_task(config)
+    key = _artifact_key(cfg.name)
+    create_table_artifact(
+        report_rows(report), key=f"{key}-heads", description=f"USAM heads trained for {cfg.name!r}"
+    )
+    lines = [
+        f"# Heads trained: {cfg.name}",
+        f"Written to `{report.heads_dir}` (official format).",
+        f"Train videos: {len(report.train_videos)}; validation videos: {', '.join(report.val_videos)}.",
+        "",
+        "| head | val rows | MAE | R2 | Pearson | Spearman | relative AUC |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in report_rows(report):
+        lines.append(
+            f"| {row['name']} | {row['val_rows']} | {row['mae']} | {row['r2']} | {row['pearson']} | "
+            f"{row['spearman']} | {row['relative_auc']} |"
+        )
+    if failed:
+        lines.append(f"\nFailed videos (left out): {', '.join(failed)}")
+    if any(m.model.random_init for m in cfg.models):
+        lines.append(
+            "\n**The SAM 2 weights are RANDOM (random_init): these heads describe an untrained model.**"
+        )
+    create_markdown_artifact("\n".join(lines), key=f"{key}-report", description="heads validation figures")
+    return report
