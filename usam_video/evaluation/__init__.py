@@ -27,6 +27,7 @@ from usam_video.evaluation.jf import (
     evaluate_davis_sequence,
     f_measure,
     seg2bmap,
+    summarize_davis,
 )
 from usam_video.evaluation.plots import plot_ranking_curves
 from usam_video.evaluation.ranking import (
@@ -46,6 +47,8 @@ from usam_video.evaluation.ranking import (
 )
 from usam_video.evaluation.readers import (
     FRAME_NAME,
+    LAYOUTS,
+    detect_prediction_layout,
     read_davis_prediction_folder,
     read_sav_prediction_folder,
     stack_sav_frames,
@@ -77,6 +80,7 @@ __all__ = [
     "evaluate_davis_sequence",
     "f_measure",
     "seg2bmap",
+    "summarize_davis",
     # sav
     "SavObjectResult",
     "SavReport",
@@ -87,6 +91,8 @@ __all__ = [
     "summarize_sav",
     # readers
     "FRAME_NAME",
+    "LAYOUTS",
+    "detect_prediction_layout",
     "read_davis_prediction_folder",
     "read_sav_prediction_folder",
     "stack_sav_frames",

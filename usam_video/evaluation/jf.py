@@ -47,6 +47,7 @@ __all__ = [
     "DavisReport",
     "evaluate_davis_sequence",
     "evaluate_davis",
+    "summarize_davis",
 ]
 
 #: Boundary tolerance as a fraction of the image diagonal (the reference default).
@@ -511,9 +512,14 @@ def evaluate_davis_sequence(
     void_eval = void[list(frames)] if exclude_void else None
     pred_max = int(pred_eval.max())
     if pred_max > n_objects:
+        hint = (
+            " 255 marks void in ground truth only: write background (0) there in predictions."
+            if pred_max == VOID_LABEL
+            else ""
+        )
         raise EvaluationError(
             f"{name}: expected prediction ids 0..{n_objects} (the objects of the first "
-            f"ground-truth frame), found id {pred_max}."
+            f"ground-truth frame), found id {pred_max}.{hint}"
         )
 
     objects = []
@@ -569,7 +575,7 @@ def evaluate_davis(
         items = ((name, pair[0], pair[1]) for name, pair in sequences.items())
     else:
         items = sequences
-    results = [
+    return summarize_davis(
         evaluate_davis_sequence(
             gt,
             pred,
@@ -579,8 +585,20 @@ def evaluate_davis(
             bound_th=bound_th,
         )
         for name, gt, pred in items
-    ]
-    objects = [obj for seq in results for obj in seq.objects]
+    )
+
+
+def summarize_davis(results: Iterable[DavisSequenceResult]) -> DavisReport:
+    """Global DAVIS scores from per-sequence results (means over all objects of all sequences).
+
+    Lets a caller evaluate sequences one at a time (e.g. while reading them from a store) and
+    still get the report :func:`evaluate_davis` would give.
+
+    Raises:
+        EvaluationError: no object in any sequence.
+    """
+    sequences = tuple(results)
+    objects = [obj for seq in sequences for obj in seq.objects]
     if not objects:
         raise EvaluationError("evaluate_davis: expected at least one sequence, got none.")
 
@@ -597,5 +615,5 @@ def evaluate_davis(
         f_mean=f_mean,
         f_recall=_mean("f_recall"),
         f_decay=_mean("f_decay"),
-        sequences=tuple(results),
+        sequences=sequences,
     )

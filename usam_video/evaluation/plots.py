@@ -45,13 +45,21 @@ def plot_ranking_curves(
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure = Figure(figsize=(6.4, 4.4))
+    # Many curves (every USAM head of a store) get their legend beside the axes, not on them.
+    legend_outside = len(items) > 6
+    figure = Figure(figsize=(9.6, 4.8) if legend_outside else (6.4, 4.4))
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    if len(items) > 10:
+        # The default cycle has 10 colours; a store with every USAM head has more curves.
+        from matplotlib import colormaps
+
+        axes.set_prop_cycle(color=[colormaps["tab20"](i % 20) for i in range(len(items))])
     for curve in items:
         # Reference orderings are drawn dashed so the scores stand out.
         style = "--" if curve.name in ("oracle", "random") else "-"
-        label = curve.name
+        # "random" is the exact expectation over all orderings, not one draw.
+        label = "random (expected)" if curve.name == "random" else curve.name
         if curve.name not in ("oracle", "random") and curve.relative_auc == curve.relative_auc:
             label = f"{curve.name} (rel. AUC {curve.relative_auc:.3f})"
         axes.plot(curve.ratios, curve.miou, style, label=label)
@@ -60,7 +68,10 @@ def plot_ranking_curves(
     if title:
         axes.set_title(title)
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="best", fontsize="small")
+    if legend_outside:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", borderaxespad=0.0)
+    else:
+        axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     figure.savefig(out, format="png", dpi=dpi)
     return out

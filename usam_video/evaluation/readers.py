@@ -25,6 +25,8 @@ from usam_video.errors import AnnotationError, EvaluationError
 
 __all__ = [
     "FRAME_NAME",
+    "LAYOUTS",
+    "detect_prediction_layout",
     "read_davis_prediction_folder",
     "read_sav_prediction_folder",
     "stack_sav_frames",
@@ -32,6 +34,8 @@ __all__ = [
 
 #: File name of frame ``t`` in both layouts.
 FRAME_NAME = "{:05d}.png"
+#: Names of the two prediction folder layouts.
+LAYOUTS: tuple[str, ...] = ("davis", "sav")
 
 _FRAME_RE = re.compile(r"^(\d+)\.png$")
 # Binary masks arrive as bilevel, greyscale or palette PNGs; 16/32-bit greyscale also
@@ -56,12 +60,54 @@ def _check_size(path: Path, found: tuple[int, ...], expected: tuple[int, int]) -
         )
 
 
+def _has_frame_png(folder: Path) -> bool:
+    return any(_FRAME_RE.match(p.name) and p.is_file() for p in folder.iterdir())
+
+
+def detect_prediction_layout(root: Path | str, videos: Sequence[str] | None = None) -> str:
+    """Tell which layout a predictions folder has: ``"davis"`` or ``"sav"``.
+
+    A video folder holding ``%05d.png`` files is DAVIS layout; one holding numeric object
+    folders with ``%05d.png`` files is SA-V layout. Only ``videos`` are looked at when given
+    and any exists, otherwise every sub-folder; files beside them (a CSV) are ignored.
+
+    Raises:
+        EvaluationError: ``root`` is no folder, no sub-folder matches either layout, or the
+            folders mix both layouts.
+    """
+    folder = Path(root)
+    if not folder.is_dir():
+        raise EvaluationError(f"{folder}: expected a folder of predicted masks, found nothing.")
+    candidates = [folder / v for v in videos if (folder / v).is_dir()] if videos is not None else []
+    if not candidates:
+        candidates = sorted(p for p in folder.iterdir() if p.is_dir())
+    found: dict[str, Path] = {}
+    for video_dir in candidates:
+        if _has_frame_png(video_dir):
+            found.setdefault("davis", video_dir)
+        elif any(p.is_dir() and p.name.isdigit() and _has_frame_png(p) for p in video_dir.iterdir()):
+            found.setdefault("sav", video_dir)
+    if len(found) == 2:
+        raise EvaluationError(
+            f"{folder}: expected one layout, found DAVIS ({found['davis']}) and SA-V "
+            f"({found['sav']}) folders. Keep one method's masks per folder."
+        )
+    if not found:
+        raise EvaluationError(
+            f"{folder}: expected predicted masks in DAVIS layout (<sequence>/%05d.png) or SA-V "
+            f"layout (<video>/<object:03d>/%05d.png), found no such masks in sub-folders "
+            f"{[p.name for p in candidates][:10]}."
+        )
+    return next(iter(found))
+
+
 def read_davis_prediction_folder(
     root: Path | str,
     sequence: str,
     *,
     num_frames: int | None = None,
     size: tuple[int, int] | None = None,
+    frame_indices: Sequence[int] | None = None,
 ) -> npt.NDArray[np.uint8]:
     """Read ``<root>/<sequence>/%05d.png`` palette PNGs into uint8 ``(T, H, W)`` index maps.
 
@@ -73,6 +119,8 @@ def read_davis_prediction_folder(
             names). When None, the folder's ``%05d.png`` files must run from 00000 without
             a gap.
         size: expected ``(H, W)``; when None every frame must match the first one.
+        frame_indices: read exactly these frames, in this order (T = their number), e.g.
+            the annotated frames of a sparsely labelled video; excludes ``num_frames``.
 
     Raises:
         EvaluationError: the folder or a frame is missing, a frame is unreadable or not a
@@ -88,19 +136,28 @@ def read_davis_prediction_folder(
             f"{folder}: expected a folder of %05d.png masks for sequence {sequence!r}, found nothing."
         )
     files = _frame_files(folder)
-    if num_frames is None:
+    if frame_indices is not None:
+        if num_frames is not None:
+            raise EvaluationError(f"{folder}: give num_frames or frame_indices, not both.")
+        wanted = [int(t) for t in frame_indices]
+        if not wanted:
+            raise EvaluationError(f"{folder}: expected at least one frame index, got none.")
+    elif num_frames is None:
         if not files:
             raise EvaluationError(f"{folder}: expected %05d.png masks, found no PNG frame.")
-        num_frames = max(files) + 1
+        wanted = list(range(max(files) + 1))
     elif num_frames < 1:
         raise EvaluationError(f"{folder}: expected num_frames >= 1, got {num_frames}.")
+    else:
+        wanted = list(range(num_frames))
 
     frames: list[np.ndarray] = []
     expected = size
-    for t in range(num_frames):
+    for t in wanted:
         path = folder / FRAME_NAME.format(t)
         if t not in files:
-            raise EvaluationError(f"{path}: expected the mask of frame {t} (of {num_frames}), found nothing.")
+            of = f" (of {len(wanted)})" if frame_indices is None else ""
+            raise EvaluationError(f"{path}: expected the mask of frame {t}{of}, found nothing.")
         try:
             index_map = read_palette_png(files[t])
         except AnnotationError as exc:
