@@ -22,6 +22,8 @@ __all__ = [
     "FramePrediction",
     "FrameScores",
     "Status",
+    "MaskSource",
+    "MaskUpdate",
     "Decision",
     "QueueEntry",
     "VideoResult",
@@ -184,6 +186,39 @@ class Status(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
+
+
+class MaskSource(enum.IntEnum):
+    """Which step produced a frame-object's stored mask (stored as ``uint8``)."""
+
+    PROPAGATED = 0  # SAM 2 tracking
+    PROMPT = 1  # the dataset's own prompt mask (e.g. DAVIS first-frame annotation)
+    TASK = 2  # another candidate of the same decoder pass (task refinement)
+    MODEL = 3  # a larger SAM 2 (model refinement)
+    HUMAN = 4  # a human correction
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, eq=False)
+class MaskUpdate:
+    """A replacement of one frame-object's mask (a refinement or a correction).
+
+    Attributes:
+        mask: ``bool`` ``(H, W)`` at video resolution.
+        scores: ``float32`` ``(S,)`` new scores of the mask, or None to keep the stored ones.
+    """
+
+    video_id: str
+    frame_index: int
+    object_id: int
+    mask: np.ndarray
+    source: MaskSource
+    status: Status
+    reason: str = ""
+    scores: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from usam_video.pipeline.label import (
     label_video,
     list_videos,
     load_context,
+    relabel_videos,
+    run_config_of,
     run_fingerprint,
     untrained_warnings,
 )
@@ -38,6 +40,8 @@ __all__ = [
     "list_videos",
     "load_context",
     "run_fingerprint",
+    "run_config_of",
+    "relabel_videos",
     "untrained_warnings",
     "EvaluationResult",
     "evaluate_predictions",

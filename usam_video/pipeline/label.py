@@ -11,9 +11,11 @@ import datetime as dt
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,11 +23,11 @@ import numpy as np
 from usam_video.config import HeadsConfig, ModelConfig, RunConfig, config_fingerprint
 from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.engine import BuiltModel, PropagationSession, build_model
-from usam_video.errors import UsamVideoError
+from usam_video.errors import InputError, UsamVideoError
 from usam_video.heads import HeadSet, load_heads, random_heads
 from usam_video.scoring import Scorer, ThresholdPolicy
 from usam_video.store import PseudoLabelStore
-from usam_video.types import Status, VideoResult
+from usam_video.types import MaskSource, MaskUpdate, ObjectPrompt, Status, VideoResult
 
 __all__ = [
     "LabelContext",
@@ -36,6 +38,8 @@ __all__ = [
     "label_dataset",
     "untrained_warnings",
     "run_fingerprint",
+    "run_config_of",
+    "relabel_videos",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +143,8 @@ def _provenance(context: LabelContext) -> dict[str, Any]:
     import torch
 
     return {
+        # The whole run config, so that a store alone suffices to relabel a video later.
+        "run_config": context.run.model_dump(mode="json"),
         "model_name": context.run.model.name,
         "sam2_config": str(model.config_path),
         "checkpoint_sha256": model.checkpoint_sha256,
@@ -163,17 +169,39 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
-def label_video(context: LabelContext, video_id: str, store: PseudoLabelStore | None = None) -> VideoResult:
+def _prompts_with_corrections(
+    prompts: list[ObjectPrompt], corrections: list[MaskUpdate]
+) -> tuple[list[ObjectPrompt], set[tuple[int, int]]]:
+    """The dataset's prompts plus every human correction as a mask prompt (a correction on a
+    prompt's own frame replaces it). Returns the prompts and the corrected (frame, object) keys."""
+    merged = {(p.frame_index, p.object_id): p for p in prompts}
+    corrected = set()
+    for c in corrections:
+        merged[(c.frame_index, c.object_id)] = ObjectPrompt(c.object_id, c.frame_index, mask=c.mask)
+        corrected.add((c.frame_index, c.object_id))
+    return sorted(merged.values(), key=lambda p: (p.frame_index, p.object_id)), corrected
+
+
+def label_video(
+    context: LabelContext, video_id: str, store: PseudoLabelStore | None = None, force: bool = False
+) -> VideoResult:
     """Pseudo-label one video into the run's store; skip it if already complete and current.
+
+    Human corrections already in the store are kept: they become SAM 2 conditioning frames
+    (mask prompts) of the new propagation, so every frame's memory holds them, and they are
+    written back unchanged with status ``corrected``. Prompt masks are stored exactly as given.
 
     Input is validated (frames listed, first-frame masks read) before the store is touched, so
     a bad video never damages what is stored. Raises :class:`UsamVideoError` subclasses for bad
     input; the flow reports those as failed videos.
+
+    Args:
+        force: relabel even if the video is complete under the same config (after corrections).
     """
     started = time.perf_counter()
     store = store or PseudoLabelStore.open(context.run.store_path)
     fingerprint = run_fingerprint(context.run)
-    if store.is_complete(video_id, fingerprint):
+    if not force and store.is_complete(video_id, fingerprint):
         summary = store.summary(video_id)
         counts = summary.status_counts
         return VideoResult(
@@ -187,11 +215,14 @@ def label_video(context: LabelContext, video_id: str, store: PseudoLabelStore | 
             seconds=time.perf_counter() - started,
         )
     ref = context.reader.video(video_id)
-    prompts = context.reader.prompts(video_id)
+    prompts, corrected = _prompts_with_corrections(
+        context.reader.prompts(video_id), store.corrections(video_id)
+    )
     frames = context.reader.frames(video_id)
     session = PropagationSession(context.model, frames)
     for prompt in prompts:
         session.add_prompt(prompt)
+    prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
     object_ids = session.object_ids
     writer = store.begin_video(
         ref,
@@ -206,14 +237,26 @@ def label_video(context: LabelContext, video_id: str, store: PseudoLabelStore | 
     counts = np.zeros(len(Status), dtype=np.int64)
     iou_sum, iou_n = 0.0, 0
     for prediction in session.propagate():
+        t = prediction.frame_index
         scores = context.scorer(prediction)
         status, reason = context.policy.decide(scores)
+        source = np.full(len(object_ids), MaskSource.PROPAGATED, np.uint8)
+        masks = prediction.masks.copy()
+        for o, obj in enumerate(object_ids):
+            if not prediction.is_prompt[o]:
+                continue
+            # A prompt frame holds the prompt itself (sam2 would return it resized through
+            # its input resolution) and needs no decision.
+            if (t, obj) in prompt_masks:
+                masks[o] = prompt_masks[(t, obj)]
+            human = (t, obj) in corrected
+            status[o] = Status.CORRECTED if human else Status.ACCEPTED
+            reason[o] = 0
+            source[o] = MaskSource.HUMAN if human else MaskSource.PROMPT
         # Objects that enter later are not decided before their first prompt.
         status[~prediction.tracked] = Status.NOT_STARTED
         reason[~prediction.tracked] = 0
-        writer.write_frame(
-            prediction.frame_index, prediction.masks, scores.values, status, reason, scores.candidate_values
-        )
+        writer.write_frame(t, masks, scores.values, status, reason, scores.candidate_values, source)
         counts += np.bincount(status, minlength=len(Status))
         iou_sum += float(prediction.sam_iou[prediction.tracked].sum())
         iou_n += int(prediction.tracked.sum())
@@ -229,6 +272,28 @@ def label_video(context: LabelContext, video_id: str, store: PseudoLabelStore | 
         mean_predicted_iou=iou_sum / iou_n if iou_n else math.nan,
         seconds=time.perf_counter() - started,
     )
+
+
+def run_config_of(store: PseudoLabelStore, video_id: str) -> RunConfig:
+    """The run config a stored video was labelled with (kept in its provenance)."""
+    snapshot = store.summary(video_id).provenance.get("run_config")
+    if snapshot is None:
+        raise InputError(
+            f"{store.location}: video {video_id!r} has no run config in its provenance; relabel it with "
+            "'usam-video run CONFIG' first."
+        )
+    return RunConfig.model_validate(snapshot)
+
+
+def relabel_videos(store_path: str | Path, video_ids: Sequence[str]) -> list[VideoResult]:
+    """Propagate videos again with the run config they were labelled with (after corrections):
+    each correction becomes a conditioning frame and is kept as is."""
+    store = PseudoLabelStore.open(store_path)
+    results = []
+    for video_id in video_ids:
+        run = run_config_of(store, video_id).model_copy(update={"store": str(store_path)})
+        results.append(label_video(load_context(run), video_id, store, force=True))
+    return results
 
 
 def label_dataset(run: RunConfig) -> list[VideoResult]:

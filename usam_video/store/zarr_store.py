@@ -11,6 +11,16 @@ Layout (``O`` objects, ``T`` frames, ``S`` score columns)::
         reason  uint8   (T, O)        chunks (1, 1)      0 none, i+1 = reasons[i]
         candidate_scores float32 (T, O, K, C) chunks (1, 1, K, C)  every decoder token's
                 scores (attr candidate_score_names); absent when a run stores none
+        source    uint8  (T, O)       chunks (1, 1)      usam_video.types.MaskSource
+        revision  uint32 (T, O)       chunks (1, 1)      write generation of the mask
+      history/<video_id>/         masks replaced by refinements and corrections (kept across
+        masks   bool   (N, H, W)       chunks (1, H, W)   relabelling of the video)
+        meta    int64  (N, 5)          frame, object id, revision, source, status
+                                       of each replaced mask
+
+Every write batch (labelling a video, one import, one refinement) takes a new generation from the
+root's ``generation`` counter and stamps it in ``revision``: an export records revisions, and
+an import whose frame-objects were rewritten since is refused.
 
 Every array is chunked per frame-object, so rewriting one frame-object (a refinement, a human
 correction) touches no other chunk. Objects may overlap (SA-V masklets do): each object has its
@@ -30,9 +40,9 @@ import numpy as np
 import zarr
 
 from usam_video.errors import InputError, StoreError, StoreNotFoundError, VideoNotFoundError
-from usam_video.types import QueueEntry, Status, VideoRef
+from usam_video.types import MaskSource, MaskUpdate, QueueEntry, Status, VideoRef
 
-__all__ = ["STORE_FORMAT", "PseudoLabelStore", "VideoWriter", "VideoSummary", "FrameTable"]
+__all__ = ["STORE_FORMAT", "PseudoLabelStore", "VideoWriter", "VideoSummary", "FrameTable", "HistoryEntry"]
 
 STORE_FORMAT = "usam-video-pseudo-labels"
 STORE_FORMAT_VERSION = 1
@@ -72,20 +82,37 @@ class FrameTable:
     scores: np.ndarray
     candidate_score_names: tuple[str, ...] = ()
     candidate_scores: np.ndarray | None = None  # float32 (T, O, K, C)
+    source: np.ndarray | None = None  # uint8 (T, O) MaskSource
+    revision: np.ndarray | None = None  # uint32 (T, O)
 
     def reason_label(self, code: int) -> str:
         return self.reasons[code - 1] if code else ""
 
 
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One replaced mask kept in a video's history (``index`` addresses its mask)."""
+
+    index: int
+    frame_index: int
+    object_id: int
+    revision: int
+    source: MaskSource
+    status: Status
+
+
 class VideoWriter:
     """Writes one video's frames; :meth:`finish` marks the video complete."""
 
-    def __init__(self, group: zarr.Group, num_objects: int, num_scores: int):
+    def __init__(self, group: zarr.Group, num_objects: int, num_scores: int, generation: int = 0):
         self._group = group
         self._masks = group["masks"]
         self._scores = group["scores"]
         self._status = group["status"]
         self._reason = group["reason"]
+        self._source = group["source"]
+        self._revision = group["revision"]
+        self.generation = generation
         self._candidates = group["candidate_scores"] if "candidate_scores" in group else None
         self._num_objects = num_objects
         self._num_scores = num_scores
@@ -99,10 +126,12 @@ class VideoWriter:
         status: np.ndarray,
         reason: np.ndarray,
         candidate_scores: np.ndarray | None = None,
+        source: np.ndarray | None = None,
     ) -> None:
         """Write one frame: ``masks`` bool ``(O, H, W)``, ``scores`` float32 ``(O, S)``,
         ``status``/``reason`` uint8 ``(O,)``, ``candidate_scores`` float32 ``(O, K, C)`` when the
-        video was begun with candidate score names."""
+        video was begun with candidate score names, ``source`` uint8 ``(O,)`` (default
+        propagated)."""
         o, s = self._num_objects, self._num_scores
         if masks.shape != (o, *self._masks.shape[2:]) or scores.shape != (o, s):
             raise StoreError(
@@ -118,6 +147,10 @@ class VideoWriter:
         self._masks[frame_index] = masks.astype(bool)
         self._scores[frame_index] = scores.astype(np.float32)
         self._reason[frame_index] = reason.astype(np.uint8)
+        self._source[frame_index] = (
+            np.full(o, MaskSource.PROPAGATED, np.uint8) if source is None else source.astype(np.uint8)
+        )
+        self._revision[frame_index] = np.full(o, self.generation, np.uint32)
         # Status last: a frame-object with a status has its mask and scores on disk.
         self._status[frame_index] = status.astype(np.uint8)
         self.frames_written += 1
@@ -218,6 +251,8 @@ class PseudoLabelStore:
             scores=group["scores"][:],
             candidate_score_names=tuple(attrs.get("candidate_score_names", ())),
             candidate_scores=group["candidate_scores"][:] if "candidate_scores" in group else None,
+            source=group["source"][:] if "source" in group else None,
+            revision=group["revision"][:] if "revision" in group else None,
         )
 
     def read_masks(self, video_id: str, frame_index: int) -> np.ndarray:
@@ -275,6 +310,7 @@ class PseudoLabelStore:
         if len(reasons) > 254:
             raise InputError(f"policy: expected at most 254 rules, got {len(reasons)}.")
         videos = self._root.require_group("videos")
+        generation = self._next_generation()
         if video.video_id in videos:
             del videos[video.video_id]
         group = videos.create_group(video.video_id)
@@ -302,6 +338,8 @@ class PseudoLabelStore:
         group.create_array("scores", shape=(t, o, s), chunks=(1, 1, s), dtype="float32", fill_value=np.nan)
         group.create_array("status", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
         group.create_array("reason", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
+        group.create_array("source", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
+        group.create_array("revision", shape=(t, o), chunks=(1, 1), dtype="uint32", fill_value=0)
         if candidate_score_names and num_candidates:
             c, k = len(candidate_score_names), num_candidates
             group.create_array(
@@ -311,4 +349,131 @@ class PseudoLabelStore:
                 dtype="float32",
                 fill_value=np.nan,
             )
-        return VideoWriter(group, o, s)
+        return VideoWriter(group, o, s, generation)
+
+    def _next_generation(self) -> int:
+        generation = int(self._root.attrs.get("generation", 0)) + 1
+        self._root.attrs["generation"] = generation
+        return generation
+
+    # --- refinements and corrections ------------------------------------------------------
+    def validate_updates(self, updates: Sequence[MaskUpdate]) -> list[str]:
+        """Every problem of a batch of mask updates, one message each (empty when all is well)."""
+        problems = []
+        for i, u in enumerate(updates):
+            where = f"update {i} (video {u.video_id!r} frame {u.frame_index} object {u.object_id})"
+            if u.video_id not in self.videos():
+                problems.append(
+                    f"{where}: expected a video of the store {self.videos()}, got {u.video_id!r}."
+                )
+                continue
+            summary = self.summary(u.video_id)
+            if not summary.complete:
+                problems.append(
+                    f"{where}: expected a complete video, the video was interrupted; rerun it first."
+                )
+            if not 0 <= u.frame_index < summary.num_frames:
+                problems.append(f"{where}: expected a frame in 0..{summary.num_frames - 1}.")
+            if u.object_id not in summary.object_ids:
+                problems.append(f"{where}: expected an object in {list(summary.object_ids)}.")
+            if u.mask.shape != (summary.height, summary.width) or u.mask.dtype != bool:
+                problems.append(
+                    f"{where}: expected a bool mask of {summary.height}x{summary.width}, "
+                    f"got {u.mask.dtype} {u.mask.shape}."
+                )
+            if u.scores is not None and u.scores.shape != (len(summary.score_names),):
+                problems.append(f"{where}: expected {len(summary.score_names)} scores, got {u.scores.shape}.")
+        keys = [(u.video_id, u.frame_index, u.object_id) for u in updates]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            problems.append(f"expected one update per frame-object, got several for {duplicates}.")
+        return problems
+
+    def replace_masks(self, updates: Sequence[MaskUpdate]) -> int:
+        """Replace frame-object masks, keeping each replaced mask in the video's history.
+
+        The whole batch is validated before anything is written (a bad entry leaves the store
+        unchanged). Returns the batch's generation (the new revision of every updated mask).
+
+        Raises:
+            InputError: listing every bad update.
+        """
+        problems = self.validate_updates(updates)
+        if problems:
+            raise InputError(
+                f"{self.location}: rejected {len(problems)} bad update(s):\n  " + "\n  ".join(problems)
+            )
+        if not updates:
+            return int(self._root.attrs.get("generation", 0))
+        generation = self._next_generation()
+        for u in updates:
+            group = self._group(u.video_id)
+            o = list(group.attrs["object_ids"]).index(u.object_id)
+            t = u.frame_index
+            self._append_history(u.video_id, group, t, o, u.object_id)
+            group["masks"][t, o] = u.mask
+            if u.scores is not None:
+                group["scores"][t, o] = u.scores.astype(np.float32)
+            reasons = list(group.attrs["reasons"])
+            if u.reason and u.reason not in reasons:
+                reasons.append(u.reason)
+                group.attrs["reasons"] = reasons
+            group["reason"][t, o] = reasons.index(u.reason) + 1 if u.reason else 0
+            group["source"][t, o] = int(u.source)
+            group["revision"][t, o] = generation
+            group["status"][t, o] = int(u.status)
+        return generation
+
+    def _history_group(self, video_id: str, height: int, width: int) -> zarr.Group:
+        history = self._root.require_group("history")
+        if video_id not in history:
+            g = history.create_group(video_id)
+            g.create_array("masks", shape=(0, height, width), chunks=(1, height, width), dtype="bool")
+            g.create_array("meta", shape=(0, 5), chunks=(4096, 5), dtype="int64")
+        return history[video_id]
+
+    def _append_history(self, video_id: str, group: zarr.Group, t: int, o: int, object_id: int) -> None:
+        h, w = group["masks"].shape[2:]
+        hist = self._history_group(video_id, h, w)
+        n = hist["masks"].shape[0]
+        hist["masks"].resize((n + 1, h, w))
+        hist["masks"][n] = group["masks"][t, o]
+        meta = [
+            t,
+            object_id,
+            int(group["revision"][t, o]),
+            int(group["source"][t, o]),
+            int(group["status"][t, o]),
+        ]
+        hist["meta"].resize((n + 1, 5))
+        hist["meta"][n] = np.array(meta, np.int64)
+
+    def history(self, video_id: str) -> list[HistoryEntry]:
+        """Every replaced mask of a video, oldest first."""
+        if "history" not in self._root or video_id not in self._root["history"]:
+            return []
+        meta = self._root[f"history/{video_id}/meta"][:]
+        return [
+            HistoryEntry(i, int(m[0]), int(m[1]), int(m[2]), MaskSource(int(m[3])), Status(int(m[4])))
+            for i, m in enumerate(meta)
+        ]
+
+    def history_mask(self, video_id: str, index: int) -> np.ndarray:
+        """``bool`` ``(H, W)``: the mask of history entry ``index``."""
+        return self._root[f"history/{video_id}/masks"][index]
+
+    def corrections(self, video_id: str) -> list[MaskUpdate]:
+        """The human-corrected frame-objects of a video, with their current masks."""
+        if video_id not in self.videos():
+            return []
+        group = self._group(video_id)
+        status = group["status"][:]
+        ids = list(group.attrs["object_ids"])
+        out = []
+        for t, o in zip(*np.nonzero(status == Status.CORRECTED), strict=True):
+            out.append(
+                MaskUpdate(
+                    video_id, int(t), int(ids[o]), group["masks"][t, o], MaskSource.HUMAN, Status.CORRECTED
+                )
+            )
+        return out
