@@ -17,7 +17,7 @@ from prefect.exceptions import ObjectNotFound
 
 from usam_video.config import load_run_config
 from usam_video.errors import InputError
-from usam_video.pipeline import label_video, list_videos, load_context, untrained_warnings
+from usam_video.pipeline import apply_run_budget, label_video, list_videos, load_context, untrained_warnings
 from usam_video.types import VideoResult
 
 __all__ = ["GPU_LIMIT_NAME", "label_video_task", "pseudo_label_dataset", "summary_table", "ensure_gpu_limit"]
@@ -107,6 +107,9 @@ def pseudo_label_dataset(run_config: str, use_gpu_limit: bool | None = None) -> 
             logger.error("video %s failed: %s", video_id, exc)
             results.append(VideoResult(video_id, "failed", error=f"{type(exc).__name__}: {exc}"))
         update_progress_artifact(progress, 100.0 * done / max(len(videos), 1))
+    turned_away = apply_run_budget(run, [r.video_id for r in results if r.outcome != "failed"])
+    if turned_away:
+        logger.warning("human budget of the run: %d queued frame-objects accepted instead", turned_away)
     create_table_artifact(
         summary_table(results),
         key=f"{key}-summary",

@@ -24,6 +24,8 @@ __all__ = [
     "ModelConfig",
     "HeadsConfig",
     "PolicyRule",
+    "HumanBudget",
+    "ModelRefinement",
     "PolicyConfig",
     "RunConfig",
     "load_dataset_config",
@@ -168,26 +170,56 @@ class HeadsConfig(_Strict):
 
 
 class PolicyRule(_Strict):
-    """Queue a frame-object when ``score <op> threshold``; rules are tried in order."""
+    """Route a frame-object when ``score <op> threshold``; rules are tried in order.
+
+    Routes: ``task`` swaps in the candidate mask the USAM IoU heads prefer (no new inference;
+    the rule only matches where such a candidate exists), ``model`` queues the frame-object for
+    the larger SAM 2 of ``model_refinement``, ``human`` queues it for review, ``refine`` queues
+    it for automatic refinement without saying which.
+    """
 
     name: str = Field(description="the reason recorded in the store")
     score: str
     op: Literal["<", "<=", ">", ">="]
     threshold: float
-    route: Literal["refine", "human"]
+    route: Literal["task", "model", "refine", "human"]
+
+
+class HumanBudget(_Strict):
+    """At most this much goes to humans; the most uncertain (by ``priority``) first."""
+
+    fraction_per_video: float | None = Field(default=None, gt=0, le=1)
+    max_per_video: int | None = Field(default=None, ge=0)
+    max_per_run: int | None = Field(default=None, ge=0)
+    priority: str = Field(default="sam_iou", description="score ordering the queue")
+    ascending: bool = Field(default=True, description="True: low scores are the most uncertain")
+
+
+class ModelRefinement(_Strict):
+    """The larger SAM 2 that ``model`` routes are rerun with."""
+
+    model: ModelConfig
 
 
 class PolicyConfig(_Strict):
-    """An ordered list of threshold rules; a frame-object matching none is accepted."""
+    """An ordered list of threshold rules (a frame-object matching none is accepted), the
+    candidate score for task swaps, a human budget and the model for model refinement."""
 
     name: str = "default"
     rules: list[PolicyRule] = Field(default_factory=list)
+    candidate_score: str | None = Field(
+        default=None, description="per-candidate score picking task swaps (default: the first iou_* head)"
+    )
+    human_budget: HumanBudget | None = None
+    model_refinement: ModelRefinement | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> PolicyConfig:
         names = [rule.name for rule in self.rules]
         if len(names) != len(set(names)):
             raise ValueError(f"rule names must be unique, got {names}")
+        if any(r.route == "model" for r in self.rules) and self.model_refinement is None:
+            raise ValueError("a rule routes to 'model' but no 'model_refinement' model is configured")
         return self
 
 
@@ -330,10 +362,22 @@ def load_heads_config(path: Path) -> HeadsConfig:
     return _validate(HeadsConfig, _heads_data(_read_yaml(path), path.parent), path)
 
 
+def _policy_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    refinement = data.get("model_refinement")
+    if isinstance(refinement, dict):
+        model = refinement.get("model")
+        if isinstance(model, str):
+            model_path = Path(_resolve_paths({"p": model}, base, ("p",))["p"])
+            data = {**data, "model_refinement": {**refinement, "model": load_model_config(model_path)}}
+        elif isinstance(model, dict):
+            data = {**data, "model_refinement": {**refinement, "model": _model_data(model, base)}}
+    return data
+
+
 def load_policy_config(path: Path) -> PolicyConfig:
-    """Load and validate a policy YAML."""
+    """Load and validate a policy YAML (``model_refinement.model`` inline or a path)."""
     path = Path(path)
-    return _validate(PolicyConfig, _read_yaml(path), path)
+    return _validate(PolicyConfig, _policy_data(_read_yaml(path), path.parent), path)
 
 
 def load_run_config(path: Path) -> RunConfig:
@@ -346,7 +390,7 @@ def load_run_config(path: Path) -> RunConfig:
         "dataset": (load_dataset_config, _dataset_data),
         "model": (load_model_config, _model_data),
         "heads": (load_heads_config, _heads_data),
-        "policy": (load_policy_config, lambda d, b: d),
+        "policy": (load_policy_config, _policy_data),
     }
     for key, (load_file, resolve_inline) in loaders.items():
         value = data.get(key)

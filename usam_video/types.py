@@ -252,6 +252,7 @@ class VideoResult:
     accepted: int = 0
     queued_refine: int = 0
     queued_human: int = 0
+    refined: int = 0
     mean_predicted_iou: float = float("nan")
     seconds: float = 0.0
     error: str = ""

@@ -13,6 +13,7 @@ from usam_video.pipeline.evaluate import (
 )
 from usam_video.pipeline.label import (
     LabelContext,
+    apply_run_budget,
     code_version,
     label_dataset,
     label_video,
@@ -23,6 +24,7 @@ from usam_video.pipeline.label import (
     run_fingerprint,
     untrained_warnings,
 )
+from usam_video.pipeline.refine import RefineResult, refine_store, refine_video
 from usam_video.pipeline.train_heads import (
     TrainReport,
     open_container,
@@ -34,6 +36,7 @@ from usam_video.pipeline.train_heads import (
 
 __all__ = [
     "LabelContext",
+    "apply_run_budget",
     "code_version",
     "label_dataset",
     "label_video",
@@ -48,6 +51,9 @@ __all__ = [
     "evaluation_markdown",
     "score_direction",
     "write_evaluation",
+    "RefineResult",
+    "refine_store",
+    "refine_video",
     "TrainReport",
     "open_container",
     "record_video",

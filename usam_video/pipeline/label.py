@@ -7,6 +7,7 @@ reused across videos.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import math
@@ -26,6 +27,7 @@ from usam_video.engine import BuiltModel, PropagationSession, build_model
 from usam_video.errors import InputError, UsamVideoError
 from usam_video.heads import HeadSet, load_heads, random_heads
 from usam_video.scoring import Scorer, ThresholdPolicy
+from usam_video.scoring.policy import OVER_BUDGET, budget_keep
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, MaskUpdate, ObjectPrompt, Status, VideoResult
 
@@ -40,6 +42,7 @@ __all__ = [
     "run_fingerprint",
     "run_config_of",
     "relabel_videos",
+    "apply_run_budget",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,7 +99,7 @@ def load_context(run: RunConfig) -> LabelContext:
         )
     scorer = _cached_scorer(run.heads.model_dump_json(), run.model.model_dump_json())
     policy = ThresholdPolicy(run.policy)
-    policy.check(scorer.names)
+    policy.check(scorer.names, scorer.candidate_names)
     return LabelContext(run, reader, model, heads, policy, scorer)
 
 
@@ -219,7 +222,8 @@ def label_video(
         context.reader.prompts(video_id), store.corrections(video_id)
     )
     frames = context.reader.frames(video_id)
-    session = PropagationSession(context.model, frames)
+    # Candidate masks are upsampled only when the policy may swap one in.
+    session = PropagationSession(context.model, frames, keep_candidates=context.policy.swaps_candidates)
     for prompt in prompts:
         session.add_prompt(prompt)
     prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
@@ -236,12 +240,39 @@ def label_video(
     )
     counts = np.zeros(len(Status), dtype=np.int64)
     iou_sum, iou_n = 0.0, 0
+    for_humans: list[tuple[int, int, float]] = []  # (frame, object index, budget priority)
+    budget = context.run.policy.human_budget
     for prediction in session.propagate():
         t = prediction.frame_index
         scores = context.scorer(prediction)
-        status, reason = context.policy.decide(scores)
+        better = context.policy.better_candidate(
+            scores, prediction.chosen_candidate, prediction.candidate_valid
+        )
+        can_swap = (better >= 0) & prediction.tracked & ~prediction.is_prompt
+        status, reason = context.policy.decide(scores, can_swap)
         source = np.full(len(object_ids), MaskSource.PROPAGATED, np.uint8)
         masks = prediction.masks.copy()
+        swapped = (status == Status.REFINED) & can_swap
+        if swapped.any():
+            # Task refinement: the candidate the IoU heads prefer replaces SAM's choice; the
+            # frame-object is rescored as that candidate (its mask-based baselines are unknown).
+            assert prediction.candidate_masks is not None
+            chosen = prediction.chosen_candidate.copy()
+            chosen[swapped] = better[swapped]
+            rows = np.arange(len(object_ids))
+            masks[swapped] = prediction.candidate_masks[rows[swapped], chosen[swapped]]
+            source[swapped] = MaskSource.TASK
+            entropy, stability = prediction.entropy.copy(), prediction.stability.copy()
+            entropy[swapped] = np.nan
+            stability[swapped] = np.nan
+            rescored = dataclasses.replace(
+                prediction,
+                chosen_candidate=chosen,
+                sam_iou=prediction.candidate_ious[rows, np.maximum(chosen, 0)].astype(np.float32),
+                entropy=entropy,
+                stability=stability,
+            )
+            scores = context.scorer(rescored)
         for o, obj in enumerate(object_ids):
             if not prediction.is_prompt[o]:
                 continue
@@ -257,9 +288,26 @@ def label_video(
         status[~prediction.tracked] = Status.NOT_STARTED
         reason[~prediction.tracked] = 0
         writer.write_frame(t, masks, scores.values, status, reason, scores.candidate_values, source)
+        if budget is not None:
+            column = scores.names.index(budget.priority)
+            for_humans += [
+                (t, o, float(scores.values[o, column])) for o in np.nonzero(status == Status.QUEUED_HUMAN)[0]
+            ]
         counts += np.bincount(status, minlength=len(Status))
         iou_sum += float(prediction.sam_iou[prediction.tracked].sum())
         iou_n += int(prediction.tracked.sum())
+    if budget is not None and for_humans:
+        keep = budget_keep(np.array([h[2] for h in for_humans]), budget, ref.num_frames * len(object_ids))
+        dropped = [h for h, k in zip(for_humans, keep, strict=True) if not k]
+        if dropped:
+            writer.update_decisions(
+                np.array([d[0] for d in dropped]),
+                np.array([d[1] for d in dropped]),
+                Status.ACCEPTED,
+                context.policy.reasons.index(OVER_BUDGET) + 1,
+            )
+            counts[Status.QUEUED_HUMAN] -= len(dropped)
+            counts[Status.ACCEPTED] += len(dropped)
     writer.finish()
     return VideoResult(
         video_id,
@@ -269,6 +317,7 @@ def label_video(
         accepted=int(counts[Status.ACCEPTED]),
         queued_refine=int(counts[Status.QUEUED_REFINE]),
         queued_human=int(counts[Status.QUEUED_HUMAN]),
+        refined=int(counts[Status.REFINED]),
         mean_predicted_iou=iou_sum / iou_n if iou_n else math.nan,
         seconds=time.perf_counter() - started,
     )
@@ -296,6 +345,34 @@ def relabel_videos(store_path: str | Path, video_ids: Sequence[str]) -> list[Vid
     return results
 
 
+def apply_run_budget(run: RunConfig, video_ids: Sequence[str]) -> int:
+    """Cap the frame-objects queued for humans across a run's videos (``max_per_run``), the
+    most uncertain first; the rest are accepted with reason ``over_human_budget``. Returns how
+    many were turned away."""
+    budget = run.policy.human_budget
+    if budget is None or budget.max_per_run is None:
+        return 0
+    store = PseudoLabelStore.open(run.store_path)
+    entries: list[tuple[str, int, int, float]] = []
+    for video_id in video_ids:
+        if not store.is_complete(video_id):
+            continue
+        table = store.frame_table(video_id)
+        column = table.score_names.index(budget.priority)
+        for t, o in zip(*np.nonzero(table.status == Status.QUEUED_HUMAN), strict=True):
+            entries.append((video_id, int(t), int(table.object_ids[o]), float(table.scores[t, o, column])))
+    if len(entries) <= budget.max_per_run:
+        return 0
+    capped = budget.model_copy(update={"fraction_per_video": None, "max_per_video": budget.max_per_run})
+    keep = budget_keep(np.array([e[3] for e in entries]), capped, len(entries))
+    dropped = [e for e, k in zip(entries, keep, strict=True) if not k]
+    for video_id in sorted({d[0] for d in dropped}):
+        store.set_decisions(
+            video_id, [(d[1], d[2]) for d in dropped if d[0] == video_id], Status.ACCEPTED, OVER_BUDGET
+        )
+    return len(dropped)
+
+
 def label_dataset(run: RunConfig) -> list[VideoResult]:
     """Label every video of a run in this process (no Prefect); a failing video is reported
     as ``failed`` and the others still run."""
@@ -308,4 +385,5 @@ def label_dataset(run: RunConfig) -> list[VideoResult]:
         except UsamVideoError as exc:
             log.error("video %s failed: %s", video_id, exc)
             results.append(VideoResult(video_id, "failed", error=str(exc)))
+    apply_run_budget(run, [r.video_id for r in results if r.outcome != "failed"])
     return results

@@ -1,4 +1,5 @@
-"""Threshold policy: each frame-object is accepted or queued, with the rule that queued it."""
+"""Decision policy: each frame-object is accepted, refined on the spot, or queued, with the rule
+that decided it; and the human budget that caps what goes to people."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from usam_video.config import PolicyConfig
+from usam_video.config import HumanBudget, PolicyConfig
 from usam_video.errors import ConfigError
 from usam_video.types import Decision, FrameScores, Status
 
-__all__ = ["ThresholdPolicy"]
+__all__ = ["ThresholdPolicy", "OVER_BUDGET", "budget_keep"]
 
 _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "<": operator.lt,
@@ -19,11 +20,18 @@ _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     ">": operator.gt,
     ">=": operator.ge,
 }
-_ROUTES = {"refine": Status.QUEUED_REFINE, "human": Status.QUEUED_HUMAN}
+_ROUTES = {
+    "task": Status.REFINED,  # applied at once: the better candidate is already computed
+    "model": Status.QUEUED_REFINE,
+    "refine": Status.QUEUED_REFINE,
+    "human": Status.QUEUED_HUMAN,
+}
+#: Reason recorded when the human budget turns a queued frame-object away (it is accepted).
+OVER_BUDGET = "over_human_budget"
 
 
 class ThresholdPolicy:
-    """Applies a :class:`PolicyConfig`: the first matching rule queues, no match accepts."""
+    """Applies a :class:`PolicyConfig`: the first matching rule decides, no match accepts."""
 
     def __init__(self, config: PolicyConfig):
         self.config = config
@@ -31,9 +39,21 @@ class ThresholdPolicy:
     @property
     def reasons(self) -> tuple[str, ...]:
         """Every reason this policy can record; code ``i + 1`` in the store is ``reasons[i]``."""
-        return tuple(rule.name for rule in self.config.rules)
+        names = tuple(rule.name for rule in self.config.rules)
+        return names + ((OVER_BUDGET,) if self.config.human_budget is not None else ())
 
-    def check(self, score_names: Sequence[str]) -> None:
+    @property
+    def swaps_candidates(self) -> bool:
+        return any(rule.route == "task" for rule in self.config.rules)
+
+    def candidate_score(self, candidate_names: Sequence[str]) -> str:
+        """The per-candidate score that picks task swaps."""
+        if self.config.candidate_score is not None:
+            return self.config.candidate_score
+        heads = [n for n in candidate_names if n.startswith("iou_")]
+        return heads[0] if heads else "sam_iou"
+
+    def check(self, score_names: Sequence[str], candidate_names: Sequence[str] = ()) -> None:
         """Fail early if a rule reads a score this run does not produce."""
         for rule in self.config.rules:
             if rule.score not in score_names:
@@ -42,20 +62,66 @@ class ThresholdPolicy:
                     f"among this run's scores {list(score_names)}, found none. "
                     "Load that head or drop the rule."
                 )
+        wanted = self.candidate_score(candidate_names)
+        if self.swaps_candidates and wanted not in candidate_names:
+            raise ConfigError(
+                f"policy {self.config.name!r}: expected candidate score {wanted!r} "
+                f"among the per-candidate scores {list(candidate_names)}."
+            )
+        budget = self.config.human_budget
+        if budget is not None and budget.priority not in score_names:
+            raise ConfigError(
+                f"policy {self.config.name!r} human_budget: expected priority score {budget.priority!r} "
+                f"among {list(score_names)}."
+            )
 
-    def decide(self, scores: FrameScores) -> tuple[np.ndarray, np.ndarray]:
+    def better_candidate(
+        self, scores: FrameScores, chosen: np.ndarray, valid: np.ndarray | None
+    ) -> np.ndarray:
+        """``int64`` ``(O,)``: per object the candidate the candidate score prefers, or -1 when it
+        is the chosen one (or nothing is comparable).
+
+        Args:
+            chosen: ``int64`` ``(O,)``; valid: ``bool`` ``(O, K)`` candidates with a mask.
+        """
+        if scores.candidate_values is None:
+            return np.full(len(chosen), -1, np.int64)
+        column = scores.candidate_names.index(self.candidate_score(scores.candidate_names))
+        values = scores.candidate_values[:, :, column].astype(np.float64).copy()
+        if valid is not None:
+            values[~valid] = -np.inf
+        values[~np.isfinite(values)] = -np.inf
+        best = np.argmax(values, axis=1)
+        rows = np.arange(len(chosen))
+        better = (
+            np.isfinite(values[rows, best])
+            & (best != chosen)
+            & (values[rows, best] > values[rows, np.maximum(chosen, 0)])
+        )
+        return np.where(better, best, -1)
+
+    def decide(
+        self, scores: FrameScores, can_swap: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Decide every object of a frame.
 
+        Args:
+            can_swap: ``bool`` ``(O,)``: a better candidate exists (task rules match only there);
+                None means nowhere.
+
         Returns:
-            ``status`` ``uint8`` ``(O,)`` (:class:`Status` values) and ``reason`` ``uint8``
-            ``(O,)`` (0 = none, ``i + 1`` = ``reasons[i]``).
+            ``status`` ``uint8`` ``(O,)`` (:class:`Status` values; ``refined`` for task swaps) and
+            ``reason`` ``uint8`` ``(O,)`` (0 = none, ``i + 1`` = ``reasons[i]``).
         """
         n = len(scores.object_ids)
+        swap = np.zeros(n, bool) if can_swap is None else can_swap
         status = np.full(n, Status.ACCEPTED, dtype=np.uint8)
         reason = np.zeros(n, dtype=np.uint8)
         undecided = np.ones(n, dtype=bool)
         for code, rule in enumerate(self.config.rules, start=1):
             hit = undecided & _OPS[rule.op](scores.column(rule.score), rule.threshold)
+            if rule.route == "task":
+                hit &= swap
             status[hit] = _ROUTES[rule.route]
             reason[hit] = code
             undecided &= ~hit
@@ -64,3 +130,32 @@ class ThresholdPolicy:
     def decision(self, status: int, reason: int) -> Decision:
         """The :class:`Decision` behind stored codes."""
         return Decision(Status(status), self.reasons[reason - 1] if reason else "")
+
+    def route_of(self, reason: str) -> str | None:
+        """The route of the rule named ``reason`` (None for no rule)."""
+        for rule in self.config.rules:
+            if rule.name == reason:
+                return rule.route
+        return None
+
+
+def budget_keep(priority: np.ndarray, budget: HumanBudget, total_frames: int) -> np.ndarray:
+    """Which of ``N`` human-queued frame-objects stay queued under a per-video budget.
+
+    Args:
+        priority: ``float`` ``(N,)`` the budget's priority score of each queued frame-object.
+        total_frames: frame-objects of the video (the base of ``fraction_per_video``).
+
+    Returns:
+        ``bool`` ``(N,)``: True for the most uncertain ones that fit the budget.
+    """
+    limit = len(priority)
+    if budget.fraction_per_video is not None:
+        limit = min(limit, int(np.floor(budget.fraction_per_video * total_frames)))
+    if budget.max_per_video is not None:
+        limit = min(limit, budget.max_per_video)
+    key = np.where(np.isfinite(priority), priority, np.inf if budget.ascending else -np.inf)
+    order = np.argsort(key if budget.ascending else -key, kind="stable")
+    keep = np.zeros(len(priority), bool)
+    keep[order[:limit]] = True
+    return keep

@@ -155,6 +155,13 @@ class VideoWriter:
         self._status[frame_index] = status.astype(np.uint8)
         self.frames_written += 1
 
+    def update_decisions(self, frames: np.ndarray, objects: np.ndarray, status: int, reason: int) -> None:
+        """Set the status and reason code of frame-objects (row ``frames[i]``, object index
+        ``objects[i]``) already written, e.g. when a budget turns queued ones away."""
+        for t, o in zip(frames.tolist(), objects.tolist(), strict=True):
+            self._reason[t, o] = reason
+            self._status[t, o] = status
+
     def finish(self) -> None:
         """Mark the video complete; refuses if a frame was never written."""
         status = self._status[:]
@@ -423,6 +430,23 @@ class PseudoLabelStore:
             group["revision"][t, o] = generation
             group["status"][t, o] = int(u.status)
         return generation
+
+    def set_decisions(
+        self, video_id: str, entries: Sequence[tuple[int, int]], status: Status, reason: str
+    ) -> None:
+        """Set status and reason of ``(frame, object_id)`` entries whose masks stay as they are
+        (no new revision: the mask an export holds is still current)."""
+        group = self._group(video_id)
+        ids = list(group.attrs["object_ids"])
+        reasons = list(group.attrs["reasons"])
+        if reason and reason not in reasons:
+            reasons.append(reason)
+            group.attrs["reasons"] = reasons
+        code = reasons.index(reason) + 1 if reason else 0
+        for t, obj in entries:
+            o = ids.index(obj)
+            group["reason"][t, o] = code
+            group["status"][t, o] = int(status)
 
     def _history_group(self, video_id: str, height: int, width: int) -> zarr.Group:
         history = self._root.require_group("history")

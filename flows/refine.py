@@ -1,0 +1,40 @@
+"""The refine flow: automatic refinement of a store's queue, one task per video."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from flows.pseudo_label import _retry_unless_bad_input
+from usam_video.pipeline import RefineResult, refine_store
+from usam_video.store import PseudoLabelStore
+
+__all__ = ["refine_video_task", "refine_flow"]
+
+
+@task(retries=1, retry_condition_fn=_retry_unless_bad_input, task_run_name="refine-{video_id}")
+def refine_video_task(store: str, video_id: str) -> RefineResult:
+    """Refine one video's model-routed frame-objects."""
+    return refine_store(store, [video_id])[0]
+
+
+@flow(name="refine")
+def refine_flow(store: str, videos: list[str] | None = None) -> list[RefineResult]:
+    """Run the automatic refinements over a store's queue."""
+    logger = get_run_logger()
+    opened = PseudoLabelStore.open(store)
+    ids = videos if videos is not None else [v for v in opened.videos() if opened.is_complete(v)]
+    futures = [refine_video_task.submit(store, video_id) for video_id in ids]
+    results = []
+    for video_id, future in zip(ids, futures, strict=True):
+        try:
+            results.append(future.result())
+        except Exception as exc:  # reported, the others go on
+            logger.error("refining %s failed: %s", video_id, exc)
+            results.append(RefineResult(video_id, 0, -1, f"failed: {exc}"))
+    create_table_artifact(
+        [asdict(r) for r in results], key="refine-summary", description=f"refinement of {store}"
+    )
+    return results

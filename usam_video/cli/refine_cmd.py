@@ -1,0 +1,39 @@
+"""``usam-video refine STORE``: run the automatic refinements over a store's queue (Prefect flow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from usam_video.cli.main import _fail, app, console
+from usam_video.errors import UsamVideoError
+
+__all__ = ["refine"]
+
+
+@app.command()
+def refine(
+    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    video: list[str] = typer.Option(None, "--video", help="only these videos (repeatable)"),
+) -> None:
+    """Rerun frame-objects routed to the larger SAM 2 with it and write its masks."""
+    from usam_video.store import PseudoLabelStore
+
+    try:
+        PseudoLabelStore.open(store, mode="r")
+    except UsamVideoError as exc:
+        _fail(exc)
+    from flows.refine import refine_flow
+
+    try:
+        results = refine_flow(str(store), list(video) if video else None)
+    except UsamVideoError as exc:
+        _fail(exc)
+    table = Table(title=f"refinement of {store}")
+    for col in ("video", "refined", "left queued", "model"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.video_id, str(r.refined), str(r.left_queued), r.model or "-")
+    console.print(table)
