@@ -10,7 +10,9 @@ from __future__ import annotations
 import abc
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from PIL import Image
@@ -34,20 +36,42 @@ class FrameSource(abc.ABC):
     def __getitem__(self, index: int) -> np.ndarray:
         """Return frame ``index`` as ``uint8`` ``(H, W, 3)`` RGB."""
 
+    def close(self) -> None:  # noqa: B027  (optional hook: most sources hold nothing to release)
+        """Release decoders and threads early; a closed source must not be read again."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class JpegFolderSource(FrameSource):
     """Frames stored as one JPEG file each, decoded with Pillow on demand.
 
     A small LRU cache keeps the last few decoded frames: SAM 2 reads a frame once per
-    tracked object, and the cache turns those repeats into one decode.
+    tracked object, and the cache turns those repeats into one decode. After each read the
+    next ``read_ahead`` frames in the direction of travel (backwards after a step back, as
+    in reverse propagation) are decoded on one background thread; Pillow releases the GIL
+    while decoding, so this overlaps with the model's work. At most ``cache_size +
+    read_ahead`` frames are held at any time.
+
+    Frames are ``uint8`` ``(H, W, 3)`` RGB and shared with the cache: do not modify them in
+    place. Not thread-safe: one consumer per source.
     """
 
-    def __init__(self, paths: Sequence[Path], height: int, width: int, cache_size: int = 4):
+    def __init__(
+        self, paths: Sequence[Path], height: int, width: int, cache_size: int = 4, read_ahead: int = 2
+    ):
         self._paths = list(paths)
         self.height = height
         self.width = width
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache_size = max(1, cache_size)
+        self._read_ahead = max(0, read_ahead)
+        self._pending: dict[int, Future[np.ndarray]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._last = -1
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -59,6 +83,45 @@ class JpegFolderSource(FrameSource):
         if cached is not None:
             self._cache.move_to_end(index)
             return cached
+        future = self._pending.pop(index, None)
+        # A read-ahead failure surfaces here, on the frame that failed, not earlier.
+        frame = future.result() if future is not None else self._decode(index)
+        self._cache[index] = frame
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        self._schedule(index)
+        return frame
+
+    def close(self) -> None:
+        """Stop the read-ahead thread (also happens when the source is garbage collected)."""
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def _schedule(self, index: int) -> None:
+        if self._read_ahead == 0:
+            return
+        step = -1 if index < self._last else 1
+        self._last = index
+        wanted = [
+            j
+            for j in (index + step * k for k in range(1, self._read_ahead + 1))
+            if 0 <= j < len(self._paths) and j not in self._cache
+        ]
+        # Drop read-ahead that a jump made useless, so memory stays bounded.
+        for j in [j for j in self._pending if j not in wanted]:
+            self._pending.pop(j).cancel()
+        for j in wanted:
+            if j not in self._pending:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jpeg-read-ahead")
+                self._pending[j] = self._executor.submit(self._decode, j)
+
+    def _decode(self, index: int) -> np.ndarray:
+        # Runs on the read-ahead thread too: touches nothing but its own path.
         path = self._paths[index]
         try:
             with Image.open(path) as image:
@@ -70,9 +133,6 @@ class JpegFolderSource(FrameSource):
                 f"{path}: expected a frame of {self.height}x{self.width} (HxW) like frame 0, "
                 f"got {frame.shape[0]}x{frame.shape[1]}."
             )
-        self._cache[index] = frame
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
         return frame
 
 

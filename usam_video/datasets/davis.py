@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,13 +13,17 @@ import numpy as np
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets.base import DatasetReader, FrameSource, JpegFolderSource
-from usam_video.datasets.palette import VOID_INDEX, png_size, read_palette_png
-from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError, FrameReadError
+from usam_video.datasets.palette import (
+    VOID_INDEX,
+    annotation_from_index_map,
+    png_size,
+    read_palette_png,
+)
+from usam_video.datasets.sources import jpeg_frame_size, jpeg_sequence
+from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError
 from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
 __all__ = ["DavisReader"]
-
-_FRAME_NAME = re.compile(r"^(\d{5})\.jpg$")
 
 
 class DavisReader(DatasetReader):
@@ -58,48 +61,13 @@ class DavisReader(DatasetReader):
 
     @lru_cache(maxsize=64)  # noqa: B019  (a reader lives for one run; caching its listings is the point)
     def _frame_paths(self, video_id: str) -> tuple[Path, ...]:
-        folder = self._images / video_id
-        if not folder.is_dir():
-            raise DatasetNotFoundError(
-                f"{folder}: expected the frames of video {video_id!r}, found no folder."
-            )
-        indices: list[int] = []
-        for path in folder.iterdir():
-            match = _FRAME_NAME.match(path.name)
-            if match:
-                indices.append(int(match.group(1)))
-        if not indices:
-            raise FrameReadError(f"{folder}: expected frames named 00000.jpg, 00001.jpg, ..., found none.")
-        indices.sort()
-        expected = list(range(len(indices)))
-        if indices != expected:
-            missing = sorted(set(range(indices[-1] + 1)) - set(indices))
-            raise FrameReadError(
-                f"{folder}: expected consecutive frames 00000.jpg..{indices[-1]:05d}.jpg, "
-                f"missing {', '.join(f'{i:05d}.jpg' for i in missing[:10])}"
-                f"{' ...' if len(missing) > 10 else ''}."
-            )
-        return tuple(folder / f"{i:05d}.jpg" for i in indices)
+        return jpeg_sequence(self._images / video_id, video_id)
 
     @lru_cache(maxsize=64)  # noqa: B019  (a reader lives for one run; caching its listings is the point)
     def _frame_size(self, video_id: str) -> tuple[int, int]:
         # Every frame's header is read up front (cheap: no pixel decoding) so that a frame of
         # another size is reported before anything is written for this video.
-        paths = self._frame_paths(video_id)
-        sizes = []
-        for path in paths:
-            try:
-                sizes.append(png_size(path))
-            except AnnotationError as exc:
-                raise FrameReadError(f"{path}: expected a readable JPEG frame: {exc}") from exc
-        first = sizes[0]
-        for path, size in zip(paths, sizes, strict=True):
-            if size != first:
-                raise FrameReadError(
-                    f"{path}: expected a frame of {first[0]}x{first[1]} (HxW) like {paths[0].name}, "
-                    f"got {size[0]}x{size[1]}."
-                )
-        return first
+        return jpeg_frame_size(self._frame_paths(video_id), video_id)
 
     def video(self, video_id: str) -> VideoRef:
         paths = self._frame_paths(video_id)
@@ -161,7 +129,4 @@ class DavisReader(DatasetReader):
         labels = self.index_map(video_id, frame_index)
         if labels is None:
             return None
-        ids = tuple(int(v) for v in np.unique(labels) if v not in (0, VOID_INDEX))
-        masks = np.stack([labels == i for i in ids]) if ids else np.zeros((0, *labels.shape), bool)
-        void = labels == VOID_INDEX
-        return FrameAnnotation(frame_index, ids, masks, void if void.any() else None)
+        return annotation_from_index_map(frame_index, labels)

@@ -9,6 +9,11 @@ exact per-pixel labels, and writes them as::
     <root>/Annotations/480p/<seq>/00000.png ...   palette PNG: 0 background, 1..N objects
     <root>/ImageSets/2017/<split>.txt             one sequence name per line
 
+The same rendered videos can be written in the other layouts the readers serve
+(:func:`write_mose_dataset`, :func:`write_sav_video` for SA-V train's mp4 + JSON masklets,
+:func:`write_sav_frames_dataset` for SA-V val/test), and objects can enter mid-video
+(``render_video(spec, entry_frames=...)``).
+
 Everything is drawn from one ``numpy.random.Generator`` seeded by the spec, so the same spec
 gives byte-identical arrays on every run. Rendering uses numpy only (coordinate grids and
 inequality masks), so the module needs no OpenCV.
@@ -17,16 +22,19 @@ inequality masks), so the module needs no OpenCV.
 from __future__ import annotations
 
 import colorsys
+import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pycocotools import mask as mask_utils
 
+from usam_video.datasets.mp4_writer import write_mjpeg_mp4
 from usam_video.datasets.palette import write_palette_png
 from usam_video.errors import InputError
 
@@ -41,6 +49,9 @@ __all__ = [
     "make_demo_dataset",
     "render_video",
     "write_davis_dataset",
+    "write_mose_dataset",
+    "write_sav_frames_dataset",
+    "write_sav_video",
 ]
 
 #: Smallest allowed frame height and width in pixels.
@@ -143,7 +154,7 @@ class _Shape:
     scale: np.ndarray  # float64 (T,) size factor per frame, 1 on frame 0
 
 
-def render_video(spec: SyntheticVideoSpec) -> SyntheticVideo:
+def render_video(spec: SyntheticVideoSpec, entry_frames: Mapping[int, int] | None = None) -> SyntheticVideo:
     """Render ``spec`` into frames and labels.
 
     Objects start in distinct cells of a grid so that none hides another on frame 0 (each
@@ -151,15 +162,27 @@ def render_video(spec: SyntheticVideoSpec) -> SyntheticVideo:
     in size and may overlap, later ids drawn on top. Centres bounce off the frame borders so
     objects never leave the frame entirely.
 
+    Args:
+        spec: what to render.
+        entry_frames: ``{object id: frame}`` for objects that enter mid-video: such an object
+            is neither drawn nor labelled before that frame (objects tracked from their own
+            first frame, as in MOSE and SA-V). Its first visible frame may still be later if
+            a higher id hides it there.
+
     Returns:
         A :class:`SyntheticVideo` with ``frames`` ``uint8 (T, H, W, 3)`` and ``labels``
-        ``uint8 (T, H, W)``. The same spec gives byte-identical arrays.
+        ``uint8 (T, H, W)``. The same arguments give byte-identical arrays.
 
     Raises:
-        InputError: ``spec`` is not a :class:`SyntheticVideoSpec`.
+        InputError: ``spec`` is not a :class:`SyntheticVideoSpec`, or an entry names an
+            object outside 1..N or a frame outside 0..T-1.
     """
     if not isinstance(spec, SyntheticVideoSpec):
         raise InputError(f"render_video: expected a SyntheticVideoSpec, got {type(spec).__name__}.")
+    entries = dict(entry_frames or {})
+    for object_id, frame in entries.items():
+        _check_int("render_video: entry_frames object id", object_id, 1, spec.num_objects)
+        _check_int(f"render_video: entry_frames[{object_id}]", frame, 0, spec.num_frames - 1)
     rng = np.random.default_rng(spec.seed)
     num_frames, height, width = spec.num_frames, spec.height, spec.width
 
@@ -175,7 +198,8 @@ def render_video(spec: SyntheticVideoSpec) -> SyntheticVideo:
     for t in range(num_frames):
         canvas = background.copy()
         for object_id, shape in enumerate(shapes, start=1):
-            _draw(canvas, labels[t], shape, t, object_id)
+            if t >= entries.get(object_id, 0):
+                _draw(canvas, labels[t], shape, t, object_id)
         canvas += noise[t]
         np.clip(np.rint(canvas), 0, 255, out=canvas)
         frames[t] = canvas.astype(np.uint8)
@@ -285,6 +309,160 @@ def make_demo_dataset(
         for index in range(num_videos)
     ]
     return write_davis_dataset(root, specs, split=split, annotate_all_frames=True)
+
+
+def _check_videos(where: str, videos: Sequence[SyntheticVideo]) -> list[SyntheticVideo]:
+    videos = list(videos)
+    if not videos or not all(isinstance(v, SyntheticVideo) for v in videos):
+        raise InputError(f"{where}: expected one or more SyntheticVideo items, got {videos!r:.80}.")
+    names = [v.name for v in videos]
+    for name in names:
+        _check_name(f"{where}: video name", name)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InputError(f"{where}: expected unique video names, got repeated {repeated}.")
+    return videos
+
+
+def _write_jpegs(folder: Path, frames: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_frame_files(folder)
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{t:05d}.jpg", quality=JPEG_QUALITY, subsampling=0)
+
+
+def write_mose_dataset(
+    root: Path,
+    videos: Sequence[SyntheticVideo],
+    split: str = "train",
+    annotate_all_frames: bool = True,
+    write_meta: bool = True,
+) -> list[str]:
+    """Write rendered videos in the MOSE layout (video names are the MOSE ids).
+
+    ``<root>/<split>/JPEGImages/<name>/%05d.jpg``, ``<root>/<split>/Annotations/<name>/%05d.png``
+    (palette PNG, every frame or, like ``valid``, frame 0 only) and, with ``write_meta``,
+    ``<root>/meta_<split>.json`` ``{"videos": {name: {"length", "height", "width", "objects":
+    {"<id>": {"frames": [...]}}}}}`` merged with entries already there.
+
+    Returns:
+        The video names, in order.
+    """
+    root = Path(root)
+    _check_name("write_mose_dataset: split", split)
+    videos = _check_videos("write_mose_dataset", videos)
+    meta_path = root / f"meta_{split}.json"
+    meta = json.loads(meta_path.read_text()) if write_meta and meta_path.is_file() else {"videos": {}}
+    for video in videos:
+        _write_jpegs(root / split / "JPEGImages" / video.name, video.frames)
+        mask_dir = root / split / "Annotations" / video.name
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        _remove_frame_files(mask_dir)
+        num_frames, height, width = video.labels.shape
+        for t in range(num_frames if annotate_all_frames else 1):
+            write_palette_png(mask_dir / f"{t:05d}.png", video.labels[t])
+        objects = {
+            str(int(obj)): {
+                "frames": [f"{t:05d}" for t in range(num_frames) if (video.labels[t] == obj).any()]
+            }
+            for obj in np.unique(video.labels)
+            if obj not in (0, 255)
+        }
+        meta["videos"][video.name] = {
+            "length": num_frames,
+            "height": height,
+            "width": width,
+            "objects": objects,
+        }
+    if write_meta:
+        meta_path.write_text(json.dumps(meta))
+    return [video.name for video in videos]
+
+
+def _object_masks(video: SyntheticVideo) -> dict[int, np.ndarray]:
+    """``{label id: bool (T, H, W)}`` for every id 1..max label (absent ids all False)."""
+    top = int(video.labels.max())
+    return {obj: video.labels == obj for obj in range(1, top + 1)}
+
+
+def write_sav_video(
+    folder: Path,
+    video: SyntheticVideo,
+    source: str = "manual",
+    step: int = 4,
+    fps: float = 24.0,
+    write_mp4: bool = True,
+) -> Path:
+    """Write a rendered video as SA-V train ships it: ``<name>.mp4`` plus ``<name>_<source>.json``.
+
+    The mp4 is Motion-JPEG (:func:`~usam_video.datasets.mp4_writer.write_mjpeg_mp4`). Label id
+    ``k`` becomes masklet ``k - 1``; ``masklet[t][k - 1]`` is the COCO compressed RLE of video
+    frame ``step * t``, all-zero where the object is absent; ``masklet_first_appeared_frame``
+    counts annotated frames, as in SA-V.
+
+    Returns:
+        The JSON path.
+    """
+    folder = Path(folder)
+    _check_videos("write_sav_video", [video])
+    if source not in ("manual", "auto"):
+        raise InputError(f"write_sav_video: expected source 'manual' or 'auto', got {source!r}.")
+    _check_int("write_sav_video: step", step, 1, None)
+    num_frames, height, width = video.labels.shape
+    if write_mp4:
+        write_mjpeg_mp4(folder / f"{video.name}.mp4", iter(video.frames), fps=fps)
+    masks = _object_masks(video)
+    annotated = range(0, num_frames, step)
+    masklet = []
+    for t in annotated:
+        row = []
+        for obj_masks in masks.values():
+            rle = mask_utils.encode(np.asfortranarray(obj_masks[t].astype(np.uint8)))
+            row.append({"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")})
+        masklet.append(row)
+    first = [next((i for i, t in enumerate(annotated) if m[t].any()), -1) for m in masks.values()]
+    data = {
+        "video_id": video.name,
+        "video_frame_count": float(num_frames),
+        "video_height": float(height),
+        "video_width": float(width),
+        "masklet": masklet,
+        "masklet_id": list(range(len(masks))),
+        "masklet_first_appeared_frame": [float(f) for f in first],
+        "masklet_num": len(masks),
+    }
+    path = folder / f"{video.name}_{source}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def write_sav_frames_dataset(
+    root: Path, videos: Sequence[SyntheticVideo], split: str = "val", step: int = 4
+) -> list[str]:
+    """Write rendered videos as SA-V val/test ship: JPEG frames plus per-object binary PNGs.
+
+    ``<root>/JPEGImages_24fps/<name>/%05d.jpg``, ``<root>/Annotations_6fps/<name>/<k-1:03d>/%05d.png``
+    (mode ``L``, 0 or 255, one per object on every ``step``-th frame, named by video frame)
+    and ``<root>/sav_<split>.txt`` (merged).
+
+    Returns:
+        The video names, in order.
+    """
+    root = Path(root)
+    _check_name("write_sav_frames_dataset: split", split)
+    _check_int("write_sav_frames_dataset: step", step, 1, None)
+    videos = _check_videos("write_sav_frames_dataset", videos)
+    for video in videos:
+        _write_jpegs(root / "JPEGImages_24fps" / video.name, video.frames)
+        for obj, obj_masks in _object_masks(video).items():
+            obj_dir = root / "Annotations_6fps" / video.name / f"{obj - 1:03d}"
+            obj_dir.mkdir(parents=True, exist_ok=True)
+            _remove_frame_files(obj_dir)
+            for t in range(0, len(obj_masks), step):
+                Image.fromarray(obj_masks[t].astype(np.uint8) * 255, mode="L").save(obj_dir / f"{t:05d}.png")
+    _merge_split_list(root / f"sav_{split}.txt", [video.name for video in videos])
+    return [video.name for video in videos]
 
 
 # --------------------------------------------------------------------------- validation
