@@ -32,9 +32,7 @@ class HeadFit:
     final_train_loss: float
 
 
-def split_by_video(
-    video_ids: Sequence[str], val_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def split_by_video(video_ids: Sequence[str], val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Boolean ``(N,)`` train and validation row masks; every video lies wholly on one side.
 
     At least one video goes to each side when there are two or more videos.
