@@ -1,22 +1,63 @@
 # The README's two commands: `make demo` and `make test`. Each creates the virtual environment
-# on first use. torch/torchvision come first (the versions this machine kind has on disk), then
-# sam2 built without isolation and without its CUDA extension (a plain `pip install sam2`
-# downloads ~2.6 GB into an isolated build and still builds no extension), then the project.
+# on first use from requirements.lock (every dependency pinned by version and sha256, torch
+# 2.14.1/torchvision 0.29.1 and their nvidia-* wheels at the versions this machine kind has on
+# disk), then sam2 built without isolation and without its CUDA extension (a plain
+# `pip install sam2` downloads ~2.6 GB into an isolated build and still builds no extension),
+# then the project. `make lock` regenerates the lock file.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.usam-installed
-TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+LOCK := requirements.lock
+# sam2 1.1.0 exists only as an sdist (published from a fork; usam-video doctor checks its files
+# against upstream 2b90b9f): pinned by the sha256 of that sdist on the package index.
+SAM2_PIN := sam2==1.1.0 --hash=sha256:7e0ea252d43c10d853e3acfce0b5770ac683c30481bd6de311300e9d44f45b74
+# `make lock` pins these to the releases this machine kind has on disk (pip's configuration here
+# adds local indexes that hold them); everything else resolves to the newest allowed release.
+LOCK_CONSTRAINTS := torch==2.14.1 torchvision==0.29.1 nvidia-nvjitlink==13.4.92 cuda-pathfinder==1.8.3
+LOCK_TOOLS := build/lock-tools
 
-.PHONY: demo test lint clean-venv
+.PHONY: demo test lint clean-venv lock
 
-$(STAMP): pyproject.toml
+# 1. setuptools from the lock first, so that the lock's few sdists (iopath, antlr4) build
+#    without isolation: an isolated build would fetch unpinned setuptools/packaging.
+# 2. the lock, hash-checked (--require-hashes also fails if the lock misses a dependency). The
+#    PyPI hashes of torch and the nvidia wheels equal those of the copies on this machine's disk,
+#    and pip takes the last of equally good candidates, i.e. the local index: no torch download.
+# 3. sam2, hash-checked, built against the torch and setuptools just installed, no CUDA extension.
+# 4. the project, editable, with no dependency resolution and no isolated build.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q $(TORCH_PINS)
-	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-build-isolation sam2==1.1.0
-	$(PY) -m pip install -q -e '.[dev]'
+	awk '/^setuptools==/ {p = 1} p {print} p && !/\\$$/ {exit}' $(LOCK) \
+		| $(PY) -m pip install -q --require-hashes --no-deps -r /dev/stdin
+	$(PY) -m pip install -q --require-hashes --no-build-isolation -r $(LOCK)
+	printf '%s\n' '$(SAM2_PIN)' | SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --require-hashes --no-deps \
+		--no-build-isolation -r /dev/stdin
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Regenerate requirements.lock with pip-tools under Python 3.11 (pip-tools 7.6.2). sam2 is left
+# out of the lock (--unsafe-package=sam2, which also replaces pip-tools' default unsafe set, so
+# setuptools is pinned) but its dependencies are in; its metadata is read without an isolated
+# build (with SAM2_BUILD_CUDA=0 it needs only setuptools), so nothing downloads a second torch.
+lock:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "make lock needs Python 3.11"'
+	test -x $(LOCK_TOOLS)/bin/python || $(PYTHON) -m venv $(LOCK_TOOLS)
+	$(LOCK_TOOLS)/bin/python -m pip install -q pip-tools==7.6.2 setuptools==80.9.0
+	printf '%s\n' $(LOCK_CONSTRAINTS) > build/lock-constraints.txt
+	SAM2_BUILD_CUDA=0 $(LOCK_TOOLS)/bin/pip-compile -q --generate-hashes --extra=dev --strip-extras \
+		--unsafe-package=sam2 --no-build-isolation --no-emit-index-url --no-emit-find-links \
+		--constraint=build/lock-constraints.txt --output-file=$(LOCK) pyproject.toml
+	{ printf '%s\n' \
+		'# requirements.lock: every dependency of usam-video and its dev extra, pinned by version and' \
+		'# sha256. Regenerate with `make lock` (Python 3.11, pip-tools 7.6.2), which runs the' \
+		'# pip-compile command below with build/lock-constraints.txt holding:' \
+		'#   $(LOCK_CONSTRAINTS)' \
+		'# sam2 is not in this file: the Makefile installs it after torch as' \
+		'#   $(SAM2_PIN)' \
+		'# built with SAM2_BUILD_CUDA=0 --no-build-isolation.'; \
+		cat $(LOCK); } > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
 
 demo: $(STAMP)
 	$(VENV)/bin/usam-video demo

@@ -16,8 +16,8 @@ from usam_video.types import MaskSource, MaskUpdate, Status
 
 def tree_digest(path: Path) -> str:
     digest = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(path)).encode() + f.read_bytes())
+    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(Path(path))).encode() + f.read_bytes())
     return digest.hexdigest()
 
 

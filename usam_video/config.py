@@ -235,8 +235,9 @@ class RunConfig(_Strict):
     gpu_concurrency: int = 1
 
     @property
-    def store_path(self) -> Path:
-        return Path(self.store.removeprefix("file://"))
+    def store_path(self) -> str:
+        """The store's location: a local path, or an fsspec URL (``memory://``, ``s3://``)."""
+        return self.store.removeprefix("file://")
 
 
 class TrainModelSpec(_Strict):

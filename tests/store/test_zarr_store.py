@@ -133,3 +133,45 @@ def test_bad_video_id(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="video id"):
         store.begin_video(VideoRef("ds", "../escape", 1, 2, 2), [1], NAMES, [], {}, "fp")
     assert store.videos() == []
+
+
+def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    assert store.claim("v", owner="a") is None
+    assert store.claim("v", owner="a") is None  # re-entrant for its owner
+    assert store.claim("v", owner="b") == "a"
+    store.release("v", owner="b")  # not the holder: no effect
+    assert store.claim("v", owner="b") == "a"
+    store.release("v", owner="a")
+    assert store.claim("v", owner="b") is None
+    # a claim left by a process that died is stale
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    claim = tmp_path / "s.zarr/claims/w.json"
+    claim.parent.mkdir(exist_ok=True)
+    import socket
+    import time
+
+    claim.write_text(
+        json.dumps(
+            {"owner": "dead", "host": socket.gethostname(), "pid": int(dead.stdout), "time": time.time()}
+        )
+    )
+    assert store.claim("w", owner="c") is None
+
+
+def test_fsspec_memory_store(tmp_path: Path) -> None:
+    url = f"memory://usam-test-{tmp_path.name}/s.zarr"
+    store = PseudoLabelStore.open(url)
+    written = write_video(store)
+    again = PseudoLabelStore.open(url, mode="r")
+    assert again.is_complete("vid-1")
+    np.testing.assert_array_equal(again.read_masks("vid-1", 1), written[1][0])
+    assert store.claim("vid-1", owner="x") is None and store.claim("vid-1", owner="y") == "x"
+    with pytest.raises(StoreNotFoundError):
+        PseudoLabelStore.open(f"memory://usam-test-{tmp_path.name}/absent.zarr", mode="r")

@@ -25,6 +25,7 @@ from usam_video.pipeline.label import (
     untrained_warnings,
 )
 from usam_video.pipeline.refine import RefineResult, refine_store, refine_video
+from usam_video.pipeline.review import ExportResult, ImportResult, export_queue, import_corrections
 from usam_video.pipeline.train_heads import (
     TrainReport,
     open_container,
@@ -60,4 +61,8 @@ __all__ = [
     "train_from_container",
     "train_heads_run",
     "training_videos",
+    "ExportResult",
+    "ImportResult",
+    "export_queue",
+    "import_corrections",
 ]

@@ -29,7 +29,7 @@ from usam_video.heads import HeadSet, load_heads, random_heads
 from usam_video.scoring import Scorer, ThresholdPolicy
 from usam_video.scoring.policy import OVER_BUDGET, budget_keep
 from usam_video.store import PseudoLabelStore
-from usam_video.types import MaskSource, MaskUpdate, ObjectPrompt, Status, VideoResult
+from usam_video.types import MaskSource, MaskUpdate, ObjectPrompt, Status, VideoRef, VideoResult
 
 __all__ = [
     "LabelContext",
@@ -221,6 +221,30 @@ def label_video(
     prompts, corrected = _prompts_with_corrections(
         context.reader.prompts(video_id), store.corrections(video_id)
     )
+    # One writer per video: a second worker (or a concurrent flow run) that reaches the same
+    # video skips it instead of writing it too.
+    holder = store.claim(video_id)
+    if holder is not None:
+        return VideoResult(video_id, "skipped", error=f"being labelled by {holder}")
+    try:
+        if not force and store.is_complete(video_id, fingerprint):  # finished while we waited
+            return VideoResult(video_id, "skipped", seconds=time.perf_counter() - started)
+        return _label_claimed(context, store, video_id, ref, prompts, corrected, fingerprint, started)
+    finally:
+        store.release(video_id)
+
+
+def _label_claimed(
+    context: LabelContext,
+    store: PseudoLabelStore,
+    video_id: str,
+    ref: VideoRef,
+    prompts: list[ObjectPrompt],
+    corrected: set[tuple[int, int]],
+    fingerprint: str,
+    started: float,
+) -> VideoResult:
+    """Label a claimed video (see :func:`label_video`)."""
     frames = context.reader.frames(video_id)
     # Candidate masks are upsampled only when the policy may swap one in.
     session = PropagationSession(context.model, frames, keep_candidates=context.policy.swaps_candidates)

@@ -30,7 +30,12 @@ a group found incomplete was interrupted and is rewritten from scratch by the ne
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import socket
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +50,29 @@ from usam_video.types import MaskSource, MaskUpdate, QueueEntry, Status, VideoRe
 __all__ = ["STORE_FORMAT", "PseudoLabelStore", "VideoWriter", "VideoSummary", "FrameTable", "HistoryEntry"]
 
 STORE_FORMAT = "usam-video-pseudo-labels"
+_MEMORY_CLAIMS: dict[str, dict[str, str]] = {}
+_MEMORY_CLAIMS_LOCK = threading.Lock()
+
+
+def _default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _claim_is_stale(held: dict[str, Any], stale_after_s: float) -> bool:
+    if not held:
+        return True
+    if time.time() - float(held.get("time", 0)) > stale_after_s:
+        return True
+    if held.get("host") == socket.gethostname():
+        try:
+            os.kill(int(held.get("pid", -1)), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError, OverflowError):
+            return False
+    return False
+
+
 STORE_FORMAT_VERSION = 1
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -183,12 +211,19 @@ class PseudoLabelStore:
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "a") -> PseudoLabelStore:
-        """Open (``mode="a"``, creating if absent) or read (``mode="r"``) a store at a path."""
+        """Open (``mode="a"``, creating if absent) or read (``mode="r"``) a store.
+
+        ``path`` is a local path, a ``file://`` URL, or any fsspec URL zarr accepts
+        (``memory://`` in tests, ``s3://bucket/store.zarr`` with s3fs installed).
+        """
         location = str(path).removeprefix("file://")
-        if mode == "r" and not Path(location).exists():
+        is_url = "://" in location
+        if mode == "r" and not is_url and not Path(location).exists():
             raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.")
         try:
             root = zarr.open_group(location, mode=mode)
+        except FileNotFoundError as exc:
+            raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.") from exc
         except Exception as exc:  # zarr raises several types for foreign or broken folders
             raise StoreError(f"{location}: expected a Zarr v3 group, got: {exc}") from exc
         attrs = dict(root.attrs)
@@ -292,6 +327,68 @@ class PseudoLabelStore:
                     )
                 )
         return entries
+
+    # --- claims: one writer per video ---------------------------------------------------------
+    def _claim_path(self, video_id: str) -> Path | None:
+        if "://" in self.location:
+            return None
+        return Path(self.location) / "claims" / f"{video_id}.json"
+
+    def claim(self, video_id: str, owner: str | None = None, stale_after_s: float = 6 * 3600) -> str | None:
+        """Claim a video for writing; returns None on success, else the live owner's name.
+
+        Local stores use an exclusive-create file ``claims/<video>.json`` (atomic on POSIX file
+        systems, so two workers never both write a video). A claim whose process is gone (same
+        host, dead pid) or older than ``stale_after_s`` is taken over: a killed run does not
+        block its rerun. Other backends keep claims per process only.
+        """
+        owner = owner or _default_owner()
+        path = self._claim_path(video_id)
+        if path is None:
+            with _MEMORY_CLAIMS_LOCK:
+                holder = _MEMORY_CLAIMS.setdefault(self.location, {}).get(video_id)
+                if holder is not None and holder != owner:
+                    return holder
+                _MEMORY_CLAIMS[self.location][video_id] = owner
+                return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps(
+            {"owner": owner, "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        )
+        for _ in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    held = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    held = {}
+                if held.get("owner") == owner:
+                    return None
+                if not _claim_is_stale(held, stale_after_s):
+                    return str(held.get("owner", "unknown"))
+                path.unlink(missing_ok=True)  # stale: take it over
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(payload)
+            return None
+        return "unknown (claim contended)"
+
+    def release(self, video_id: str, owner: str | None = None) -> None:
+        """Release a claim this owner holds (no-op otherwise)."""
+        owner = owner or _default_owner()
+        path = self._claim_path(video_id)
+        if path is None:
+            with _MEMORY_CLAIMS_LOCK:
+                if _MEMORY_CLAIMS.get(self.location, {}).get(video_id) == owner:
+                    del _MEMORY_CLAIMS[self.location][video_id]
+            return
+        try:
+            held = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        if held.get("owner") == owner:
+            path.unlink(missing_ok=True)
 
     # --- writing -------------------------------------------------------------------------
     def begin_video(

@@ -1,0 +1,68 @@
+"""Human review: the functions ``usam-video export``/``import`` and the review flows call.
+
+``export_queue`` writes the queued frames for annotators (frames decoded with the dataset
+reader of the run config kept in the store). ``import_corrections`` validates an annotator's
+files completely, writes them as corrections in one batch (``replace_masks``: the replaced masks
+go to the history), then propagates every touched video again with the corrections as SAM 2
+conditioning frames (``relabel_videos``), which keeps them exactly and rescores the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from usam_video.datasets import FrameSource, open_dataset
+from usam_video.pipeline.label import relabel_videos, run_config_of
+from usam_video.review import ExportResult, ImportResult, export_review, plan_import
+from usam_video.store import PseudoLabelStore
+
+__all__ = ["ExportResult", "ImportResult", "export_queue", "import_corrections"]
+
+
+def export_queue(
+    store_path: str | Path,
+    fmt: str,
+    out: str | Path,
+    video_id: str | None = None,
+    include_refine: bool = False,
+) -> ExportResult:
+    """Export the frames queued for human review (and for refinement with ``include_refine``)
+    of a store as ``fmt`` (cvat, coco or png) into the new folder ``out``.
+
+    Raises:
+        StoreNotFoundError: no store at ``store_path``.
+        InputError: unknown format, non-empty ``out``, no run config in a video's provenance.
+    """
+    store = PseudoLabelStore.open(store_path, mode="r")
+
+    def frame_sources(vid: str) -> FrameSource:
+        return open_dataset(run_config_of(store, vid).dataset).frames(vid)
+
+    return export_review(store, fmt, out, frame_sources, video_id=video_id, include_refine=include_refine)
+
+
+def import_corrections(store_path: str | Path, path: str | Path, relabel: bool = True) -> ImportResult:
+    """Import corrected masks (an export folder, a CVAT .xml, a COCO .json or a masks/ folder).
+
+    Every entry is validated before anything is written; a bad one rejects the whole import and
+    leaves the store byte-identical. Entries that change nothing are skipped, so importing the
+    same files twice is a no-op the second time.
+
+    Args:
+        relabel: propagate the touched videos again from their corrections (forward and
+            backward), rescore and rewrite them. Without it the corrections are stored and the
+            next ``relabel``/``run`` of the video uses them.
+
+    Raises:
+        InputError: listing every bad entry.
+        StoreNotFoundError: no store at ``store_path``.
+    """
+    # Read-only first: opening a missing store for writing would create one.
+    plan = plan_import(PseudoLabelStore.open(store_path, mode="r"), path)
+    if not plan.updates:
+        return ImportResult(Path(path), plan.source.format, {}, len(plan.skipped))
+    generation = PseudoLabelStore.open(store_path).replace_masks(plan.updates)
+    relabelled = tuple(relabel_videos(store_path, plan.videos)) if relabel else ()
+    return ImportResult(
+        Path(path), plan.source.format, plan.counts(), len(plan.skipped), relabelled, generation
+    )
