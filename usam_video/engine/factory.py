@@ -26,9 +26,15 @@ from usam_video.errors import CheckpointError, ModelBuildError
 __all__ = ["BuiltModel", "build_model", "resolve_sam2_config", "file_sha256", "resolve_device"]
 
 # The overrides sam2's `build_sam2_video_predictor(apply_postprocessing=True)` applies, except
-# hole filling: `fill_hole_area` needs sam2's CUDA extension, which `SAM2_BUILD_CUDA=0` installs
-# do not have (sam2 then warns and skips it on every frame). We turn it off explicitly so CPU
-# and GPU runs give the same masks.
+# hole filling, which stays off (fill_hole_area=0) by choice:
+# - sam2's own VOS evaluation (tools/vos_inference.py) does not apply it, so J&F stays
+#   comparable with published numbers;
+# - it rewrites only the output logits after track_step: memory is encoded from the unfilled
+#   mask and the USAM scores, computed from decoder tokens, do not change;
+# - the store keeps the model's raw masks; filling small holes belongs to an export step if
+#   ever wanted;
+# - CPU and GPU give the same masks (sam2's filler needs its CUDA extension, which
+#   SAM2_BUILD_CUDA=0 installs lack: it would warn and skip on every frame).
 _VIDEO_OVERRIDES: dict[str, object] = {
     "model._target_": f"{StreamingVideoPredictor.__module__}.{StreamingVideoPredictor.__qualname__}",
     "model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability": True,
