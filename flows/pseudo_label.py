@@ -3,13 +3,21 @@ a progress artifact while it runs and a table artifact at the end."""
 
 from __future__ import annotations
 
+import base64
 import math
 import re
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
@@ -17,7 +25,14 @@ from prefect.exceptions import ObjectNotFound
 
 from usam_video.config import load_run_config
 from usam_video.errors import InputError
-from usam_video.pipeline import apply_run_budget, label_video, list_videos, load_context, untrained_warnings
+from usam_video.pipeline import (
+    apply_run_budget,
+    label_video,
+    list_videos,
+    load_context,
+    run_score_plot,
+    untrained_warnings,
+)
 from usam_video.types import VideoResult
 
 __all__ = ["GPU_LIMIT_NAME", "label_video_task", "pseudo_label_dataset", "summary_table", "ensure_gpu_limit"]
@@ -76,6 +91,21 @@ def summary_table(results: list[VideoResult]) -> list[dict[str, Any]]:
     return rows
 
 
+def _score_plot_artifact(run: Any, video_ids: list[str], key: str) -> None:
+    """A markdown artifact with the run's score histograms embedded as a PNG data URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        png = run_score_plot(run, video_ids, Path(tmp) / "scores.png")
+        if png is None:
+            return
+        encoded = base64.b64encode(png.read_bytes()).decode()
+    create_markdown_artifact(
+        f"# Scores of run {run.name}\n\n{len(video_ids)} videos, store `{run.store}`.\n\n"
+        f"![score histograms](data:image/png;base64,{encoded})\n",
+        key=f"{key}-scores",
+        description="distribution of every stored score over tracked frame-objects",
+    )
+
+
 def _artifact_key(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "run"
 
@@ -110,6 +140,7 @@ def pseudo_label_dataset(run_config: str, use_gpu_limit: bool | None = None) -> 
     turned_away = apply_run_budget(run, [r.video_id for r in results if r.outcome != "failed"])
     if turned_away:
         logger.warning("human budget of the run: %d queued frame-objects accepted instead", turned_away)
+    _score_plot_artifact(run, [r.video_id for r in results if r.outcome != "failed"], key)
     create_table_artifact(
         summary_table(results),
         key=f"{key}-summary",

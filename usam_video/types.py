@@ -253,7 +253,10 @@ class VideoResult:
     queued_refine: int = 0
     queued_human: int = 0
     refined: int = 0
+    corrected: int = 0
     mean_predicted_iou: float = float("nan")
+    min_predicted_iou: float = float("nan")
+    queued_by_reason: str = ""  # "reason: count, ..." (a flat string keeps artifact tables flat)
     seconds: float = 0.0
     error: str = ""
 

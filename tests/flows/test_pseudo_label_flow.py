@@ -49,6 +49,16 @@ def test_flow_labels_two_videos_with_artifacts(
     table = _artifacts("flow-test-summary")
     assert table and table[0].type == "table"
     assert "synth-001" in str(table[0].data) and "mean_predicted_iou" in str(table[0].data)
+    row = (
+        next(r for r in table[0].data if r["video_id"] == "synth-001")
+        if isinstance(table[0].data, list)
+        else None
+    )
+    if row is not None:
+        assert row["objects"] == 2 and row["min_predicted_iou"] <= row["mean_predicted_iou"]
+    assert "min_predicted_iou" in str(table[0].data) and "queued_by_reason" in str(table[0].data)
+    plots = _artifacts("flow-test-scores")
+    assert plots and plots[0].type == "markdown" and "data:image/png;base64," in plots[0].data
     progress = _artifacts("flow-test-progress")
     assert progress and progress[0].type == "progress" and float(progress[0].data) == pytest.approx(100.0)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from usam_video.errors import EvaluationError
 from usam_video.evaluation.ranking import RankingCurve, RankingReport
 
-__all__ = ["plot_ranking_curves"]
+__all__ = ["plot_ranking_curves", "plot_score_histograms"]
 
 
 def plot_ranking_curves(
@@ -74,4 +74,48 @@ def plot_ranking_curves(
         axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     figure.savefig(out, format="png", dpi=dpi)
+    return out
+
+
+def plot_score_histograms(
+    scores: dict[str, Sequence[float]],
+    path: Path | str,
+    *,
+    title: str | None = None,
+    bins: int = 20,
+    dpi: int = 100,
+) -> Path:
+    """Write a PNG with one histogram per score (the run's distribution of each score).
+
+    Args:
+        scores: score name -> values (NaN values are left out).
+        path: output ``.png`` file; parent folders are created.
+
+    Returns:
+        The written path.
+    """
+    import math
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not scores:
+        raise EvaluationError("plot_score_histograms: expected at least one score, got none.")
+    n = len(scores)
+    cols = min(4, n)
+    rows = math.ceil(n / cols)
+    figure = Figure(figsize=(3.2 * cols, 2.4 * rows))
+    FigureCanvasAgg(figure)
+    for i, (name, values) in enumerate(scores.items()):
+        axis = figure.add_subplot(rows, cols, i + 1)
+        finite = [float(v) for v in values if math.isfinite(float(v))]
+        axis.hist(finite, bins=bins, color="tab:blue")
+        axis.set_title(f"{name} (n={len(finite)})", fontsize=9)
+        axis.tick_params(labelsize=7)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=dpi)
     return out

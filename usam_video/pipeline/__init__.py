@@ -22,7 +22,10 @@ from usam_video.pipeline.label import (
     relabel_videos,
     run_config_of,
     run_fingerprint,
+    run_score_plot,
+    run_score_values,
     untrained_warnings,
+    video_result,
 )
 from usam_video.pipeline.refine import RefineResult, refine_store, refine_video
 from usam_video.pipeline.review import ExportResult, ImportResult, export_queue, import_corrections
@@ -48,6 +51,9 @@ __all__ = [
     "run_config_of",
     "relabel_videos",
     "untrained_warnings",
+    "video_result",
+    "run_score_values",
+    "run_score_plot",
     "EvaluationResult",
     "evaluate_predictions",
     "evaluation_markdown",

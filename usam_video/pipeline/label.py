@@ -43,6 +43,9 @@ __all__ = [
     "run_config_of",
     "relabel_videos",
     "apply_run_budget",
+    "video_result",
+    "run_score_values",
+    "run_score_plot",
 ]
 
 log = logging.getLogger(__name__)
@@ -205,18 +208,7 @@ def label_video(
     store = store or PseudoLabelStore.open(context.run.store_path)
     fingerprint = run_fingerprint(context.run)
     if not force and store.is_complete(video_id, fingerprint):
-        summary = store.summary(video_id)
-        counts = summary.status_counts
-        return VideoResult(
-            video_id,
-            "skipped",
-            frames=summary.num_frames,
-            objects=len(summary.object_ids),
-            accepted=counts["accepted"],
-            queued_refine=counts["queued_refine"],
-            queued_human=counts["queued_human"],
-            seconds=time.perf_counter() - started,
-        )
+        return video_result(store, video_id, "skipped", time.perf_counter() - started)
     ref = context.reader.video(video_id)
     prompts, corrected = _prompts_with_corrections(
         context.reader.prompts(video_id), store.corrections(video_id)
@@ -262,8 +254,6 @@ def _label_claimed(
         candidate_score_names=context.scorer.candidate_names,
         num_candidates=context.model.num_mask_tokens,
     )
-    counts = np.zeros(len(Status), dtype=np.int64)
-    iou_sum, iou_n = 0.0, 0
     for_humans: list[tuple[int, int, float]] = []  # (frame, object index, budget priority)
     budget = context.run.policy.human_budget
     for prediction in session.propagate():
@@ -317,9 +307,6 @@ def _label_claimed(
             for_humans += [
                 (t, o, float(scores.values[o, column])) for o in np.nonzero(status == Status.QUEUED_HUMAN)[0]
             ]
-        counts += np.bincount(status, minlength=len(Status))
-        iou_sum += float(prediction.sam_iou[prediction.tracked].sum())
-        iou_n += int(prediction.tracked.sum())
     if budget is not None and for_humans:
         keep = budget_keep(np.array([h[2] for h in for_humans]), budget, ref.num_frames * len(object_ids))
         dropped = [h for h, k in zip(for_humans, keep, strict=True) if not k]
@@ -330,20 +317,63 @@ def _label_claimed(
                 Status.ACCEPTED,
                 context.policy.reasons.index(OVER_BUDGET) + 1,
             )
-            counts[Status.QUEUED_HUMAN] -= len(dropped)
-            counts[Status.ACCEPTED] += len(dropped)
     writer.finish()
+    return video_result(store, video_id, "labelled", time.perf_counter() - started)
+
+
+def video_result(store: PseudoLabelStore, video_id: str, outcome: str, seconds: float) -> VideoResult:
+    """A video's summary row from the store: counts by status and by queue reason, and the mean
+    and lowest SAM predicted IoU of its tracked frame-objects."""
+    table = store.frame_table(video_id)
+    counts = np.bincount(table.status.ravel(), minlength=len(Status))
+    queued = np.isin(table.status, [Status.QUEUED_REFINE, Status.QUEUED_HUMAN])
+    by_reason: dict[str, int] = {}
+    for code in table.reason[queued].tolist():
+        label = table.reason_label(int(code))
+        by_reason[label] = by_reason.get(label, 0) + 1
+    sam = table.scores[..., table.score_names.index("sam_iou")]
+    tracked = np.isfinite(sam) & (table.status != Status.NOT_STARTED)
     return VideoResult(
         video_id,
-        "labelled",
-        frames=writer.frames_written,
-        objects=len(object_ids),
+        outcome,
+        frames=int(table.status.shape[0]),
+        objects=len(table.object_ids),
         accepted=int(counts[Status.ACCEPTED]),
         queued_refine=int(counts[Status.QUEUED_REFINE]),
         queued_human=int(counts[Status.QUEUED_HUMAN]),
         refined=int(counts[Status.REFINED]),
-        mean_predicted_iou=iou_sum / iou_n if iou_n else math.nan,
-        seconds=time.perf_counter() - started,
+        corrected=int(counts[Status.CORRECTED]),
+        mean_predicted_iou=float(sam[tracked].mean()) if tracked.any() else math.nan,
+        min_predicted_iou=float(sam[tracked].min()) if tracked.any() else math.nan,
+        queued_by_reason=", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items())),
+        seconds=seconds,
+    )
+
+
+def run_score_values(run: RunConfig, video_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Every stored score of a run's complete videos, flattened over tracked frame-objects
+    (``float32`` ``(N,)`` per score name), for the run's score plots."""
+    store = PseudoLabelStore.open(run.store_path, "r")
+    values: dict[str, list[np.ndarray]] = {}
+    for video_id in video_ids:
+        if not store.is_complete(video_id):
+            continue
+        table = store.frame_table(video_id)
+        tracked = table.status != Status.NOT_STARTED
+        for i, name in enumerate(table.score_names):
+            values.setdefault(name, []).append(table.scores[..., i][tracked])
+    return {name: np.concatenate(parts) for name, parts in values.items()}
+
+
+def run_score_plot(run: RunConfig, video_ids: Sequence[str], path: Path) -> Path | None:
+    """Histograms of every stored score of a run (PNG at ``path``); None when nothing is stored."""
+    from usam_video.evaluation.plots import plot_score_histograms
+
+    values = run_score_values(run, video_ids)
+    if not values:
+        return None
+    return plot_score_histograms(
+        {k: v.tolist() for k, v in values.items()}, path, title=f"scores of run {run.name}"
     )
 
 

@@ -9,14 +9,19 @@ conditioning frames (``relabel_videos``), which keeps them exactly and rescores 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from usam_video.datasets import FrameSource, open_dataset
+from usam_video.errors import UsamVideoError
 from usam_video.pipeline.label import relabel_videos, run_config_of
 from usam_video.review import ExportResult, ImportResult, export_review, plan_import
 from usam_video.store import PseudoLabelStore
+from usam_video.types import VideoResult
 
 __all__ = ["ExportResult", "ImportResult", "export_queue", "import_corrections"]
+
+log = logging.getLogger(__name__)
 
 
 def export_queue(
@@ -53,6 +58,10 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
             backward), rescore and rewrite them. Without it the corrections are stored and the
             next ``relabel``/``run`` of the video uses them.
 
+    Returns:
+        counts per video, skipped entries, and one ``VideoResult`` per relabelled video (outcome
+        ``failed`` with the error if relabelling it failed: its corrections are stored all the same).
+
     Raises:
         InputError: listing every bad entry.
         StoreNotFoundError: no store at ``store_path``.
@@ -62,7 +71,15 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
     if not plan.updates:
         return ImportResult(Path(path), plan.source.format, {}, len(plan.skipped))
     generation = PseudoLabelStore.open(store_path).replace_masks(plan.updates)
-    relabelled = tuple(relabel_videos(store_path, plan.videos)) if relabel else ()
+    relabelled: list[VideoResult] = []
+    for video_id in plan.videos if relabel else ():
+        # The corrections are stored already: a video that fails to relabel (its dataset moved,
+        # say) is reported as failed and the others still run, as in label_dataset.
+        try:
+            relabelled.extend(relabel_videos(store_path, [video_id]))
+        except UsamVideoError as exc:
+            log.error("relabelling video %s after the import failed: %s", video_id, exc)
+            relabelled.append(VideoResult(video_id, "failed", error=f"{type(exc).__name__}: {exc}"))
     return ImportResult(
-        Path(path), plan.source.format, plan.counts(), len(plan.skipped), relabelled, generation
+        Path(path), plan.source.format, plan.counts(), len(plan.skipped), tuple(relabelled), generation
     )
