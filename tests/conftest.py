@@ -14,6 +14,15 @@ SHARED_DATA = Path(os.environ.get("USAM_SHARED_DATA", REPO_ROOT.parent / "shared
 SMALL_SAM2_CONFIG = CONFIGS / "models" / "sam2_small_256.yaml"
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+# The test models are tiny: one intra-op thread avoids oversubscribing a 2-core machine (which
+# made small propagations 3-7x slower), here and in the subprocesses tests start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a dependency
+    pass
 
 
 @pytest.fixture(scope="session")

@@ -111,3 +111,28 @@ def test_a_bad_update_rejects_the_whole_batch_and_leaves_the_store_byte_identica
     with pytest.raises(InputError, match=message):
         PseudoLabelStore.open(labelled.store_path).replace_masks([good, update])
     assert tree_digest(labelled.store_path) == digest
+
+
+def test_an_interrupted_relabel_keeps_the_corrections(labelled, monkeypatch) -> None:
+    store = PseudoLabelStore.open(labelled.store_path)
+    correction = box_mask(96, 128, 10, 10, 60, 70)
+    store.replace_masks([MaskUpdate("synth-001", 2, 1, correction, MaskSource.HUMAN, Status.CORRECTED)])
+
+    from usam_video.store.zarr_store import VideoWriter
+
+    def crash(self, *args, **kwargs):  # the process dies while writing frames
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(VideoWriter, "write_frame", crash)
+        with pytest.raises(KeyboardInterrupt):
+            relabel_videos(labelled.store_path, ["synth-001"])
+    store = PseudoLabelStore.open(labelled.store_path)
+    assert not store.is_complete("synth-001")
+    [carried] = store.corrections("synth-001")
+    assert (carried.frame_index, carried.object_id) == (2, 1)
+    np.testing.assert_array_equal(carried.mask, correction)
+    relabel_videos(labelled.store_path, ["synth-001"])
+    store = PseudoLabelStore.open(labelled.store_path, "r")
+    np.testing.assert_array_equal(store.read_masks("synth-001", 2)[0], correction)
+    assert store.frame_table("synth-001").status[2, 0] == Status.CORRECTED

@@ -7,6 +7,9 @@
 import usam_video.cli.doctor_cmd  # noqa: F401  (registers `usam-video doctor`)
 import usam_video.cli.evaluate_cmd  # noqa: F401  (registers `usam-video evaluate`)
 import usam_video.cli.refine_cmd  # noqa: F401  (registers `usam-video refine`)
+import usam_video.cli.review_cmd  # noqa: F401  (registers `usam-video export` and `import`)
+import usam_video.cli.service_cmd  # noqa: F401  (registers `server`, `deploy`, `evaluate-run`, `export-run`)
+import usam_video.cli.simulate_cmd  # noqa: F401  (registers `usam-video simulate-review`)
 import usam_video.cli.train_cmd  # noqa: F401  (registers `usam-video train-heads`)
 from usam_video.cli.main import app, main, repo_configs_dir
 

@@ -415,6 +415,8 @@ class PseudoLabelStore:
             raise InputError(f"policy: expected at most 254 rules, got {len(reasons)}.")
         videos = self._root.require_group("videos")
         generation = self._next_generation()
+        # Corrections are snapshotted first: if this relabelling dies, the next run finds them.
+        self._carry_corrections(video.video_id, video.height, video.width)
         if video.video_id in videos:
             del videos[video.video_id]
         group = videos.create_group(video.video_id)
@@ -584,10 +586,16 @@ class PseudoLabelStore:
         return self._root[f"history/{video_id}/masks"][index]
 
     def corrections(self, video_id: str) -> list[MaskUpdate]:
-        """The human-corrected frame-objects of a video, with their current masks."""
+        """The human-corrected frame-objects of a video, with their current masks.
+
+        For a video whose relabelling was interrupted (incomplete group), the corrections
+        carried over when that relabelling began are returned, so a crash never loses them.
+        """
         if video_id not in self.videos():
-            return []
+            return self._carried(video_id)
         group = self._group(video_id)
+        if not group.attrs.get("complete"):
+            return self._carried(video_id)
         status = group["status"][:]
         ids = list(group.attrs["object_ids"])
         out = []
@@ -598,3 +606,35 @@ class PseudoLabelStore:
                 )
             )
         return out
+
+    def _carried(self, video_id: str) -> list[MaskUpdate]:
+        if "history" not in self._root or video_id not in self._root["history"]:
+            return []
+        hist = self._root[f"history/{video_id}"]
+        if "carried_meta" not in hist:
+            return []
+        meta = hist["carried_meta"][:]
+        return [
+            MaskUpdate(
+                video_id, int(t), int(obj), hist["carried_masks"][i], MaskSource.HUMAN, Status.CORRECTED
+            )
+            for i, (t, obj) in enumerate(meta)
+        ]
+
+    def _carry_corrections(self, video_id: str, height: int, width: int) -> None:
+        """Snapshot a video's corrections beside its history before its group is replaced."""
+        corrections = self.corrections(video_id)
+        if not corrections and ("history" not in self._root or video_id not in self._root["history"]):
+            return
+        hist = self._history_group(video_id, height, width)
+        n = len(corrections)
+        masks = hist.create_array(
+            "carried_masks", shape=(n, height, width), chunks=(1, height, width), dtype="bool", overwrite=True
+        )
+        meta = hist.create_array(
+            "carried_meta", shape=(n, 2), chunks=(max(n, 1), 2), dtype="int64", overwrite=True
+        )
+        for i, c in enumerate(corrections):
+            masks[i] = c.mask
+        if n:
+            meta[:] = np.array([[c.frame_index, c.object_id] for c in corrections], np.int64)

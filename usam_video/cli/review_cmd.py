@@ -1,0 +1,87 @@
+"""``usam-video export`` and ``usam-video import``: the human-review round trip.
+
+Both run in this process (no Prefect): an export decodes a few frames, an import validates the
+files and re-propagates the touched videos. Bad input exits with code 2 and a message naming
+every bad entry; the store is then unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from usam_video.cli.main import _fail, _print_results, app, console, err_console
+from usam_video.errors import UsamVideoError
+
+__all__ = ["export", "import_"]
+
+
+@app.command()
+def export(
+    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    fmt: str = typer.Option(..., "--format", help="cvat (CVAT for video 1.1 XML), coco (JSON, RLE) or png"),
+    out: Path = typer.Option(..., "--out", help="new (or empty) folder for the export"),
+    video: str | None = typer.Option(None, "--video", help="only this video"),
+    all_queued: bool = typer.Option(
+        False, "--all-queued", help="also frames queued for automatic refinement (not only human review)"
+    ),
+) -> None:
+    """Export the frames queued for human review with all their objects' masks, the frames'
+    JPEGs and manifest.json, for annotators (import the corrected files with 'usam-video import')."""
+    from usam_video.pipeline.review import export_queue
+
+    try:
+        result = export_queue(store, fmt, out, video_id=video, include_refine=all_queued)
+    except UsamVideoError as exc:
+        _fail(exc)
+    table = Table(title=f"export of {store} ({result.format})")
+    table.add_column("video")
+    table.add_column("frames", justify="right")
+    for video_id, n in result.frames.items():
+        table.add_row(video_id, str(n))
+    console.print(table)
+    for video_id, why in result.skipped_videos.items():
+        err_console.print(f"[bold yellow]not exported:[/] {video_id}: {why}")
+    if not result.total_frames:
+        console.print("nothing queued for review: the export holds no frames.")
+    console.print(f"{result.frame_objects} frame-objects; manifest: {result.manifest}")
+    for path in result.annotations:
+        console.print(f"wrote {path}")
+
+
+@app.command("import")
+def import_(
+    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    path: Path = typer.Argument(
+        ..., help="an export folder, a CVAT .xml, a COCO .json or a masks/ folder written by 'export'"
+    ),
+    no_relabel: bool = typer.Option(
+        False, "--no-relabel", help="store the corrections without propagating the videos again"
+    ),
+) -> None:
+    """Import corrected masks: validate every entry (nothing is written if one is bad), store
+    them as human corrections, and propagate the touched videos again from them."""
+    from usam_video.pipeline.review import import_corrections
+
+    try:
+        result = import_corrections(store, path, relabel=not no_relabel)
+    except UsamVideoError as exc:
+        _fail(exc)
+    if not result.total_corrected:
+        console.print(f"nothing to import: {result.skipped} entries already in the store.")
+        return
+    table = Table(title=f"corrections imported from {path} ({result.format})")
+    table.add_column("video")
+    table.add_column("corrected", justify="right")
+    for video_id, n in result.corrected.items():
+        table.add_row(video_id, str(n))
+    console.print(table)
+    console.print(f"skipped (unchanged): {result.skipped}; store generation {result.generation}")
+    if result.relabelled:
+        failed = _print_results(list(result.relabelled))
+        if failed:
+            raise typer.Exit(1)
+    else:
+        console.print("not relabelled (--no-relabel): the next relabel of these videos uses the corrections.")

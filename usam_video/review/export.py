@@ -1,0 +1,213 @@
+"""Export the review queue for annotators: frames, their current masks, ``manifest.json``.
+
+Which frames: every frame of a complete video with at least one frame-object queued for human
+review (``queued_human``; with ``include_refine`` also ``queued_refine``), with *all* objects of
+that frame (an annotator fixes a frame as a whole). Each frame's image is written as JPEG under
+``images/<video>/<frame:05d>.jpg`` and referenced by relative path, so the export folder loads
+directly into CVAT (a task per video from ``images/<video>/``) or a COCO viewer.
+
+The export never writes to the store. Frames come from a caller-supplied ``frame_sources``
+(video id -> :class:`~usam_video.datasets.FrameSource`): the pipeline builds it from the run
+config kept in the store, so this package needs neither the engine nor the pipeline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from usam_video.datasets import FrameSource
+from usam_video.errors import InputError, VideoNotFoundError
+from usam_video.review.coco import COCO_FILE, write_coco
+from usam_video.review.cvat import cvat_annotation_path, write_cvat_video
+from usam_video.review.manifest import (
+    EXPORT_FORMATS,
+    Manifest,
+    ManifestEntry,
+    ManifestFrame,
+    ManifestVideo,
+    write_manifest,
+)
+from usam_video.review.png import MASKS_DIR, write_png_frames
+from usam_video.review.records import ExportFrame
+from usam_video.store import PseudoLabelStore
+from usam_video.types import MaskSource, Status
+
+__all__ = ["IMAGES_DIR", "ExportResult", "FrameSources", "select_frames", "export_review"]
+
+IMAGES_DIR = "images"
+
+#: Video id -> a lazy source of that video's frames (``uint8`` ``(H, W, 3)`` RGB).
+FrameSources = Callable[[str], FrameSource]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote.
+
+    Attributes:
+        annotations: the annotation files (CVAT: one XML per video; COCO: one JSON) or folders
+            (PNG: ``masks/<video>``).
+        frames: exported frames per video.
+        frame_objects: exported frame-objects (manifest entries) in all.
+        skipped_videos: video id -> why it was not exported (incomplete).
+    """
+
+    out: Path
+    format: str
+    manifest: Path
+    annotations: tuple[Path, ...]
+    frames: Mapping[str, int]
+    frame_objects: int
+    skipped_videos: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def total_frames(self) -> int:
+        return sum(self.frames.values())
+
+
+def select_frames(
+    store: PseudoLabelStore, video_id: str | None = None, include_refine: bool = False
+) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """The frames to export per complete video (ascending), and the videos skipped with why.
+
+    Raises:
+        VideoNotFoundError: ``video_id`` is not in the store.
+    """
+    statuses = [Status.QUEUED_HUMAN, *([Status.QUEUED_REFINE] if include_refine else [])]
+    if video_id is not None and video_id not in store.videos():
+        raise VideoNotFoundError(
+            f"{store.location}: expected video {video_id!r} in the store, found {store.videos()}."
+        )
+    selected: dict[str, list[int]] = {}
+    skipped: dict[str, str] = {}
+    for vid in [video_id] if video_id is not None else store.videos():
+        if not store.is_complete(vid):
+            skipped[vid] = "incomplete (interrupted); rerun it before exporting"
+            continue
+        status = store.frame_table(vid).status
+        frames = np.flatnonzero(np.isin(status, statuses).any(axis=1)).tolist()
+        if frames:
+            selected[vid] = [int(t) for t in frames]
+    return selected, skipped
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(
+            f"{out}: expected a new or empty folder for the export, found existing content. "
+            "Choose another --out or remove it."
+        )
+
+
+def _write_image(path: Path, frame: np.ndarray, height: int, width: int, where: str) -> None:
+    if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+        raise InputError(
+            f"{where}: expected a uint8 RGB frame of {height}x{width} like the store, got "
+            f"{frame.dtype} {frame.shape}. The dataset changed since labelling; relabel the video."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame).save(path, quality=95)
+
+
+def export_review(
+    store: PseudoLabelStore,
+    fmt: str,
+    out: str | Path,
+    frame_sources: FrameSources,
+    video_id: str | None = None,
+    include_refine: bool = False,
+) -> ExportResult:
+    """Write the queued frames of ``store`` in format ``fmt`` (cvat, coco or png) to ``out``.
+
+    ``manifest.json`` is written last: a folder without it is an unfinished export.
+
+    Raises:
+        InputError: unknown format, a non-empty ``out``, frames that do not match the store.
+        VideoNotFoundError: ``video_id`` is not in the store.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"export format: expected one of {list(EXPORT_FORMATS)}, got {fmt!r}.")
+    out = Path(out)
+    _check_out(out)
+    selected, skipped = select_frames(store, video_id, include_refine)
+    out.mkdir(parents=True, exist_ok=True)
+    statuses = ("queued_human", *(("queued_refine",) if include_refine else ()))
+
+    videos: dict[str, ManifestVideo] = {}
+    manifest_frames: list[ManifestFrame] = []
+    entries: list[ManifestEntry] = []
+    frames_by_video: dict[str, list[ExportFrame]] = {}
+    for vid, frames in selected.items():
+        summary = store.summary(vid)
+        table = store.frame_table(vid)
+        h, w = summary.height, summary.width
+        annotations = {"cvat": cvat_annotation_path(vid), "coco": COCO_FILE, "png": f"{MASKS_DIR}/{vid}"}[fmt]
+        videos[vid] = ManifestVideo(h, w, summary.num_frames, summary.object_ids, annotations)
+        exported: list[ExportFrame] = []
+        with frame_sources(vid) as source:
+            for task_frame, t in enumerate(frames):
+                image = f"{IMAGES_DIR}/{vid}/{t:05d}.jpg"
+                _write_image(out / image, source[t], h, w, f"video {vid!r} frame {t}")
+                status = table.status[t]
+                exported.append(
+                    ExportFrame(
+                        vid,
+                        t,
+                        task_frame,
+                        image,
+                        summary.object_ids,
+                        store.read_masks(vid, t),
+                        status != Status.NOT_STARTED,
+                    )
+                )
+                manifest_frames.append(ManifestFrame(vid, t, task_frame, image))
+                for o, obj in enumerate(summary.object_ids):
+                    entries.append(
+                        ManifestEntry(
+                            vid,
+                            t,
+                            obj,
+                            int(table.revision[t, o]) if table.revision is not None else 0,
+                            Status(int(status[o])).label,
+                            MaskSource(int(table.source[t, o])).label if table.source is not None else "",
+                            table.reason_label(int(table.reason[t, o])),
+                        )
+                    )
+        frames_by_video[vid] = exported
+
+    every_frame = [f for exported in frames_by_video.values() for f in exported]
+    written: list[Path] = []
+    if fmt == "cvat":
+        for vid, exported in frames_by_video.items():
+            written.append(
+                write_cvat_video(out / videos[vid].annotations, vid, exported, videos[vid].object_ids)
+            )
+    elif fmt == "coco":
+        written.append(write_coco(out / COCO_FILE, every_frame, store.location))
+    else:
+        (out / MASKS_DIR).mkdir(exist_ok=True)
+        written.extend(write_png_frames(out, every_frame))
+    manifest = Manifest(
+        store=str(Path(store.location).resolve()),
+        annotation_format=fmt,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        statuses=statuses,
+        videos=videos,
+        frames=tuple(manifest_frames),
+        entries=tuple(entries),
+    )
+    return ExportResult(
+        out=out,
+        format=fmt,
+        manifest=write_manifest(out, manifest),
+        annotations=tuple(written),
+        frames={vid: len(exported_frames) for vid, exported_frames in frames_by_video.items()},
+        frame_objects=len(entries),
+        skipped_videos=skipped,
+    )

@@ -1,0 +1,203 @@
+"""``manifest.json``: what an export holds, written beside its annotations.
+
+It ties the annotator's files back to the store: every exported frame (with its image and, for
+CVAT, its frame number in the per-video task) and every exported frame-object with the store
+``revision`` it had at export time. An import refuses a frame-object whose revision moved since
+(someone corrected or relabelled it after the export).
+
+Layout::
+
+    {"format": "usam-video-review-export", "format_version": 1,
+     "store": "/abs/store.zarr", "annotation_format": "cvat" | "coco" | "png",
+     "created_at": "...", "statuses": ["queued_human", ...],
+     "videos": {"<video>": {"height": H, "width": W, "num_frames": T, "object_ids": [...],
+                            "annotations": "annotations/<video>.xml" | "annotations.json" | "masks/<video>"}},
+     "frames": [{"video_id", "frame", "task_frame", "image": "images/<video>/<frame:05d>.jpg"}],
+     "entries": [{"video_id", "frame", "object_id", "revision", "status", "source", "reason"}]}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from usam_video.errors import InputError
+
+__all__ = [
+    "MANIFEST_NAME",
+    "MANIFEST_FORMAT",
+    "EXPORT_FORMATS",
+    "ManifestVideo",
+    "ManifestFrame",
+    "ManifestEntry",
+    "Manifest",
+    "read_manifest",
+    "write_manifest",
+]
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "usam-video-review-export"
+MANIFEST_FORMAT_VERSION = 1
+#: The annotation formats an export can be written in (and an import read back).
+EXPORT_FORMATS: tuple[str, ...] = ("cvat", "coco", "png")
+
+
+@dataclass(frozen=True)
+class ManifestVideo:
+    """Geometry and objects of one exported video; ``annotations`` is relative to the export."""
+
+    height: int
+    width: int
+    num_frames: int
+    object_ids: tuple[int, ...]
+    annotations: str
+
+
+@dataclass(frozen=True)
+class ManifestFrame:
+    """One exported frame: ``task_frame`` is its 0-based number in the video's CVAT task (the
+    exported frames of the video in ascending order); ``image`` is relative to the export."""
+
+    video_id: str
+    frame: int
+    task_frame: int
+    image: str
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One exported frame-object and its state in the store at export time."""
+
+    video_id: str
+    frame: int
+    object_id: int
+    revision: int
+    status: str
+    source: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A whole ``manifest.json`` (see the module docstring)."""
+
+    store: str
+    annotation_format: str
+    created_at: str
+    statuses: tuple[str, ...]
+    videos: Mapping[str, ManifestVideo]
+    frames: tuple[ManifestFrame, ...]
+    entries: tuple[ManifestEntry, ...]
+    path: Path | None = field(default=None, compare=False)
+
+    def entry(self, video_id: str, frame: int, object_id: int) -> ManifestEntry | None:
+        """The export-time state of one frame-object, or None if it was not exported."""
+        return self._entries.get((video_id, frame, object_id))
+
+    def frame_of_task(self, video_id: str, task_frame: int) -> ManifestFrame | None:
+        """The exported frame with CVAT task frame ``task_frame`` of a video, or None."""
+        return self._task_frames.get((video_id, task_frame))
+
+    def has_frame(self, video_id: str, frame: int) -> bool:
+        return (video_id, frame) in self._frames
+
+    @cached_property
+    def _entries(self) -> dict[tuple[str, int, int], ManifestEntry]:
+        return {(e.video_id, e.frame, e.object_id): e for e in self.entries}
+
+    @cached_property
+    def _task_frames(self) -> dict[tuple[str, int], ManifestFrame]:
+        return {(f.video_id, f.task_frame): f for f in self.frames}
+
+    @cached_property
+    def _frames(self) -> set[tuple[str, int]]:
+        return {(f.video_id, f.frame) for f in self.frames}
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "format_version": MANIFEST_FORMAT_VERSION,
+            "store": self.store,
+            "annotation_format": self.annotation_format,
+            "created_at": self.created_at,
+            "statuses": list(self.statuses),
+            "videos": {
+                v: {**asdict(m), "object_ids": list(m.object_ids)} for v, m in sorted(self.videos.items())
+            },
+            "frames": [asdict(f) for f in self.frames],
+            "entries": [asdict(e) for e in self.entries],
+        }
+
+
+def write_manifest(folder: Path, manifest: Manifest) -> Path:
+    """Write ``<folder>/manifest.json``; returns its path."""
+    path = folder / MANIFEST_NAME
+    path.write_text(json.dumps(manifest.as_json(), indent=1) + "\n")
+    return path
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Read and check a ``manifest.json``.
+
+    Raises:
+        InputError: missing, not JSON, or not a usam-video review manifest.
+    """
+    if not path.is_file():
+        raise InputError(
+            f"{path}: expected the export's {MANIFEST_NAME} beside the annotations, found nothing. "
+            "Import files from a folder written by 'usam-video export'."
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: expected a JSON manifest, got: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise InputError(f"{path}: expected a manifest with format={MANIFEST_FORMAT!r}.")
+    try:
+        videos = {
+            str(v): ManifestVideo(
+                int(m["height"]),
+                int(m["width"]),
+                int(m["num_frames"]),
+                tuple(int(i) for i in m["object_ids"]),
+                str(m["annotations"]),
+            )
+            for v, m in data["videos"].items()
+        }
+        frames = tuple(
+            ManifestFrame(str(f["video_id"]), int(f["frame"]), int(f["task_frame"]), str(f["image"]))
+            for f in data["frames"]
+        )
+        entries = tuple(
+            ManifestEntry(
+                str(e["video_id"]),
+                int(e["frame"]),
+                int(e["object_id"]),
+                int(e["revision"]),
+                str(e["status"]),
+                str(e["source"]),
+                str(e.get("reason", "")),
+            )
+            for e in data["entries"]
+        )
+        fmt = str(data["annotation_format"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(
+            f"{path}: expected a complete review manifest, got a malformed one ({exc!r})."
+        ) from exc
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"{path}: expected annotation_format in {list(EXPORT_FORMATS)}, got {fmt!r}.")
+    return Manifest(
+        store=str(data.get("store", "")),
+        annotation_format=fmt,
+        created_at=str(data.get("created_at", "")),
+        statuses=tuple(str(s) for s in data.get("statuses", ())),
+        videos=videos,
+        frames=frames,
+        entries=entries,
+        path=path,
+    )
