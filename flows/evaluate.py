@@ -67,7 +67,8 @@ def evaluate_flow(
 ) -> EvaluationResult:
     """Evaluate a store or a predictions folder; publish ``evaluate-<dataset>-table`` and
     ``evaluate-<dataset>-report`` artifacts. Files go to ``out_dir`` when given."""
-    result = evaluate_task(source, dataset_config, protocol, out_dir, layout)
+    # Submitted (not called inline) so that the flow's task runner, Dask included, runs it.
+    result = evaluate_task.submit(source, dataset_config, protocol, out_dir, layout).result()
     key = artifact_key(f"evaluate-{result.dataset}")
     create_table_artifact(
         artifact_rows(result),

@@ -77,7 +77,7 @@ def export_flow(
     store: str, fmt: str, out: str, video: str | None = None, include_refine: bool = False
 ) -> ExportResult:
     """Export the frames queued for human review; publishes ``review-export-<store>``."""
-    result = export_task(store, fmt, out, video, include_refine)
+    result = export_task.submit(store, fmt, out, video, include_refine).result()
     create_table_artifact(
         export_rows(result),
         key=artifact_key("export", store),
@@ -90,7 +90,7 @@ def export_flow(
 @flow(name="review-import")
 def import_flow(store: str, path: str, relabel: bool = True) -> ImportResult:
     """Import corrected masks and re-propagate; publishes ``review-import-<store>``."""
-    result = import_task(store, path, relabel)
+    result = import_task.submit(store, path, relabel).result()
     if not result.total_corrected:
         get_run_logger().info("nothing to import: %d entries already in the store", result.skipped)
     create_table_artifact(

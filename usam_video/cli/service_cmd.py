@@ -49,8 +49,16 @@ def server(
 ) -> None:
     """Start a local Prefect server bound to 127.0.0.1 (SQLite, analytics off) and print the UI
     address. Runs until interrupted (Ctrl-C or SIGTERM)."""
-    from flows.deploy import local_server_env, start_local_server, wait_until_healthy
+    from flows.deploy import local_server_env, port_is_free, start_local_server, wait_until_healthy
 
+    if not port_is_free(port):
+        # Checked first: a health check would otherwise be answered by whatever holds the port.
+        _fail(
+            UsamVideoError(
+                f"127.0.0.1:{port}: expected a free port, got one in use (a server already running?). "
+                "Pick another with --port."
+            )
+        )
     env = local_server_env(port, home.resolve() if home is not None else None)
     api_url = env["PREFECT_API_URL"]
     # SIGTERM (a service manager, a test) stops the server as Ctrl-C does.
@@ -83,7 +91,7 @@ def server(
 
 @app.command()
 def deploy(
-    prefect_file: Path = typer.Option(
+    prefect_file: Path | None = typer.Option(
         None, "--prefect-file", help="the deployments file (default: flows/prefect.yaml of this checkout)"
     ),
     gpu_slots: int = typer.Option(1, "--gpu-slots", help="slots of the global 'gpu' concurrency limit"),
@@ -91,9 +99,12 @@ def deploy(
 ) -> None:
     """Create the work pools, the strict 'gpu' concurrency limit and the deployments of the
     deployments file on the Prefect server of PREFECT_API_URL (see 'usam-video server')."""
+    import httpx
+
     from flows.deploy import PREFECT_FILE, bootstrap, configured_api_url
 
-    if configured_api_url() is None:
+    api_url = configured_api_url()
+    if api_url is None:
         _fail(
             UsamVideoError(
                 "PREFECT_API_URL: expected the API of a running Prefect server, got none (deployments "
@@ -103,6 +114,8 @@ def deploy(
         )
     try:
         report = bootstrap(prefect_file or PREFECT_FILE, gpu_slots, list(names) if names else None)
+    except httpx.HTTPError as exc:
+        _fail(UsamVideoError(f"{api_url}: expected a running Prefect server, got: {exc}"))
     except (RuntimeError, ValueError, OSError) as exc:
         _fail(exc)
     table = Table(title="Prefect set-up")

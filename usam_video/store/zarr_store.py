@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+import zarr.errors
 
 from usam_video.errors import InputError, StoreError, StoreNotFoundError, VideoNotFoundError
 from usam_video.types import MaskSource, MaskUpdate, QueueEntry, Status, VideoRef
@@ -221,7 +222,11 @@ class PseudoLabelStore:
         if mode == "r" and not is_url and not Path(location).exists():
             raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.")
         try:
-            root = zarr.open_group(location, mode=mode)
+            try:
+                root = zarr.open_group(location, mode=mode)
+            except zarr.errors.ContainsGroupError:
+                # Another process created the store at the same instant: open what it made.
+                root = zarr.open_group(location, mode="r+")
         except FileNotFoundError as exc:
             raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.") from exc
         except Exception as exc:  # zarr raises several types for foreign or broken folders

@@ -1,0 +1,118 @@
+"""The task-runner choice: Prefect's thread pool or Dask (prefect-dask), with 2 worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.task_runners import ThreadPoolTaskRunner
+from typer.testing import CliRunner
+
+from flows.runners import TASK_RUNNERS, task_runner_for, with_task_runner
+from tests.service.helpers import USAM_VIDEO, VIDEOS
+
+
+def test_task_runner_for_builds_each_runner() -> None:
+    from prefect_dask import DaskTaskRunner
+
+    assert TASK_RUNNERS == ("thread", "dask")
+    thread = task_runner_for("thread", workers=3)
+    assert isinstance(thread, ThreadPoolTaskRunner) and thread._max_workers == 3
+    dask = task_runner_for("dask")
+    assert isinstance(dask, DaskTaskRunner)
+    assert dask.cluster_kwargs["n_workers"] == 2 and dask.cluster_kwargs["processes"] is True
+    assert dask.cluster_kwargs["host"] == "127.0.0.1"
+    remote = task_runner_for("dask", address="tcp://scheduler.invalid:8786")
+    assert remote.address == "tcp://scheduler.invalid:8786"  # an existing cluster: nothing started here
+
+
+@pytest.mark.parametrize(
+    ("name", "workers", "address", "message"),
+    [
+        ("ray", 2, None, "expected one of ['thread', 'dask']"),
+        ("dask", 0, None, "expected at least 1"),
+        ("thread", 2, "tcp://host:8786", "runs in this process"),
+    ],
+)
+def test_task_runner_for_rejects_bad_choices(
+    name: str, workers: int, address: str | None, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        task_runner_for(name, workers, address)
+
+
+@pytest.mark.slow
+def test_dask_runs_submitted_tasks_on_two_worker_processes(prefect_harness) -> None:
+    from tests.service.dask_probe import probe
+
+    pids = with_task_runner(probe, "dask", workers=2)(6)
+    assert os.getpid() not in pids
+    assert len(set(pids)) == 2, f"expected the 6 tasks spread over 2 Dask worker processes, got pids {pids}"
+
+
+@pytest.fixture(scope="module")
+def dataset_yaml(service_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("runners") / "dataset.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"name": "svc-synth", "format": "davis", "root": str(service_dataset), "videos": VIDEOS}
+        )
+    )
+    return path
+
+
+@pytest.mark.slow
+def test_evaluate_run_with_dask_equals_the_in_process_evaluation(
+    prefect_server, reference_run, dataset_yaml: Path, tmp_path: Path
+) -> None:
+    from usam_video.config import load_dataset_config
+    from usam_video.pipeline.evaluate import evaluate_predictions
+
+    out = tmp_path / "evaluation"
+    command = [str(USAM_VIDEO), "evaluate-run", str(reference_run.store), "--dataset", str(dataset_yaml)]
+    command += ["--task-runner", "dask", "--workers", "2", "--out", str(out), "--json"]
+    env = {**prefect_server.env, "PREFECT_LOGGING_LEVEL": "INFO"}  # to see the cluster start
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = json.loads(done.stdout)
+    assert got.pop("files") == [str(out / "evaluation.json"), str(out / "ranking.png")]
+    expected = evaluate_predictions(str(reference_run.store), load_dataset_config(dataset_yaml), "davis")
+    assert got == json.loads(json.dumps(expected.as_dict()))
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = ["evaluate-svc-synth-table", "evaluate-svc-synth-report"]
+    with prefect_server.settings(), get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys)))
+    assert sorted(a.key for a in artifacts) == sorted(keys)
+    # Prefect starts a flow's task runner at its first submitted task: evaluate_flow submits
+    # its task, so the evaluation ran on the Dask cluster.
+    assert "Creating a new Dask cluster" in done.stderr
+
+
+@pytest.mark.slow
+def test_export_run_with_dask_writes_the_same_export_as_export(
+    prefect_server, reference_run, tmp_path: Path
+) -> None:
+    from usam_video.cli import app
+    from usam_video.pipeline.review import export_queue
+
+    out = tmp_path / "export-run"
+    args = ["export-run", str(reference_run.store), "--format", "png", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--task-runner", "dask", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    direct = export_queue(reference_run.store, "png", tmp_path / "export")
+    assert direct.total_frames > 0  # the reference run queues frames for humans
+
+    def files(folder: Path) -> list[str]:
+        return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+    assert files(out) == files(tmp_path / "export")
+    for video, frames in direct.frames.items():
+        assert video in result.output and str(frames) in result.output
