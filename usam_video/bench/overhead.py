@@ -1,0 +1,178 @@
+"""Time per frame of the whole per-video path vs bare sam2 on the same video and model (benchmark 2).
+
+Three variants, alternated (A, B, C, C, B, A, ...) in one process on one built model:
+
+* ``bare``: stock ``SAM2VideoPredictor.init_state(jpeg_folder)`` (decodes every frame up
+  front), ``add_new_mask`` per object, ``propagate_in_video`` iterated (masks dropped);
+* ``session``: :class:`~usam_video.engine.PropagationSession` (lazy decoding, token
+  capture, pruning), records dropped: where the engine's own share of the overhead lies;
+* ``pipeline``: ``label_video`` into a fresh Zarr store: read prompts, decode, propagate,
+  capture tokens, score all nine heads, decide, write masks/scores/status.
+
+Reported: median seconds per frame of each and ``pipeline / bare`` (goal <= 1.05), both as a
+ratio of medians and as the median of the per-round ratios (each round runs both back to
+back, so the load on a shared machine mostly cancels out in the paired ratio).
+
+    python -m usam_video.bench.overhead           # generated 128x128 and DAVIS blackswan, 5 rounds
+    python -m usam_video.bench.overhead --small   # a tiny generated video, 1 round
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from usam_video.bench.common import (
+    alternate,
+    base_parser,
+    finish,
+    format_table,
+    machine_info,
+    median,
+    run_config,
+    set_threads,
+    shared_data_root,
+    stopwatch,
+    write_synthetic_video,
+)
+
+__all__ = ["GOAL_RATIO", "VideoCase", "main", "measure_case"]
+
+#: The issue's goal: pipeline time per frame / bare sam2 time per frame.
+GOAL_RATIO = 1.05
+
+
+@dataclass(frozen=True)
+class VideoCase:
+    """One video to measure: a DAVIS-layout root and a sequence name."""
+
+    label: str
+    root: Path
+    video: str
+
+
+def _variants(case: VideoCase, workdir: Path) -> tuple[dict[str, Callable[[], float]], int]:
+    """Build the model and heads once; return the three timed callables and the frame count."""
+    import torch
+
+    from usam_video.engine import PropagationSession
+    from usam_video.pipeline import label_video, load_context
+    from usam_video.store import PseudoLabelStore
+
+    context = load_context(run_config(case.root, [case.video], workdir / "unused.zarr"))
+    predictor = context.model.predictor
+    reader = context.reader
+    num_frames = len(reader.frames(case.video))
+    jpeg_folder = str(case.root / "JPEGImages" / "480p" / case.video)
+    prompts = reader.prompts(case.video)  # read once: bare sam2 gets its masks for free
+    counter = iter(range(1_000_000))
+
+    def bare() -> float:
+        elapsed = stopwatch()
+        state = predictor.init_state(jpeg_folder)
+        for prompt in prompts:
+            predictor.add_new_mask(state, prompt.frame_index, prompt.object_id, torch.from_numpy(prompt.mask))
+        frames = sum(1 for _ in predictor.propagate_in_video(state))
+        seconds = elapsed()
+        if frames != num_frames:
+            raise RuntimeError(f"bare sam2: expected {num_frames} frames, got {frames}")
+        return seconds / frames
+
+    def session() -> float:
+        elapsed = stopwatch()
+        run = PropagationSession(context.model, reader.frames(case.video))
+        for prompt in reader.prompts(case.video):
+            run.add_prompt(prompt)
+        frames = sum(1 for _ in run.propagate())
+        return elapsed() / frames
+
+    def pipeline() -> float:
+        store = PseudoLabelStore.open(workdir / f"store-{next(counter)}.zarr")  # fresh: no skipping
+        elapsed = stopwatch()
+        result = label_video(context, case.video, store)
+        seconds = elapsed()
+        if result.outcome != "labelled" or result.frames != num_frames:
+            raise RuntimeError(f"pipeline: expected {num_frames} frames labelled, got {result}")
+        return seconds / num_frames
+
+    return {"bare": bare, "session": session, "pipeline": pipeline}, num_frames
+
+
+def measure_case(case: VideoCase, repeats: int, warmup: int = 1) -> dict[str, Any]:
+    """Alternate the three variants on one video; return per-round seconds/frame and ratios."""
+    with tempfile.TemporaryDirectory(prefix="usam-bench-overhead-") as tmp:
+        variants, num_frames = _variants(case, Path(tmp))
+        times = alternate(variants, repeats=repeats, warmup=warmup)
+    paired = [p / b for p, b in zip(times["pipeline"], times["bare"], strict=True)]
+    paired_session = [s / b for s, b in zip(times["session"], times["bare"], strict=True)]
+    return {
+        "video": case.label,
+        "frames": num_frames,
+        "s_per_frame": times,
+        "median_s_per_frame": {name: median(values) for name, values in times.items()},
+        "ratio_of_medians": median(times["pipeline"]) / median(times["bare"]),
+        "median_paired_ratio": median(paired),
+        "session_median_paired_ratio": median(paired_session),
+    }
+
+
+def _report(figures: dict[str, Any]) -> str:
+    rows = []
+    for case in figures["cases"]:
+        m = case["median_s_per_frame"]
+        rows.append([
+            case["video"], case["frames"], f"{m['bare']:.4f}", f"{m['session']:.4f}",
+            f"{m['pipeline']:.4f}", f"{case['ratio_of_medians']:.3f}", f"{case['median_paired_ratio']:.3f}",
+            f"{case['session_median_paired_ratio']:.3f}",
+        ])  # fmt: skip
+    headers = ["video", "frames", "bare s/fr", "session s/fr", "pipeline s/fr",
+               "pipeline/bare (medians)", "pipeline/bare (paired)", "session/bare (paired)"]  # fmt: skip
+    lines = [
+        f"overhead: small config, 9 random heads, default policy; {figures['repeats']} alternating "
+        f"round(s) after {figures['warmup']} warm-up, medians",
+        format_table(headers, rows),
+    ]
+    for case in figures["cases"]:
+        ratio = case["median_paired_ratio"]
+        verdict = "MET" if ratio <= GOAL_RATIO else f"NOT MET (by {ratio - GOAL_RATIO:.3f})"
+        lines.append(f"goal pipeline/bare <= {GOAL_RATIO} on {case['video']}: {ratio:.3f} -> {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the overhead benchmark and return its figures (see the module docstring)."""
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=None, help="alternating rounds (default 5, small 1)")
+    parser.add_argument("--frames", type=int, default=None, help="frames of the generated video")
+    parser.add_argument("--davis", default="blackswan", help="real DAVIS sequence ('' to skip)")
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    repeats = args.repeats or (1 if args.small else 5)
+    frames = args.frames or (6 if args.small else 150)
+    with tempfile.TemporaryDirectory(prefix="usam-bench-overhead-data-") as tmp:
+        root = Path(tmp)
+        size = 64 if args.small else 128
+        write_synthetic_video(root, "synth", frames, size, size, num_objects=2, seed=3)
+        cases = [VideoCase(f"synthetic {size}x{size}, 2 objects", root, "synth")]
+        davis = shared_data_root() / "davis"
+        if args.davis and not args.small and (davis / "JPEGImages" / "480p" / args.davis).is_dir():
+            cases.append(VideoCase(f"DAVIS {args.davis} 854x480", davis, args.davis))
+        results = [measure_case(case, repeats, warmup=0 if args.small else 1) for case in cases]
+    figures: dict[str, Any] = {
+        "benchmark": "overhead",
+        "machine": machine_info(),
+        "repeats": repeats,
+        "warmup": 0 if args.small else 1,
+        "goal_ratio": GOAL_RATIO,
+        "cases": results,
+        "goal_met": all(c["median_paired_ratio"] <= GOAL_RATIO for c in results),
+    }
+    print(_report(figures))
+    return finish(figures, args.json)
+
+
+if __name__ == "__main__":
+    main()

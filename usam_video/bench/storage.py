@@ -1,0 +1,383 @@
+"""Bytes per frame and write speed of the store's Zarr masks vs DAVIS palette PNGs (benchmark 4).
+
+Masks: the real DAVIS annotations beside the repository (``$USAM_SHARED_DATA/davis/
+Annotations/480p/*``, 854x480) and generated ones (moving shapes at 854x480). Every frame is
+written three ways from the same ``bool (O, H, W)`` masks:
+
+* ``png``: one palette PNG per frame (:func:`usam_video.datasets.palette.write_palette_png`;
+  index ``i + 1`` for object ``i``, later objects on top: DAVIS's own format);
+* ``store``: :class:`~usam_video.store.PseudoLabelStore` itself, ``begin_video`` +
+  ``write_frame`` (masks plus the tiny scores/status/reason chunks): what the pipeline pays;
+* ``zarr/<codec>``: the masks array alone in the store's layout (``bool (T, O, H, W)``, one
+  chunk per frame-object), once with the store's codec (zarr's default for bool: zstd level 0)
+  and once per alternative codec (zstd levels, PackBits + zstd, Blosc bit-shuffle, gzip), and
+  with one shard (file) per frame holding the objects' chunks.
+
+Bytes are the chunk files' sizes (``zarr.json`` metadata is listed apart; allocated disk
+blocks too, since small files occupy whole 4 KiB blocks). Speed is frames per second of
+writing, alternated variant by variant over rounds (medians). Goals: Zarr bytes <= 0.5 x PNG
+bytes and Zarr write speed >= PNG write speed. The store is not changed here: when its codec
+misses a goal, the table shows which alternative would meet both.
+
+    python -m usam_video.bench.storage            # all DAVIS samples + 3 generated videos, 3 rounds
+    python -m usam_video.bench.storage --small    # two DAVIS frames + one tiny generated video
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from usam_video.bench.common import (
+    alternate,
+    base_parser,
+    finish,
+    format_bytes,
+    format_table,
+    machine_info,
+    median,
+    shared_data_root,
+    stopwatch,
+)
+
+__all__ = ["GOAL_BYTES_RATIO", "GOAL_SPEED_RATIO", "MaskVideo", "codec_variants", "load_davis", "main"]
+
+#: Zarr bytes / PNG bytes must not exceed this.
+GOAL_BYTES_RATIO = 0.5
+#: Zarr frames/s / PNG frames/s must reach this.
+GOAL_SPEED_RATIO = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class MaskVideo:
+    """One video's masks: ``masks`` ``bool`` ``(T, O, H, W)`` and the object ids."""
+
+    source: str  # "davis" or "generated"
+    video_id: str
+    object_ids: tuple[int, ...]
+    masks: np.ndarray
+
+
+def load_davis(root: Path, limit_frames: int | None = None) -> list[MaskVideo]:
+    """Every annotated frame of every sequence under ``root/Annotations/480p`` as bool masks.
+
+    Void pixels (255) belong to no object, as in the store.
+    """
+    from usam_video.datasets.palette import VOID_INDEX, read_palette_png
+
+    videos = []
+    for folder in sorted(p for p in (root / "Annotations" / "480p").iterdir() if p.is_dir()):
+        paths = sorted(folder.glob("*.png"))[:limit_frames]
+        maps = np.stack([read_palette_png(p) for p in paths])
+        ids = tuple(int(v) for v in np.unique(maps) if v not in (0, VOID_INDEX))
+        masks = np.stack([maps == i for i in ids], axis=1)
+        videos.append(MaskVideo("davis", folder.name, ids, masks))
+    return videos
+
+
+def generated(num_videos: int, num_frames: int, height: int, width: int) -> list[MaskVideo]:
+    """Moving-shape masks (1, 2, 3, ... objects) rendered by :mod:`usam_video.datasets.synthetic`."""
+    from usam_video.datasets.synthetic import SyntheticVideoSpec, render_video
+
+    videos = []
+    for index in range(num_videos):
+        count = 1 + index % 3
+        spec = SyntheticVideoSpec(f"gen-{index}", num_frames, height, width, count, seed=11 + index)
+        labels = render_video(spec).labels
+        ids = tuple(range(1, count + 1))
+        videos.append(MaskVideo("generated", spec.name, ids, np.stack([labels == i for i in ids], axis=1)))
+    return videos
+
+
+_SHARD_PER_FRAME = "shard_per_frame"
+
+
+def codec_variants() -> dict[str, dict[str, Any]]:
+    """Keyword arguments of ``zarr.create_array`` for each codec tried (``{}`` = zarr's default,
+    which is what the store uses). ``shard_per_frame: True`` asks for ``shards=(1, O, H, W)``."""
+    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+    from zarr.codecs.numcodecs import PackBits
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "numcodecs codecs are not in the Zarr v3 specification"
+        packbits = PackBits()
+    return {
+        "zstd-0 (store)": {},
+        "zstd-3": {"compressors": [ZstdCodec(level=3)]},
+        "zstd-9": {"compressors": [ZstdCodec(level=9)]},
+        "zstd-19": {"compressors": [ZstdCodec(level=19)]},
+        "gzip-6": {"compressors": [GzipCodec(level=6)]},
+        "blosc-zstd-5 bitshuffle": {
+            "compressors": [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle", typesize=1)]
+        },
+        "packbits + zstd-0": {"filters": [packbits], "compressors": [ZstdCodec(level=0)]},
+        "packbits + zstd-3": {"filters": [packbits], "compressors": [ZstdCodec(level=3)]},
+        "packbits + zstd-9": {"filters": [packbits], "compressors": [ZstdCodec(level=9)]},
+        # One shard (file) per frame holding one inner chunk per object: per-object reads stay
+        # partial, but a frame of O objects is one file, not O (small files waste disk blocks).
+        "shard/frame, zstd-0": {_SHARD_PER_FRAME: True},
+        "shard/frame, packbits + zstd-0": {
+            _SHARD_PER_FRAME: True,
+            "filters": [packbits],
+            "compressors": [ZstdCodec(level=0)],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class _Size:
+    chunk_bytes: int  # sum of file sizes, metadata excluded
+    meta_bytes: int  # zarr.json files
+    allocated: int  # st_blocks * 512 of every file
+
+
+def _size(path: Path, mask_dir: str | None = None) -> _Size:
+    chunk = meta = allocated = 0
+    for dirpath, _, files in os.walk(path):
+        if mask_dir is not None and mask_dir not in Path(dirpath).relative_to(path).parts[:3]:
+            continue
+        for name in files:
+            stat = os.stat(os.path.join(dirpath, name))
+            allocated += stat.st_blocks * 512
+            if name == "zarr.json":
+                meta += stat.st_size
+            else:
+                chunk += stat.st_size
+    return _Size(chunk, meta, allocated)
+
+
+def _index_map(frame_masks: np.ndarray, ids: tuple[int, ...]) -> np.ndarray:
+    out = np.zeros(frame_masks.shape[1:], dtype=np.uint8)
+    for plane, object_id in zip(frame_masks, ids, strict=True):
+        out[plane] = object_id
+    return out
+
+
+def _writers(
+    videos: list[MaskVideo], workdir: Path
+) -> tuple[dict[str, Callable[[], float]], dict[str, _Size]]:
+    """One callable per variant: writes every video into a fresh folder, returns seconds, and
+    records the size of what it wrote (the last run's) in the returned dict."""
+    import zarr
+
+    from usam_video.datasets.palette import write_palette_png
+    from usam_video.store import PseudoLabelStore
+    from usam_video.types import VideoRef
+
+    sizes: dict[str, _Size] = {}
+    counter = iter(range(1_000_000))
+    # Index maps are the PNG writer's input, as bool planes are the store's: both prepared untimed.
+    index_maps = {v.video_id: [_index_map(m, v.object_ids) for m in v.masks] for v in videos}
+
+    def fresh(name: str) -> Path:
+        path = workdir / f"{name.replace(' ', '_')}-{next(counter)}"
+        return path
+
+    def png() -> float:
+        out = fresh("png")
+        elapsed = stopwatch()
+        for video in videos:
+            for t, index_map in enumerate(index_maps[video.video_id]):
+                write_palette_png(out / video.video_id / f"{t:05d}.png", index_map)
+        seconds = elapsed()
+        sizes["png"] = _size(out)
+        shutil.rmtree(out)
+        return seconds
+
+    def store() -> float:
+        out = fresh("store")
+        elapsed = stopwatch()
+        pseudo = PseudoLabelStore.open(out)
+        for video in videos:
+            t_, o, h, w = video.masks.shape
+            ref = VideoRef("bench", video.video_id, t_, h, w)
+            writer = pseudo.begin_video(ref, video.object_ids, ("score",), (), {}, "bench")
+            scores = np.zeros((o, 1), np.float32)
+            status = np.ones(o, np.uint8)
+            reason = np.zeros(o, np.uint8)
+            for t in range(t_):
+                writer.write_frame(t, video.masks[t], scores, status, reason)
+        seconds = elapsed()
+        sizes["store"] = _size(out, mask_dir="masks")
+        shutil.rmtree(out)
+        return seconds
+
+    def zarr_variant(name: str, kwargs: dict[str, Any]) -> Callable[[], float]:
+        def run() -> float:
+            out = fresh(name)
+            elapsed = stopwatch()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for video in videos:
+                    t_, o, h, w = video.masks.shape
+                    options = {k: v for k, v in kwargs.items() if k != _SHARD_PER_FRAME}
+                    if kwargs.get(_SHARD_PER_FRAME):
+                        options["shards"] = (1, o, h, w)
+                    array = zarr.create_array(
+                        store=str(out / video.video_id), shape=(t_, o, h, w), chunks=(1, 1, h, w),
+                        dtype="bool", fill_value=False, **options,
+                    )  # fmt: skip
+                    for t in range(t_):
+                        array[t] = video.masks[t]
+            seconds = elapsed()
+            sizes[f"zarr/{name}"] = _size(out)
+            _check_roundtrip(out, videos)
+            shutil.rmtree(out)
+            return seconds
+
+        return run
+
+    variants: dict[str, Callable[[], float]] = {"png": png, "store": store}
+    for name, kwargs in codec_variants().items():
+        variants[f"zarr/{name}"] = zarr_variant(name, kwargs)
+    return variants, sizes
+
+
+def _check_roundtrip(out: Path, videos: list[MaskVideo]) -> None:
+    import zarr
+
+    for video in videos:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            back = zarr.open_array(str(out / video.video_id), mode="r")[:]
+        if not np.array_equal(back, video.masks):
+            raise RuntimeError(f"{out}: the masks read back differ from those written ({video.video_id})")
+
+
+def _store_codecs_match_default(workdir: Path) -> bool:
+    """True if the store's masks array uses zarr's default bool codecs (what ``zstd-0 (store)`` is)."""
+    import zarr
+
+    from usam_video.store import PseudoLabelStore
+    from usam_video.types import VideoRef
+
+    pseudo = PseudoLabelStore.open(workdir / "codec-check")
+    pseudo.begin_video(VideoRef("bench", "v", 1, 8, 8), (1,), ("s",), (), {}, "x")
+    stored = zarr.open_array(str(workdir / "codec-check" / "videos" / "v" / "masks"), mode="r")
+    default = zarr.create_array(store=str(workdir / "codec-default"), shape=(1, 1, 8, 8), chunks=(1, 1, 8, 8),
+                                dtype="bool", fill_value=False)  # fmt: skip
+    return repr(getattr(stored.metadata, "codecs", None)) == repr(getattr(default.metadata, "codecs", 0))
+
+
+def measure(videos: list[MaskVideo], repeats: int, workdir: Path) -> dict[str, Any]:
+    """Alternate every writer ``repeats`` times over ``videos``; sizes, speeds and ratios to PNG."""
+    variants, sizes = _writers(videos, workdir)
+    times = alternate(variants, repeats=repeats)
+    frames = sum(v.masks.shape[0] for v in videos)
+    png_bytes = sizes["png"].chunk_bytes
+    png_speed = frames / median(times["png"])
+    rows = {}
+    for name, seconds in times.items():
+        size = sizes[name]
+        speed = frames / median(seconds)
+        rows[name] = {
+            "bytes": size.chunk_bytes,
+            "bytes_per_frame": size.chunk_bytes / frames,
+            "meta_bytes": size.meta_bytes,
+            "allocated_bytes": size.allocated,
+            "bytes_ratio_to_png": size.chunk_bytes / png_bytes,
+            "frames_per_s": speed,
+            "speed_ratio_to_png": speed / png_speed,
+            "seconds": seconds,
+        }
+        rows[name]["meets_bytes_goal"] = rows[name]["bytes_ratio_to_png"] <= GOAL_BYTES_RATIO
+        rows[name]["meets_speed_goal"] = rows[name]["speed_ratio_to_png"] >= GOAL_SPEED_RATIO
+    return {
+        "videos": [f"{v.video_id} ({v.masks.shape[0]} fr, {len(v.object_ids)} obj)" for v in videos],
+        "frames": frames,
+        "frame_size": list(videos[0].masks.shape[2:]),
+        "variants": rows,
+    }
+
+
+def _recommend(sets: dict[str, dict[str, Any]]) -> str | None:
+    """The smallest zarr codec meeting both goals on every mask set, if any."""
+    names = [n for n in next(iter(sets.values()))["variants"] if n.startswith("zarr/")]
+
+    def meets(name: str, mask_set: dict[str, Any]) -> bool:
+        row = mask_set["variants"][name]
+        return bool(row["meets_bytes_goal"] and row["meets_speed_goal"])
+
+    good = [n for n in names if all(meets(n, s) for s in sets.values())]
+    if not good:
+        return None
+    return min(good, key=lambda n: sum(s["variants"][n]["bytes_ratio_to_png"] for s in sets.values()))
+
+
+def _report(figures: dict[str, Any]) -> str:
+    lines = [
+        f"storage: {figures['repeats']} alternating round(s), medians; bytes = chunk files "
+        "(zarr.json metadata apart); goals: bytes <= 0.5 x PNG, speed >= PNG"
+    ]
+    for label, mask_set in figures["sets"].items():
+        lines.append(f"\n{label}: {mask_set['frames']} frames of {mask_set['frame_size'][1]}x"
+                     f"{mask_set['frame_size'][0]}: {', '.join(mask_set['videos'])}")  # fmt: skip
+        rows = []
+        for name, r in mask_set["variants"].items():
+            goals = "-" if name == "png" else (
+                ("bytes ok" if r["meets_bytes_goal"] else "BYTES") + " / "
+                + ("speed ok" if r["meets_speed_goal"] else "SPEED")
+            )  # fmt: skip
+            rows.append([
+                name, format_bytes(r["bytes_per_frame"]), f"{r['bytes_ratio_to_png']:.3f}",
+                format_bytes(r["allocated_bytes"] / mask_set["frames"]), format_bytes(r["meta_bytes"]),
+                f"{r['frames_per_s']:.0f}", f"{r['speed_ratio_to_png']:.2f}", goals,
+            ])  # fmt: skip
+        headers = ["variant", "bytes/frame", "x PNG", "on disk/frame", "metadata", "frames/s", "x PNG",
+                   "goals"]  # fmt: skip
+        lines.append(format_table(headers, rows))
+    store_default = figures["store_codec_is_zarr_default"]
+    lines.append(f"\nthe store's masks codec is zarr's bool default (zstd level 0): {store_default}")
+    lines.append(f"store codec meets both goals on every set: {figures['store_codec_meets_goals']}")
+    lines.append(f"smallest zarr codec meeting both goals on every set: {figures['recommended'] or 'none'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the storage benchmark and return its figures (see the module docstring)."""
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=None, help="alternating rounds (default 3, small 1)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.small else 3)
+    davis_root = shared_data_root() / "davis"
+    sets: dict[str, list[MaskVideo]] = {}
+    if (davis_root / "Annotations" / "480p").is_dir():
+        davis = load_davis(davis_root, limit_frames=1 if args.small else None)
+        sets["DAVIS 480p annotations"] = davis[:2] if args.small else davis
+    if args.small:
+        sets["generated 128x96"] = generated(1, 3, 96, 128)
+    else:
+        sets["generated 854x480"] = generated(3, 30, 480, 854)
+    with tempfile.TemporaryDirectory(prefix="usam-bench-storage-") as tmp:
+        workdir = Path(tmp)
+        results = {label: measure(videos, repeats, workdir) for label, videos in sets.items()}
+        default_ok = _store_codecs_match_default(workdir)
+    store_key = "zarr/zstd-0 (store)"
+    figures: dict[str, Any] = {
+        "benchmark": "storage",
+        "machine": machine_info(),
+        "repeats": repeats,
+        "goal_bytes_ratio": GOAL_BYTES_RATIO,
+        "goal_speed_ratio": GOAL_SPEED_RATIO,
+        "sets": results,
+        "store_codec_is_zarr_default": default_ok,
+        "store_codec_meets_goals": all(
+            s["variants"][store_key]["meets_bytes_goal"] and s["variants"][store_key]["meets_speed_goal"]
+            for s in results.values()
+        ),
+        "recommended": _recommend(results),
+    }
+    print(_report(figures))
+    return finish(figures, args.json)
+
+
+if __name__ == "__main__":
+    main()
