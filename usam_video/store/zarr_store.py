@@ -36,6 +36,7 @@ import re
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,7 +248,11 @@ class PseudoLabelStore:
         """Ids of every video with a group (complete or not), sorted."""
         if "videos" not in self._root:
             return []
-        return sorted(self._root["videos"].group_keys())
+        with warnings.catch_warnings():
+            # A concurrent writer's group that has its folder but not yet its zarr.json is
+            # skipped by zarr with a warning; it is simply not a video yet.
+            warnings.filterwarnings("ignore", message="Object at .* is not recognized", category=UserWarning)
+            return sorted(self._root["videos"].group_keys())
 
     def _group(self, video_id: str) -> zarr.Group:
         try:
