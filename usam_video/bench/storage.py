@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,39 +96,11 @@ def generated(num_videos: int, num_frames: int, height: int, width: int) -> list
     return videos
 
 
-_SHARD_PER_FRAME = "shard_per_frame"
-
-
 def codec_variants() -> dict[str, dict[str, Any]]:
-    """Keyword arguments of ``zarr.create_array`` for each codec tried (``{}`` = zarr's default,
-    which is what the store uses). ``shard_per_frame: True`` asks for ``shards=(1, O, H, W)``."""
-    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
-    from zarr.codecs.numcodecs import PackBits
+    """The zarr codec variants compared (see :func:`usam_video.store.mask_codecs.codec_variants`)."""
+    from usam_video.store.mask_codecs import codec_variants as variants
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "numcodecs codecs are not in the Zarr v3 specification"
-        packbits = PackBits()
-    return {
-        "zstd-0 (store)": {},
-        "zstd-3": {"compressors": [ZstdCodec(level=3)]},
-        "zstd-9": {"compressors": [ZstdCodec(level=9)]},
-        "zstd-19": {"compressors": [ZstdCodec(level=19)]},
-        "gzip-6": {"compressors": [GzipCodec(level=6)]},
-        "blosc-zstd-5 bitshuffle": {
-            "compressors": [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle", typesize=1)]
-        },
-        "packbits + zstd-0": {"filters": [packbits], "compressors": [ZstdCodec(level=0)]},
-        "packbits + zstd-3": {"filters": [packbits], "compressors": [ZstdCodec(level=3)]},
-        "packbits + zstd-9": {"filters": [packbits], "compressors": [ZstdCodec(level=9)]},
-        # One shard (file) per frame holding one inner chunk per object: per-object reads stay
-        # partial, but a frame of O objects is one file, not O (small files waste disk blocks).
-        "shard/frame, zstd-0": {_SHARD_PER_FRAME: True},
-        "shard/frame, packbits + zstd-0": {
-            _SHARD_PER_FRAME: True,
-            "filters": [packbits],
-            "compressors": [ZstdCodec(level=0)],
-        },
-    }
+    return variants()
 
 
 @dataclass(frozen=True)
@@ -166,10 +137,9 @@ def _writers(
 ) -> tuple[dict[str, Callable[[], float]], dict[str, _Size]]:
     """One callable per variant: writes every video into a fresh folder, returns seconds, and
     records the size of what it wrote (the last run's) in the returned dict."""
-    import zarr
-
     from usam_video.datasets.palette import write_palette_png
     from usam_video.store import PseudoLabelStore
+    from usam_video.store.mask_codecs import write_masks
     from usam_video.types import VideoRef
 
     sizes: dict[str, _Size] = {}
@@ -214,19 +184,8 @@ def _writers(
         def run() -> float:
             out = fresh(name)
             elapsed = stopwatch()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                for video in videos:
-                    t_, o, h, w = video.masks.shape
-                    options = {k: v for k, v in kwargs.items() if k != _SHARD_PER_FRAME}
-                    if kwargs.get(_SHARD_PER_FRAME):
-                        options["shards"] = (1, o, h, w)
-                    array = zarr.create_array(
-                        store=str(out / video.video_id), shape=(t_, o, h, w), chunks=(1, 1, h, w),
-                        dtype="bool", fill_value=False, **options,
-                    )  # fmt: skip
-                    for t in range(t_):
-                        array[t] = video.masks[t]
+            for video in videos:
+                write_masks(out / video.video_id, video.masks, kwargs)
             seconds = elapsed()
             sizes[f"zarr/{name}"] = _size(out)
             _check_roundtrip(out, videos)
@@ -242,29 +201,18 @@ def _writers(
 
 
 def _check_roundtrip(out: Path, videos: list[MaskVideo]) -> None:
-    import zarr
+    from usam_video.store.mask_codecs import read_masks
 
     for video in videos:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            back = zarr.open_array(str(out / video.video_id), mode="r")[:]
-        if not np.array_equal(back, video.masks):
+        if not np.array_equal(read_masks(out / video.video_id), video.masks):
             raise RuntimeError(f"{out}: the masks read back differ from those written ({video.video_id})")
 
 
 def _store_codecs_match_default(workdir: Path) -> bool:
     """True if the store's masks array uses zarr's default bool codecs (what ``zstd-0 (store)`` is)."""
-    import zarr
+    from usam_video.store.mask_codecs import store_uses_default_codecs
 
-    from usam_video.store import PseudoLabelStore
-    from usam_video.types import VideoRef
-
-    pseudo = PseudoLabelStore.open(workdir / "codec-check")
-    pseudo.begin_video(VideoRef("bench", "v", 1, 8, 8), (1,), ("s",), (), {}, "x")
-    stored = zarr.open_array(str(workdir / "codec-check" / "videos" / "v" / "masks"), mode="r")
-    default = zarr.create_array(store=str(workdir / "codec-default"), shape=(1, 1, 8, 8), chunks=(1, 1, 8, 8),
-                                dtype="bool", fill_value=False)  # fmt: skip
-    return repr(getattr(stored.metadata, "codecs", None)) == repr(getattr(default.metadata, "codecs", 0))
+    return store_uses_default_codecs(workdir)
 
 
 def measure(videos: list[MaskVideo], repeats: int, workdir: Path) -> dict[str, Any]:

@@ -8,6 +8,7 @@ every bad entry; the store is then unchanged.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -15,7 +16,19 @@ from rich.table import Table
 from usam_video.cli.main import _fail, _print_results, app, console, err_console
 from usam_video.errors import UsamVideoError
 
-__all__ = ["export", "import_"]
+__all__ = ["export", "import_", "print_export_result"]
+
+
+def print_export_result(store: Path, result: Any) -> None:
+    """The frames exported per video, and the videos left out with why."""
+    table = Table(title=f"export of {store} ({result.format})")
+    table.add_column("video")
+    table.add_column("frames", justify="right")
+    for video_id, n in result.frames.items():
+        table.add_row(video_id, str(n))
+    console.print(table)
+    for video_id, why in result.skipped_videos.items():
+        err_console.print(f"[bold yellow]not exported:[/] {video_id}: {why}")
 
 
 @app.command()
@@ -36,14 +49,7 @@ def export(
         result = export_queue(store, fmt, out, video_id=video, include_refine=all_queued)
     except UsamVideoError as exc:
         _fail(exc)
-    table = Table(title=f"export of {store} ({result.format})")
-    table.add_column("video")
-    table.add_column("frames", justify="right")
-    for video_id, n in result.frames.items():
-        table.add_row(video_id, str(n))
-    console.print(table)
-    for video_id, why in result.skipped_videos.items():
-        err_console.print(f"[bold yellow]not exported:[/] {video_id}: {why}")
+    print_export_result(store, result)
     if not result.total_frames:
         console.print("nothing queued for review: the export holds no frames.")
     console.print(f"{result.frame_objects} frame-objects; manifest: {result.manifest}")

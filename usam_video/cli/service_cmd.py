@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import typer
 from rich.table import Table
 
-from usam_video.cli.main import _fail, app, console, err_console
+from usam_video.cli.main import _fail, app, console
 from usam_video.errors import UsamVideoError
 
 __all__ = ["server", "deploy", "evaluate_run", "export_run"]
@@ -202,12 +202,7 @@ def export_run(
         result = flow(str(store), fmt, str(out.resolve()), video, all_queued)
     except UsamVideoError as exc:
         _fail(exc)
-    table = Table(title=f"export of {store} ({result.format})")
-    table.add_column("video")
-    table.add_column("frames", justify="right")
-    for video_id, n in result.frames.items():
-        table.add_row(video_id, str(n))
-    console.print(table)
-    for video_id, why in result.skipped_videos.items():
-        err_console.print(f"[bold yellow]not exported:[/] {video_id}: {why}")
+    from usam_video.cli.review_cmd import print_export_result
+
+    print_export_result(store, result)
     console.print(f"{result.frame_objects} frame-objects; manifest: {result.manifest}")

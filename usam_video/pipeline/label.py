@@ -145,7 +145,6 @@ def untrained_warnings(context: LabelContext) -> list[str]:
 
 def _provenance(context: LabelContext) -> dict[str, Any]:
     model, heads = context.model, context.heads
-    import sam2  # noqa: F401  (only for its version; the engine already imported it)
     import torch
 
     return {

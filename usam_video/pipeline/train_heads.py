@@ -247,8 +247,9 @@ _CONTAINER_LOCK = threading.Lock()
 def record_video(config: TrainHeadsConfig, video_id: str) -> int:
     """Record one video into the container (skipped if already there); returns its row count."""
     with _CONTAINER_LOCK:
-        if video_id in open_container(config).videos:
-            return int(sum(v == video_id for v in open_container(config).read().video_ids))
+        container = open_container(config)
+        if video_id in container.videos:
+            return container.rows_of(video_id)
     samples = collect_video(config, open_dataset(config.dataset), _models(config), video_id)
     with _CONTAINER_LOCK:
         open_container(config).append(video_id, samples)

@@ -11,6 +11,8 @@ predicted IoU and every ``iou_*`` head on ``(iou_token, mask_token[k])``.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 
@@ -104,6 +106,15 @@ class Scorer:
         )
 
 
+_SCORERS: weakref.WeakKeyDictionary[HeadSet, Scorer] = weakref.WeakKeyDictionary()
+
+
 def score_frame(prediction: FramePrediction, heads: HeadSet | None) -> FrameScores:
-    """Score one frame (builds a :class:`Scorer`; reuse a Scorer for many frames)."""
-    return Scorer(heads)(prediction)
+    """Score one frame on the CPU. Stacking the heads' weights costs more than a frame's
+    scoring, so one :class:`Scorer` per head set is kept (for as long as the head set lives)."""
+    if heads is None:
+        return Scorer(None)(prediction)
+    scorer = _SCORERS.get(heads)
+    if scorer is None:
+        scorer = _SCORERS[heads] = Scorer(heads)
+    return scorer(prediction)

@@ -122,6 +122,14 @@ class TrainingContainer:
         """Videos whose rows are committed."""
         return list(self._root.attrs["videos"])
 
+    def rows_of(self, video_id: str) -> int:
+        """Committed rows of one video (reads the row-to-video index only, not the tokens)."""
+        attrs = dict(self._root.attrs)
+        if video_id not in attrs["videos"]:
+            return 0
+        index = attrs["videos"].index(video_id)
+        return int((self._root["video"][: int(attrs["rows"])] == index).sum())
+
     def append(self, video_id: str, samples: TrainingSamples) -> None:
         """Append one video's rows (all from ``video_id``) and commit them."""
         attrs = dict(self._root.attrs)

@@ -37,6 +37,7 @@ import socket
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -476,14 +477,16 @@ class PseudoLabelStore:
     def validate_updates(self, updates: Sequence[MaskUpdate]) -> list[str]:
         """Every problem of a batch of mask updates, one message each (empty when all is well)."""
         problems = []
+        videos = self.videos()
+        summaries: dict[str, VideoSummary] = {}  # read once per video, not once per update
         for i, u in enumerate(updates):
             where = f"update {i} (video {u.video_id!r} frame {u.frame_index} object {u.object_id})"
-            if u.video_id not in self.videos():
-                problems.append(
-                    f"{where}: expected a video of the store {self.videos()}, got {u.video_id!r}."
-                )
+            if u.video_id not in videos:
+                problems.append(f"{where}: expected a video of the store {videos}, got {u.video_id!r}.")
                 continue
-            summary = self.summary(u.video_id)
+            if u.video_id not in summaries:
+                summaries[u.video_id] = self.summary(u.video_id)
+            summary = summaries[u.video_id]
             if not summary.complete:
                 problems.append(
                     f"{where}: expected a complete video, the video was interrupted; rerun it first."
@@ -499,8 +502,8 @@ class PseudoLabelStore:
                 )
             if u.scores is not None and u.scores.shape != (len(summary.score_names),):
                 problems.append(f"{where}: expected {len(summary.score_names)} scores, got {u.scores.shape}.")
-        keys = [(u.video_id, u.frame_index, u.object_id) for u in updates]
-        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        keys = Counter((u.video_id, u.frame_index, u.object_id) for u in updates)
+        duplicates = sorted(k for k, n in keys.items() if n > 1)
         if duplicates:
             problems.append(f"expected one update per frame-object, got several for {duplicates}.")
         return problems

@@ -11,11 +11,11 @@ server on a temporary database) starts once, before timing; its start-up is repo
 A warm-up run of each variant on two videos comes first (model build, first flow run; not in
 ``--small``).
 
-This module imports prefect (through ``flows``), unlike the rest of ``usam_video``: measuring
-the flow is its purpose, and nothing in the library imports it.
+It lives in ``flows/`` because measuring the flow means importing prefect, which the library
+never does.
 
-    python -m usam_video.bench.prefect_overhead           # 10 and 100 videos of 8 frames, 2 rounds
-    python -m usam_video.bench.prefect_overhead --small   # 1 and 2 videos of 2 frames, 1 round
+    python -m flows.bench_prefect_overhead           # 10 and 100 videos of 8 frames, 2 rounds
+    python -m flows.bench_prefect_overhead --small   # 1 and 2 videos of 2 frames, 1 round
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from usam_video.bench import prefect_overhead
+from flows import bench_prefect_overhead as prefect_overhead
 
 
 @pytest.mark.slow
