@@ -35,7 +35,10 @@ __all__ = [
     "load_run_config",
     "TrainModelSpec",
     "TrainHeadsConfig",
+    "TrainingRecipe",
+    "TrainModelConfig",
     "load_train_heads_config",
+    "load_train_model_config",
     "config_fingerprint",
 ]
 
@@ -240,6 +243,54 @@ class RunConfig(_Strict):
         return self.store.removeprefix("file://")
 
 
+class TrainingRecipe(_Strict):
+    """How to train one SAM 2 model on generated clips (see ``usam_video/engine/training.py``).
+
+    The defaults are the recipe of the committed "micro" and "tiny" models (their model card).
+    """
+
+    steps: int = Field(default=6000, ge=1)
+    clip_frames: int = Field(default=8, ge=2, le=64)
+    height: int = Field(default=96, ge=32)
+    width: int = Field(default=128, ge=32)
+    max_objects: int = Field(default=3, ge=1, le=8)
+    image_fraction: float = Field(default=0.15, ge=0, le=1, description="first steps on single frames")
+    lr: float = Field(default=8e-4, gt=0)
+    min_lr: float = Field(default=2e-5, ge=0)
+    warmup_steps: int = Field(default=150, ge=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    grad_clip: float = Field(default=1.0, gt=0)
+    focal_weight: float = Field(default=20.0, ge=0)
+    dice_weight: float = Field(default=1.0, ge=0)
+    iou_weight: float = Field(default=1.0, ge=0)
+    object_weight: float = Field(default=1.0, ge=0)
+    mask_prompt_prob: float = Field(default=0.5, ge=0, le=1)
+    box_prompt_prob: float = Field(default=0.25, ge=0, le=1)
+    correction_prob: float = Field(default=0.4, ge=0, le=1)
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _prompt_probabilities(self) -> TrainingRecipe:
+        if self.mask_prompt_prob + self.box_prompt_prob > 1.0:
+            raise ValueError(
+                "mask_prompt_prob + box_prompt_prob: expected <= 1 (the rest are clicks), got "
+                f"{self.mask_prompt_prob + self.box_prompt_prob}"
+            )
+        return self
+
+
+class TrainModelConfig(_Strict):
+    """Training one of the project's own SAM 2 models on generated videos (``train-model``)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$", description="e.g. 'micro'")
+    sam2_config: str = Field(description="the architecture, a sam2-format YAML (configs/models/sam2_*.yaml)")
+    init_seed: int = Field(default=0, ge=0, description="seed of the random initial weights")
+    recipe: TrainingRecipe = Field(default_factory=TrainingRecipe)
+    state: Path = Field(description="resumable training checkpoint (weights, optimizer, step)")
+    weights: Path = Field(description="the exported weights, {'model': float16 state dict}")
+    threads: int | None = Field(default=None, ge=1, description="torch CPU threads; default torch's")
+
+
 class TrainModelSpec(_Strict):
     """A model whose masks give targets: ``iou_<label>`` is the true IoU of its masks."""
 
@@ -403,6 +454,18 @@ def load_run_config(path: Path) -> RunConfig:
     if isinstance(store, str):
         data = _resolve_paths(data, base, ("store",))
     return _validate(RunConfig, data, path)
+
+
+def load_train_model_config(path: Path) -> TrainModelConfig:
+    """Load a ``train-model`` YAML; ``sam2_config``, ``state`` and ``weights`` are relative to it."""
+    path = Path(path)
+    data = _read_yaml(path)
+    data = _resolve_paths(data, path.parent, ("state", "weights"))
+    if isinstance(data.get("sam2_config"), str) and not Path(data["sam2_config"]).is_absolute():
+        candidate = (path.parent / data["sam2_config"]).resolve()
+        if candidate.is_file():
+            data["sam2_config"] = str(candidate)
+    return _validate(TrainModelConfig, data, path)
 
 
 def load_train_heads_config(path: Path) -> TrainHeadsConfig:

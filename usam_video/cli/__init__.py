@@ -6,6 +6,7 @@
 
 import usam_video.cli.doctor_cmd  # noqa: F401  (registers `usam-video doctor`)
 import usam_video.cli.evaluate_cmd  # noqa: F401  (registers `usam-video evaluate`)
+import usam_video.cli.model_cmd  # noqa: F401  (registers `generate`, `train-model`, `baseline`)
 import usam_video.cli.refine_cmd  # noqa: F401  (registers `usam-video refine`)
 import usam_video.cli.review_cmd  # noqa: F401  (registers `usam-video export` and `import`)
 import usam_video.cli.service_cmd  # noqa: F401  (registers `server`, `deploy`, `evaluate-run`, `export-run`)

@@ -44,8 +44,11 @@ __all__ = [
     "MAX_OBJECTS",
     "MIN_SIDE",
     "MIN_VISIBLE_PIXELS",
+    "STYLES",
     "SyntheticVideo",
     "SyntheticVideoSpec",
+    "GENERATED_STREAMS",
+    "generated_specs",
     "make_demo_dataset",
     "render_video",
     "write_davis_dataset",
@@ -64,6 +67,8 @@ MAX_FRAMES = 99_999
 MIN_VISIBLE_PIXELS = 20
 #: JPEG quality of the written frames (high, so decoded frames stay close to the rendered ones).
 JPEG_QUALITY = 95
+#: Rendering styles of :class:`SyntheticVideoSpec`.
+STYLES = ("simple", "rich")
 
 # Side of the smallest frame-0 layout cell. A shape of circumradius >= 0.25 * cell fits inside its
 # cell and covers > MIN_VISIBLE_PIXELS pixels (a triangle of circumradius 5 covers ~32 px).
@@ -74,7 +79,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 # Files this module writes into a sequence folder; only these are cleared on rewrite.
 _FRAME_FILE_RE = re.compile(r"\d{5}\.(?:jpg|png)\Z")
 
-_ELLIPSE, _RECTANGLE, _POLYGON = 0, 1, 2
+_ELLIPSE, _RECTANGLE, _POLYGON, _BLOB = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,13 @@ class SyntheticVideoSpec:
         num_objects: Number of objects N, 1..254; the frame must leave each object a
             20x20 px cell on frame 0.
         seed: Non-negative seed of the ``numpy.random.Generator``. The content depends on the
-            seed and the sizes only, not on ``name``.
+            seed, the sizes and the style only, not on ``name``.
+        style: ``"simple"``: rigid shapes of flat colour drifting over a still, smooth
+            background, never leaving the frame. ``"rich"`` (what the project's SAM 2 models
+            are trained and validated on): textured objects including deforming blobs,
+            stronger scaling and rotation, a panning camera over a textured background,
+            objects that leave the frame and come back, and unlabelled distractors of
+            similar colour to the objects.
 
     Raises:
         InputError: (a ``ValueError``) a field is out of range; the message names the field
@@ -103,6 +114,7 @@ class SyntheticVideoSpec:
     width: int = 128
     num_objects: int = 2
     seed: int = 0
+    style: str = "simple"
 
     def __post_init__(self) -> None:
         # Validate at construction so a bad spec fails where it is written, not deep inside
@@ -113,6 +125,8 @@ class SyntheticVideoSpec:
         _check_int("SyntheticVideoSpec.width", self.width, MIN_SIDE, None)
         _check_int("SyntheticVideoSpec.num_objects", self.num_objects, 1, MAX_OBJECTS)
         _check_int("SyntheticVideoSpec.seed", self.seed, 0, None)
+        if self.style not in STYLES:
+            raise InputError(f"SyntheticVideoSpec.style: expected one of {list(STYLES)}, got {self.style!r}.")
         rows, cols = _layout_grid(self.num_objects, self.height, self.width)
         cell = min(self.height / rows, self.width / cols)
         if cell < _MIN_CELL:
@@ -152,6 +166,10 @@ class _Shape:
     cx: np.ndarray  # float64 (T,) centre column per frame
     angle: np.ndarray  # float64 (T,) rotation in radians per frame
     scale: np.ndarray  # float64 (T,) size factor per frame, 1 on frame 0
+    # Rich style only (defaults keep the simple style's rendering):
+    stretch: np.ndarray | None = None  # float64 (T,) anisotropic squash/stretch of u vs v, 1 = none
+    blob: np.ndarray | None = None  # blob radial profile: (K, 3) rows (amplitude, frequency, phase speed)
+    texture: np.ndarray | None = None  # (kind, frequency, angle, strength, phase)
 
 
 def render_video(spec: SyntheticVideoSpec, entry_frames: Mapping[int, int] | None = None) -> SyntheticVideo:
@@ -183,6 +201,8 @@ def render_video(spec: SyntheticVideoSpec, entry_frames: Mapping[int, int] | Non
     for object_id, frame in entries.items():
         _check_int("render_video: entry_frames object id", object_id, 1, spec.num_objects)
         _check_int(f"render_video: entry_frames[{object_id}]", frame, 0, spec.num_frames - 1)
+    if spec.style == "rich":
+        return _render_rich(spec, entries)
     rng = np.random.default_rng(spec.seed)
     num_frames, height, width = spec.num_frames, spec.height, spec.width
 
@@ -309,6 +329,52 @@ def make_demo_dataset(
         for index in range(num_videos)
     ]
     return write_davis_dataset(root, specs, split=split, annotate_all_frames=True)
+
+
+#: Seed streams of the generated datasets: ``SeedSequence([seed, stream, index])``. Stream 1 is
+#: reserved for training clips (``usam_video.engine.training.sample_clip_spec``), so a validation
+#: or heads video never equals a clip a model was trained on.
+GENERATED_STREAMS: dict[str, int] = {"val": 3, "heads": 4, "test": 5}
+
+
+def generated_specs(
+    purpose: str,
+    count: int,
+    num_frames: int = 24,
+    height: int = 96,
+    width: int = 128,
+    seed: int = 0,
+    max_objects: int = 3,
+) -> list[SyntheticVideoSpec]:
+    """Specs of ``count`` rich-style videos named ``<purpose>-000`` ... for a ``purpose``.
+
+    ``purpose`` is one of :data:`GENERATED_STREAMS` (``val``: validation figures, ``heads``:
+    videos the USAM heads are trained on, ``test``: the fixed videos of the quality tests);
+    each purpose has its own seed stream, disjoint from the training clips'. Video ``i`` has
+    ``1 + i % max_objects`` objects.
+
+    Raises:
+        InputError: an unknown purpose, or a count or size out of range.
+    """
+    if purpose not in GENERATED_STREAMS:
+        raise InputError(
+            f"generated_specs: expected a purpose in {list(GENERATED_STREAMS)}, got {purpose!r}."
+        )
+    _check_int("generated_specs: count", count, 1, 100_000)
+    _check_int("generated_specs: max_objects", max_objects, 1, MAX_OBJECTS)
+    stream = GENERATED_STREAMS[purpose]
+    return [
+        SyntheticVideoSpec(
+            name=f"{purpose}-{index:03d}",
+            num_frames=num_frames,
+            height=height,
+            width=width,
+            num_objects=1 + index % max_objects,
+            seed=int(np.random.SeedSequence([seed, stream, index]).generate_state(1)[0]),
+            style="rich",
+        )
+        for index in range(count)
+    ]
 
 
 def _check_videos(where: str, videos: Sequence[SyntheticVideo]) -> list[SyntheticVideo]:
@@ -616,15 +682,24 @@ def _bounce(position: np.ndarray, length: int) -> np.ndarray:
     return np.where(folded > length, period - folded, folded)
 
 
-def _draw(canvas: np.ndarray, label: np.ndarray, shape: _Shape, t: int, object_id: int) -> None:
+def _draw(
+    canvas: np.ndarray,
+    label: np.ndarray,
+    shape: _Shape,
+    t: int,
+    object_id: int,
+    shift: tuple[float, float] = (0.0, 0.0),
+) -> None:
     """Paint ``shape`` at frame ``t`` into ``canvas`` (float32 HxWx3) and ``label`` (uint8 HxW).
 
-    Only the shape's bounding box is evaluated, so cost scales with object size, not with
-    the frame size times the number of objects.
+    ``shift`` ``(dy, dx)`` is subtracted from the shape's centre (the camera's displacement
+    since frame 0 in the rich style). Only the shape's bounding box is evaluated, so cost
+    scales with object size, not with the frame size times the number of objects.
     """
     height, width = label.shape
-    cy, cx, scale = shape.cy[t], shape.cx[t], shape.scale[t]
-    extent = shape.radius * scale + 1.0
+    cy, cx, scale = shape.cy[t] - shift[0], shape.cx[t] - shift[1], shape.scale[t]
+    stretch = 1.0 if shape.stretch is None else float(shape.stretch[t])
+    extent = shape.radius * scale * max(stretch, 1.0 / stretch) + 1.0
     r0, r1 = max(math.floor(cy - extent), 0), min(math.ceil(cy + extent), height)
     c0, c1 = max(math.floor(cx - extent), 0), min(math.ceil(cx + extent), width)
     if r0 >= r1 or c0 >= c1:
@@ -635,8 +710,20 @@ def _draw(canvas: np.ndarray, label: np.ndarray, shape: _Shape, t: int, object_i
     # Pixel centres in the shape's own (unrotated, unscaled) frame.
     u = (cos_a * dx + sin_a * dy) / scale
     v = (-sin_a * dx + cos_a * dy) / scale
+    if stretch != 1.0:
+        # Area-preserving squash and stretch along the shape's own axes (a deformation).
+        u, v = u / stretch, v * stretch
 
-    if shape.kind == _ELLIPSE:
+    if shape.kind == _BLOB:
+        # Star-shaped blob whose radial profile moves over time: a non-rigid deformation.
+        assert shape.blob is not None
+        a = shape.params[0]
+        theta = np.arctan2(v, u)
+        profile = np.ones_like(theta)
+        for amplitude, frequency, speed in shape.blob:
+            profile += amplitude * np.sin(frequency * theta + speed * t)
+        inside = u * u + v * v <= (a * profile) ** 2
+    elif shape.kind == _ELLIPSE:
         a, b = shape.params
         inside = (u / a) ** 2 + (v / b) ** 2 <= 1.0
     elif shape.kind == _RECTANGLE:
@@ -650,9 +737,168 @@ def _draw(canvas: np.ndarray, label: np.ndarray, shape: _Shape, t: int, object_i
             inside &= (x1 - x0) * (v - y0) - (y1 - y0) * (u - x0) >= 0.0
 
     # Mild linear shading across the object so it is not a flat colour patch.
-    shade = (1.0 + 0.12 * u / shape.radius)[inside].astype(np.float32)
+    shade = 1.0 + 0.12 * u / shape.radius
+    if shape.texture is not None:
+        # A pattern fixed to the object (it moves, turns and scales with it).
+        kind, frequency, direction, strength, phase = shape.texture
+        along = u * math.cos(direction) + v * math.sin(direction)
+        if kind == 0:  # stripes
+            pattern = np.sin(frequency * along + phase)
+        elif kind == 1:  # checks
+            across = -u * math.sin(direction) + v * math.cos(direction)
+            pattern = np.sign(np.sin(frequency * along + phase) * np.sin(frequency * across))
+        else:  # rings
+            pattern = np.sin(frequency * np.sqrt(u * u + v * v) + phase)
+        shade = shade * (1.0 + strength * pattern)
+    shade = shade[inside].astype(np.float32)
     canvas[r0:r1, c0:c1][inside] = shape.color[None, :] * shade[:, None]
     label[r0:r1, c0:c1][inside] = object_id
+
+
+# --------------------------------------------------------------------------- rich style
+
+
+def _render_rich(spec: SyntheticVideoSpec, entries: Mapping[int, int]) -> SyntheticVideo:
+    """Render the ``"rich"`` style (see :class:`SyntheticVideoSpec`)."""
+    rng = np.random.default_rng(spec.seed)
+    num_frames, height, width = spec.num_frames, spec.height, spec.width
+    short_side = min(height, width)
+    t = np.arange(num_frames, dtype=np.float64)
+
+    # Camera: the frame is a window moving over a larger background; its displacement since
+    # frame 0 also shifts every object, as a panning camera sees the whole scene move.
+    margin = max(4, int(0.2 * short_side))
+    pan_speed = rng.uniform(0.0, 1.0) * short_side / 96.0
+    pan_heading = rng.uniform(0.0, 2.0 * math.pi)
+    start = rng.uniform(0.0, 2.0 * margin, size=2)
+    pan_y = _bounce(start[0] + pan_speed * t * math.sin(pan_heading), 2 * margin)
+    pan_x = _bounce(start[1] + pan_speed * t * math.cos(pan_heading), 2 * margin)
+    background = _rich_background(rng, height + 2 * margin, width + 2 * margin)
+
+    shapes = _sample_shapes(rng, spec)
+    hues = [colorsys.rgb_to_hsv(*(shape.color / 255.0))[0] for shape in shapes]
+    shapes = [_enrich(rng, shape, spec, exits=bool(rng.uniform() < 0.35)) for shape in shapes]
+    # Unlabelled distractors of nearly the same hue as an object, drawn behind the objects.
+    distractors = []
+    for _ in range(int(rng.integers(0, 3))):
+        base = _random_free_shape(rng, spec, hue=hues[int(rng.integers(len(hues)))])
+        distractors.append(_enrich(rng, base, spec, exits=True))
+    noise = rng.standard_normal((num_frames, height, width, 3), dtype=np.float32) * 2.0
+
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    labels = np.zeros((num_frames, height, width), dtype=np.uint8)
+    scratch = np.zeros((height, width), dtype=np.uint8)
+    for index in range(num_frames):
+        oy, ox = int(round(pan_y[index])), int(round(pan_x[index]))
+        canvas = background[oy : oy + height, ox : ox + width].copy()
+        shift = (oy - int(round(pan_y[0])), ox - int(round(pan_x[0])))
+        for shape in distractors:
+            _draw(canvas, scratch, shape, index, 1, shift)
+        for object_id, shape in enumerate(shapes, start=1):
+            if index >= entries.get(object_id, 0):
+                _draw(canvas, labels[index], shape, index, object_id, shift)
+        canvas += noise[index]
+        np.clip(np.rint(canvas), 0, 255, out=canvas)
+        frames[index] = canvas.astype(np.uint8)
+    return SyntheticVideo(name=spec.name, frames=frames, labels=labels)
+
+
+def _rich_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A float32 ``(H, W, 3)`` background: gradient, soft colour blobs, a grating, fine grain."""
+    base = _background(rng, height, width)
+    ys = (np.arange(height, dtype=np.float32) + 0.5)[:, None]
+    xs = (np.arange(width, dtype=np.float32) + 0.5)[None, :]
+    for _ in range(int(rng.integers(3, 7))):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        sigma = rng.uniform(0.08, 0.3) * min(height, width)
+        weight = np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2.0 * sigma * sigma))
+        # Muted colours (saturation <= 0.45) so the objects stay the most saturated things.
+        rgb = colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0.1, 0.45), rng.uniform(0.3, 0.8))
+        tint = np.array(rgb, dtype=np.float32) * 255.0 - base.mean(axis=(0, 1))
+        base += weight[..., None] * tint[None, None, :] * rng.uniform(0.3, 0.7)
+    direction = rng.uniform(0.0, math.pi)
+    period = rng.uniform(6.0, 24.0)
+    grating = np.sin(2.0 * math.pi * (xs * math.cos(direction) + ys * math.sin(direction)) / period)
+    base += (grating * rng.uniform(3.0, 12.0))[..., None]
+    return base.astype(np.float32)
+
+
+def _texture(rng: np.random.Generator, radius: float) -> np.ndarray:
+    kind = int(rng.integers(3))
+    frequency = 2.0 * math.pi / max(2.5, radius * rng.uniform(0.25, 0.8))
+    return np.array(
+        [kind, frequency, rng.uniform(0.0, math.pi), rng.uniform(0.05, 0.25), rng.uniform(0, 6.3)]
+    )
+
+
+def _enrich(rng: np.random.Generator, shape: _Shape, spec: SyntheticVideoSpec, exits: bool) -> _Shape:
+    """Give a simple-style shape the rich style's motion, deformation and texture.
+
+    The frame-0 pose is unchanged (scale and stretch are 1 there), so the layout guarantee of
+    :func:`_sample_shapes` (every object visible on frame 0) still holds.
+    """
+    num_frames, height, width = spec.num_frames, spec.height, spec.width
+    t = np.arange(num_frames, dtype=np.float64)
+    short_side = min(height, width)
+    kind, params = shape.kind, shape.params
+    blob = None
+    if rng.uniform() < 0.35:
+        # Blob: circumradius stays <= the original radius (it stays inside its frame-0 cell).
+        count = int(rng.integers(2, 4))
+        amplitudes = rng.uniform(0.05, 0.3 / count, size=count)
+        blob = np.stack(
+            [
+                amplitudes,
+                rng.integers(2, 6, size=count).astype(np.float64),
+                rng.uniform(-0.3, 0.3, size=count),
+            ],
+            axis=1,
+        )
+        kind, params = _BLOB, np.array([shape.radius / (1.0 + amplitudes.sum())])
+    heading = rng.uniform(0.0, 2.0 * math.pi)
+    speed = rng.uniform(0.4, 2.0) * short_side / 64.0
+    wobble = rng.uniform(0.0, 0.06) * short_side * np.sin(rng.uniform(0.2, 0.6) * t)
+    cy = shape.cy[0] + speed * t * math.sin(heading) + wobble * math.cos(heading)
+    cx = shape.cx[0] + speed * t * math.cos(heading) - wobble * math.sin(heading)
+    # Objects that exit bounce off a border far enough outside the frame to vanish entirely.
+    out = 2.5 * shape.radius if exits else 0.0
+    cy = _bounce(cy + out, int(height + 2 * out)) - out
+    cx = _bounce(cx + out, int(width + 2 * out)) - out
+    angle = shape.angle[0] + rng.uniform(-0.12, 0.12) * t
+    scale = 1.0 + rng.uniform(0.1, 0.35) * np.sin(rng.uniform(0.05, 0.25) * t) * rng.choice([-1.0, 1.0])
+    stretch = 1.0 + rng.uniform(0.0, 0.25) * np.sin(rng.uniform(0.1, 0.4) * t)
+    return _Shape(
+        kind=kind,
+        params=params,
+        radius=shape.radius,
+        color=shape.color,
+        cy=cy,
+        cx=cx,
+        angle=angle,
+        scale=scale,
+        stretch=stretch,
+        blob=blob,
+        texture=_texture(rng, shape.radius),
+    )
+
+
+def _random_free_shape(rng: np.random.Generator, spec: SyntheticVideoSpec, hue: float) -> _Shape:
+    """A distractor anywhere in the frame, coloured close to ``hue``."""
+    height, width = spec.height, spec.width
+    radius = rng.uniform(0.06, 0.14) * min(height, width)
+    hue = (hue + rng.uniform(-0.04, 0.04)) % 1.0
+    rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.7, 1.0), rng.uniform(0.7, 1.0))
+    constant = np.ones(spec.num_frames)
+    return _Shape(
+        kind=_ELLIPSE if rng.uniform() < 0.5 else _RECTANGLE,
+        params=np.array([radius, radius * rng.uniform(0.5, 1.0)]) * np.array([1.0, 1.0]) / math.sqrt(2.0),
+        radius=radius,
+        color=np.array(rgb, dtype=np.float32) * 255.0,
+        cy=constant * rng.uniform(0, height),
+        cx=constant * rng.uniform(0, width),
+        angle=constant * rng.uniform(0.0, 2.0 * math.pi),
+        scale=constant,
+    )
 
 
 # --------------------------------------------------------------------------- writing

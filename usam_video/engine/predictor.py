@@ -18,11 +18,33 @@ from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from usam_video.datasets.base import FrameSource
 
-__all__ = ["Sam2Frames", "StreamingVideoPredictor"]
+__all__ = ["Sam2Frames", "StreamingVideoPredictor", "preprocess_frame", "preprocess_frames"]
 
 # sam2's ImageNet normalisation (utils/misc.py load_video_frames defaults).
 _IMG_MEAN = (0.485, 0.456, 0.406)
 _IMG_STD = (0.229, 0.224, 0.225)
+
+
+_MEAN = torch.tensor(_IMG_MEAN, dtype=torch.float32)[:, None, None]
+_STD = torch.tensor(_IMG_STD, dtype=torch.float32)[:, None, None]
+
+
+def preprocess_frame(frame: np.ndarray, image_size: int) -> torch.Tensor:
+    """``uint8`` ``(H, W, 3)`` RGB -> ``float32`` ``(3, S, S)``, exactly as sam2's frame loader.
+
+    Pillow's default resize of the RGB frame to ``S x S``, divided by 255 (float64, then a
+    float32 copy: the same arithmetic as sam2's loader), minus ImageNet mean, over std.
+    """
+    resized = np.array(Image.fromarray(frame).resize((image_size, image_size)))
+    image = torch.from_numpy(resized / 255.0).permute(2, 0, 1).to(torch.float32)
+    image -= _MEAN
+    image /= _STD
+    return image
+
+
+def preprocess_frames(frames: np.ndarray, image_size: int) -> torch.Tensor:
+    """``uint8`` ``(T, H, W, 3)`` -> ``float32`` ``(T, 3, S, S)`` by :func:`preprocess_frame`."""
+    return torch.stack([preprocess_frame(frame, image_size) for frame in frames])
 
 
 class Sam2Frames:
@@ -37,20 +59,12 @@ class Sam2Frames:
     def __init__(self, source: FrameSource, image_size: int):
         self.source = source
         self.image_size = image_size
-        self._mean = torch.tensor(_IMG_MEAN, dtype=torch.float32)[:, None, None]
-        self._std = torch.tensor(_IMG_STD, dtype=torch.float32)[:, None, None]
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        frame = self.source[index]
-        resized = np.array(Image.fromarray(frame).resize((self.image_size, self.image_size)))
-        # float64 division then a float32 copy, the same arithmetic as sam2's loader.
-        image = torch.from_numpy(resized / 255.0).permute(2, 0, 1).to(torch.float32)
-        image -= self._mean
-        image /= self._std
-        return image
+        return preprocess_frame(self.source[index], self.image_size)
 
 
 class StreamingVideoPredictor(SAM2VideoPredictor):

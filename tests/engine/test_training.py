@@ -1,0 +1,143 @@
+"""Training SAM 2 on generated clips with the sam2 modules' own steps (engine/training.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from usam_video.config import ModelConfig, TrainingRecipe, TrainModelConfig
+from usam_video.datasets.synthetic import generated_specs
+from usam_video.engine import build_model
+from usam_video.engine.training import _clip_step, _DecoderTap, sample_clip_spec, train_sam2
+from usam_video.errors import InputError
+
+REPO = Path(__file__).resolve().parents[2]
+MICRO = REPO / "configs" / "models" / "sam2_micro_128.yaml"
+
+
+def _model(seed: int = 0):
+    return build_model(
+        ModelConfig(name="m", sam2_config=str(MICRO), random_init=True, seed=seed, device="cpu")
+    )
+
+
+def test_clip_specs_are_deterministic_and_disjoint_from_generated_sets() -> None:
+    recipe = TrainingRecipe(steps=10)
+    assert sample_clip_spec(recipe, 3) == sample_clip_spec(recipe, 3)
+    train_seeds = {sample_clip_spec(recipe, step).seed for step in range(500)}
+    assert len(train_seeds) == 500
+    for purpose in ("val", "heads", "test"):
+        assert not train_seeds & {s.seed for s in generated_specs(purpose, 200)}
+
+
+def test_a_few_steps_train_and_resume(tmp_path: Path) -> None:
+    recipe = TrainingRecipe(steps=4, image_fraction=0.25, clip_frames=4, warmup_steps=1)
+    built = _model()
+    before = {k: v.clone() for k, v in built.predictor.state_dict().items()}
+    state = train_sam2(built.predictor, recipe, tmp_path / "state.pt", max_seconds=None, log=lambda s: None)
+    assert state.step == 4 and state.history and torch.isfinite(torch.tensor(state.history[-1]["loss"]))
+    after = built.predictor.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    # Every part of the model learns: trunk, neck, memory attention and encoder, decoder.
+    for part in (
+        "image_encoder.trunk",
+        "image_encoder.neck",
+        "memory_attention",
+        "memory_encoder",
+        "sam_mask_decoder",
+    ):
+        assert any(k.startswith(part) for k in changed), part
+    # Resuming a finished run does no more steps; a longer recipe is refused (different recipe).
+    again = train_sam2(_model().predictor, recipe, tmp_path / "state.pt", log=lambda s: None)
+    assert again.step == 4
+    with pytest.raises(InputError, match="state.pt.*same recipe"):
+        train_sam2(_model().predictor, TrainingRecipe(steps=5), tmp_path / "state.pt", log=lambda s: None)
+
+
+def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
+    recipe = TrainingRecipe(steps=3, image_fraction=0.0, clip_frames=3, warmup_steps=1)
+    straight = _model()
+    train_sam2(straight.predictor, recipe, tmp_path / "a.pt", log=lambda s: None)
+    first = train_sam2(_model().predictor, recipe, tmp_path / "b.pt", stop_at=1, log=lambda s: None)
+    assert first.step == 1
+    # Another process (a fresh model) resumes from the checkpoint and finishes the recipe.
+    resumed = _model(seed=5)
+    assert train_sam2(resumed.predictor, recipe, tmp_path / "b.pt", log=lambda s: None).step == 3
+    resumed_state = resumed.predictor.state_dict()
+    for name, value in straight.predictor.state_dict().items():
+        assert torch.allclose(value, resumed_state[name], atol=1e-6), name
+
+
+def test_masks_learn_while_the_object_score_says_absent() -> None:
+    # sam2 replaces the masks of an object scored absent by -1024 (no gradient); the losses read
+    # the decoder's ungated masks, so the mask path still learns from the first step.
+    built = _model()
+    model = built.predictor
+    model.train()
+    torch.nn.init.constant_(model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias, -50.0)
+    recipe = TrainingRecipe(steps=1, clip_frames=3, mask_prompt_prob=0.0, box_prompt_prob=1.0)
+    import numpy as np
+    import torch.nn.functional as F
+
+    from usam_video.datasets.synthetic import render_video
+    from usam_video.engine.predictor import preprocess_frames
+
+    video = render_video(sample_clip_spec(recipe, 0))
+    images = preprocess_frames(video.frames, model.image_size)
+    labels = torch.from_numpy(video.labels)
+    targets = torch.stack([(labels == o + 1).float() for o in range(int(labels.max()))])
+    targets = F.interpolate(targets, size=(model.image_size,) * 2, mode="nearest")
+    _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(images))
+    tap = _DecoderTap(model.sam_mask_decoder)
+    try:
+        loss, _ = _clip_step(model, recipe, np.random.default_rng(0), feats, pos, sizes, targets, tap)
+        loss.backward()
+    finally:
+        tap.close()
+    grad = model.sam_mask_decoder.output_hypernetworks_mlps[0].layers[0].weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
+
+
+def test_train_model_exports_weights_sam2_loads(tmp_path: Path) -> None:
+    from usam_video.pipeline.train_model import train_model
+
+    config = TrainModelConfig(
+        name="micro",
+        sam2_config=str(MICRO),
+        recipe=TrainingRecipe(steps=2, image_fraction=0.5, clip_frames=3, warmup_steps=1),
+        state=tmp_path / "state.pt",
+        weights=tmp_path / "weights.pt",
+        threads=1,
+    )
+    result = train_model(config, log=lambda s: None)
+    assert result.finished and result.steps_done == 2
+    payload = torch.load(tmp_path / "weights.pt", map_location="cpu", weights_only=True)
+    assert set(payload) == {"model", "training"}
+    assert all(v.dtype in (torch.float16, torch.int64, torch.bool) for v in payload["model"].values())
+    loaded = build_model(
+        ModelConfig(name="m", sam2_config=str(MICRO), checkpoint=tmp_path / "weights.pt", device="cpu")
+    )
+    state = torch.load(tmp_path / "state.pt", map_location="cpu", weights_only=True)["model"]
+    for name, value in loaded.predictor.state_dict().items():
+        assert torch.allclose(value, state[name].to(value.dtype), atol=2e-3, rtol=2e-3), name
+
+
+def test_train_model_stopped_early_exports_nothing(tmp_path: Path) -> None:
+    from usam_video.pipeline.train_model import train_model
+
+    config = TrainModelConfig(
+        name="micro",
+        sam2_config=str(MICRO),
+        recipe=TrainingRecipe(steps=50, clip_frames=3),
+        state=tmp_path / "state.pt",
+        weights=tmp_path / "weights.pt",
+    )
+    result = train_model(config, max_minutes=0.0, log=lambda s: None)
+    assert not result.finished and not (tmp_path / "weights.pt").exists()
+
+
+def test_recipe_rejects_bad_prompt_mix() -> None:
+    with pytest.raises(ValueError, match="mask_prompt_prob \\+ box_prompt_prob"):
+        TrainingRecipe(mask_prompt_prob=0.8, box_prompt_prob=0.5)

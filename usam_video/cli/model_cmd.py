@@ -1,0 +1,79 @@
+"""The project's own SAM 2 models: ``generate`` videos, ``train-model``, ``baseline`` predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from usam_video.cli.main import _fail, app, console
+from usam_video.errors import UsamVideoError
+
+__all__ = ["baseline", "generate", "train_model"]
+
+
+@app.command()
+def generate(
+    purpose: str = typer.Argument(..., help="val (validation figures), heads (heads training) or test"),
+    root: Path = typer.Argument(..., help="dataset root; written in the DAVIS 2017 layout"),
+    count: int = typer.Option(12, help="number of videos"),
+    frames: int = typer.Option(24, help="frames per video"),
+    height: int = typer.Option(96),
+    width: int = typer.Option(128),
+    seed: int = typer.Option(0, help="dataset seed (each purpose has its own seed stream)"),
+    max_objects: int = typer.Option(3, help="video i has 1 + i % max_objects objects"),
+) -> None:
+    """Write generated videos with ground truth (rich style: the models' training distribution)."""
+    from usam_video.datasets.synthetic import generated_specs, write_davis_dataset
+
+    try:
+        specs = generated_specs(purpose, count, frames, height, width, seed, max_objects)
+        names = write_davis_dataset(root, specs, split=purpose)
+    except UsamVideoError as exc:
+        _fail(exc)
+    console.print(f"wrote {len(names)} {purpose} videos ({names[0]} .. {names[-1]}) to {root}")
+
+
+@app.command("train-model")
+def train_model(
+    config: Path = typer.Argument(..., help="a train-model YAML (configs/training/*.yaml)"),
+    max_minutes: float | None = typer.Option(
+        None, help="stop after this long; the next call resumes from the state checkpoint"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Train one of the project's SAM 2 models on generated clips (resumable; CPU or GPU)."""
+    from usam_video.config import load_train_model_config
+    from usam_video.pipeline.train_model import train_model as run_training
+
+    try:
+        cfg = load_train_model_config(config)
+        result = run_training(cfg, max_minutes=max_minutes, log=console.print)
+    except UsamVideoError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=1))
+    elif result.finished:
+        console.print(f"{result.name}: {result.steps_done} steps, weights {result.weights}")
+    else:
+        console.print(
+            f"{result.name}: stopped at step {result.steps_done}/{result.steps_planned}; "
+            "run the same command again to resume"
+        )
+
+
+@app.command()
+def baseline(
+    dataset: Path = typer.Argument(..., help="a dataset YAML with ground truth"),
+    out: Path = typer.Argument(..., help="folder for DAVIS-layout predictions"),
+) -> None:
+    """Write the copy-the-first-mask baseline as predictions (evaluate them with `evaluate`)."""
+    from usam_video.config import load_dataset_config
+    from usam_video.pipeline.train_model import write_copy_first_mask
+
+    try:
+        videos = write_copy_first_mask(load_dataset_config(dataset), out)
+    except UsamVideoError as exc:
+        _fail(exc)
+    console.print(f"wrote the copy-first-mask baseline of {len(videos)} videos to {out}")

@@ -1,0 +1,172 @@
+"""Train the project's own SAM 2 models on generated videos, export them, and measure them.
+
+``train_model`` resumes from the config's ``state`` checkpoint (so a long CPU training can span
+several sessions), trains with :func:`usam_video.engine.training.train_sam2`, and exports the
+weights as ``{"model": float16 state dict, "training": JSON}``, the format sam2's loader and
+:func:`usam_video.engine.build_model` read. ``model_jf`` and ``copy_first_mask_jf`` give the
+validation figure of a model and of the trivial baseline every model must beat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from usam_video.config import DatasetConfig, HeadsConfig, ModelConfig, RunConfig, TrainModelConfig
+from usam_video.datasets import open_dataset
+from usam_video.datasets.palette import write_palette_png
+from usam_video.engine import build_model
+from usam_video.engine.training import TrainingState, save_checkpoint, train_sam2
+from usam_video.errors import InputError
+from usam_video.pipeline.evaluate import evaluate_predictions
+from usam_video.pipeline.label import label_dataset
+
+__all__ = ["TrainModelResult", "copy_first_mask_jf", "model_jf", "train_model", "write_copy_first_mask"]
+
+
+@dataclass(frozen=True)
+class TrainModelResult:
+    """What a ``train-model`` call did."""
+
+    name: str
+    weights: str
+    steps_done: int
+    steps_planned: int
+    seconds: float
+    finished: bool
+    last_loss: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def train_model(
+    config: TrainModelConfig,
+    max_minutes: float | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainModelResult:
+    """Train (or resume) the model of ``config``; export its weights when the recipe is done.
+
+    ``max_minutes`` stops early: the state checkpoint keeps the progress and a later call
+    resumes it (clip ``k`` is the same whatever the stops, so the result does not depend on
+    them). The exported weights are written only once every step is done.
+    """
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    built = build_model(
+        ModelConfig(
+            name=config.name,
+            sam2_config=config.sam2_config,
+            random_init=True,
+            seed=config.init_seed,
+            device="auto",
+        )
+    )
+    model = built.predictor
+    state: TrainingState = train_sam2(
+        model,
+        config.recipe,
+        Path(config.state),
+        resume=True,
+        max_seconds=None if max_minutes is None else max_minutes * 60.0,
+        log=log,
+    )
+    finished = state.step >= config.recipe.steps
+    if finished:
+        metadata = {
+            "name": config.name,
+            "sam2_config": Path(config.sam2_config).name,
+            "recipe": config.recipe.model_dump(),
+            "steps": state.step,
+            "train_seconds": round(state.seconds, 1),
+            "device": str(built.device),
+            "machine": f"{platform.machine()} {os.cpu_count()} cpu(s), torch {torch.__version__}",
+            "threads": torch.get_num_threads(),
+            "history": state.history,
+        }
+        # float16 halves the committed size; sam2's loader copies it into float32 parameters.
+        save_checkpoint(Path(config.weights), model, {"training": json.dumps(metadata)}, half=True)
+        log(f"exported {config.weights}")
+    return TrainModelResult(
+        name=config.name,
+        weights=str(config.weights),
+        steps_done=state.step,
+        steps_planned=config.recipe.steps,
+        seconds=state.seconds,
+        finished=finished,
+        last_loss=state.history[-1]["loss"] if state.history else None,
+    )
+
+
+def model_jf(
+    model: ModelConfig,
+    dataset: DatasetConfig,
+    store: Path | str | None = None,
+    heads: HeadsConfig | None = None,
+) -> float:
+    """J&F (DAVIS protocol) of plain propagation from the first-frame masks of ``dataset``.
+
+    Labels the dataset into ``store`` (a temporary store, deleted after, when None) with the
+    model and evaluates it against the dataset's ground truth.
+    """
+    temporary = None
+    if store is None:
+        temporary = tempfile.mkdtemp(prefix="usam-jf-")
+        store = Path(temporary) / "store.zarr"
+    try:
+        run = RunConfig(
+            name=f"jf-{model.name}",
+            dataset=dataset,
+            model=model,
+            heads=heads or HeadsConfig(),
+            store=str(store),
+        )
+        label_dataset(run)
+        result = evaluate_predictions(store, dataset, random_seed=None)
+        if result.jf is None:
+            raise InputError(f"dataset {dataset.name!r}: expected frames to evaluate, found none.")
+        return float(result.jf.jf_mean)
+    finally:
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+def write_copy_first_mask(dataset: DatasetConfig, out_dir: Path) -> list[str]:
+    """Write the trivial baseline as DAVIS-layout predictions: frame 0's annotation on every frame.
+
+    ``<out_dir>/<video>/%05d.png`` palette PNGs, one per frame. Returns the videos written.
+    """
+    reader = open_dataset(dataset)
+    videos = reader.list_videos()
+    for video_id in videos:
+        ref = reader.video(video_id)
+        first = reader.ground_truth(video_id, reader.annotated_frames(video_id)[0])
+        index_map = np.zeros((ref.height, ref.width), dtype=np.uint8)
+        if first is not None:
+            for object_id, mask in zip(first.object_ids, first.masks, strict=True):
+                index_map[mask] = object_id
+        out = Path(out_dir) / video_id
+        out.mkdir(parents=True, exist_ok=True)
+        for frame in range(ref.num_frames):
+            write_palette_png(out / f"{frame:05d}.png", index_map)
+    return videos
+
+
+def copy_first_mask_jf(dataset: DatasetConfig) -> float:
+    """J&F of the trivial baseline: the first-frame annotation copied to every frame."""
+    with tempfile.TemporaryDirectory(prefix="usam-copy-first-") as folder:
+        videos = write_copy_first_mask(dataset, Path(folder))
+        result = evaluate_predictions(Path(folder), dataset, videos=videos, layout="davis")
+    if result.jf is None:
+        raise InputError(f"dataset {dataset.name!r}: expected frames to evaluate, found none.")
+    return float(result.jf.jf_mean)
