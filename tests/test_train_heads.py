@@ -1,14 +1,18 @@
 """Training USAM heads on video tokens: targets, container, split, training, official format."""
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import zarr
 
 from usam_video.config import DatasetConfig, TrainHeadsConfig, TrainModelSpec
 from usam_video.datasets import open_dataset
 from usam_video.datasets.synthetic import SyntheticVideoSpec, write_davis_dataset
+from usam_video.engine import PropagationSession
 from usam_video.errors import InputError, StoreError
 from usam_video.heads import load_heads
 from usam_video.heads.training import split_by_video, to_head_target, train_head
@@ -19,10 +23,14 @@ from usam_video.pipeline.train_heads import (
     dense_prompt_points,
     mask_iou,
     open_container,
+    rank_against_baselines,
+    record_video,
+    train_from_container,
     train_heads_run,
     training_videos,
 )
 from usam_video.store import TrainingContainer
+from usam_video.types import TrainingSamples
 
 
 def test_mask_iou_conventions() -> None:
@@ -186,6 +194,196 @@ def test_dataset_without_tracked_ground_truth_is_refused(tmp_path: Path, small_m
     config = make_config(tmp_path / "d", tmp_path, small_model_config)
     with pytest.raises(InputError, match="found none"):
         training_videos(config, open_dataset(config.dataset))
+
+
+def test_sam_iou_is_the_decoders_predicted_iou_of_the_chosen_token(
+    train_root: Path, tmp_path: Path, small_model_config
+) -> None:
+    config = make_config(train_root, tmp_path, small_model_config)
+    reader = open_dataset(config.dataset)
+    model = _cached_model(small_model_config.model_dump_json())
+    s = collect_video(config, reader, [model], "tr-1")
+    assert s.sam_iou.dtype == np.float32 and s.sam_iou.shape == (len(s),) and np.isfinite(s.sam_iou).all()
+    # What a separate session on the same video reports (the capture's IoU-head output per token).
+    session = PropagationSession(model, reader.frames("tr-1"), keep_candidates=True)
+    for prompt in reader.prompts("tr-1"):
+        session.add_prompt(prompt)
+    reported = {}
+    for rec in session.propagate():
+        for o, obj in enumerate(rec.object_ids):
+            if rec.tracked[o]:
+                reported[(rec.frame_index, obj)] = (rec.candidate_ious[o], int(rec.chosen_candidate[o]))
+    for i in range(len(s)):
+        ious, chosen = reported[(int(s.frame_index[i]), int(s.object_id[i]))]
+        assert int(s.chosen[i]) == chosen
+        assert s.sam_iou[i] == ious[chosen]
+        if chosen >= 1:  # multimask output: sam2 keeps the token of highest predicted IoU
+            assert s.sam_iou[i] == np.max(ious[1:])
+
+
+def test_ranking_against_baselines_on_known_orders() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.9, 200)
+    refined = np.ones_like(base)  # an iou head's refinement: the mask becomes the ground truth
+    gain = refined - base
+    noise = rng.standard_normal(200)
+    # A perfect uncertainty (the true gain) against a SamScore that is pure noise.
+    perfect = rank_against_baselines(base, refined, gain, sam_iou=noise)
+    assert perfect.relative_auc == pytest.approx(1.0) and perfect.relative_auc_vs_random == pytest.approx(1.0)
+    assert math.isfinite(perfect.samscore_relative_auc) and perfect.samscore_relative_auc < 1.0
+    # The random baseline is the expected random order: mean gain * int_0^0.5 r dr over the oracle area
+    # (r = i / 100 refines k = 2 i of the 200 items; trapezoid rule as the protocol).
+    oracle_gain = np.concatenate([[0.0], np.cumsum(np.sort(gain)[::-1])])[2 * np.arange(51)] / 200
+    oracle_area = float(np.sum(oracle_gain[1:] + oracle_gain[:-1]) * 0.01 / 2)
+    assert perfect.random_relative_auc == pytest.approx(gain.mean() * 0.125 / oracle_area, rel=1e-9)
+    assert 0.0 < perfect.random_relative_auc < 1.0
+    assert perfect.beats_samscore is True and perfect.beats_random is True
+    # A SamScore equal to the true IoU is the oracle too: a noisy head beats neither baseline...
+    noisy = rank_against_baselines(base, refined, noise, sam_iou=base)
+    assert noisy.samscore_relative_auc == pytest.approx(1.0)
+    assert noisy.samscore_relative_auc_vs_random == pytest.approx(1.0)
+    assert noisy.beats_samscore is False
+    # ...and the reversed order (most certain first) falls below random.
+    worst = rank_against_baselines(base, refined, -gain, sam_iou=base)
+    assert worst.relative_auc < worst.random_relative_auc and worst.beats_random is False
+    assert worst.relative_auc_vs_random < 0
+    # A constant score ties everything: its expected order is the random one.
+    tied = rank_against_baselines(base, refined, np.zeros_like(base), sam_iou=base)
+    assert tied.relative_auc == pytest.approx(tied.random_relative_auc, rel=1e-12)
+    # A gap refinement that can also lose (negative gains): the head ranks by the predicted gap.
+    gap = rng.uniform(-0.2, 0.4, 200)
+    g = rank_against_baselines(base, base + gap, gap, sam_iou=noise)
+    assert g.relative_auc == pytest.approx(1.0) and g.beats_samscore is True and g.beats_random is True
+    # SamScore not recorded on some row: its figures are NaN, nothing else changes.
+    missing = rank_against_baselines(
+        base, refined, gain, sam_iou=np.where(np.arange(200) == 3, np.nan, noise)
+    )
+    assert math.isnan(missing.samscore_relative_auc) and math.isnan(missing.samscore_relative_auc_vs_random)
+    assert missing.beats_samscore is None and missing.beats_random is True
+    assert missing.relative_auc == perfect.relative_auc
+    assert missing.random_relative_auc == perfect.random_relative_auc
+    # No ordering can help (every gain 0): everything undefined.
+    flat = rank_against_baselines(base, base, gain, sam_iou=base)
+    assert math.isnan(flat.relative_auc) and math.isnan(flat.random_relative_auc)
+    assert flat.beats_samscore is None and flat.beats_random is None
+
+
+BASELINE_FIELDS = (
+    "samscore_relative_auc",
+    "samscore_relative_auc_vs_random",
+    "random_relative_auc",
+    "beats_samscore",
+    "beats_random",
+)
+
+
+def test_report_compares_every_head_with_samscore_and_random(
+    train_root: Path, tmp_path: Path, small_model_config
+) -> None:
+    # Model seed 2: its random-weight masks overlap the objects, so with this split every target
+    # varies over the validation rows and every ranking is defined (with seed 0 most IoUs are 0).
+    config = make_config(train_root, tmp_path, small_model_config.model_copy(update={"seed": 2}))
+    report = train_heads_run(config)
+    assert {h.name for h in report.heads} == {
+        "iou_micro",
+        "iou_unsupervised",
+        "task_gap",
+        "iou_dense_prompt",
+        "prompt_gap",
+    }
+    for h in report.heads:
+        for value in (
+            h.relative_auc,
+            h.relative_auc_vs_random,
+            *(getattr(h, f) for f in BASELINE_FIELDS[:3]),
+        ):
+            assert math.isfinite(value), (h.name, value)
+        assert h.beats_samscore is (h.relative_auc > h.samscore_relative_auc)
+        assert h.beats_random is (h.relative_auc > h.random_relative_auc)
+        assert h.beats_random is (h.relative_auc_vs_random > 0)
+    saved = json.loads((config.heads_out / "report.json").read_text())
+    for head in saved["heads"]:
+        assert set(BASELINE_FIELDS) <= set(head)
+        assert isinstance(head["beats_samscore"], bool) and isinstance(head["samscore_relative_auc"], float)
+    from usam_video.cli.train_cmd import console, print_train_report
+
+    with console.capture() as captured:
+        print_train_report(report)
+    text = captured.get()
+    assert "SamScore AUC" in text and "random AUC" in text and "beats SamScore" in text
+    first = report.heads[0]
+    assert f"{first.samscore_relative_auc:.3f}" in text and f"{first.random_relative_auc:.3f}" in text
+
+
+def test_a_container_without_sam_iou_trains_and_reports_nan_for_samscore(
+    train_root: Path, tmp_path: Path, small_model_config
+) -> None:
+    config = make_config(train_root, tmp_path, small_model_config.model_copy(update={"seed": 2}))
+    for video in ("tr-0", "tr-1", "tr-2"):
+        record_video(config, video)
+    del zarr.open_group(config.container_path, mode="a")["sam_iou"]  # as written before the change
+    old = TrainingContainer.open(config.container_path).read()
+    assert len(old) > 0 and np.isnan(old.sam_iou).all() and old.sam_iou.shape == (len(old),)
+    report = train_from_container(config)
+    assert report.heads
+    for h in report.heads:
+        assert math.isnan(h.samscore_relative_auc) and math.isnan(h.samscore_relative_auc_vs_random)
+        assert h.beats_samscore is None
+    assert any(math.isfinite(h.relative_auc) and math.isfinite(h.random_relative_auc) for h in report.heads)
+    saved = json.loads((config.heads_out / "report.json").read_text())
+    assert all(h["samscore_relative_auc"] is None and h["beats_samscore"] is None for h in saved["heads"])
+    # Recording more videos into the old container adds sam_iou: NaN for the old rows only.
+    record_video(config, "tr-3")
+    grown = TrainingContainer.open(config.container_path).read()
+    is_new = np.array([v == "tr-3" for v in grown.video_ids])
+    assert (
+        is_new.any() and np.isnan(grown.sam_iou[~is_new]).all() and np.isfinite(grown.sam_iou[is_new]).all()
+    )
+    np.testing.assert_array_equal(grown.iou_tokens[~is_new], old.iou_tokens)
+
+
+def test_samscore_figures_use_the_recorded_sam_iou_of_the_same_rows(
+    tmp_path: Path, small_model_config
+) -> None:
+    # A container written directly: SamScore equals the true IoU, so it ranks like the oracle for
+    # every iou_* head and for prompt_gap (dense clicks halve the error: gain = (1 - IoU) / 2).
+    rng = np.random.default_rng(0)
+    d, k = 8, 4
+    config = make_config(tmp_path, tmp_path, small_model_config).model_copy(update={"epochs": 2})
+    names = ["iou_micro", "iou_unsupervised", "task_gap", "iou_dense_prompt", "prompt_gap"]
+    container = TrainingContainer.open_or_create(config.container_path, d, k, "synthetic", names)
+    for v in range(4):
+        n = 30
+        iou = rng.uniform(0.1, 0.9, n).astype(np.float32)
+        container.append(
+            f"v{v}",
+            TrainingSamples(
+                video_ids=(f"v{v}",) * n,
+                frame_index=np.arange(n, dtype=np.int32),
+                object_id=np.ones(n, np.int32),
+                iou_tokens=rng.standard_normal((n, d)).astype(np.float32),
+                mask_tokens=rng.standard_normal((n, k, d)).astype(np.float32),
+                chosen=np.ones(n, np.int8),
+                candidate_iou=np.tile(iou[:, None], (1, k)),
+                sam_iou=iou,
+                targets={
+                    "iou_micro": iou,
+                    "iou_unsupervised": iou,
+                    "task_gap": rng.uniform(0.0, 0.3, n).astype(np.float32),
+                    "iou_dense_prompt": (1.0 + iou) / 2,
+                    "prompt_gap": (1.0 - iou) / 2,
+                },
+            ),
+        )
+    back = TrainingContainer.open(config.container_path).read()
+    np.testing.assert_array_equal(back.sam_iou, back.targets["iou_micro"])
+    heads = {h.name: h for h in train_from_container(config).heads}
+    for name in ("iou_micro", "iou_unsupervised", "iou_dense_prompt", "prompt_gap"):
+        assert heads[name].samscore_relative_auc == pytest.approx(1.0)
+        assert heads[name].beats_samscore is False  # nothing beats the oracle
+    for h in heads.values():
+        assert all(math.isfinite(getattr(h, f)) for f in ("relative_auc", "samscore_relative_auc"))
+        assert math.isfinite(h.random_relative_auc) and h.beats_random is not None
 
 
 def test_heads_for_other_token_sizes_are_refused(tmp_path: Path) -> None:

@@ -271,6 +271,8 @@ class TrainingSamples:
         iou_tokens: ``float32`` ``(N, D)``; mask_tokens: ``float32`` ``(N, K, D)``.
         chosen: ``int8`` ``(N,)``: the token SAM 2 chose.
         candidate_iou: ``float32`` ``(N, K)``: true IoU of every token's mask (NaN: no mask).
+        sam_iou: ``float32`` ``(N,)``: SamScore, SAM 2's predicted IoU of the chosen token (the
+            decoder's IoU head); NaN for rows recorded before it was kept.
         targets: name -> ``float32`` ``(N,)`` (NaN where a target is undefined for a row).
     """
 
@@ -281,6 +283,7 @@ class TrainingSamples:
     mask_tokens: np.ndarray
     chosen: np.ndarray
     candidate_iou: np.ndarray
+    sam_iou: np.ndarray
     targets: Mapping[str, np.ndarray]
 
     def __len__(self) -> int:

@@ -1,4 +1,5 @@
-"""``usam-video simulate-review RUN.yaml``: one review loop with the ground truth as annotator."""
+"""``usam-video simulate-review RUN.yaml``: one review loop with the ground truth as annotator;
+``usam-video simulate-clicks RUN.yaml``: dense prompts on the least certain frames."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from usam_video.cli.main import _fail, app, console
+from usam_video.cli.main import _fail, app, console, err_console
 from usam_video.errors import UsamVideoError
 
-__all__ = ["simulate_review_cmd"]
+__all__ = ["simulate_clicks_cmd", "simulate_review_cmd"]
 
 
 @app.command("simulate-review")
@@ -42,4 +43,48 @@ def simulate_review_cmd(
         table.add_column(col)
     for r in report.results:
         table.add_row(r.strategy, r.priority, f"{r.jf_before:.4f}", f"{r.jf_after:.4f}", f"{r.gain:+.4f}")
+    console.print(table)
+
+
+@app.command("simulate-clicks")
+def simulate_clicks_cmd(
+    config: Path = typer.Argument(..., help="a run YAML whose dataset has ground truth"),
+    fraction: float = typer.Option(0.05, help="fraction of the frame-objects that get a dense prompt"),
+    score: str | None = typer.Option(
+        None, help="score ranking the frame-objects (default iou_unsupervised, else sam_iou)"
+    ),
+    points: int = typer.Option(8, help="clicks per dense prompt"),
+    erosion: int = typer.Option(1, help="pixels the ground truth is eroded by before clicking"),
+    seed: int = typer.Option(0, help="seed of the clicks and of the random pick"),
+    keep: Path | None = typer.Option(None, help="keep the relabelled stores here (a new folder)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """J&F before and after a dense prompt (clicks inside the ground truth, given to SAM 2 as
+    corrections) on the least certain frame-objects by a score, and on as many random ones."""
+    from usam_video.config import load_run_config
+    from usam_video.pipeline.simulate import simulate_clicks
+
+    try:
+        report = simulate_clicks(load_run_config(config), fraction, score, points, erosion, seed, keep=keep)
+    except UsamVideoError as exc:
+        _fail(exc)
+    for warning in report.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {warning}")
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=1))
+        return
+    table = Table(
+        title=f"dense prompts ({report.dense_points} clicks) on {report.picked} of {report.candidates} "
+        f"frame-objects ({fraction:.0%}), least certain by {report.score} ({report.order})"
+    )
+    for col in ("pick", "picked", "J&F before", "J&F after", "gain"):
+        table.add_column(col)
+    for r in report.results:
+        table.add_row(
+            r.pick,
+            str(len(r.frame_objects)),
+            f"{r.jf_before:.4f}",
+            f"{r.jf_after:.4f}",
+            f"{r.gain:+.4f}",
+        )
     console.print(table)

@@ -17,15 +17,32 @@ __all__ = ["train_heads", "print_train_report"]
 
 
 def print_train_report(report: Any) -> None:
-    """A rich table of the heads' validation figures."""
+    """A rich table of the heads' validation figures, with the SamScore and random baselines."""
     table = Table(
         title=f"USAM heads -> {report.heads_dir} (validation videos: {', '.join(report.val_videos)})"
     )
-    for col in ("head", "train rows", "val rows", "MAE", "R2", "Pearson", "Spearman", "relative AUC"):
+    columns = (
+        "head",
+        "train rows",
+        "val rows",
+        "MAE",
+        "R2",
+        "Pearson",
+        "Spearman",
+        "relative AUC",
+        "SamScore AUC",
+        "random AUC",
+        "beats SamScore",
+        "beats random",
+    )
+    for col in columns:
         table.add_column(col)
 
     def f(v: float) -> str:
         return "-" if not math.isfinite(v) else f"{v:.3f}"
+
+    def yes_no(v: bool | None) -> str:
+        return "-" if v is None else ("yes" if v else "no")
 
     for h in report.heads:
         table.add_row(
@@ -37,8 +54,17 @@ def print_train_report(report: Any) -> None:
             f(h.pearson),
             f(h.spearman),
             f(h.relative_auc),
+            f(h.samscore_relative_auc),
+            f(h.random_relative_auc),
+            yes_no(h.beats_samscore),
+            yes_no(h.beats_random),
         )
     console.print(table)
+    console.print(
+        "relative AUC: area of the mIoU curve when the rows ranked most uncertain are refined first, "
+        "over the oracle's (1 = oracle); SamScore ranks by 1 - SAM 2's predicted IoU, random is the "
+        "expected random order; '-': undefined (SamScore not recorded in this container, or too few rows)."
+    )
     if report.skipped_targets:
         console.print(f"targets without data (no head trained): {', '.join(report.skipped_targets)}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,28 @@ from usam_video.engine.factory import BuiltModel
 from usam_video.errors import InputError
 from usam_video.types import FramePrediction, ObjectPrompt
 
-__all__ = ["PropagationSession", "oldest_frame_needed"]
+__all__ = ["CorrectionPrompt", "PropagationSession", "oldest_frame_needed"]
+
+
+@dataclass(frozen=True, eq=False)
+class CorrectionPrompt(ObjectPrompt):
+    """Clicks (points and/or a box) that correct an object SAM 2 already tracks, on a later frame.
+
+    Applied as a correction in SAM 2's interactive loop: the frame is tracked as usual, then the
+    decoder runs again on the same memory-conditioned features with the tracked mask as its mask
+    prompt plus these clicks (the same pass as :meth:`PropagationSession.probe_points`), and the
+    result becomes a conditioning frame of the object for every later frame. A plain
+    :class:`ObjectPrompt` with points on a later frame instead starts the object afresh there from
+    the clicks alone (no memory, no tracked mask), as sam2 does for a frame it has not tracked.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.mask is not None:
+            raise ValueError(
+                f"object {self.object_id} frame {self.frame_index}: a correction takes points and/or a "
+                "box; give a mask as a plain ObjectPrompt"
+            )
 
 
 def oldest_frame_needed(model: torch.nn.Module, frame_idx: int, num_frames: int) -> int:
@@ -57,7 +79,8 @@ class PropagationSession:
     Every record covers every prompted object (in the order they were added). An object whose
     first prompt lies on a later frame enters there: on earlier frames it is not tracked
     (``tracked`` False, empty mask, NaN scores). The record of a prompted frame carries the
-    tokens of the decoder pass SAM 2 makes on the prompt.
+    tokens of the decoder pass SAM 2 makes on the prompt. A :class:`CorrectionPrompt` corrects
+    an object on a frame after its first prompt, with the tracked mask and memory as context.
 
     Args:
         prune: drop per-object outputs SAM 2 can no longer read once their frame is yielded
@@ -121,6 +144,9 @@ class PropagationSession:
         self._prompts.append(prompt)
 
     def _apply(self, prompt: ObjectPrompt) -> None:
+        if isinstance(prompt, CorrectionPrompt):
+            self._apply_correction(prompt)
+            return
         with TokenCapture(self._predictor, keep_logits=self.keep_candidates) as capture:
             if prompt.mask is not None:
                 self._predictor.add_new_mask(
@@ -145,14 +171,98 @@ class PropagationSession:
             )
         self._prompt_calls[(prompt.frame_index, prompt.object_id)] = calls[0]
 
+    def _apply_correction(self, prompt: CorrectionPrompt) -> None:
+        """Track the prompt's frame for its object, decode again with the clicks and the tracked
+        mask, and keep that output as a conditioning frame (merged by sam2's preflight)."""
+        t = prompt.frame_index
+        obj_idx = self._state["obj_id_to_idx"][prompt.object_id]
+        out_dict = self._state["output_dict_per_obj"][obj_idx]
+        point_inputs = self._point_inputs(prompt.points, prompt.point_labels, prompt.box)
+        with TokenCapture(self._predictor, keep_logits=self.keep_candidates) as capture:
+            tracked, _ = self._single_frame(out_dict, t, None, None)
+            _ = capture.drain()  # the tracked pass only supplies the mask prompt
+            current, _ = self._single_frame(out_dict, t, point_inputs, tracked["pred_masks"])
+        calls = capture.drain()
+        if len(calls) != 1 or calls[0].iou_tokens.shape[0] != 1:
+            raise RuntimeError(
+                f"expected one decoder call per correction, got {len(calls)}: sam2 internals changed"
+            )
+        self._state["point_inputs_per_obj"][obj_idx][t] = point_inputs
+        self._state["mask_inputs_per_obj"][obj_idx].pop(t, None)
+        self._state["temp_output_dict_per_obj"][obj_idx]["cond_frame_outputs"][t] = current
+        self._prompt_calls[(t, prompt.object_id)] = calls[0]
+
+    def _point_inputs(
+        self, points: np.ndarray | None, labels: np.ndarray | None, box: np.ndarray | None = None
+    ) -> dict[str, torch.Tensor]:
+        """sam2's ``point_inputs`` from pixel clicks at video resolution (a box first, as labels
+        2 and 3, as ``add_new_points_or_box`` does)."""
+        coords = np.zeros((0, 2), np.float32) if points is None else np.asarray(points, np.float32)
+        codes = np.zeros(0, np.int32) if labels is None else np.asarray(labels, np.int32)
+        if box is not None:
+            coords = np.concatenate([np.asarray(box, np.float32).reshape(2, 2), coords])
+            codes = np.concatenate([np.array([2, 3], np.int32), codes])
+        device = self._state["device"]
+        scale = torch.tensor([self.frames.width, self.frames.height], dtype=torch.float32)
+        return {
+            "point_coords": (torch.as_tensor(coords)[None] / scale * self._predictor.image_size).to(device),
+            "point_labels": torch.as_tensor(codes)[None].to(device),
+        }
+
+    def _single_frame(
+        self,
+        out_dict: dict[str, Any],
+        frame_index: int,
+        point_inputs: dict[str, torch.Tensor] | None,
+        prev_mask_logits: torch.Tensor | None,
+    ) -> tuple[dict[str, Any], torch.Tensor]:
+        """One object's decoder pass on a frame, memory-conditioned as in tracking, without
+        running the memory encoder or storing the output."""
+        device = self._state["device"]
+        with torch.inference_mode():
+            return self._predictor._run_single_frame_inference(
+                inference_state=self._state,
+                output_dict=out_dict,
+                frame_idx=frame_index,
+                batch_size=1,
+                is_init_cond_frame=False,
+                point_inputs=point_inputs,
+                mask_inputs=None,
+                reverse=False,
+                run_mem_encoder=False,
+                prev_sam_mask_logits=None if prev_mask_logits is None else prev_mask_logits.to(device),
+            )
+
+    def _check_corrections(self) -> None:
+        """Every correction must follow a plain prompt of its object (which starts it)."""
+        first: dict[int, int] = {}
+        for p in sorted(self._prompts, key=lambda p: p.frame_index):
+            if not isinstance(p, CorrectionPrompt):
+                first.setdefault(p.object_id, p.frame_index)
+        for p in self._prompts:
+            if not isinstance(p, CorrectionPrompt):
+                continue
+            start = first.get(p.object_id)
+            if start is None or p.frame_index <= start:
+                got = (
+                    "no plain prompt of the object" if start is None else f"its first prompt on frame {start}"
+                )
+                raise InputError(
+                    f"object {p.object_id} frame {p.frame_index}: expected a correction on a frame after "
+                    f"the object's first prompt, got {got}."
+                )
+
     def propagate(self) -> Iterator[FramePrediction]:
         """Propagate forward from the earliest prompt to the last frame, one record per frame.
 
         Prompts on later frames are applied when propagation reaches them (sam2 then tracks from
-        each object's own first prompt; later prompts of a tracked object correct it).
+        each object's own first prompt; later prompts of a tracked object become conditioning
+        frames: a mask replaces its mask there, plain points or a box segment it there afresh,
+        a :class:`CorrectionPrompt` corrects the tracked mask).
         """
         if not self._prompts:
             raise InputError("no prompts were added: nothing to propagate")
+        self._check_corrections()
         all_ids = self.object_ids
         by_frame: dict[int, list[ObjectPrompt]] = defaultdict(list)
         for prompt in sorted(self._prompts, key=lambda p: (p.frame_index, all_ids.index(p.object_id))):
@@ -205,27 +315,10 @@ class PropagationSession:
         )
         if current is None:
             raise InputError(f"probe_points: object {object_id} has no output on frame {frame_index} yet.")
-        device = self._state["device"]
-        scale = torch.tensor([self.frames.width, self.frames.height], dtype=torch.float32)
-        coords = torch.as_tensor(np.asarray(points, np.float32))[None] / scale * self._predictor.image_size
-        point_inputs = {
-            "point_coords": coords.to(device),
-            "point_labels": torch.as_tensor(np.asarray(labels, np.int32))[None].to(device),
-        }
+        point_inputs = self._point_inputs(points, labels)
         before = len(self._capture.calls)
+        _, pred_masks = self._single_frame(out_dict, frame_index, point_inputs, current["pred_masks"])
         with torch.inference_mode():
-            _, pred_masks = self._predictor._run_single_frame_inference(
-                inference_state=self._state,
-                output_dict=out_dict,
-                frame_idx=frame_index,
-                batch_size=1,
-                is_init_cond_frame=False,
-                point_inputs=point_inputs,
-                mask_inputs=None,
-                reverse=False,
-                run_mem_encoder=False,
-                prev_sam_mask_logits=current["pred_masks"].to(device),
-            )
             _, video_res = self._predictor._get_orig_video_res_output(self._state, pred_masks)
         if len(self._capture.calls) != before + 1:
             raise RuntimeError("probe_points: expected one decoder call: sam2 internals changed")

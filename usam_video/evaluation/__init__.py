@@ -5,6 +5,8 @@
 * :mod:`.readers` — mask folders published by other methods.
 * :mod:`.ranking` — UncertainSAM refinement-ranking curves, relative AUC, correlations.
 * :mod:`.plots` — figures (needs matplotlib, imported lazily).
+* :mod:`.overlay` — a PNG of a stored video's frames with its masks coloured by a score
+  (matplotlib, the store and the dataset readers imported lazily).
 
 numpy and Pillow only; no torch.
 """
@@ -29,6 +31,7 @@ from usam_video.evaluation.jf import (
     seg2bmap,
     summarize_davis,
 )
+from usam_video.evaluation.overlay import write_overlay
 from usam_video.evaluation.plots import plot_ranking_curves
 from usam_video.evaluation.ranking import (
     DEFAULT_RATIOS,
@@ -112,4 +115,6 @@ __all__ = [
     "uncertainty_from_confidence",
     # plots
     "plot_ranking_curves",
+    # overlay
+    "write_overlay",
 ]

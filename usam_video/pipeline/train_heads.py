@@ -12,7 +12,9 @@ Targets (their video meaning), for each annotated frame-object after the object'
   eroded mask plus random positive points inside it); tracking of later frames is unchanged;
 * ``prompt_gap``: ``iou_dense_prompt`` - ``iou_<first label>``.
 
-Tokens are always the first model's: the heads score that model's tokens.
+Tokens are always the first model's: the heads score that model's tokens. Each row also keeps
+SamScore (``sam_iou``: the first model's predicted IoU of the token it chose), the baseline every
+head's ranking is compared with in the report.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from usam_video.types import TrainingSamples
 
 __all__ = [
     "HeadReport",
+    "RankingComparison",
     "TrainReport",
     "candidate_ious",
     "collect_video",
@@ -47,6 +50,7 @@ __all__ = [
     "mask_iou",
     "target_names",
     "open_container",
+    "rank_against_baselines",
     "record_video",
     "training_videos",
     "train_from_container",
@@ -182,6 +186,7 @@ def collect_video(
                     "iou_token": rec.iou_tokens[o],
                     "mask_tokens": rec.mask_tokens[o],
                     "chosen": int(rec.chosen_candidate[o]),
+                    "sam_iou": float(rec.sam_iou[o]),
                     "cand": cand,
                     "chosen_iou": chosen_iou,
                     "best_iou": best_iou,
@@ -222,6 +227,7 @@ def collect_video(
         mask_tokens=np.stack([r["mask_tokens"] for r in rows]) if n else np.zeros((0, k, d), np.float32),
         chosen=np.array([r["chosen"] for r in rows], np.int8),
         candidate_iou=np.stack([r["cand"] for r in rows]) if n else np.zeros((0, k), np.float32),
+        sam_iou=np.array([r["sam_iou"] for r in rows], np.float32),
         targets=targets,
     )
 
@@ -257,8 +263,84 @@ def record_video(config: TrainHeadsConfig, video_id: str) -> int:
 
 
 @dataclass(frozen=True)
+class RankingComparison:
+    """A head's relative AUC next to the SamScore and random baselines' (same rows, same refinement).
+
+    Attributes:
+        relative_auc: the head's area over the oracle's (1 = oracle).
+        relative_auc_vs_random: the head's area above the expected random curve over the oracle's area
+            (0 = random, 1 = oracle).
+        samscore_relative_auc, samscore_relative_auc_vs_random: the same for SamScore, ranked by
+            ``1 - sam_iou`` (lowest predicted IoU refined first); NaN when SamScore is missing on
+            some row (a container recorded before ``sam_iou`` was kept).
+        random_relative_auc: the expected random ordering's relative AUC, ``mean(gain) * ∫ r dr``
+            over the oracle area (not one random draw; negative when refining loses on average).
+        beats_samscore, beats_random: the head's relative AUC is strictly higher than the
+            baseline's; None when either figure is NaN.
+    """
+
+    relative_auc: float
+    relative_auc_vs_random: float
+    samscore_relative_auc: float
+    samscore_relative_auc_vs_random: float
+    random_relative_auc: float
+    beats_samscore: bool | None
+    beats_random: bool | None
+
+    @classmethod
+    def undefined(cls) -> RankingComparison:
+        """Every figure NaN (too few rows, or no ordering can help)."""
+        return cls(math.nan, math.nan, math.nan, math.nan, math.nan, None, None)
+
+
+def _beats(a: float, b: float) -> bool | None:
+    return bool(a > b) if math.isfinite(a) and math.isfinite(b) else None
+
+
+def rank_against_baselines(
+    base_iou: np.ndarray, refined_iou: np.ndarray, head_uncertainty: np.ndarray, sam_iou: np.ndarray
+) -> RankingComparison:
+    """Rank items by a head's uncertainty, by SamScore and at random under the paper's protocol.
+
+    Args:
+        base_iou, refined_iou: float ``(N,)``: IoU before and after refining an item.
+        head_uncertainty: float ``(N,)``, higher = refined first.
+        sam_iou: float ``(N,)``: SAM 2's predicted IoU (a confidence: ``1 - sam_iou`` is the
+            uncertainty); any NaN makes the SamScore figures NaN.
+    """
+    scores = {"head": np.asarray(head_uncertainty, np.float64)}
+    sam = np.asarray(sam_iou, np.float64)
+    if np.isfinite(sam).all():
+        scores["samscore"] = 1.0 - sam
+    report = evaluate_ranking(base_iou, refined_iou, scores)
+    head = report.curve("head")
+    sam_rel = sam_rel_random = math.nan
+    if "samscore" in scores:
+        sam_curve = report.curve("samscore")
+        sam_rel, sam_rel_random = sam_curve.relative_auc, sam_curve.relative_auc_vs_random
+    random_rel = report.random.relative_auc
+    return RankingComparison(
+        relative_auc=head.relative_auc,
+        relative_auc_vs_random=head.relative_auc_vs_random,
+        samscore_relative_auc=sam_rel,
+        samscore_relative_auc_vs_random=sam_rel_random,
+        random_relative_auc=random_rel,
+        beats_samscore=_beats(head.relative_auc, sam_rel),
+        beats_random=_beats(head.relative_auc, random_rel),
+    )
+
+
+@dataclass(frozen=True)
 class HeadReport:
-    """Validation figures of one trained head (on the target's own scale)."""
+    """Validation figures of one trained head (on the target's own scale).
+
+    The ranking figures (see :class:`RankingComparison`) rank the head's validation rows under the
+    paper's protocol: an ``iou_*`` head's least certain masks are replaced by ground truth, a gap
+    head's largest predicted gaps get their refinement (better candidate, clicks, larger model).
+    SamScore and random rank the same rows for the same refinement (SamScore is always the first
+    model's predicted IoU of its chosen mask, also for ``iou_<second model>`` and
+    ``iou_dense_prompt``: it is what the heads have to beat on the same tokens).
+    """
 
     name: str
     train_rows: int
@@ -269,6 +351,11 @@ class HeadReport:
     spearman: float
     relative_auc: float
     relative_auc_vs_random: float
+    samscore_relative_auc: float
+    samscore_relative_auc_vs_random: float
+    random_relative_auc: float
+    beats_samscore: bool | None
+    beats_random: bool | None
 
 
 @dataclass(frozen=True)
@@ -296,11 +383,11 @@ class TrainReport:
 
 def _ranking(
     name: str, fit: HeadFit, samples: TrainingSamples, config: TrainHeadsConfig
-) -> tuple[float, float]:
-    """Relative AUC of a head's validation predictions under the paper's ranking protocol."""
+) -> RankingComparison:
+    """Relative AUC of a head's validation predictions, SamScore's and random's on the same rows."""
     rows = fit.val_rows
     if len(rows) < 2:
-        return math.nan, math.nan
+        return RankingComparison.undefined()
     primary = samples.targets[f"iou_{config.models[0].label}"][rows]
     if name.startswith("iou_"):
         base = fit.val_target  # replace the least certain masks by ground truth
@@ -310,9 +397,7 @@ def _ranking(
         base = primary
         refined = primary + fit.val_target  # the gap's refinement: better candidate, clicks, model
         uncertainty = fit.val_pred
-    report = evaluate_ranking(base, refined, {name: uncertainty})
-    curve = report.curve(name)
-    return curve.relative_auc, curve.relative_auc_vs_random
+    return rank_against_baselines(base, refined, uncertainty, samples.sam_iou[rows])
 
 
 def train_from_container(config: TrainHeadsConfig) -> TrainReport:
@@ -341,22 +426,22 @@ def train_from_container(config: TrainHeadsConfig) -> TrainReport:
             mae = float(np.mean(np.abs(pred - target)))
             ss_tot = float(np.sum((target - target.mean()) ** 2))
             r2 = 1.0 - float(np.sum((pred - target) ** 2)) / ss_tot if ss_tot > 0 else math.nan
-            rel, rel_random = _ranking(name, fit, samples, config)
-            reports.append(
-                HeadReport(
-                    name,
-                    fit.train_rows,
-                    len(target),
-                    mae,
-                    r2,
-                    pearson(pred, target),
-                    spearman(pred, target),
-                    rel,
-                    rel_random,
-                )
-            )
+            ranking = _ranking(name, fit, samples, config)
         else:
-            reports.append(HeadReport(name, fit.train_rows, len(target), *([math.nan] * 6)))
+            mae = r2 = math.nan
+            ranking = RankingComparison.undefined()
+        reports.append(
+            HeadReport(
+                name,
+                fit.train_rows,
+                len(target),
+                mae,
+                r2,
+                pearson(pred, target),
+                spearman(pred, target),
+                **asdict(ranking),
+            )
+        )
     val_mask = np.zeros(len(samples), bool)
     for fit in fits.values():
         val_mask[fit.val_rows] = True

@@ -8,6 +8,7 @@ Layout (``N`` rows, append-only, one video at a time)::
       mask_tokens    float16 (N, K, D)    chunks (1024, K, D)
       chosen         int8    (N,)
       candidate_iou  float32 (N, K)
+      sam_iou        float32 (N,)         SamScore: SAM 2's predicted IoU of the chosen token
       frame_index    int32   (N,)
       object_id      int32   (N,)
       video          int32   (N,)         index into attrs videos
@@ -16,6 +17,10 @@ Layout (``N`` rows, append-only, one video at a time)::
 Tokens are float16 (half the bytes; the heads train in float32). ``rows`` is written after a
 video's arrays, so an interrupted append leaves the committed rows intact; the next append
 overwrites the uncommitted tail.
+
+``sam_iou`` was added after the first containers were written: a container without it still
+opens, reads it as NaN (so SamScore baselines come out NaN, not wrong), and gains the array on
+its next append, NaN for the rows recorded before.
 """
 
 from __future__ import annotations
@@ -32,7 +37,20 @@ from usam_video.types import TrainingSamples
 __all__ = ["TRAINING_FORMAT", "TrainingContainer"]
 
 TRAINING_FORMAT = "usam-video-training"
-_ROW_ARRAYS = ("iou_tokens", "mask_tokens", "chosen", "candidate_iou", "frame_index", "object_id", "video")
+_ROW_ARRAYS = (
+    "iou_tokens",
+    "mask_tokens",
+    "chosen",
+    "candidate_iou",
+    "sam_iou",
+    "frame_index",
+    "object_id",
+    "video",
+)
+
+
+def _create_sam_iou(root: zarr.Group) -> None:
+    root.create_array("sam_iou", shape=(0,), chunks=(65536,), dtype="float32", fill_value=np.nan)
 
 
 class TrainingContainer:
@@ -78,6 +96,7 @@ class TrainingContainer:
             root.create_array(
                 "candidate_iou", shape=(0, k), chunks=(65536, k), dtype="float32", fill_value=np.nan
             )
+            _create_sam_iou(root)
             for name in ("frame_index", "object_id", "video"):
                 root.create_array(name, shape=(0,), chunks=(65536,), dtype="int32")
             targets = root.create_group("targets")
@@ -148,10 +167,14 @@ class TrainingContainer:
             "mask_tokens": samples.mask_tokens.astype(np.float16),
             "chosen": samples.chosen.astype(np.int8),
             "candidate_iou": samples.candidate_iou.astype(np.float32),
+            "sam_iou": samples.sam_iou.astype(np.float32),
             "frame_index": samples.frame_index.astype(np.int32),
             "object_id": samples.object_id.astype(np.int32),
             "video": np.full(n, video_index, np.int32),
         }
+        if "sam_iou" not in self._root:
+            # A container from before sam_iou was kept: the committed rows read as NaN (fill).
+            _create_sam_iou(self._root)
         arrays = {name: self._root[name] for name in _ROW_ARRAYS}
         arrays.update({f"targets/{t}": self._root[f"targets/{t}"] for t in attrs["target_names"]})
         columns.update({f"targets/{t}": samples.targets[t].astype(np.float32) for t in attrs["target_names"]})
@@ -163,7 +186,7 @@ class TrainingContainer:
         self._root.attrs.update({"videos": [*attrs["videos"], video_id], "rows": end})
 
     def read(self) -> TrainingSamples:
-        """Every committed row, tokens as float32."""
+        """Every committed row, tokens as float32 (``sam_iou`` NaN where it was not recorded)."""
         attrs = dict(self._root.attrs)
         n = int(attrs["rows"])
         videos = attrs["videos"]
@@ -176,5 +199,6 @@ class TrainingContainer:
             mask_tokens=self._root["mask_tokens"][:n].astype(np.float32),
             chosen=self._root["chosen"][:n],
             candidate_iou=self._root["candidate_iou"][:n],
+            sam_iou=self._root["sam_iou"][:n] if "sam_iou" in self._root else np.full(n, np.nan, np.float32),
             targets={t: self._root[f"targets/{t}"][:n] for t in attrs["target_names"]},
         )

@@ -1,0 +1,298 @@
+"""A picture of a pseudo-labelled video: frames side by side, every stored mask painted on top.
+
+:func:`write_overlay` reads a video's masks, scores and statuses from a store, the frames from
+its dataset, and writes one small PNG in which each object's mask is blended over the frame in
+the colour of its score (red: low predicted IoU, green: high), outlined, and labelled
+``"<object id>: <score>"``. Frame titles give the frame index and any frame-object queued for
+refinement or for a human. :func:`blend_masks` is the numpy step that paints the masks.
+
+matplotlib is imported inside :func:`write_overlay` (as in :mod:`.plots`), and so are the store
+and dataset layers: ``import usam_video.evaluation`` stays free of zarr, and the evaluation
+layer imports its siblings only where a function needs them (as :mod:`.readers` does).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from usam_video.errors import EvaluationError, InputError
+from usam_video.types import Status
+
+if TYPE_CHECKING:  # the config layer (pydantic, yaml) is imported only by the function's callers
+    from usam_video.config import DatasetConfig
+
+__all__ = ["blend_masks", "default_overlay_score", "write_overlay"]
+
+#: Colormap of confidence scores over [0, 1]: red = low predicted IoU, green = high.
+CONFIDENCE_CMAP = "RdYlGn"
+#: Scores where higher means LESS certain get the reversed map, so red always means "doubtful".
+_UNCERTAINTY_SCORES = frozenset({"entropy", "mask_entropy"})
+#: Colour of a mask whose score is NaN (RGB in [0, 1]).
+_NAN_COLOR = (0.6, 0.6, 0.6)
+#: Statuses whose frame-object has no mask on disk: nothing is drawn for them.
+_NO_MASK = (Status.PENDING, Status.NOT_STARTED)
+_QUEUED = (Status.QUEUED_REFINE, Status.QUEUED_HUMAN)
+#: Longer side of one frame panel, in inches (at ``dpi`` = 100: 240 px).
+_PANEL_INCHES = 2.4
+
+
+def default_overlay_score(score_names: Sequence[str]) -> str:
+    """The score an overlay colours masks by when none is named.
+
+    The first ``iou_*`` USAM head other than ``iou_unsupervised``, else ``sam_iou``, else the
+    first score. Raises :class:`EvaluationError` if there is no score at all.
+    """
+    for name in score_names:
+        if name.startswith("iou_") and name != "iou_unsupervised":
+            return name
+    if "sam_iou" in score_names:
+        return "sam_iou"
+    if not score_names:
+        raise EvaluationError("overlay: expected at least one score column in the store, found none.")
+    return score_names[0]
+
+
+def _is_uncertainty(name: str) -> bool:
+    return name in _UNCERTAINTY_SCORES or name.endswith("_gap")
+
+
+def blend_masks(
+    image: npt.ArrayLike, masks: npt.ArrayLike, colors: npt.ArrayLike, alpha: float = 0.5
+) -> np.ndarray:
+    """Blend coloured masks over an image.
+
+    Args:
+        image: ``uint8`` ``(H, W, 3)`` RGB frame.
+        masks: ``bool`` ``(O, H, W)``; objects may overlap (later objects are blended over
+            earlier ones).
+        colors: ``float`` ``(O, 3)`` RGB in [0, 1], one colour per mask.
+        alpha: opacity of the colour inside a mask, in [0, 1].
+
+    Returns:
+        ``uint8`` ``(H, W, 3)``: outside every mask equal to ``image``, inside a mask
+        ``(1 - alpha) * pixel + alpha * 255 * colour`` (rounded).
+    """
+    frame = np.asarray(image)
+    planes = np.asarray(masks, dtype=bool)
+    rgb = np.asarray(colors, dtype=np.float64)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise InputError(f"blend_masks: expected a uint8 (H, W, 3) image, got {frame.dtype} {frame.shape}.")
+    if planes.ndim != 3 or planes.shape[1:] != frame.shape[:2]:
+        raise InputError(
+            f"blend_masks: expected masks (O, {frame.shape[0]}, {frame.shape[1]}), got {planes.shape}."
+        )
+    if rgb.shape != (planes.shape[0], 3):
+        raise InputError(f"blend_masks: expected colours ({planes.shape[0]}, 3), got {rgb.shape}.")
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"blend_masks: expected alpha in [0, 1], got {alpha}.")
+    out = frame.astype(np.float64)
+    for plane, color in zip(planes, rgb, strict=True):
+        out[plane] = (1.0 - alpha) * out[plane] + alpha * 255.0 * np.clip(color, 0.0, 1.0)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _frame_indices(
+    frames: Sequence[int] | None, num_frames: int, max_frames: int, video_id: str
+) -> list[int]:
+    """Validated frame indices to draw (default: evenly spaced, first and last included)."""
+    if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 1:
+        raise InputError(f"overlay: expected max_frames to be an integer >= 1, got {max_frames!r}.")
+    if num_frames < 1:
+        raise EvaluationError(f"overlay: video {video_id!r} has no frames in the store.")
+    if frames is None:
+        count = min(max_frames, num_frames)
+        return sorted({int(round(x)) for x in np.linspace(0, num_frames - 1, count)})
+    chosen = []
+    for value in frames:
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            index = operator.index(value)
+        except TypeError:
+            raise InputError(
+                f"overlay: expected integer frame indices of video {video_id!r}, got {value!r}."
+            ) from None
+        if not 0 <= index < num_frames:
+            raise InputError(
+                f"overlay: expected frames of video {video_id!r} in 0..{num_frames - 1}, got frame {index}."
+            )
+        chosen.append(index)
+    if not chosen:
+        raise InputError(f"overlay: expected at least one frame of video {video_id!r}, got none.")
+    if len(chosen) > max_frames:
+        raise InputError(
+            f"overlay: expected at most max_frames={max_frames} frames, got {len(chosen)}; "
+            "raise max_frames or pass fewer frames."
+        )
+    return chosen
+
+
+def _label_point(mask: np.ndarray) -> tuple[float, float]:
+    """``(x, y)`` of the mask pixel nearest its centroid (inside the mask even when concave)."""
+    ys, xs = np.nonzero(mask)
+    cy, cx = ys.mean(), xs.mean()
+    nearest = int(np.argmin((ys - cy) ** 2 + (xs - cx) ** 2))
+    return float(xs[nearest]), float(ys[nearest])
+
+
+def write_overlay(
+    store_path: str | Path,
+    dataset: DatasetConfig,
+    video_id: str,
+    out_path: Path,
+    frames: Sequence[int] | None = None,
+    score: str | None = None,
+    max_frames: int = 6,
+) -> Path:
+    """Write one PNG showing frames of a pseudo-labelled video with its stored masks on top.
+
+    Each panel is a frame (``uint8`` ``(H, W, 3)`` RGB from the dataset's frame source) with
+    every object's stored mask (``bool`` ``(H, W)``, a plane of the store's ``(T, O, H, W)``
+    masks) blended over it in the colour of that frame-object's score (``float32``, a column
+    of the store's ``(T, O, S)`` scores) on a red-yellow-green map over [0, 1] (values outside
+    are clipped; NaN is grey), its outline drawn and a label ``"<object id>: <score>"``.
+    Confidence scores map red = low, green = high predicted IoU; uncertainty scores
+    (``*_gap``, ``entropy``) use the reversed map, so red always marks the doubtful masks.
+    Frame-objects with no mask (status ``pending`` or ``not_started``) are skipped. Titles
+    give the frame index, the objects queued (``queued_refine``/``queued_human``) on it and
+    those whose stored mask is empty (nothing to paint); a colorbar is labelled with the
+    score name. Random model weights or heads (from the video's provenance) and an incomplete
+    video are said in the figure's title.
+
+    Args:
+        store_path: the pseudo-label store (a path or an fsspec URL), read only.
+        dataset: the dataset the video was labelled from (its frames are read lazily).
+        video_id: a video of the store.
+        out_path: the ``.png`` to write; parent folders are created.
+        frames: frame indices to draw, in this order (at most ``max_frames``); default
+            ``min(max_frames, T)`` frames evenly spaced from the first to the last.
+        score: the score colouring masks, one of the store's ``score_names``; default
+            :func:`default_overlay_score`.
+        max_frames: the most frames drawn (the PNG is about 240 px wide per frame at 100 dpi).
+
+    Returns:
+        ``out_path``.
+
+    Raises:
+        VideoNotFoundError: the store has no such video (the message lists its videos).
+        InputError: an unknown score, a frame index out of range, or a bad ``max_frames``.
+        EvaluationError: the dataset's video does not match the store's (size, frame count).
+    """
+    # Imported here: plotting needs matplotlib, and the store (zarr) and dataset readers are
+    # siblings of the evaluation layer, needed by this function only.
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    from usam_video.datasets import open_dataset
+    from usam_video.errors import VideoNotFoundError
+    from usam_video.store import PseudoLabelStore
+
+    store = PseudoLabelStore.open(store_path, mode="r")
+    videos = store.videos()
+    if video_id not in videos:
+        raise VideoNotFoundError(
+            f"{store.location}: expected video {video_id!r} in the store, found {videos}."
+        )
+    summary = store.summary(video_id)
+    table = store.frame_table(video_id)
+    if score is None:
+        score = default_overlay_score(table.score_names)
+    elif score not in table.score_names:
+        raise InputError(
+            f"overlay: expected a score of video {video_id!r} in {list(table.score_names)}, got {score!r}."
+        )
+    column = table.score_names.index(score)
+    indices = _frame_indices(frames, summary.num_frames, max_frames, video_id)
+
+    cmap = colormaps[CONFIDENCE_CMAP + ("_r" if _is_uncertainty(score) else "")]
+    norm = Normalize(vmin=0.0, vmax=1.0, clip=True)
+    height, width = summary.height, summary.width
+    scale = _PANEL_INCHES / max(height, width)
+    panel_w, panel_h = width * scale, height * scale
+    n = len(indices)
+    figure = Figure(figsize=(panel_w * n + 1.0, panel_h + 1.0), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, n, squeeze=False)[0]
+
+    reader = open_dataset(dataset)
+    with reader.frames(video_id) as source:
+        if len(source) != summary.num_frames or (source.height, source.width) != (height, width):
+            raise EvaluationError(
+                f"overlay: video {video_id!r}: expected the dataset's video to match the store's "
+                f"{summary.num_frames} frames of {height}x{width}, got {len(source)} frames of "
+                f"{source.height}x{source.width}. Pass the dataset the store was labelled from."
+            )
+        for axis, t in zip(axes, indices, strict=True):
+            image = np.asarray(source[t])
+            status = table.status[t]
+            drawn = [o for o in range(len(table.object_ids)) if Status(int(status[o])) not in _NO_MASK]
+            masks = store.read_masks(video_id, t)[drawn] if drawn else np.zeros((0, height, width), bool)
+            values = table.scores[t, drawn, column].astype(np.float64)
+            colors = np.array(
+                [_NAN_COLOR if math.isnan(v) else cmap(norm(v))[:3] for v in values], np.float64
+            ).reshape(-1, 3)
+            axis.imshow(blend_masks(image, masks, colors), interpolation="antialiased")
+            for o, mask, value, color in zip(drawn, masks, values, colors, strict=True):
+                if not mask.any():
+                    continue
+                if not mask.all():
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        axis.contour(mask.astype(np.float32), levels=[0.5], colors=[color], linewidths=1.2)
+                x, y = _label_point(mask)
+                text = f"{table.object_ids[o]}: " + ("n/a" if math.isnan(value) else f"{value:.2f}")
+                axis.text(
+                    x,
+                    y,
+                    text,
+                    fontsize=7,
+                    ha="center",
+                    va="center",
+                    color="black",
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": (*color, 0.85), "edgecolor": "none"},
+                )
+            title = [f"frame {t}"]
+            for queued in _QUEUED:
+                ids = [str(table.object_ids[o]) for o in range(len(status)) if status[o] == queued]
+                if ids:
+                    title.append(f"{queued.label}: {', '.join(ids)}")
+            empty = [str(table.object_ids[o]) for o, mask in zip(drawn, masks, strict=True) if not mask.any()]
+            if not drawn:
+                title.append("no masks")
+            elif empty:
+                title.append(f"empty: {', '.join(empty)}")
+            axis.set_title("\n".join(title), fontsize=8)
+            axis.set_axis_off()
+
+    direction = "higher = less certain" if _is_uncertainty(score) else "predicted IoU"
+    colorbar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), shrink=0.9, aspect=15)
+    colorbar.set_label(f"{score} ({direction})", fontsize=8)
+    colorbar.ax.tick_params(labelsize=7)
+    # One short line each, so that a one-frame figure (about 340 px wide) shows them whole.
+    heading = [video_id]
+    flags = [
+        text
+        for key, text in (("model_untrained", "RANDOM model weights"), ("heads_untrained", "random heads"))
+        if summary.provenance.get(key)
+    ]
+    if flags:
+        heading.append(f"{' + '.join(flags)}: not real labels")
+    if not summary.complete:
+        heading.append("incomplete video")
+    figure.suptitle("\n".join(heading), fontsize=8)
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, format="png", dpi=100)
+    return out
