@@ -263,6 +263,9 @@ class TrainingRecipe(_Strict):
     focal_weight: float = Field(default=20.0, ge=0)
     dice_weight: float = Field(default=1.0, ge=0)
     iou_weight: float = Field(default=1.0, ge=0)
+    iou_loss: Literal["mse", "l1"] = Field(
+        default="mse", description="squared error ranks candidates by their mean IoU; l1 by the median"
+    )
     object_weight: float = Field(default=1.0, ge=0)
     mask_prompt_prob: float = Field(default=0.5, ge=0, le=1)
     box_prompt_prob: float = Field(default=0.25, ge=0, le=1)

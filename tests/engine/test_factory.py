@@ -127,3 +127,20 @@ def test_cuda_bf16_build() -> None:
         )
     )
     assert model.device.type == "cuda"
+
+
+def test_video_defaults_apply_unless_the_config_sets_them(small_model) -> None:
+    # The small test config sets none: it gets sam2's video-predictor defaults.
+    assert small_model.predictor.sam_mask_decoder.dynamic_multimask_via_stability is True
+    # The trained micro architecture turns the stability swap off itself, and keeps it off.
+    micro = build_model(
+        ModelConfig(
+            name="m",
+            sam2_config=str(Path(__file__).resolve().parents[2] / "configs/models/sam2_micro_128.yaml"),
+            random_init=True,
+            device="cpu",
+        )
+    )
+    assert micro.predictor.sam_mask_decoder.dynamic_multimask_via_stability is False
+    assert micro.predictor.binarize_mask_from_pts_for_mem_enc is True
+    assert micro.token_dim == 128

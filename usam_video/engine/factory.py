@@ -35,6 +35,9 @@ __all__ = ["BuiltModel", "build_model", "resolve_sam2_config", "file_sha256", "r
 #   ever wanted;
 # - CPU and GPU give the same masks (sam2's filler needs its CUDA extension, which
 #   SAM2_BUILD_CUDA=0 installs lack: it would warn and skip on every frame).
+# A config that sets one of these keys itself keeps its value (the `_target_` excepted): the
+# project's trained models turn dynamic_multimask_via_stability off, because they track with
+# the single-mask token and their other tokens are trained on clicks only.
 _VIDEO_OVERRIDES: dict[str, object] = {
     "model._target_": f"{StreamingVideoPredictor.__module__}.{StreamingVideoPredictor.__qualname__}",
     "model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability": True,
@@ -143,7 +146,8 @@ def build_model(config: ModelConfig) -> BuiltModel:
             found = list(cfg) if isinstance(cfg, DictConfig) else type(cfg).__name__
             raise ModelBuildError(f"{config_path}: expected a top-level 'model' entry, found {found}.")
         for key, value in _VIDEO_OVERRIDES.items():
-            OmegaConf.update(cfg, key, value, force_add=True)
+            if key == "model._target_" or OmegaConf.select(cfg, key, default=None) is None:
+                OmegaConf.update(cfg, key, value, force_add=True)
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ModelBuildError(f"{config_path}: expected a sam2 model config, got: {exc}") from exc

@@ -13,8 +13,8 @@ In the spirit of SAM 2's recipe:
   frame prompted by clicks or a box, no memory), so the encoder and decoder learn to segment
   before memory attention has anything to match;
 - losses on every decoded frame: focal (x20) + dice on the masks (the minimum over the
-  candidates when the decoder returns several), L1 between the predicted and the true IoU of
-  every candidate, and binary cross-entropy of the object score.
+  candidates when the decoder returns several), the squared error between the predicted and
+  the true IoU of every candidate, and binary cross-entropy of the object score.
 
 Two details of sam2 matter here (both met by the first probe of this recipe):
 - with a mask prompt, ``use_mask_input_as_output_without_sam`` returns the input mask itself,
@@ -200,14 +200,23 @@ def _frame_losses(
     rows = torch.arange(combined.size(0))
     mask_loss = combined[rows, best]
     true_iou = _true_iou(logits.detach(), target)
-    iou_loss = (ious.float() - true_iou).abs().mean(dim=1)
+    error = ious.float() - true_iou
+    # Squared error by default: the IoU head must rank the candidates (sam2 tracks with the
+    # highest), and an L1 loss drives every candidate's prediction to the median, ~0 while most
+    # candidates are empty early in training.
+    iou_loss = (error.square() if recipe.iou_loss == "mse" else error.abs()).mean(dim=1)
     object_loss = F.binary_cross_entropy_with_logits(
         object_logits.float().flatten(), present, reduction="none"
     )
     # Masks and IoUs are supervised only where the object is present, as in SAM 2's losses.
     per_object = present * (mask_loss + recipe.iou_weight * iou_loss) + recipe.object_weight * object_loss
+    # "iou": the best candidate (what the mask loss trains); "picked_iou": the candidate of
+    # highest predicted IoU, the one sam2 keeps at inference.
+    picked = ious.argmax(dim=1)
+    denominator = present.sum().clamp_min(1)
     stats = {
-        "iou": float((true_iou[rows, best] * present).sum() / present.sum().clamp_min(1)),
+        "iou": float((true_iou[rows, best] * present).sum() / denominator),
+        "picked_iou": float((true_iou[rows, picked] * present).sum() / denominator),
         "present": float(present.sum()),
     }
     return per_object.sum(), stats
@@ -228,6 +237,7 @@ def _image_step(
     total = torch.zeros(())
     count = 0
     ious: list[float] = []
+    picked: list[float] = []
     for t in range(num_frames):
         visible = [o for o in range(num_objects) if bool(targets[o, t].any())]
         if not visible:
@@ -261,7 +271,11 @@ def _image_step(
         total = total + loss
         count += batch
         ious.append(stats["iou"])
-    return total / max(count, 1), {"iou": float(np.mean(ious)) if ious else 0.0}
+        picked.append(stats["picked_iou"])
+    return total / max(count, 1), {
+        "iou": float(np.mean(ious)) if ious else 0.0,
+        "picked_iou": float(np.mean(picked)) if picked else 0.0,
+    }
 
 
 def _clip_step(
@@ -281,6 +295,7 @@ def _clip_step(
     total = torch.zeros(())
     count = 0
     tracked_ious: list[float] = []
+    tracked_picked: list[float] = []
     correction_frame = int(rng.integers(1, num_frames)) if rng.uniform() < recipe.correction_prob else -1
 
     def run(
@@ -330,6 +345,7 @@ def _clip_step(
         loss, stats = _frame_losses(recipe, decoder_tap.take(), target, image_size)
         total, count = total + loss, count + num_objects
         tracked_ious.append(stats["iou"])
+        tracked_picked.append(stats["picked_iou"])
         if t == correction_frame:
             # A user correction on a tracked frame: one click on the largest error (positive
             # where the object was missed, negative where background was taken) or a dense set
@@ -358,7 +374,10 @@ def _clip_step(
             output_dict["cond_frame_outputs"][t] = out
         else:
             output_dict["non_cond_frame_outputs"][t] = out
-    return total / max(count, 1), {"iou": float(np.mean(tracked_ious)) if tracked_ious else 0.0}
+    return total / max(count, 1), {
+        "iou": float(np.mean(tracked_ious)) if tracked_ious else 0.0,
+        "picked_iou": float(np.mean(tracked_picked)) if tracked_picked else 0.0,
+    }
 
 
 def save_checkpoint(
@@ -449,20 +468,24 @@ def train_sam2(
             torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip)
             optimizer.step()
             state.step += 1
-            window.append({"loss": float(loss.detach()), "iou": stats["iou"]})
+            window.append(
+                {"loss": float(loss.detach()), "iou": stats["iou"], "picked_iou": stats["picked_iou"]}
+            )
             if state.step % 50 == 0 or state.step == recipe.steps:
                 summary = {
                     "step": float(state.step),
                     "seconds": time.perf_counter() - started,
                     "loss": float(np.mean([w["loss"] for w in window])),
                     "iou": float(np.mean([w["iou"] for w in window])),
+                    "picked_iou": float(np.mean([w["picked_iou"] for w in window])),
                     "lr": _lr_at(recipe, step),
                 }
                 state.history.append(summary)
                 window = []
                 log(
                     f"step {state.step}/{recipe.steps} loss {summary['loss']:.4f} "
-                    f"train IoU {summary['iou']:.3f} lr {summary['lr']:.2e} {summary['seconds']:.0f}s"
+                    f"train IoU best {summary['iou']:.3f} picked {summary['picked_iou']:.3f} "
+                    f"lr {summary['lr']:.2e} {summary['seconds']:.0f}s"
                 )
             if state.step % save_every == 0 or state.step == recipe.steps:
                 state.seconds = time.perf_counter() - started
