@@ -141,3 +141,33 @@ def test_train_model_stopped_early_exports_nothing(tmp_path: Path) -> None:
 def test_recipe_rejects_bad_prompt_mix() -> None:
     with pytest.raises(ValueError, match="mask_prompt_prob \\+ box_prompt_prob"):
         TrainingRecipe(mask_prompt_prob=0.8, box_prompt_prob=0.5)
+
+
+def test_first_frame_mask_is_decoded_and_trains_the_mask_prompt_path() -> None:
+    # The trained configs decode a first-frame mask (use_mask_input_as_output_without_sam off):
+    # the frame gives a loss and the prompt encoder's mask path receives gradient.
+    import numpy as np
+    import torch.nn.functional as F
+
+    from usam_video.datasets.synthetic import render_video
+    from usam_video.engine.predictor import preprocess_frames
+
+    model = _model().predictor
+    assert model.use_mask_input_as_output_without_sam is False
+    model.train()
+    recipe = TrainingRecipe(steps=1, clip_frames=2, mask_prompt_prob=1.0, box_prompt_prob=0.0)
+    video = render_video(sample_clip_spec(recipe, 0))
+    labels = torch.from_numpy(video.labels)
+    targets = torch.stack([(labels == o + 1).float() for o in range(int(labels.max()))])
+    targets = F.interpolate(targets, size=(model.image_size,) * 2, mode="nearest")
+    _, feats, pos, sizes = model._prepare_backbone_features(
+        model.forward_image(preprocess_frames(video.frames, model.image_size))
+    )
+    tap = _DecoderTap(model.sam_mask_decoder)
+    try:
+        loss, _ = _clip_step(model, recipe, np.random.default_rng(0), feats, pos, sizes, targets, tap)
+        loss.backward()
+    finally:
+        tap.close()
+    grad = model.sam_prompt_encoder.mask_downscaling[0].weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0

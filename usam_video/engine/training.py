@@ -18,7 +18,8 @@ In the spirit of SAM 2's recipe:
 
 Two details of sam2 matter here (both met by the first probe of this recipe):
 - with a mask prompt, ``use_mask_input_as_output_without_sam`` returns the input mask itself,
-  so such frames give no mask loss (they still write memory);
+  so such frames give no mask loss; the project's configs turn it off, so the first frame's
+  mask is decoded like any prompt and trains the mask-prompt path;
 - sam2 replaces the masks of an object it scores absent by -1024, which passes no gradient.
   The losses therefore read the decoder's own (ungated) outputs through a forward hook.
 
@@ -199,6 +200,7 @@ def _frame_losses(
     best = combined.argmin(dim=1)
     rows = torch.arange(combined.size(0))
     mask_loss = combined[rows, best]
+    picked = ious.detach().argmax(dim=1)
     true_iou = _true_iou(logits.detach(), target)
     error = ious.float() - true_iou
     # Squared error by default: the IoU head must rank the candidates (sam2 tracks with the
@@ -212,7 +214,6 @@ def _frame_losses(
     per_object = present * (mask_loss + recipe.iou_weight * iou_loss) + recipe.object_weight * object_loss
     # "iou": the best candidate (what the mask loss trains); "picked_iou": the candidate of
     # highest predicted IoU, the one sam2 keeps at inference.
-    picked = ious.argmax(dim=1)
     denominator = present.sum().clamp_min(1)
     stats = {
         "iou": float((true_iou[rows, best] * present).sum() / denominator),
@@ -327,7 +328,11 @@ def _clip_step(
     first = [targets[o, 0].numpy() > 0.5 for o in range(num_objects)]
     if choice < recipe.mask_prompt_prob:
         out = run(0, True, None, targets[:, 0].unsqueeze(1))
-        decoder_tap.last = None  # the mask-as-output path decodes only for the object pointer
+        if model.use_mask_input_as_output_without_sam:
+            decoder_tap.last = None  # the mask is copied to the output: nothing to learn here
+        else:
+            loss, _ = _frame_losses(recipe, decoder_tap.take(), targets[:, 0].unsqueeze(1), image_size)
+            total, count = total + loss, count + num_objects
     else:
         if choice < recipe.mask_prompt_prob + recipe.box_prompt_prob:
             prompts = [_box(mask, rng) for mask in first]
