@@ -17,7 +17,7 @@ SAM2_PIN := sam2==1.1.0 --hash=sha256:7e0ea252d43c10d853e3acfce0b5770ac683c30481
 LOCK_CONSTRAINTS := torch==2.14.1 torchvision==0.29.1 nvidia-nvjitlink==13.4.92 cuda-pathfinder==1.8.3
 LOCK_TOOLS := build/lock-tools
 
-.PHONY: demo test lint clean-venv lock
+.PHONY: demo test lint clean-venv lock models model-figures
 
 # 1. setuptools from the lock first, so that the lock's few sdists (iopath, antlr4) build
 #    without isolation: an isolated build would fetch unpinned setuptools/packaging.
@@ -61,6 +61,35 @@ lock:
 
 demo: $(STAMP)
 	$(VENV)/bin/usam-video demo
+
+# The project's own SAM 2 models and heads, from scratch on generated videos (CPU: about 1.5 h
+# on 2 cores, both models in parallel; resumable: rerun after a stop), then their figures.
+U := $(VENV)/bin/usam-video
+GEN := build/generated
+models: $(STAMP)
+	$(U) train-model configs/training/micro.yaml & $(U) train-model configs/training/tiny.yaml & wait
+	# again one by one: a finished stage only re-exports; a failed one fails here, visibly
+	$(U) train-model configs/training/micro.yaml
+	$(U) train-model configs/training/tiny.yaml
+	$(U) train-model configs/training/micro-ft.yaml & $(U) train-model configs/training/tiny-ft.yaml & wait
+	$(U) train-model configs/training/micro-ft.yaml
+	$(U) train-model configs/training/tiny-ft.yaml
+	$(U) generate heads $(GEN)/heads --count 48
+	$(U) train-heads configs/training/heads-micro.yaml
+	$(MAKE) model-figures
+
+# Validation figures of the committed models (usam_video/weights/MODEL_CARD.md).
+model-figures: $(STAMP)
+	$(U) generate val $(GEN)/val --count 12
+	rm -rf $(GEN)/val-micro.zarr $(GEN)/val-tiny.zarr $(GEN)/copy-first
+	$(U) run configs/runs/generated-val-micro.yaml
+	$(U) evaluate $(GEN)/val-micro.zarr --dataset configs/datasets/generated-val.yaml --out $(GEN)/eval-micro
+	$(U) run configs/runs/generated-val-tiny.yaml
+	$(U) evaluate $(GEN)/val-tiny.zarr --dataset configs/datasets/generated-val.yaml --out $(GEN)/eval-tiny
+	$(U) baseline configs/datasets/generated-val.yaml $(GEN)/copy-first
+	$(U) evaluate $(GEN)/copy-first --dataset configs/datasets/generated-val.yaml --out $(GEN)/eval-copy-first
+	$(U) simulate-clicks configs/runs/generated-val-micro.yaml --fraction 0.05 --score iou_micro --json \
+		> $(GEN)/clicks.json
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check usam_video flows tests

@@ -263,6 +263,16 @@ class TrainingRecipe(_Strict):
     focal_weight: float = Field(default=20.0, ge=0)
     dice_weight: float = Field(default=1.0, ge=0)
     iou_weight: float = Field(default=1.0, ge=0)
+    picked_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="mask loss on the candidate of highest predicted IoU too (the one sam2 keeps)",
+    )
+    feature_scale_weight: float = Field(
+        default=0.1,
+        ge=0,
+        description="penalty on the image embedding's mean square above 1 (keeps prompts audible)",
+    )
     iou_loss: Literal["mse", "l1"] = Field(
         default="mse", description="squared error ranks candidates by their mean IoU; l1 by the median"
     )
@@ -288,6 +298,9 @@ class TrainModelConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9_]+$", description="e.g. 'micro'")
     sam2_config: str = Field(description="the architecture, a sam2-format YAML (configs/models/sam2_*.yaml)")
     init_seed: int = Field(default=0, ge=0, description="seed of the random initial weights")
+    init_weights: Path | None = Field(
+        default=None, description="start from these weights (an earlier stage's export) instead of random"
+    )
     recipe: TrainingRecipe = Field(default_factory=TrainingRecipe)
     state: Path = Field(description="resumable training checkpoint (weights, optimizer, step)")
     weights: Path = Field(description="the exported weights, {'model': float16 state dict}")
@@ -463,7 +476,7 @@ def load_train_model_config(path: Path) -> TrainModelConfig:
     """Load a ``train-model`` YAML; ``sam2_config``, ``state`` and ``weights`` are relative to it."""
     path = Path(path)
     data = _read_yaml(path)
-    data = _resolve_paths(data, path.parent, ("state", "weights"))
+    data = _resolve_paths(data, path.parent, ("state", "weights", "init_weights"))
     if isinstance(data.get("sam2_config"), str) and not Path(data["sam2_config"]).is_absolute():
         candidate = (path.parent / data["sam2_config"]).resolve()
         if candidate.is_file():

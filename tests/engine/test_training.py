@@ -171,3 +171,39 @@ def test_first_frame_mask_is_decoded_and_trains_the_mask_prompt_path() -> None:
         tap.close()
     grad = model.sam_prompt_encoder.mask_downscaling[0].weight.grad
     assert grad is not None and float(grad.abs().sum()) > 0
+
+
+def test_a_second_stage_starts_from_the_first_stage_export(tmp_path: Path) -> None:
+    import json
+
+    from usam_video.pipeline.train_model import train_model
+
+    first = TrainModelConfig(
+        name="micro",
+        sam2_config=str(MICRO),
+        recipe=TrainingRecipe(steps=1, image_fraction=1.0, clip_frames=2, warmup_steps=1),
+        state=tmp_path / "s1.pt",
+        weights=tmp_path / "stage1.pt",
+    )
+    train_model(first, log=lambda s: None)
+    second = TrainModelConfig(
+        name="micro",
+        sam2_config=str(MICRO),
+        init_weights=tmp_path / "stage1.pt",
+        recipe=TrainingRecipe(
+            steps=1, image_fraction=0.0, clip_frames=2, picked_weight=1.0, lr=1e-12, min_lr=0
+        ),
+        state=tmp_path / "s2.pt",
+        weights=tmp_path / "final.pt",
+    )
+    train_model(second, log=lambda s: None)
+    final = torch.load(tmp_path / "final.pt", map_location="cpu", weights_only=True)
+    stage1 = torch.load(tmp_path / "stage1.pt", map_location="cpu", weights_only=True)
+    # A near-zero learning rate: the second stage's weights are the first stage's.
+    name = "sam_mask_decoder.iou_token.weight"
+    assert torch.allclose(final["model"][name].float(), stage1["model"][name].float(), atol=1e-3)
+    metadata = json.loads(final["training"])
+    assert metadata["recipe"]["picked_weight"] == 1.0 and metadata["init"]["steps"] == 1
+    bad = second.model_copy(update={"init_weights": tmp_path / "s1.pt.missing"})
+    with pytest.raises(InputError, match="s1.pt.missing: expected the weights of the previous"):
+        train_model(bad, log=lambda s: None)

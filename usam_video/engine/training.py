@@ -201,6 +201,11 @@ def _frame_losses(
     rows = torch.arange(combined.size(0))
     mask_loss = combined[rows, best]
     picked = ious.detach().argmax(dim=1)
+    if recipe.picked_weight > 0 and combined.size(1) > 1:
+        # Also train the candidate sam2 keeps (highest predicted IoU): while the IoU head still
+        # errs, the best candidate and the kept one differ, and only the kept one reaches the
+        # output and the memory (an empty kept candidate on frame 0 loses the object for good).
+        mask_loss = mask_loss + recipe.picked_weight * combined[rows, picked]
     true_iou = _true_iou(logits.detach(), target)
     error = ious.float() - true_iou
     # Squared error by default: the IoU head must rank the candidates (sam2 tracks with the
@@ -428,7 +433,9 @@ def train_sam2(
     state = TrainingState()
     if resume and checkpoint.is_file():
         payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if payload.get("recipe") != recipe.model_dump():
+        # Compared as recipes (a field added later takes its default, which changes nothing).
+        saved = payload.get("recipe")
+        if not isinstance(saved, dict) or TrainingRecipe(**saved) != recipe:
             raise InputError(
                 f"{checkpoint}: expected a checkpoint of the same recipe to resume, found a different one "
                 f"({payload.get('recipe')}). Remove it or pass resume=False."
@@ -468,6 +475,11 @@ def train_sam2(
                 loss, stats = _image_step(model, recipe, rng, feats, sizes, targets, decoder_tap)
             else:
                 loss, stats = _clip_step(model, recipe, rng, feats, pos, sizes, targets, decoder_tap)
+            # sam2's FPN neck has no normalisation: trained from scratch, the image embedding grew
+            # ~50x while the dense mask prompt and the memory encoder's mask path stayed at unit
+            # scale, so a mask prompt changed the features by ~1 % and every object of a video
+            # got the same memory and object pointer. Keep the embedding's mean square <= 1.
+            loss = loss + recipe.feature_scale_weight * F.relu(feats[-1].pow(2).mean() - 1.0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip)

@@ -73,6 +73,23 @@ def train_model(
         )
     )
     model = built.predictor
+    init_metadata = None
+    if config.init_weights is not None:
+        # A later stage starts from an earlier stage's export (same architecture, strict keys).
+        if not Path(config.init_weights).is_file():
+            raise InputError(
+                f"{config.init_weights}: expected the weights of the previous training stage, found no "
+                "file. Train that stage first (see the Makefile's `models` target)."
+            )
+        payload = torch.load(config.init_weights, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or "model" not in payload:
+            raise InputError(
+                f"{config.init_weights}: expected exported weights {{'model': ...}}, got another file."
+            )
+        model.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
+        )
+        init_metadata = json.loads(payload.get("training", "null"))
     state: TrainingState = train_sam2(
         model,
         config.recipe,
@@ -93,6 +110,7 @@ def train_model(
             "machine": f"{platform.machine()} {os.cpu_count()} cpu(s), torch {torch.__version__}",
             "threads": torch.get_num_threads(),
             "history": state.history,
+            "init": init_metadata,
         }
         # float16 halves the committed size; sam2's loader copies it into float32 parameters.
         save_checkpoint(Path(config.weights), model, {"training": json.dumps(metadata)}, half=True)
