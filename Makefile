@@ -71,8 +71,6 @@ models: $(STAMP)
 	# again one by one: a finished stage only re-exports; a failed one fails here, visibly
 	$(U) train-model configs/training/micro.yaml
 	$(U) train-model configs/training/tiny.yaml
-	$(U) train-model configs/training/micro-ft.yaml & $(U) train-model configs/training/tiny-ft.yaml & wait
-	$(U) train-model configs/training/micro-ft.yaml
 	$(U) train-model configs/training/tiny-ft.yaml
 	$(U) generate heads $(GEN)/heads --count 48
 	$(U) train-heads configs/training/heads-micro.yaml

@@ -30,6 +30,10 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
+#: The committed weights of the project's trained SAM 2 models and heads (see MODEL_CARD.md there).
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
 def repo_configs_dir() -> Path:
     """The project's ``configs/`` folder (beside the package in a checkout)."""
     path = Path(__file__).resolve().parents[2] / "configs"
@@ -222,79 +226,72 @@ def run(config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml
 
 @app.command()
 def demo(
-    out: Path = typer.Option(
-        Path("demo_output"), help="folder for the generated data, configs, heads and store"
-    ),
-    train_videos: int = typer.Option(6, help="generated videos the heads are trained on"),
-    videos: int = typer.Option(3, help="generated validation videos to pseudo-label"),
-    frames: int = typer.Option(12, help="frames per video"),
+    out: Path = typer.Option(Path("demo_output"), help="folder for the generated videos, configs and store"),
+    videos: int = typer.Option(3, help="generated videos to pseudo-label (never trained on)"),
+    frames: int = typer.Option(24, help="frames per video"),
 ) -> None:
-    """Generate train and validation videos, train USAM heads on the train videos, pseudo-label
-    the validation videos with them, and show the store."""
+    """Pseudo-label generated videos with the project's trained SAM 2 ("micro") and its USAM
+    heads, send the frames the heads doubt to the larger "tiny" model, measure J&F against the
+    ground truth, and draw the masks coloured by predicted IoU."""
     import yaml
 
-    from usam_video.datasets.synthetic import SyntheticVideoSpec, write_davis_dataset
+    from usam_video.config import load_dataset_config
+    from usam_video.datasets.synthetic import generated_specs, write_davis_dataset
+    from usam_video.evaluation.overlay import write_overlay
+    from usam_video.pipeline.evaluate import evaluate_predictions
+    from usam_video.pipeline.train_model import copy_first_mask_jf
 
     configs = repo_configs_dir()
     out = out.resolve()
     data_root = out / "dataset"
-
-    def specs(prefix: str, n: int, seed: int) -> list[SyntheticVideoSpec]:
-        return [
-            SyntheticVideoSpec(f"{prefix}-{i:03d}", frames, 192, 256, num_objects=1 + i % 3, seed=seed + i)
-            for i in range(n)
-        ]
-
-    train_names = write_davis_dataset(data_root, specs("train", train_videos, 100), split="train")
-    val_names = write_davis_dataset(data_root, specs("val", videos, 0), split="val")
-    model = str(configs / "models" / "small-random.yaml")
-    heads_dir = out / "heads"
-    train_cfg = {
-        "name": "demo-heads",
-        "dataset": {
-            "name": "synthetic-train",
-            "format": "davis",
-            "root": str(data_root),
-            "videos": train_names,
-        },
-        "models": [{"label": "micro", "model": model}],
-        "container": str(out / "train-tokens.zarr"),
-        "heads_out": str(heads_dir),
-        "optimizer": "adamw",
-        "lr": 0.001,
-        "epochs": 40,
-        "val_fraction": 0.34,
-    }
-    train_path = out / "demo-train-heads.yaml"
-    out.mkdir(parents=True, exist_ok=True)
-    train_path.write_text(yaml.safe_dump(train_cfg, sort_keys=False))
-    console.print(f"generated {len(train_names)} train and {len(val_names)} validation videos in {data_root}")
-    console.print(f"training USAM heads ({train_path}) ...")
-    from usam_video.cli.train_cmd import train_heads
-
-    train_heads(train_path, as_json=False)
-
-    store = out / "demo.zarr"
+    try:
+        # The "test" seed stream: videos no model or head was trained or validated on.
+        names = write_davis_dataset(data_root, generated_specs("test", videos, frames), split="test")
+    except UsamVideoError as exc:
+        _fail(exc)
+    dataset = {"name": "generated-demo", "format": "davis", "root": str(data_root), "videos": names}
     run_cfg = {
         "name": "demo",
-        "dataset": {"name": "synthetic-val", "format": "davis", "root": str(data_root), "videos": val_names},
-        "model": model,
-        "heads": {"directory": str(heads_dir)},
-        "policy": str(configs / "policies" / "demo.yaml"),
-        "store": str(store),
+        "dataset": dataset,
+        "model": str(configs / "models" / "micro.yaml"),
+        "heads": {
+            "directory": str(configs.parent / "usam_video" / "weights" / "heads-micro"),
+            "token_dim": 128,
+        },
+        "policy": str(configs / "policies" / "trained.yaml"),
+        "store": str(out / "demo.zarr"),
     }
+    out.mkdir(parents=True, exist_ok=True)
     run_path = out / "demo-run.yaml"
     run_path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
-    console.print(f"pseudo-labelling the validation videos ({run_path}) ...")
+    (out / "demo-dataset.yaml").write_text(yaml.safe_dump(dataset, sort_keys=False))
+    console.print(f"generated {len(names)} videos in {data_root}; pseudo-labelling them ({run_path}) ...")
     run(run_path)
+    store = out / "demo.zarr"
+    console.print("rerunning the frames routed to the larger SAM 2 ('tiny') ...")
+    from usam_video.cli.refine_cmd import refine
+
+    refine(store, None)
     inspect(store, as_json=False)
+    try:
+        config = load_dataset_config(out / "demo-dataset.yaml")
+        result = evaluate_predictions(store, config, random_seed=None)
+        baseline = copy_first_mask_jf(config)
+        overlays = [
+            write_overlay(store, config, name, out / f"overlay-{name}.png", score="iou_micro")
+            for name in names
+        ]
+    except UsamVideoError as exc:
+        _fail(exc)
+    if result.jf is not None:
+        console.print(
+            f"J&F against the ground truth: {result.jf.jf_mean:.3f} "
+            f"(copying the first mask to every frame: {baseline:.3f})"
+        )
     n_queued = len(_queue_entries(store))
-    console.print(f"{n_queued} frame-objects queued: usam-video queue {store}")
-    err_console.print(
-        "[bold yellow]The SAM 2 weights of this demo are RANDOM (untrained): its masks show the pipeline "
-        "working, not segmentation quality, and the heads trained on them predict the quality of those "
-        "random masks.[/]"
-    )
+    console.print(f"{n_queued} frame-objects queued for a human: usam-video queue {store}")
+    for path in overlays:
+        console.print(f"overlay (masks coloured by predicted IoU): {path}")
 
 
 def _all_head_names() -> tuple[str, ...]:

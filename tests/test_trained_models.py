@@ -1,0 +1,144 @@
+"""The committed SAM 2 models and USAM heads really segment and really score (CPU, a few
+fixed generated videos from the "test" seed stream, which no model or head was trained on).
+
+Floors sit a little under the figures of usam_video/weights/MODEL_CARD.md, measured on more
+videos; a regression in training, in the engine or in the scoring path shows up here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from usam_video.config import (
+    DatasetConfig,
+    HeadsConfig,
+    RunConfig,
+    TrainingRecipe,
+    load_model_config,
+    load_policy_config,
+    load_train_model_config,
+)
+from usam_video.datasets.synthetic import generated_specs, write_davis_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "usam_video" / "weights"
+MODELS = REPO / "configs" / "models"
+
+# Floors a little under what these four videos gave when the models were committed (micro 0.883,
+# tiny 0.762, copying the first mask 0.259). Per object the models are bimodal (an object is
+# tracked or lost), so four videos rank the two models differently from the model card's 12
+# validation videos: the card, not this test, compares them. The IoU head gave Pearson 0.39 here.
+MICRO_JF_FLOOR = 0.80
+TINY_JF_FLOOR = 0.68
+IOU_PEARSON_FLOOR = 0.2
+
+
+@pytest.fixture(scope="module")
+def test_videos(tmp_path_factory) -> DatasetConfig:
+    root = tmp_path_factory.mktemp("generated-test")
+    names = write_davis_dataset(root, generated_specs("test", 4, num_frames=16), split="test")
+    return DatasetConfig(name="generated-test", root=root, videos=names)
+
+
+@pytest.fixture(scope="module")
+def micro_store(test_videos: DatasetConfig, tmp_path_factory) -> Path:
+    from usam_video.pipeline import label_dataset
+
+    store = tmp_path_factory.mktemp("micro") / "store.zarr"
+    run = RunConfig(
+        name="trained-micro",
+        dataset=test_videos,
+        model=load_model_config(MODELS / "micro.yaml"),
+        heads=HeadsConfig(directory=WEIGHTS / "heads-micro", token_dim=128),
+        policy=load_policy_config(REPO / "configs" / "policies" / "trained.yaml"),
+        store=str(store),
+    )
+    label_dataset(run)
+    return store
+
+
+def _jf(store: Path, dataset: DatasetConfig) -> float:
+    from usam_video.pipeline import evaluate_predictions
+
+    result = evaluate_predictions(store, dataset, random_seed=None)
+    assert result.jf is not None
+    return float(result.jf.jf_mean)
+
+
+def test_weights_are_small_and_match_their_recipes() -> None:
+    files = [p for p in WEIGHTS.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 30 * 2**20
+    # micro ships its one stage; tiny its second stage, started from its first stage's export.
+    for name in ("micro", "tiny-ft"):
+        config = load_train_model_config(REPO / "configs" / "training" / f"{name}.yaml")
+        payload = torch.load(config.weights, map_location="cpu", weights_only=True)
+        training = json.loads(payload["training"])
+        # The committed weights are the result of the committed recipe, run to its end.
+        assert TrainingRecipe(**training["recipe"]) == config.recipe
+        assert training["steps"] == config.recipe.steps
+        if config.init_weights is not None:
+            first = load_train_model_config(REPO / "configs" / "training" / "tiny.yaml")
+            assert TrainingRecipe(**training["init"]["recipe"]) == first.recipe
+            assert training["init"]["steps"] == first.recipe.steps
+    assert (WEIGHTS / "MODEL_CARD.md").is_file()
+
+
+def test_micro_tracks_better_than_copying_the_first_mask(
+    test_videos: DatasetConfig, micro_store: Path
+) -> None:
+    from usam_video.pipeline.train_model import copy_first_mask_jf
+
+    micro = _jf(micro_store, test_videos)
+    baseline = copy_first_mask_jf(test_videos)
+    assert micro >= MICRO_JF_FLOOR
+    assert micro > baseline + 0.1
+
+
+def test_tiny_tracks_better_than_copying_the_first_mask(test_videos: DatasetConfig) -> None:
+    from usam_video.pipeline.train_model import copy_first_mask_jf, model_jf
+
+    tiny = model_jf(load_model_config(MODELS / "tiny.yaml"), test_videos)
+    assert tiny >= TINY_JF_FLOOR
+    assert tiny > copy_first_mask_jf(test_videos) + 0.1
+
+
+def test_usam_iou_head_correlates_with_true_iou(test_videos: DatasetConfig, micro_store: Path) -> None:
+    from usam_video.datasets import open_dataset
+    from usam_video.store import PseudoLabelStore
+    from usam_video.types import Status
+
+    store = PseudoLabelStore.open(micro_store, mode="r")
+    reader = open_dataset(test_videos)
+    predicted, true = [], []
+    for video_id in store.videos():
+        table = store.frame_table(video_id)
+        column = table.score_names.index("iou_micro")
+        for frame in reader.annotated_frames(video_id)[1:]:
+            gt = reader.ground_truth(video_id, frame)
+            assert gt is not None
+            masks = store.read_masks(video_id, frame)
+            for o, object_id in enumerate(table.object_ids):
+                if table.status[frame, o] == Status.NOT_STARTED:
+                    continue
+                target = gt.masks[gt.object_ids.index(object_id)] if object_id in gt.object_ids else None
+                if target is None or not target.any():
+                    continue
+                union = (masks[o] | target).sum()
+                true.append((masks[o] & target).sum() / union)
+                predicted.append(table.scores[frame, o, column])
+    assert len(true) > 50
+    assert np.corrcoef(predicted, true)[0, 1] > IOU_PEARSON_FLOOR
+
+
+def test_trained_configs_name_the_committed_files() -> None:
+    for name in ("micro", "tiny"):
+        config = load_model_config(MODELS / f"{name}.yaml")
+        assert config.checkpoint is not None and config.checkpoint.is_file() and not config.random_init
+    run = yaml.safe_load((REPO / "configs" / "runs" / "generated-val-micro.yaml").read_text())
+    assert run["heads"]["token_dim"] == 128
