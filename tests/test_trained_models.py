@@ -31,12 +31,14 @@ WEIGHTS = REPO / "usam_video" / "weights"
 MODELS = REPO / "configs" / "models"
 
 # Floors a little under what these four videos gave when the models were committed (micro 0.883,
-# tiny 0.762, copying the first mask 0.259). Per object the models are bimodal (an object is
-# tracked or lost), so four videos rank the two models differently from the model card's 12
-# validation videos: the card, not this test, compares them. The IoU head gave Pearson 0.39 here.
+# tiny 0.926, copying the first mask 0.259; the model card's 12 validation videos: micro 0.614,
+# tiny 0.799). Per object the models are bimodal (an object is tracked or lost), so a few videos
+# move the mean in steps; the figures on fixed videos and weights are deterministic on a CPU.
 MICRO_JF_FLOOR = 0.80
-TINY_JF_FLOOR = 0.68
-IOU_PEARSON_FLOOR = 0.2
+TINY_JF_FLOOR = 0.85
+# The IoU head's Pearson correlation with the true IoU on these videos was 0.21 (0.37 on the
+# heads' 12 held-out videos): the test asks for a clearly positive one.
+IOU_PEARSON_FLOOR = 0.1
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +102,16 @@ def test_micro_tracks_better_than_copying_the_first_mask(
     assert micro > baseline + 0.1
 
 
-def test_tiny_tracks_better_than_copying_the_first_mask(test_videos: DatasetConfig) -> None:
+def test_tiny_tracks_better_than_micro_and_the_baseline(
+    test_videos: DatasetConfig, micro_store: Path
+) -> None:
     from usam_video.pipeline.train_model import copy_first_mask_jf, model_jf
 
     tiny = model_jf(load_model_config(MODELS / "tiny.yaml"), test_videos)
     assert tiny >= TINY_JF_FLOOR
     assert tiny > copy_first_mask_jf(test_videos) + 0.1
+    # The larger model is the better one (the model gap and the refine route rely on it).
+    assert tiny > _jf(micro_store, test_videos)
 
 
 def test_usam_iou_head_correlates_with_true_iou(test_videos: DatasetConfig, micro_store: Path) -> None:
