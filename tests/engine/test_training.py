@@ -70,25 +70,20 @@ def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
         assert torch.allclose(value, resumed_state[name], atol=1e-6), name
 
 
-def test_masks_learn_while_the_object_score_says_absent() -> None:
-    # sam2 replaces the masks of an object scored absent by -1024 (no gradient); the losses read
-    # the decoder's ungated masks, so the mask path still learns from the first step.
-    built = _model()
-    model = built.predictor
-    model.train()
-    torch.nn.init.constant_(model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias, -50.0)
-    recipe = TrainingRecipe(steps=1, clip_frames=3, mask_prompt_prob=0.0, box_prompt_prob=1.0)
+def _clip_step_backward(model, recipe: TrainingRecipe) -> None:
+    """One clip step of ``recipe``'s first clip on ``model`` (train mode), then backward."""
     import numpy as np
     import torch.nn.functional as F
 
     from usam_video.datasets.synthetic import render_video
     from usam_video.engine.predictor import preprocess_frames
 
+    model.train()
     video = render_video(sample_clip_spec(recipe, 0))
-    images = preprocess_frames(video.frames, model.image_size)
     labels = torch.from_numpy(video.labels)
     targets = torch.stack([(labels == o + 1).float() for o in range(int(labels.max()))])
     targets = F.interpolate(targets, size=(model.image_size,) * 2, mode="nearest")
+    images = preprocess_frames(video.frames, model.image_size)
     _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(images))
     tap = _DecoderTap(model.sam_mask_decoder)
     try:
@@ -96,6 +91,16 @@ def test_masks_learn_while_the_object_score_says_absent() -> None:
         loss.backward()
     finally:
         tap.close()
+
+
+def test_masks_learn_while_the_object_score_says_absent() -> None:
+    # sam2 replaces the masks of an object scored absent by -1024 (no gradient); the losses read
+    # the decoder's ungated masks, so the mask path still learns from the first step.
+    model = _model().predictor
+    torch.nn.init.constant_(model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias, -50.0)
+    _clip_step_backward(
+        model, TrainingRecipe(steps=1, clip_frames=3, mask_prompt_prob=0.0, box_prompt_prob=1.0)
+    )
     grad = model.sam_mask_decoder.output_hypernetworks_mlps[0].layers[0].weight.grad
     assert grad is not None and float(grad.abs().sum()) > 0
 
@@ -146,29 +151,11 @@ def test_recipe_rejects_bad_prompt_mix() -> None:
 def test_first_frame_mask_is_decoded_and_trains_the_mask_prompt_path() -> None:
     # The trained configs decode a first-frame mask (use_mask_input_as_output_without_sam off):
     # the frame gives a loss and the prompt encoder's mask path receives gradient.
-    import numpy as np
-    import torch.nn.functional as F
-
-    from usam_video.datasets.synthetic import render_video
-    from usam_video.engine.predictor import preprocess_frames
-
     model = _model().predictor
     assert model.use_mask_input_as_output_without_sam is False
-    model.train()
-    recipe = TrainingRecipe(steps=1, clip_frames=2, mask_prompt_prob=1.0, box_prompt_prob=0.0)
-    video = render_video(sample_clip_spec(recipe, 0))
-    labels = torch.from_numpy(video.labels)
-    targets = torch.stack([(labels == o + 1).float() for o in range(int(labels.max()))])
-    targets = F.interpolate(targets, size=(model.image_size,) * 2, mode="nearest")
-    _, feats, pos, sizes = model._prepare_backbone_features(
-        model.forward_image(preprocess_frames(video.frames, model.image_size))
+    _clip_step_backward(
+        model, TrainingRecipe(steps=1, clip_frames=2, mask_prompt_prob=1.0, box_prompt_prob=0.0)
     )
-    tap = _DecoderTap(model.sam_mask_decoder)
-    try:
-        loss, _ = _clip_step(model, recipe, np.random.default_rng(0), feats, pos, sizes, targets, tap)
-        loss.backward()
-    finally:
-        tap.close()
     grad = model.sam_prompt_encoder.mask_downscaling[0].weight.grad
     assert grad is not None and float(grad.abs().sum()) > 0
 
