@@ -42,20 +42,20 @@ IOU_PEARSON_FLOOR = 0.1
 
 
 @pytest.fixture(scope="module")
-def test_videos(tmp_path_factory) -> DatasetConfig:
+def generated_videos(tmp_path_factory) -> DatasetConfig:
     root = tmp_path_factory.mktemp("generated-test")
     names = write_davis_dataset(root, generated_specs("test", 4, num_frames=16), split="test")
     return DatasetConfig(name="generated-test", root=root, videos=names)
 
 
 @pytest.fixture(scope="module")
-def micro_store(test_videos: DatasetConfig, tmp_path_factory) -> Path:
+def micro_store(generated_videos: DatasetConfig, tmp_path_factory) -> Path:
     from usam_video.pipeline import label_dataset
 
     store = tmp_path_factory.mktemp("micro") / "store.zarr"
     run = RunConfig(
         name="trained-micro",
-        dataset=test_videos,
+        dataset=generated_videos,
         model=load_model_config(MODELS / "micro.yaml"),
         heads=HeadsConfig(directory=WEIGHTS / "heads-micro", token_dim=128),
         policy=load_policy_config(REPO / "configs" / "policies" / "trained.yaml"),
@@ -65,10 +65,11 @@ def micro_store(test_videos: DatasetConfig, tmp_path_factory) -> Path:
     return store
 
 
-def _jf(store: Path, dataset: DatasetConfig) -> float:
+@pytest.fixture(scope="module")
+def micro_jf(generated_videos: DatasetConfig, micro_store: Path) -> float:
     from usam_video.pipeline import evaluate_predictions
 
-    result = evaluate_predictions(store, dataset, random_seed=None)
+    result = evaluate_predictions(micro_store, generated_videos, random_seed=None)
     assert result.jf is not None
     return float(result.jf.jf_mean)
 
@@ -91,36 +92,37 @@ def test_weights_are_small_and_match_their_recipes() -> None:
     assert (WEIGHTS / "MODEL_CARD.md").is_file()
 
 
-def test_micro_tracks_better_than_copying_the_first_mask(
-    test_videos: DatasetConfig, micro_store: Path
-) -> None:
+@pytest.fixture(scope="module")
+def baseline_jf(generated_videos: DatasetConfig) -> float:
     from usam_video.pipeline.train_model import copy_first_mask_jf
 
-    micro = _jf(micro_store, test_videos)
-    baseline = copy_first_mask_jf(test_videos)
-    assert micro >= MICRO_JF_FLOOR
-    assert micro > baseline + 0.1
+    return copy_first_mask_jf(generated_videos)
+
+
+def test_micro_tracks_better_than_copying_the_first_mask(micro_jf: float, baseline_jf: float) -> None:
+    assert micro_jf >= MICRO_JF_FLOOR
+    assert micro_jf > baseline_jf + 0.1
 
 
 def test_tiny_tracks_better_than_micro_and_the_baseline(
-    test_videos: DatasetConfig, micro_store: Path
+    generated_videos: DatasetConfig, micro_jf: float, baseline_jf: float
 ) -> None:
-    from usam_video.pipeline.train_model import copy_first_mask_jf, model_jf
+    from usam_video.pipeline.train_model import model_jf
 
-    tiny = model_jf(load_model_config(MODELS / "tiny.yaml"), test_videos)
+    tiny = model_jf(load_model_config(MODELS / "tiny.yaml"), generated_videos)
     assert tiny >= TINY_JF_FLOOR
-    assert tiny > copy_first_mask_jf(test_videos) + 0.1
+    assert tiny > baseline_jf + 0.1
     # The larger model is the better one (the model gap and the refine route rely on it).
-    assert tiny > _jf(micro_store, test_videos)
+    assert tiny > micro_jf
 
 
-def test_usam_iou_head_correlates_with_true_iou(test_videos: DatasetConfig, micro_store: Path) -> None:
+def test_usam_iou_head_correlates_with_true_iou(generated_videos: DatasetConfig, micro_store: Path) -> None:
     from usam_video.datasets import open_dataset
     from usam_video.store import PseudoLabelStore
     from usam_video.types import Status
 
     store = PseudoLabelStore.open(micro_store, mode="r")
-    reader = open_dataset(test_videos)
+    reader = open_dataset(generated_videos)
     predicted, true = [], []
     for video_id in store.videos():
         table = store.frame_table(video_id)

@@ -891,7 +891,7 @@ def _random_free_shape(rng: np.random.Generator, spec: SyntheticVideoSpec, hue: 
     constant = np.ones(spec.num_frames)
     return _Shape(
         kind=_ELLIPSE if rng.uniform() < 0.5 else _RECTANGLE,
-        params=np.array([radius, radius * rng.uniform(0.5, 1.0)]) * np.array([1.0, 1.0]) / math.sqrt(2.0),
+        params=np.array([radius, radius * rng.uniform(0.5, 1.0)]) / math.sqrt(2.0),
         radius=radius,
         color=np.array(rgb, dtype=np.float32) * 255.0,
         cy=constant * rng.uniform(0, height),

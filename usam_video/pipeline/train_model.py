@@ -63,32 +63,27 @@ def train_model(
     """
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    init_metadata = None
+    if config.init_weights is not None and not Path(config.init_weights).is_file():
+        raise InputError(
+            f"{config.init_weights}: expected the weights of the previous training stage, found no "
+            "file. Train that stage first (see the Makefile's `models` target)."
+        )
+    # A later stage starts from an earlier stage's export, loaded by the factory like any
+    # checkpoint (strict keys, weights_only); the first stage from seeded random weights.
     built = build_model(
         ModelConfig(
             name=config.name,
             sam2_config=config.sam2_config,
-            random_init=True,
+            checkpoint=config.init_weights,
+            random_init=config.init_weights is None,
             seed=config.init_seed,
             device="auto",
         )
     )
     model = built.predictor
-    init_metadata = None
     if config.init_weights is not None:
-        # A later stage starts from an earlier stage's export (same architecture, strict keys).
-        if not Path(config.init_weights).is_file():
-            raise InputError(
-                f"{config.init_weights}: expected the weights of the previous training stage, found no "
-                "file. Train that stage first (see the Makefile's `models` target)."
-            )
         payload = torch.load(config.init_weights, map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or "model" not in payload:
-            raise InputError(
-                f"{config.init_weights}: expected exported weights {{'model': ...}}, got another file."
-            )
-        model.load_state_dict(
-            {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
-        )
         init_metadata = json.loads(payload.get("training", "null"))
     state: TrainingState = train_sam2(
         model,
