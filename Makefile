@@ -21,16 +21,19 @@ LOCK_TOOLS := build/lock-tools
 
 # 1. setuptools from the lock first, so that the lock's few sdists (iopath, antlr4) build
 #    without isolation: an isolated build would fetch unpinned setuptools/packaging.
-# 2. the lock, hash-checked (--require-hashes also fails if the lock misses a dependency). The
-#    PyPI hashes of torch and the nvidia wheels equal those of the copies on this machine's disk,
-#    and pip takes the last of equally good candidates, i.e. the local index: no torch download.
+# 2. the lock, hash-checked, with --no-deps: pip installs exactly the lock and never resolves
+#    against the index (a resolving install broke when a new httpx came out: pip 23 resolved
+#    prefect's httpx[http2] extra afresh). `pip check` below and tests/test_lock.py prove that
+#    the lock is complete. The PyPI hashes of torch and the nvidia wheels equal those of the
+#    copies on this machine's disk, and pip takes the last of equally good candidates, i.e. the
+#    local index: no torch download.
 # 3. sam2, hash-checked, built against the torch and setuptools just installed, no CUDA extension.
 # 4. the project, editable, with no dependency resolution and no isolated build.
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	awk '/^setuptools==/ {p = 1} p {print} p && !/\\$$/ {exit}' $(LOCK) \
 		| $(PY) -m pip install -q --require-hashes --no-deps -r /dev/stdin
-	$(PY) -m pip install -q --require-hashes --no-build-isolation -r $(LOCK)
+	$(PY) -m pip install -q --require-hashes --no-deps --no-build-isolation -r $(LOCK)
 	printf '%s\n' '$(SAM2_PIN)' | SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --require-hashes --no-deps \
 		--no-build-isolation -r /dev/stdin
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
