@@ -75,7 +75,7 @@ models: $(STAMP)
 	$(U) train-model configs/training/micro.yaml
 	$(U) train-model configs/training/tiny.yaml
 	$(U) train-model configs/training/tiny-ft.yaml
-	$(U) generate heads $(GEN)/heads --count 48
+	$(U) generate heads $(GEN)/heads --count 96 --frames 48
 	$(U) train-heads configs/training/heads-micro.yaml
 	$(MAKE) model-figures
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from tests.conftest import CONFIGS, make_run_config
 from usam_video.cli import app
 from usam_video.pipeline import label_dataset
+from usam_video.score_registry import VIDEO_FEATURES
 
 runner = CliRunner()
 
@@ -31,11 +32,12 @@ def test_inspect_json_lists_every_frame_with_every_score(labelled_store: Path) -
     v = videos["synth-001"]
     assert v["complete"] and v["frames"] == 6 and v["objects"] == [1, 2]
     assert v["provenance"]["model_untrained"] is True
+    assert v["provenance"]["heads_pairing"] == "aligned"  # random heads read as the project's own
     assert len(v["frame_scores"]) == 6
     for frame in v["frame_scores"]:
         assert [o["object_id"] for o in frame["objects"]] == [1, 2]
         for obj in frame["objects"]:
-            assert set(obj["scores"]) == set(v["scores"]) and len(obj["scores"]) == 13
+            assert set(obj["scores"]) == set(v["scores"]) and len(obj["scores"]) == 13 + len(VIDEO_FEATURES)
             assert all(isinstance(x, float) for x in obj["scores"].values())
             assert obj["status"] in {"accepted", "queued_refine", "queued_human"}
     assert sum(v["status_counts"].values()) == 12
@@ -44,6 +46,7 @@ def test_inspect_json_lists_every_frame_with_every_score(labelled_store: Path) -
 def test_inspect_table(labelled_store: Path) -> None:
     result = runner.invoke(app, ["inspect", str(labelled_store)])
     assert result.exit_code == 0 and "synth-001" in result.stdout and "model, heads" in result.stdout
+    assert "pairing" in result.stdout and "aligned" in result.stdout
 
 
 def test_queue_json_matches_inspect(labelled_store: Path) -> None:
@@ -138,6 +141,8 @@ def test_train_heads_command(prefect_harness, tmp_path: Path, synth_root: Path) 
         "task_gap",
         "iou_dense_prompt",
         "prompt_gap",
+        "iou_video",
+        "lost_video",
     }
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import CONFIGS
 from usam_video.config import (
@@ -60,7 +61,10 @@ def test_split_and_videos_exclusive(tmp_path: Path) -> None:
         load_dataset_config(path)
 
 
-def test_shipped_configs_validate() -> None:
+def test_shipped_configs_validate(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real-weights configs name their folders by variable; an unset one is an error.
+    monkeypatch.setenv("SAM2_CHECKPOINTS", "/checkpoints")
+    monkeypatch.setenv("USAM_TEST_SET", "test-s21")  # generated-test-micro.yaml
     run = load_run_config(CONFIGS / "runs" / "davis-sample-small.yaml")
     assert run.model.random_init and run.heads.random_init
     assert run.dataset.root.name == "davis"
@@ -73,6 +77,42 @@ def test_shipped_configs_validate() -> None:
     for model in (CONFIGS / "models").glob("sam2.1-*.yaml"):
         cfg = load_model_config(model)
         assert cfg.checkpoint is not None and cfg.sam2_config.startswith("configs/sam2.1/")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "variable"),
+    [
+        ("store", "${USAM_UNSET_A}/run.zarr", "USAM_UNSET_A"),
+        ("store", "s3://${USAM_UNSET_A}/run.zarr", "USAM_UNSET_A"),  # URLs are expanded too
+        ("store", "$USAM_UNSET_B/run.zarr", "USAM_UNSET_B"),
+        ("store", "${USAM_EMPTY}/run.zarr", "USAM_EMPTY"),  # empty counts as unset
+        ("root", "${USAM_UNSET_A}/davis", "USAM_UNSET_A"),
+    ],
+)
+def test_unset_variable_is_named_in_every_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, value: str, variable: str
+) -> None:
+    for name in ("USAM_UNSET_A", "USAM_UNSET_B"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USAM_EMPTY", "")
+    dataset = {"name": "d", "format": "davis", "root": value if field == "root" else str(tmp_path)}
+    run = {
+        "name": "r",
+        "dataset": dataset,
+        "model": {"name": "m", "sam2_config": "configs/sam2.1/sam2.1_hiera_t.yaml", "random_init": True},
+        "heads": {"random_init": True, "names": ["iou_tiny"]},
+        "policy": {"name": "p", "rules": []},
+        "store": value if field == "store" else str(tmp_path / "s.zarr"),
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(run))
+    with pytest.raises(ConfigError) as info:
+        load_run_config(path)
+    assert f"{path}: {field}: expected environment variable {variable} to be set" in str(info.value)
+    assert not list(tmp_path.rglob("*USAM*"))  # no folder named after the variable
+    monkeypatch.setenv(variable, "/data")
+    loaded = load_run_config(path)
+    assert "/data" in (loaded.store if field == "store" else str(loaded.dataset.root))
 
 
 def test_duplicate_rule_names_rejected(tmp_path: Path) -> None:

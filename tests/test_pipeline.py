@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import make_run_config
 from usam_video.errors import FrameReadError
 from usam_video.pipeline import label_dataset, label_video, load_context, run_fingerprint
+from usam_video.score_registry import VIDEO_FEATURES
 from usam_video.store import PseudoLabelStore
 from usam_video.types import Status
 
@@ -29,7 +30,7 @@ def test_label_video_writes_every_frame_and_score(dataset: Path, tmp_path: Path,
     assert 0 < result.mean_predicted_iou < 1
     store = PseudoLabelStore.open(run.store_path, "r")
     table = store.frame_table("synth-001")
-    assert table.score_names == context.score_names and len(table.score_names) == 13
+    assert table.score_names == context.score_names and len(table.score_names) == 13 + len(VIDEO_FEATURES)
     assert np.isfinite(table.scores).all() and (table.status != Status.PENDING).all()
     # every decoder token scored by SAM and the six IoU heads
     assert table.candidate_score_names[0] == "sam_iou" and len(table.candidate_score_names) == 7

@@ -7,15 +7,30 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_run_config
-from usam_video.config import HumanBudget, ModelRefinement, PolicyConfig, PolicyRule
+from usam_video.config import HumanBudget, ModelRefinement, PolicyConfig, PolicyRule, ReviewPlanConfig
 from usam_video.datasets import open_dataset
 from usam_video.engine import PropagationSession
 from usam_video.pipeline import label_dataset, refine_store
 from usam_video.pipeline.label import _cached_model
+from usam_video.review.planner import PlannerSettings, Track, plan_reviews
+from usam_video.review.planning import budget_uncertainty, video_limit
 from usam_video.scoring import ThresholdPolicy
-from usam_video.scoring.policy import OVER_BUDGET, budget_keep
+from usam_video.scoring.policy import OVER_BUDGET
 from usam_video.store import PseudoLabelStore
 from usam_video.types import FrameScores, MaskSource, MaskUpdate, Status
+
+
+def budget_keep(priority: np.ndarray, budget: HumanBudget, total_frames: int) -> np.ndarray:
+    """Which frame-objects of one object's frames the human budget keeps, as the label loop
+    decides it (the review planner, per-frame ordering)."""
+    u = budget_uncertainty(budget, priority)
+    limit = video_limit(budget, len(priority), total_frames)
+    track = Track("v", 1, np.arange(len(priority)), np.where(np.isfinite(u), u, np.nan), np.isfinite(u))
+    picks = plan_reviews([track], limit, PlannerSettings(kind="per_frame", skip_after=0))
+    keep = np.zeros(len(priority), bool)
+    keep[[p.frame_index for p in picks]] = True
+    return keep
+
 
 
 def scores(rows: list[list[float]], cand: np.ndarray | None = None) -> FrameScores:
@@ -172,10 +187,14 @@ def test_model_refinement_and_corrections_survive_run_and_refine(
     )
 
 
+PER_FRAME = ReviewPlanConfig(kind="per_frame", skip_after=0)
+
+
 def test_human_budget_per_video_and_per_run(data: Path, tmp_path: Path, small_model_config) -> None:
+    """With the per-frame planner the budget keeps the most uncertain frame-objects."""
     rules = [PolicyRule(name="all", score="sam_iou", op="<", threshold=2.0, route="human")]
     per_video = PolicyConfig(
-        rules=rules, human_budget=HumanBudget(fraction_per_video=0.25, priority="sam_iou")
+        rules=rules, human_budget=HumanBudget(fraction_per_video=0.25, priority="sam_iou", plan=PER_FRAME)
     )
     run = make_run_config(
         data, tmp_path / "v.zarr", ["synth-001", "synth-002"], small_model_config, policy=per_video
@@ -191,7 +210,9 @@ def test_human_budget_per_video_and_per_run(data: Path, tmp_path: Path, small_mo
         # the most uncertain (lowest sam_iou) of the video were kept
         assert table.scores[queued][:, 0].max() <= table.scores[turned][:, 0].min()
 
-    per_run = PolicyConfig(rules=rules, human_budget=HumanBudget(max_per_run=3, priority="sam_iou"))
+    per_run = PolicyConfig(
+        rules=rules, human_budget=HumanBudget(max_per_run=3, priority="sam_iou", plan=PER_FRAME)
+    )
     run = make_run_config(
         data, tmp_path / "r.zarr", ["synth-001", "synth-002"], small_model_config, policy=per_run
     )
@@ -205,3 +226,30 @@ def test_human_budget_per_video_and_per_run(data: Path, tmp_path: Path, small_mo
         turned += table.scores[(table.status == Status.ACCEPTED) & (table.reason > 0)][:, 0].tolist()
     assert len(turned) == 2 * 5 + 3 * 5 - 3  # every tracked non-prompt frame-object was queued
     assert max(kept) <= min(turned)
+
+
+@pytest.mark.parametrize("budget", [{"max_per_video": 3}, {"max_per_run": 4}])
+def test_human_budget_follows_the_review_plan(
+    budget: dict, data: Path, tmp_path: Path, small_model_config
+) -> None:
+    """The default planner keeps the onsets of low runs, at most one per run, and the store
+    says why each was picked (what `queue` shows)."""
+    rules = [PolicyRule(name="all", score="sam_iou", op="<", threshold=2.0, route="human")]
+    policy = PolicyConfig(rules=rules, human_budget=HumanBudget(priority="sam_iou", **budget))
+    run = make_run_config(
+        data, tmp_path / "p.zarr", ["synth-001", "synth-002"], small_model_config, policy=policy
+    )
+    label_dataset(run)
+    store = PseudoLabelStore.open(run.store_path, "r")
+    queue = store.queue()
+    assert 0 < len(queue) <= (4 if "max_per_run" in budget else 6)
+    spans: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for entry in queue:
+        plan = store.review_plan(entry.video_id)[(entry.frame_index, entry.object_id)]
+        assert entry.plan == plan["reason"] and plan["rank"] >= 1
+        assert "onset of a low run" in entry.plan or "budget left after runs" in entry.plan
+        assert plan["run_start"] <= entry.frame_index <= plan["run_end"]
+        spans.setdefault((entry.video_id, entry.object_id), []).append((plan["run_start"], plan["run_end"]))
+    for runs in spans.values():  # never two picks in one run
+        runs.sort()
+        assert all(a[1] < b[0] for a, b in zip(runs, runs[1:], strict=False))

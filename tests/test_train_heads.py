@@ -18,6 +18,7 @@ from usam_video.heads import load_heads
 from usam_video.heads.training import split_by_video, to_head_target, train_head
 from usam_video.pipeline.label import _cached_model
 from usam_video.pipeline.train_heads import (
+    VIDEO_HEAD_INPUTS,
     candidate_ious,
     collect_video,
     dense_prompt_points,
@@ -137,8 +138,22 @@ def test_targets_of_a_generated_video(train_root: Path, tmp_path: Path, small_mo
         "iou_dense_prompt",
         "prompt_gap",
         "model_gap",
+        "iou_video",
+        "lost_video",
     }
     t = s.targets
+    # the video heads' targets: the tracked mask's IoU, and lost = IoU < 0.1 with the object visible
+    np.testing.assert_array_equal(t["iou_video"], t["iou_micro"])
+    present = np.array(
+        [
+            reader.ground_truth("tr-1", int(f)).mask_of(int(o)).any()
+            for f, o in zip(s.frame_index, s.object_id, strict=True)
+        ]
+    )
+    np.testing.assert_array_equal(t["lost_video"], (present & (t["iou_micro"] < 0.1)).astype(np.float32))
+    # their inputs: the baseline scores and video features of each row, finite on tracked rows
+    assert s.inputs is not None and s.inputs.shape == (len(s), len(s.input_names))
+    assert s.input_names == VIDEO_HEAD_INPUTS and np.isfinite(s.inputs[:, 4:]).all()
     rows = np.arange(len(s))
     # the chosen candidate's own IoU is the tracked mask's IoU
     np.testing.assert_array_equal(s.candidate_iou[rows, s.chosen], t["iou_micro"])
@@ -156,10 +171,21 @@ def test_train_end_to_end_writes_official_heads(train_root: Path, tmp_path: Path
     config = make_config(train_root, tmp_path, small_model_config)
     report = train_heads_run(config)
     names = {h.name for h in report.heads}
-    assert names == {"iou_micro", "iou_unsupervised", "task_gap", "iou_dense_prompt", "prompt_gap"}
+    assert names == {
+        "iou_micro",
+        "iou_unsupervised",
+        "task_gap",
+        "iou_dense_prompt",
+        "prompt_gap",
+        "iou_video",
+        "lost_video",
+    }
     assert set(report.train_videos).isdisjoint(report.val_videos) and report.val_videos
-    loaded = load_heads(config.heads_out)  # the official-format loader
+    loaded = load_heads(config.heads_out)  # the official-format loader, manifest included
     assert set(loaded.names) == names
+    assert loaded.video_head_names == ("iou_video", "lost_video")
+    spec = loaded.inputs_of("iou_video")
+    assert spec.inputs == VIDEO_HEAD_INPUTS and all(s > 0 for s in spec.std)
     assert (config.heads_out / "report.json").is_file()
     for h in report.heads:
         assert h.val_rows > 0 and np.isfinite(h.mae)
@@ -290,6 +316,8 @@ def test_report_compares_every_head_with_samscore_and_random(
         "task_gap",
         "iou_dense_prompt",
         "prompt_gap",
+        "iou_video",
+        "lost_video",
     }
     for h in report.heads:
         for value in (

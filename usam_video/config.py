@@ -8,9 +8,12 @@ against that file's folder, so a config means the same thing from any working di
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -18,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from usam_video.errors import ConfigError
+from usam_video.score_registry import direction_of
 
 __all__ = [
     "DatasetConfig",
@@ -25,6 +29,7 @@ __all__ = [
     "HeadsConfig",
     "PolicyRule",
     "HumanBudget",
+    "ReviewPlanConfig",
     "ModelRefinement",
     "PolicyConfig",
     "RunConfig",
@@ -151,13 +156,31 @@ class ModelConfig(_Strict):
 
 
 class HeadsConfig(_Strict):
-    """USAM heads: a directory in the official format, random heads, or none."""
+    """USAM heads: a directory in the official format, random heads, or none.
+
+    A directory with a ``manifest.json`` says itself which token pairing, token width and SAM 2
+    release its heads were trained on; ``token_dim``, ``pairing`` and ``sam2_version`` given here
+    must then agree with it. A directory without one is the published UncertainSAM set: pairing
+    ``reference``, SAM 2.1, 256-d tokens unless these fields say otherwise (``sam2_version:
+    "2.0"`` for the SAM 2.0 set). See :mod:`usam_video.heads.manifest`.
+    """
 
     directory: Path | None = None
     names: list[str] | None = Field(default=None, description="heads to load; default all found")
     random_init: bool = False
     seed: int = 0
-    token_dim: int = 256
+    token_dim: int | None = Field(
+        default=None, gt=0, description="decoder token width; default the manifest's, else 256"
+    )
+    pairing: Literal["reference", "aligned"] | None = Field(
+        default=None,
+        description="which mask token scores candidate k; default the manifest's, else 'reference'",
+    )
+    sam2_version: str | None = Field(
+        default=None,
+        pattern=r"^\d+\.\d+$",
+        description="SAM 2 release the heads were trained on; default the manifest's, else '2.1'",
+    )
 
     @model_validator(mode="after")
     def _weights_are_explicit(self) -> HeadsConfig:
@@ -188,14 +211,60 @@ class PolicyRule(_Strict):
     route: Literal["task", "model", "refine", "human"]
 
 
+class ReviewPlanConfig(_Strict):
+    """How the review planner (``usam_video.review.planner``) spends a human budget.
+
+    ``runs`` (the default) corrects the onset of each run of low frames, runs ranked by the
+    error mass downstream of the pick (a correction, re-propagated, fixes the frames after it
+    until the track fails again), spread across objects and videos; ``per_frame`` takes the
+    most uncertain frame-objects one by one (with ``skip_after`` > 0: never within that many
+    frames after an earlier pick of the same object). The defaults were chosen on held-out
+    generated videos (usam_video/weights/MODEL_CARD.md), not on the reported ones.
+    """
+
+    kind: Literal["runs", "per_frame"] = "runs"
+    low_quantile: float = Field(default=0.35, gt=0, le=1, description="share of frames that count as low")
+    threshold: float | None = Field(default=None, description="absolute uncertainty threshold instead")
+    merge_gap: int = Field(default=2, ge=0, description="low runs this close merge into one")
+    mass: Literal["rank", "value"] = "rank"
+    object_decay: float = Field(default=0.5, ge=0, le=1)
+    video_decay: float = Field(default=1.0, ge=0, le=1)
+    skip_after: int = Field(default=8, ge=0)
+
+
 class HumanBudget(_Strict):
-    """At most this much goes to humans; the most uncertain (by ``priority``) first."""
+    """At most this much goes to humans: the review planner (``plan``) picks which, by
+    ``priority``."""
 
     fraction_per_video: float | None = Field(default=None, gt=0, le=1)
     max_per_video: int | None = Field(default=None, ge=0)
     max_per_run: int | None = Field(default=None, ge=0)
     priority: str = Field(default="sam_iou", description="score ordering the queue")
-    ascending: bool = Field(default=True, description="True: low scores are the most uncertain")
+    ascending: bool | None = Field(
+        default=None,
+        description="True: low scores are the most uncertain; default from the score registry "
+        "(a confidence such as sam_iou: True, an uncertainty such as a gap: False)",
+    )
+    plan: ReviewPlanConfig = Field(default_factory=ReviewPlanConfig)
+
+    def low_first(self) -> bool:
+        """True when the lowest ``priority`` values are the most uncertain (they go first).
+
+        An explicit ``ascending`` wins (configs written before the score registry); otherwise
+        the registry's direction of ``priority`` decides.
+
+        Raises:
+            ConfigError: ``priority`` is unknown to the registry, or a video feature (no direction).
+        """
+        if self.ascending is not None:
+            return self.ascending
+        direction = direction_of(self.priority)
+        if direction == "feature":
+            raise ConfigError(
+                f"human_budget priority {self.priority!r}: expected a confidence or an uncertainty "
+                "score, got a video feature (no direction of its own). Set 'ascending' or pick a score."
+            )
+        return direction == "confidence"
 
 
 class ModelRefinement(_Strict):
@@ -373,14 +442,65 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+# ``$NAME`` or ``${NAME}``; ``${...}`` with anything else inside is refused, not left as text.
+_VARIABLE = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<name>[A-Za-z_][A-Za-z0-9_]*))")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _UnsetVariable(Exception):
+    """Raised while expanding; the loader that knows the YAML file turns it into a ConfigError."""
+
+    def __init__(self, key: str, value: str, name: str):
+        super().__init__(key, value, name)
+        self.key, self.value, self.name = key, value, name
+
+
+@contextlib.contextmanager
+def _naming_unset_variables(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except _UnsetVariable as exc:
+        if not _VARIABLE_NAME.fullmatch(exc.name):
+            raise ConfigError(
+                f"{path}: {exc.key}: expected ${{NAME}} with a variable name in {exc.value!r}, "
+                f"got ${{{exc.name}}}. Fix the reference."
+            ) from None
+        raise ConfigError(
+            f"{path}: {exc.key}: expected environment variable {exc.name} to be set (used in "
+            f"{exc.value!r}), got it unset or empty. Export {exc.name}, or write the value out."
+        ) from None
+
+
+def _expand_variables(key: str, value: str) -> str:
+    """``value`` with every ``$NAME``/``${NAME}`` replaced by its environment value.
+
+    os.path.expandvars leaves an unset variable as literal text, which turned ``store: ${NAME}``
+    into a folder named ``${NAME}``: an unset (or empty) variable is an error instead.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group("braced") if match.group("braced") is not None else match.group("name")
+        if not _VARIABLE_NAME.fullmatch(name) or not os.environ.get(name):
+            raise _UnsetVariable(key, value, name)
+        return os.environ[name]
+
+    return _VARIABLE.sub(substitute, value)
+
+
 def _resolve_paths(data: dict[str, Any], base: Path, keys: tuple[str, ...]) -> dict[str, Any]:
-    """Resolve relative path values of ``keys`` against ``base`` (expanding ``$VARS`` and ``~``)."""
+    """Resolve relative path values of ``keys`` against ``base`` (expanding ``$VARS`` and ``~``;
+    URLs get their variables expanded and are otherwise kept as they are)."""
     out = dict(data)
     for key in keys:
         value = out.get(key)
-        if isinstance(value, str) and value and "://" not in value:
-            expanded = Path(os.path.expanduser(os.path.expandvars(value)))
-            out[key] = str(expanded if expanded.is_absolute() else (base / expanded).resolve())
+        if not isinstance(value, str) or not value:
+            continue
+        value = _expand_variables(key, value)
+        if "://" in value:
+            out[key] = value
+            continue
+        expanded = Path(os.path.expanduser(value))
+        out[key] = str(expanded if expanded.is_absolute() else (base / expanded).resolve())
     return out
 
 
@@ -415,19 +535,22 @@ def _heads_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
 def load_dataset_config(path: Path) -> DatasetConfig:
     """Load and validate a dataset YAML."""
     path = Path(path)
-    return _validate(DatasetConfig, _dataset_data(_read_yaml(path), path.parent), path)
+    with _naming_unset_variables(path):
+        return _validate(DatasetConfig, _dataset_data(_read_yaml(path), path.parent), path)
 
 
 def load_model_config(path: Path) -> ModelConfig:
     """Load and validate a model YAML."""
     path = Path(path)
-    return _validate(ModelConfig, _model_data(_read_yaml(path), path.parent), path)
+    with _naming_unset_variables(path):
+        return _validate(ModelConfig, _model_data(_read_yaml(path), path.parent), path)
 
 
 def load_heads_config(path: Path) -> HeadsConfig:
     """Load and validate a heads YAML."""
     path = Path(path)
-    return _validate(HeadsConfig, _heads_data(_read_yaml(path), path.parent), path)
+    with _naming_unset_variables(path):
+        return _validate(HeadsConfig, _heads_data(_read_yaml(path), path.parent), path)
 
 
 def _policy_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -435,7 +558,7 @@ def _policy_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
     if isinstance(refinement, dict):
         model = refinement.get("model")
         if isinstance(model, str):
-            model_path = Path(_resolve_paths({"p": model}, base, ("p",))["p"])
+            model_path = Path(_resolve_paths({"model": model}, base, ("model",))["model"])
             data = {**data, "model_refinement": {**refinement, "model": load_model_config(model_path)}}
         elif isinstance(model, dict):
             data = {**data, "model_refinement": {**refinement, "model": _model_data(model, base)}}
@@ -445,69 +568,74 @@ def _policy_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
 def load_policy_config(path: Path) -> PolicyConfig:
     """Load and validate a policy YAML (``model_refinement.model`` inline or a path)."""
     path = Path(path)
-    return _validate(PolicyConfig, _policy_data(_read_yaml(path), path.parent), path)
+    with _naming_unset_variables(path):
+        return _validate(PolicyConfig, _policy_data(_read_yaml(path), path.parent), path)
 
 
 def load_run_config(path: Path) -> RunConfig:
     """Load a run YAML. Its ``dataset``, ``model``, ``heads`` and ``policy`` entries are either
     inline mappings or paths (relative to the run file) of YAML files of that kind."""
     path = Path(path)
-    data = _read_yaml(path)
-    base = path.parent
-    loaders = {
-        "dataset": (load_dataset_config, _dataset_data),
-        "model": (load_model_config, _model_data),
-        "heads": (load_heads_config, _heads_data),
-        "policy": (load_policy_config, _policy_data),
-    }
-    for key, (load_file, resolve_inline) in loaders.items():
-        value = data.get(key)
-        if isinstance(value, str):
-            data[key] = load_file(Path(_resolve_paths({"p": value}, base, ("p",))["p"]))
-        elif isinstance(value, dict):
-            data[key] = resolve_inline(value, base)
-    store = data.get("store")
-    if isinstance(store, str):
-        data = _resolve_paths(data, base, ("store",))
-    return _validate(RunConfig, data, path)
+    with _naming_unset_variables(path):
+        data = _read_yaml(path)
+        base = path.parent
+        loaders = {
+            "dataset": (load_dataset_config, _dataset_data),
+            "model": (load_model_config, _model_data),
+            "heads": (load_heads_config, _heads_data),
+            "policy": (load_policy_config, _policy_data),
+        }
+        for key, (load_file, resolve_inline) in loaders.items():
+            value = data.get(key)
+            if isinstance(value, str):
+                data[key] = load_file(Path(_resolve_paths({key: value}, base, (key,))[key]))
+            elif isinstance(value, dict):
+                data[key] = resolve_inline(value, base)
+        store = data.get("store")
+        if isinstance(store, str):
+            data = _resolve_paths(data, base, ("store",))
+        return _validate(RunConfig, data, path)
 
 
 def load_train_model_config(path: Path) -> TrainModelConfig:
     """Load a ``train-model`` YAML; ``sam2_config``, ``state`` and ``weights`` are relative to it."""
     path = Path(path)
-    data = _read_yaml(path)
-    data = _resolve_paths(data, path.parent, ("state", "weights", "init_weights"))
-    if isinstance(data.get("sam2_config"), str) and not Path(data["sam2_config"]).is_absolute():
-        candidate = (path.parent / data["sam2_config"]).resolve()
-        if candidate.is_file():
-            data["sam2_config"] = str(candidate)
-    return _validate(TrainModelConfig, data, path)
+    with _naming_unset_variables(path):
+        data = _read_yaml(path)
+        data = _resolve_paths(data, path.parent, ("state", "weights", "init_weights"))
+        if isinstance(data.get("sam2_config"), str) and not Path(data["sam2_config"]).is_absolute():
+            candidate = (path.parent / data["sam2_config"]).resolve()
+            if candidate.is_file():
+                data["sam2_config"] = str(candidate)
+        return _validate(TrainModelConfig, data, path)
 
 
 def load_train_heads_config(path: Path) -> TrainHeadsConfig:
     """Load a heads-training YAML. ``dataset`` and each ``models[i].model`` are inline mappings or
     paths (relative to the file) of YAML files of that kind."""
     path = Path(path)
-    data = _read_yaml(path)
-    base = path.parent
-    dataset = data.get("dataset")
-    if isinstance(dataset, str):
-        data["dataset"] = load_dataset_config(Path(_resolve_paths({"p": dataset}, base, ("p",))["p"]))
-    elif isinstance(dataset, dict):
-        data["dataset"] = _dataset_data(dataset, base)
-    models = data.get("models")
-    if isinstance(models, list):
-        resolved = []
-        for entry in models:
-            if isinstance(entry, dict) and isinstance(entry.get("model"), str):
-                model_path = Path(_resolve_paths({"p": entry["model"]}, base, ("p",))["p"])
-                entry = {**entry, "model": load_model_config(model_path)}
-            elif isinstance(entry, dict) and isinstance(entry.get("model"), dict):
-                entry = {**entry, "model": _model_data(entry["model"], base)}
-            resolved.append(entry)
-        data["models"] = resolved
-    data = _resolve_paths(data, base, ("container", "heads_out"))
-    return _validate(TrainHeadsConfig, data, path)
+    with _naming_unset_variables(path):
+        data = _read_yaml(path)
+        base = path.parent
+        dataset = data.get("dataset")
+        if isinstance(dataset, str):
+            dataset_path = _resolve_paths({"dataset": dataset}, base, ("dataset",))["dataset"]
+            data["dataset"] = load_dataset_config(Path(dataset_path))
+        elif isinstance(dataset, dict):
+            data["dataset"] = _dataset_data(dataset, base)
+        models = data.get("models")
+        if isinstance(models, list):
+            resolved = []
+            for entry in models:
+                if isinstance(entry, dict) and isinstance(entry.get("model"), str):
+                    model_path = Path(_resolve_paths({"model": entry["model"]}, base, ("model",))["model"])
+                    entry = {**entry, "model": load_model_config(model_path)}
+                elif isinstance(entry, dict) and isinstance(entry.get("model"), dict):
+                    entry = {**entry, "model": _model_data(entry["model"], base)}
+                resolved.append(entry)
+            data["models"] = resolved
+        data = _resolve_paths(data, base, ("container", "heads_out"))
+        return _validate(TrainHeadsConfig, data, path)
 
 
 def config_fingerprint(config: BaseModel) -> str:

@@ -14,6 +14,7 @@ __all__ = [
     "DatasetNotFoundError",
     "FrameReadError",
     "AnnotationError",
+    "RleError",
     "ModelBuildError",
     "CheckpointError",
     "HeadsError",
@@ -51,6 +52,10 @@ class FrameReadError(DatasetError):
 
 class AnnotationError(DatasetError):
     """An annotation (palette PNG, RLE, prompt file) is missing or malformed."""
+
+
+class RleError(AnnotationError):
+    """A run-length encoded mask (COCO or CVAT RLE) that does not decode to a mask of its size."""
 
 
 class ModelBuildError(InputError):

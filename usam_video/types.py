@@ -124,6 +124,9 @@ class FramePrediction:
             output (token 0 when tracking with multimask output) has an empty mask and
             ``candidate_valid`` False.
         candidate_valid: ``bool`` ``(O, K)`` or None.
+        video_features: ``float32`` ``(O, F)``: the video features of every object
+            (``usam_video.score_registry.VIDEO_FEATURES`` in column order; NaN rows for
+            untracked objects), or None when the producer computed none.
     """
 
     frame_index: int
@@ -141,6 +144,7 @@ class FramePrediction:
     tracked: np.ndarray
     candidate_masks: np.ndarray | None = None
     candidate_valid: np.ndarray | None = None
+    video_features: np.ndarray | None = None
 
     def chosen_mask_tokens(self) -> np.ndarray:
         """``float32`` ``(O, D)``: the mask token of the candidate SAM 2 chose (NaN if untracked)."""
@@ -239,6 +243,7 @@ class QueueEntry:
     status: Status
     reason: str
     scores: Mapping[str, float] = field(default_factory=dict)
+    plan: str = ""  # why the review planner picked it ("onset of a low run of 14 frames ...")
 
 
 @dataclass(frozen=True)
@@ -274,6 +279,9 @@ class TrainingSamples:
         sam_iou: ``float32`` ``(N,)``: SamScore, SAM 2's predicted IoU of the chosen token (the
             decoder's IoU head); NaN for rows recorded before it was kept.
         targets: name -> ``float32`` ``(N,)`` (NaN where a target is undefined for a row).
+        inputs: ``float32`` ``(N, F)``: the video heads' extra inputs of every row (the
+            baseline scores and video features, named by ``input_names``), or None for
+            records made before they were kept.
     """
 
     video_ids: tuple[str, ...]
@@ -285,6 +293,8 @@ class TrainingSamples:
     candidate_iou: np.ndarray
     sam_iou: np.ndarray
     targets: Mapping[str, np.ndarray]
+    inputs: np.ndarray | None = None
+    input_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.video_ids)

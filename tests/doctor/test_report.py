@@ -157,12 +157,29 @@ def test_checkpoint_pickle_that_would_run_code_is_refused(tmp_path: Path) -> Non
 def test_heads_found_sized_hashed_and_loadable(tmp_path: Path) -> None:
     save_heads(tmp_path, random_heads(["iou_tiny", "task_gap"]).heads)
     checks = check_heads(tmp_path, ["iou_tiny", "task_gap"])
-    assert [c.name for c in checks] == ["heads/iou_tiny", "heads/task_gap"]
+    assert [c.name for c in checks] == ["heads/manifest", "heads/iou_tiny", "heads/task_gap"]
     assert all(c.ok for c in checks)
+    # save_heads writes the project's own pairing into manifest.json; the doctor reports it
+    assert "manifest.json" in checks[0].detail and "pairing aligned" in checks[0].detail
     path = tmp_path / "iou_tiny" / "model.pth"
-    assert str(path) in checks[0].detail and integrity._sha256(path) in checks[0].detail
+    assert str(path) in checks[1].detail and integrity._sha256(path) in checks[1].detail
     # Without names, every <head>/model.pth found is checked.
-    assert [c.name for c in check_heads(tmp_path)] == ["heads/iou_tiny", "heads/task_gap"]
+    assert [c.name for c in check_heads(tmp_path)] == ["heads/manifest", "heads/iou_tiny", "heads/task_gap"]
+
+
+def test_heads_pairing_of_the_official_layout_and_bad_manifests(tmp_path: Path) -> None:
+    save_heads(tmp_path, random_heads(["iou_tiny"]).heads)
+    (tmp_path / "manifest.json").unlink()  # now the published layout: <dir>/<head>/model.pth only
+    manifest = check_heads(tmp_path)[0]
+    assert manifest.ok and "no manifest.json" in manifest.detail
+    assert "pairing reference" in manifest.detail and "SAM 2.1" in manifest.detail
+    assert "SAM 2.0" in check_heads(tmp_path, sam2_version="2.0")[0].detail
+    (tmp_path / "manifest.json").write_text("{garbage")
+    (bad,) = check_heads(tmp_path)
+    assert bad.name == "heads/manifest" and bad.failed and str(tmp_path / "manifest.json") in bad.detail
+    save_heads(tmp_path, random_heads(["iou_tiny"]).heads)  # a valid manifest: aligned
+    (conflict,) = check_heads(tmp_path, pairing="reference")
+    assert conflict.failed and "expected pairing 'reference'" in conflict.detail
 
 
 def test_heads_malicious_pickle_is_reported_not_loadable(tmp_path: Path) -> None:

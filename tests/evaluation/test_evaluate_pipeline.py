@@ -271,14 +271,18 @@ def test_store_labelled_by_the_pipeline(synth_root: Path, tmp_path: Path, small_
     assert isinstance(result.jf, DavisReport) and result.videos == ("synth-000",)
     ranking = result.ranking
     assert ranking is not None and ranking.n_items == 5
+    from usam_video.score_registry import direction_of
     from usam_video.store import PseudoLabelStore
 
     stored = PseudoLabelStore.open(tmp_path / "s.zarr", "r").summary("synth-000").score_names
     assert {"sam_iou", "object_score", "task_gap", "iou_large"} <= set(stored)
-    assert [c.name for c in ranking.curves] == [*stored, RANDOM_SAMPLE]
+    # every stored score with a registry direction is ranked; video features are not (no direction)
+    ranked = [n for n in stored if direction_of(n) != "feature"]
+    assert [c.name for c in ranking.curves] == [*ranked, RANDOM_SAMPLE]
+    assert set(result.unranked_scores) == set(stored) - set(ranked)
     assert ranking.random.name == "random"
     assert ranking.degenerate or ranking.oracle.relative_auc == 1.0
-    for name in stored:
+    for name in ranked:
         auc = ranking.curve(name).relative_auc
         assert ranking.degenerate or math.isfinite(auc)
 

@@ -37,11 +37,14 @@ def test_cuda_saved_file_format_loads(tmp_path: Path) -> None:
 
 
 def test_wrong_shape_names_file_and_tensor(tmp_path: Path) -> None:
-    save_heads(tmp_path, {"iou_tiny": UsamHead(128)})
+    # The official layout (no manifest): the file's shapes are checked against the asked width.
+    (tmp_path / "iou_tiny").mkdir()
+    torch.save(UsamHead(128).state_dict(), tmp_path / "iou_tiny" / "model.pth")
     with pytest.raises(HeadsError) as info:
         load_heads(tmp_path, ["iou_tiny"], token_dim=256)
     message = str(info.value)
     assert str(tmp_path / "iou_tiny" / "model.pth") in message and "layers.0.weight" in message
+    assert "official layout" in message
 
 
 def test_missing_heads_load_the_rest_and_say_which(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ import torch
 from usam_video.config import PolicyConfig, PolicyRule
 from usam_video.errors import ConfigError, HeadsError
 from usam_video.heads import HEAD_NAMES, random_heads
+from usam_video.score_registry import VIDEO_FEATURES
 from usam_video.scoring import FusedHeads, Scorer, ThresholdPolicy, head_features, score_frame, score_names
 from usam_video.types import FramePrediction, FrameScores, Status
 
@@ -45,9 +46,11 @@ def test_scores_match_heads_and_gap_shift() -> None:
     s = score_frame(p, heads)
     assert (
         s.names
-        == ("sam_iou", "object_score", "entropy", "stability", "iou_tiny", "task_gap")
+        == ("sam_iou", "object_score", "entropy", "stability", *VIDEO_FEATURES, "iou_tiny", "task_gap")
         == score_names(heads)
     )
+    # a prediction without video features stores NaN in their columns
+    assert np.isnan(s.values[:, 4 : 4 + len(VIDEO_FEATURES)]).all()
     np.testing.assert_array_equal(s.column("entropy"), p.entropy)
     np.testing.assert_array_equal(s.column("stability"), p.stability)
     np.testing.assert_allclose(s.column("sam_iou"), p.sam_iou)
@@ -62,7 +65,8 @@ def test_scores_match_heads_and_gap_shift() -> None:
 
 def test_no_heads_gives_baselines_only() -> None:
     s = score_frame(prediction(), None)
-    assert s.names == ("sam_iou", "object_score", "entropy", "stability") and s.values.shape == (3, 4)
+    assert s.names == ("sam_iou", "object_score", "entropy", "stability", *VIDEO_FEATURES)
+    assert s.values.shape == (3, 4 + len(VIDEO_FEATURES))
     assert s.candidate_names == ("sam_iou",) and s.candidate_values.shape == (3, 4, 1)
 
 
@@ -101,7 +105,9 @@ def test_untracked_objects_score_nan() -> None:
     tracked = np.array([True, False])
     q = FramePrediction(**{**p.__dict__, "tracked": tracked})
     s = Scorer(random_heads(["iou_tiny"]))(q)
-    assert np.isfinite(s.values[0, 4]) and np.isnan(s.values[1, 4]) and np.isnan(s.candidate_values[1]).all()
+    head = s.names.index("iou_tiny")
+    assert np.isfinite(s.values[0, head]) and np.isnan(s.values[1, head])
+    assert np.isnan(s.candidate_values[1]).all()
 
 
 def test_token_width_mismatch() -> None:

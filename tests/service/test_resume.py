@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.service.helpers import (
@@ -24,6 +25,7 @@ from tests.service.helpers import (
     summary_rows,
     write_run_yaml,
 )
+from usam_video.store import PseudoLabelStore
 
 pytestmark = pytest.mark.slow
 
@@ -102,6 +104,7 @@ def test_sigkill_mid_video_then_rerun_equals_uninterrupted_run(
     assert not (store / "videos" / "synth-002").exists()
     assert (store / "claims" / "synth-001.json").exists()  # the dead worker's claim, taken over below
     first_video = file_times(store / "videos" / "synth-000")
+    killed_generation = _group_attrs(store / "videos" / "synth-001")["generation"]
 
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
@@ -114,3 +117,7 @@ def test_sigkill_mid_video_then_rerun_equals_uninterrupted_run(
     assert file_times(store / "videos" / "synth-000") == first_video  # not one chunk rewritten
     assert_same_labels(store, reference_run.store)
     assert not list((store / "claims").glob("*.json"))
+    # The rerun reused the killed write's generation: one generation per video, as uninterrupted.
+    resumed = PseudoLabelStore.open(store, "r")
+    assert {int(v) for v in np.unique(resumed.frame_table("synth-001").revision)} == {killed_generation}
+    assert json.loads((store / "zarr.json").read_text())["attributes"]["generation"] == 3

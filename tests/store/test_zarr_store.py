@@ -175,3 +175,117 @@ def test_fsspec_memory_store(tmp_path: Path) -> None:
     assert store.claim("vid-1", owner="x") is None and store.claim("vid-1", owner="y") == "x"
     with pytest.raises(StoreNotFoundError):
         PseudoLabelStore.open(f"memory://usam-test-{tmp_path.name}/absent.zarr", mode="r")
+
+
+# --- integrity (issue #18) ---------------------------------------------------------------------
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_every_array_is_checksummed_and_the_store_has_an_id(tmp_path: Path) -> None:
+    from usam_video.store.zarr_store import is_checksummed
+
+    a = PseudoLabelStore.open(tmp_path / "a.zarr")
+    write_video(a)
+    b = PseudoLabelStore.open(tmp_path / "b.zarr")
+    assert a.store_id and b.store_id and a.store_id != b.store_id
+    assert PseudoLabelStore.open(tmp_path / "a.zarr", "r").store_id == a.store_id  # kept, not renewed
+    group = zarr.open_group(str(tmp_path / "a.zarr" / "videos" / "vid-1"), mode="r")
+    assert sorted(group.array_keys()) == ["masks", "reason", "revision", "scores", "source", "status"]
+    assert all(is_checksummed(group[name]) for name in group.array_keys())
+    report = a.verify()
+    assert report.status == "intact" and report.chunks == 6 * 3 * 2 and not report.problems
+
+
+def test_a_resumed_video_reuses_its_unfinished_generation(tmp_path: Path) -> None:
+    """A killed write redone ends with the revisions of an uninterrupted run (README: resume)."""
+    whole = PseudoLabelStore.open(tmp_path / "whole.zarr")
+    write_video(whole, VideoRef("ds", "first", 2, 4, 5))
+    write_video(whole)
+    resumed = PseudoLabelStore.open(tmp_path / "resumed.zarr")
+    write_video(resumed, VideoRef("ds", "first", 2, 4, 5))
+    write_video(resumed, finish=False, frames=1)  # killed after one frame
+    write_video(resumed)  # the rerun
+    for video in ("first", "vid-1"):
+        np.testing.assert_array_equal(
+            resumed.frame_table(video).revision, whole.frame_table(video).revision, err_msg=video
+        )
+    assert resumed.frame_table("vid-1").revision.max() == 2
+    # a complete video relabelled takes a new generation: exports of the old one go stale
+    write_video(resumed)
+    assert resumed.frame_table("vid-1").revision.min() == 3
+
+
+def test_record_failure_only_touches_an_incomplete_video(tmp_path: Path) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    write_video(store)
+    before = _tree(tmp_path / "s.zarr")
+    store.record_failure("vid-1", "FrameReadError: x")  # complete: left alone
+    store.record_failure("absent", "FrameReadError: x")  # no group: nothing created
+    assert _tree(tmp_path / "s.zarr") == before
+    write_video(store, VideoRef("ds", "broken", 3, 4, 5), finish=False, frames=2)
+    store.record_failure("broken", "FrameReadError: frame 2 unreadable")
+    assert store.summary("broken").failure == "FrameReadError: frame 2 unreadable"
+    assert store.summary("vid-1").failure == ""
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("videos/vid-1/status/c/1/1", "array 'status'"),
+        ("videos/vid-1/scores/c/2/0/0", "array 'scores'"),
+        ("videos/vid-1/masks/c/0/1/0/0", "array 'masks'"),
+        ("videos/vid-1/zarr.json", "group metadata videos/vid-1/zarr.json"),
+        ("videos/vid-1/reason/zarr.json", "array 'reason'"),
+    ],
+)
+def test_every_read_names_store_video_and_array_and_verify_names_the_chunk(
+    tmp_path: Path, damage: str, message: str
+) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    write_video(store)
+    write_video(store, VideoRef("ds", "other", 3, 4, 5))
+    path = tmp_path / "s.zarr" / damage
+    data = bytearray(path.read_bytes())
+    if path.name == "zarr.json":  # metadata cut short (a crash, a full disk)
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0x5A
+    path.write_bytes(bytes(data))
+    reopened = PseudoLabelStore.open(tmp_path / "s.zarr", "r")
+    assert reopened.videos() == ["other", "vid-1"]  # a damaged zarr.json hides nothing
+    reads = [
+        lambda: reopened.frame_table("vid-1"),
+        lambda: [reopened.read_masks("vid-1", t) for t in range(3)],
+        lambda: reopened.queue(),
+    ]
+    failed = 0
+    for read in reads:
+        try:
+            read()
+        except StoreError as exc:
+            failed += 1
+            assert str(tmp_path / "s.zarr") in str(exc) and "video 'vid-1'" in str(exc), str(exc)
+            assert message in str(exc) and "usam-video verify" in str(exc), str(exc)
+    assert failed >= 1  # never a silent read of damaged data
+    assert reopened.frame_table("other").status.shape == (3, 2)  # the other video still reads
+    report = reopened.verify()
+    assert report.status == "damaged" and len(report.problems) == 1, report.problems
+    chunk = damage.rsplit("/c/", 1)[1] if "/c/" in damage else None
+    expected = f"chunk c/{chunk}" if chunk else "zarr.json"
+    assert expected in report.problems[0], report.problems
+    assert reopened.verify("other").intact
+
+
+def test_verify_catches_attributes_that_still_parse_but_disagree_with_the_arrays(tmp_path: Path) -> None:
+    import json
+
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    write_video(store)
+    meta = tmp_path / "s.zarr" / "videos" / "vid-1" / "zarr.json"
+    data = json.loads(meta.read_text())
+    data["attributes"]["video"]["num_frames"] = 4  # one digit changed: still valid JSON
+    meta.write_text(json.dumps(data))
+    [problem] = store.verify().problems
+    assert problem.startswith("videos/vid-1: zarr.json: expected attributes matching the arrays")
+    assert "masks (3, 2, 4, 5) (attributes say (4, 2, 4, 5))" in problem

@@ -209,7 +209,7 @@ def _check_roundtrip(out: Path, videos: list[MaskVideo]) -> None:
 
 
 def _store_codecs_match_default(workdir: Path) -> bool:
-    """True if the store's masks array uses zarr's default bool codecs (what ``zstd-0 (store)`` is)."""
+    """True if the store's masks array uses the codecs of ``zstd-0 (store)`` (zstd-0 + CRC-32C)."""
     from usam_video.store.mask_codecs import store_uses_default_codecs
 
     return store_uses_default_codecs(workdir)

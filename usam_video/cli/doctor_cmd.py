@@ -43,6 +43,9 @@ def doctor(
     config: Path | None = typer.Option(
         None, "--config", help="a run YAML: also check its dataset, checkpoint, heads and store disk"
     ),
+    store: Path | None = typer.Option(
+        None, "--store", help="a store to verify chunk by chunk (a config's store is verified too)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON (for scripts)"),
     prefect_timeout: float = typer.Option(
         DEFAULT_PREFECT_TIMEOUT_S, help="seconds to wait for the Prefect server named by PREFECT_API_URL"
@@ -55,7 +58,12 @@ def doctor(
 
     Exit code 1 when a run would fail.
     """
-    checks = run_checks(config, prefect_timeout=prefect_timeout, min_free_bytes=int(min_free_gib * (1 << 30)))
+    checks = run_checks(
+        config,
+        prefect_timeout=prefect_timeout,
+        min_free_bytes=int(min_free_gib * (1 << 30)),
+        store=store,
+    )
     code = exit_code(checks)
     if as_json:
         print(json.dumps(checks_as_dict(checks), indent=1))

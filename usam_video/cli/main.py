@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from usam_video.errors import UsamVideoError
@@ -46,12 +47,20 @@ def repo_configs_dir() -> Path:
 
 
 def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(2)
 
 
 def _finite(value: float) -> float | None:
     return None if math.isnan(value) else round(float(value), 6)
+
+
+def _completeness(complete: bool, failure: str) -> str:
+    """The ``complete`` cell: a video whose labelling failed says why (an mp4 that broke mid-way
+    leaves frames never written), one whose run was killed says "interrupted"."""
+    if complete:
+        return "yes"
+    return f"[red]NO (failed: {escape(failure)})[/]" if failure else "NO (interrupted)"
 
 
 def _inspect_data(store_path: Path, with_frames: bool) -> list[dict[str, Any]]:
@@ -65,6 +74,7 @@ def _inspect_data(store_path: Path, with_frames: bool) -> list[dict[str, Any]]:
         item: dict[str, Any] = {
             "video_id": video_id,
             "complete": summary.complete,
+            "failure": summary.failure,
             "frames": summary.num_frames,
             "height": summary.height,
             "width": summary.width,
@@ -110,7 +120,8 @@ def inspect(
         print(json.dumps({"store": str(store), "videos": videos}, indent=1))
         return
     table = Table(title=f"{store}")
-    for col in ("video", "frames", "objects", "complete", "accepted", "queued (refine/human)", "untrained"):
+    columns = ("video", "frames", "objects", "complete", "accepted", "queued (refine/human)", "untrained")
+    for col in (*columns, "heads pairing"):
         table.add_column(col)
     for v in videos:
         c = v["status_counts"]
@@ -120,10 +131,12 @@ def inspect(
             v["video_id"],
             str(v["frames"]),
             str(len(v["objects"])),
-            "yes" if v["complete"] else "NO (interrupted)",
+            _completeness(v["complete"], v["failure"]),
             str(c["accepted"]),
             f"{c['queued_refine']}/{c['queued_human']}",
             untrained,
+            # Stores written before the pairing was recorded scored with aligned heads.
+            p.get("heads_pairing", "not recorded"),
         )
     console.print(table)
     if videos:
@@ -140,7 +153,15 @@ def queue(
     from usam_video.store import PseudoLabelStore
 
     try:
-        entries = PseudoLabelStore.open(store, mode="r").queue(video)
+        opened = PseudoLabelStore.open(store, mode="r")
+        entries = opened.queue(video)
+        # Entries of an incomplete video (killed, or failed mid-way on a broken mp4) are flagged:
+        # its later frames were never labelled and the video is redone by the next run.
+        incomplete = {
+            vid: opened.summary(vid).failure or "interrupted"
+            for vid in sorted({e.video_id for e in entries})
+            if not opened.is_complete(vid)
+        }
     except UsamVideoError as exc:
         _fail(exc)
     if as_json:
@@ -151,25 +172,69 @@ def queue(
                 "object_id": e.object_id,
                 "route": e.status.label,
                 "reason": e.reason,
+                "plan": e.plan,
                 "scores": {k: _finite(v) for k, v in e.scores.items()},
+                "video_complete": e.video_id not in incomplete,
             }
             for e in entries
         ]
-        print(json.dumps({"store": str(store), "queued": rows}, indent=1))
+        print(json.dumps({"store": str(store), "queued": rows, "incomplete_videos": incomplete}, indent=1))
         return
     table = Table(title=f"queue of {store} ({len(entries)} frame-objects)")
-    for col in ("video", "frame", "object", "route", "reason", "sam_iou"):
+    for col in ("video", "frame", "object", "route", "reason", "review plan", "sam_iou"):
         table.add_column(col)
     for e in entries:
         table.add_row(
-            e.video_id,
+            e.video_id + (" [red](incomplete)[/]" if e.video_id in incomplete else ""),
             str(e.frame_index),
             str(e.object_id),
             e.status.label,
             e.reason,
+            escape(e.plan),
             f"{e.scores.get('sam_iou', float('nan')):.3f}",
         )
     console.print(table)
+    for vid, why in incomplete.items():
+        err_console.print(
+            f"[bold yellow]warning:[/] video {vid} is incomplete ({escape(why)}): frames after the "
+            "failure were never labelled; fix the input and rerun before exporting its queue."
+        )
+
+
+@app.command()
+def verify(
+    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    video: str | None = typer.Option(None, help="only this video"),
+) -> None:
+    """Read every chunk of the store (or of one video) and check its checksum. Exit 0 intact,
+    1 damaged (each damaged array and chunk named), 3 unverifiable (no damage found, but arrays
+    written before checksums, which nothing can prove intact)."""
+    from usam_video.store import PseudoLabelStore
+
+    try:
+        report = PseudoLabelStore.open(store, mode="r").verify(video)
+    except UsamVideoError as exc:
+        _fail(exc)
+    videos = sorted({c.video_id for c in report.checks if c.video_id})
+    console.print(
+        f"{store}: {len(videos)} video(s), {len(report.checks)} arrays, {report.chunks} chunks read",
+        highlight=False,
+    )
+    for problem in report.problems:
+        err_console.print(f"[bold red]damaged:[/] {escape(problem)}", highlight=False)
+    if report.unverifiable:
+        shown = ", ".join(report.unverifiable[:6]) + (" ..." if len(report.unverifiable) > 6 else "")
+        console.print(
+            f"unverifiable: {len(report.unverifiable)} array(s) were written before checksums ({shown}); "
+            "they read without error but nothing proves their bytes. Relabel to checksum them.",
+            highlight=False,
+        )
+    if not report.intact:
+        err_console.print(f"[bold red]{store}: DAMAGED ({len(report.problems)} problem(s))[/]")
+        raise typer.Exit(1)
+    if report.unverifiable:
+        raise typer.Exit(3)
+    console.print(f"{store}: intact (every chunk's checksum matches)")
 
 
 def _print_results(results: list[Any]) -> int:
@@ -187,9 +252,14 @@ def _print_results(results: list[Any]) -> int:
     ):
         table.add_column(col)
     for r in results:
+        outcome = r.outcome
+        if r.outcome == "failed":
+            outcome = f"[red]failed[/]: {escape(str(r.error))}"
+        elif r.outcome == "skipped":  # by whom: another live run's claim, or already complete
+            outcome = f"skipped ({escape(r.error or 'already complete under this config')})"
         table.add_row(
             r.video_id,
-            r.outcome if r.outcome != "failed" else f"[red]failed[/]: {r.error}",
+            outcome,
             str(r.frames),
             str(r.objects),
             str(r.accepted),

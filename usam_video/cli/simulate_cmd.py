@@ -18,11 +18,18 @@ __all__ = ["simulate_clicks_cmd", "simulate_review_cmd"]
 @app.command("simulate-review")
 def simulate_review_cmd(
     config: Path = typer.Argument(..., help="a run YAML whose dataset has ground truth"),
-    budget: float = typer.Option(0.05, help="fraction of frame-objects the simulated humans correct"),
+    budget: list[float] = typer.Option(
+        [0.01, 0.02, 0.05, 0.10], help="fractions of the candidate frame-objects corrected (repeat)"
+    ),
+    score: list[str] = typer.Option(
+        [], help="scores to plan with (repeat; default every stored score with a direction)"
+    ),
     seed: int = typer.Option(0, help="seed of the random strategy"),
+    out: Path | None = typer.Option(None, help="write simulate-review.json and gain-curves.png here"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """J&F before and after correcting the budget's frame-objects chosen by USAM, SamScore, random."""
+    """J&F gain of a simulated review at each budget: every stored score under the per-frame
+    planner and the review planner (onsets of low runs), the oracle (true IoU) and random."""
     from usam_video.config import load_run_config
 
     try:
@@ -32,18 +39,32 @@ def simulate_review_cmd(
     from flows.simulate import simulate_review_flow
 
     try:
-        report = simulate_review_flow(str(config.resolve()), budget, seed)
+        report = simulate_review_flow(
+            str(config.resolve()),
+            tuple(budget),
+            tuple(score) if score else None,
+            seed,
+            str(out) if out is not None else None,
+        )
     except UsamVideoError as exc:
         _fail(exc)
     if as_json:
         print(json.dumps(report.as_dict(), indent=1))
         return
-    table = Table(title=f"review loop at {budget:.0%}: {report.budget} of {report.candidates} frame-objects")
-    for col in ("strategy", "priority", "J&F before", "J&F after", "gain"):
-        table.add_column(col)
-    for r in report.results:
-        table.add_row(r.strategy, r.priority, f"{r.jf_before:.4f}", f"{r.jf_after:.4f}", f"{r.gain:+.4f}")
+    gains = report.gains()
+    table = Table(
+        title=f"simulated review: J&F gain by budget (before {report.jf_before:.4f}, "
+        f"{report.candidates} candidates, default {report.default_strategy})"
+    )
+    table.add_column("strategy")
+    for b in report.budgets:
+        table.add_column(f"{b:.0%} ({report.budgets[b]})", justify="right")
+    for name in report.strategies:
+        label = f"[bold]{name}[/] (default)" if name == report.default_strategy else name
+        table.add_row(label, *(f"{gains[name][b]:+.4f}" for b in report.budgets))
     console.print(table)
+    if out is not None:
+        console.print(f"report and gain curves in {out}")
 
 
 @app.command("simulate-clicks")

@@ -41,13 +41,13 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets.base import DatasetReader, FrameSource, JpegFolderSource
 from usam_video.datasets.palette import image_header
+from usam_video.datasets.rle import coco_rle_area, decode_coco_rle
 from usam_video.datasets.sources import Mp4Source, jpeg_frame_size, jpeg_sequence
-from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError
+from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError, RleError
 from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
 __all__ = ["SavReader", "ANNOTATION_STEP", "AUTO_ID_OFFSET", "SAV_FPS"]
@@ -165,16 +165,9 @@ class SavReader(DatasetReader):
         if rle is None:
             return np.zeros((ref.height, ref.width), dtype=bool)
         try:
-            if isinstance(rle["counts"], list):  # uncompressed RLE
-                rle = mask_utils.frPyObjects(rle, ref.height, ref.width)
-            decoded = mask_utils.decode(rle)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise AnnotationError(
-                f"{masklets.files[k]}: expected a decodable COCO RLE for object {masklets.object_ids[k]} "
-                f"on annotated frame {t} (video frame {ANNOTATION_STEP * t}) of video {ref.video_id!r}, "
-                f"got: {exc}"
-            ) from exc
-        return decoded.astype(bool)
+            return decode_coco_rle(rle, ref.height, ref.width)
+        except RleError as exc:
+            raise RleError(f"{_where(masklets, k, t, ref)}: {exc}.") from exc
 
     # ------------------------------------------------------------------ frames layout
 
@@ -302,8 +295,7 @@ class SavReader(DatasetReader):
             for k, obj in enumerate(masklets.object_ids):
                 # RLE areas need no decoding: only the first non-empty mask is decoded.
                 for t, row in enumerate(masklets.rles):
-                    rle = row[k]
-                    if rle is not None and _rle_area(rle) > 0:
+                    if row[k] is not None and _rle_area(masklets, k, t, ref) > 0:
                         prompts.append(
                             ObjectPrompt(obj, ANNOTATION_STEP * t, self._decode(masklets, k, t, ref))
                         )
@@ -342,10 +334,20 @@ class SavReader(DatasetReader):
         return FrameAnnotation(frame_index, tuple(object_ids), stacked)
 
 
-def _rle_area(rle: dict[str, Any]) -> int:
-    if isinstance(rle["counts"], list):  # uncompressed: alternating runs of 0s and 1s
-        return int(sum(rle["counts"][1::2]))
-    return int(mask_utils.area(rle))
+def _where(masklets: _Masklets, k: int, t: int, ref: VideoRef) -> str:
+    return (
+        f"{masklets.files[k]}: expected a decodable COCO RLE for object {masklets.object_ids[k]} on "
+        f"annotated frame {t} (video frame {ANNOTATION_STEP * t}) of video {ref.video_id!r}, got"
+    )
+
+
+def _rle_area(masklets: _Masklets, k: int, t: int, ref: VideoRef) -> int:
+    """Foreground pixels of a masklet's RLE, checked (counts cut short are an error, never a
+    different area) but not decoded."""
+    try:
+        return coco_rle_area(masklets.rles[t][k], ref.height, ref.width)
+    except RleError as exc:
+        raise RleError(f"{_where(masklets, k, t, ref)}: {exc}.") from exc
 
 
 def _read_masklet_json(path: Path, video_id: str, ref: VideoRef) -> Sequence[Sequence[dict[str, Any] | None]]:

@@ -34,12 +34,12 @@ from typing import Any, TypeGuard
 
 import numpy as np
 from PIL import Image
-from pycocotools import mask as mask_utils
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets.base import DatasetReader, FrameSource, JpegFolderSource
+from usam_video.datasets.rle import decode_coco_rle
 from usam_video.datasets.sources import Mp4Source, jpeg_frame_size, jpeg_sequence
-from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError
+from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError, RleError
 from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
 __all__ = ["PlainVideoReader"]
@@ -277,12 +277,9 @@ def _parse_mask(value: object, where: str, ref: VideoRef, base: Path) -> np.ndar
                 f"got {size!r}."
             )
         try:
-            rle = value
-            if isinstance(value["counts"], list):
-                rle = mask_utils.frPyObjects(value, ref.height, ref.width)
-            mask = mask_utils.decode(rle).astype(bool)
-        except (ValueError, TypeError) as exc:
-            raise AnnotationError(f"{where}: expected a decodable COCO RLE, got: {exc}") from exc
+            mask = decode_coco_rle(value, ref.height, ref.width)
+        except RleError as exc:
+            raise RleError(f"{where}: expected a decodable COCO RLE, got: {exc}.") from exc
         source = "the RLE"
     else:
         raise AnnotationError(

@@ -27,11 +27,11 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from usam_video.config import load_run_config
 from usam_video.doctor import integrity
-from usam_video.errors import ModelBuildError, UsamVideoError
+from usam_video.errors import ModelBuildError, StoreNotFoundError, UsamVideoError
 
 __all__ = [
     "Check",
@@ -48,6 +48,7 @@ __all__ = [
     "check_checkpoint",
     "check_heads",
     "check_disk",
+    "check_store",
     "check_run_config",
     "run_checks",
     "exit_code",
@@ -345,15 +346,20 @@ def check_checkpoint(path: Path, name: str = "checkpoint") -> Check:
 def check_heads(
     directory: Path | None,
     names: Sequence[str] | None = None,
-    token_dim: int = 256,
+    token_dim: int | None = None,
     random_init: bool = False,
+    *,
+    pairing: Literal["reference", "aligned"] | None = None,
+    sam2_version: str | None = None,
 ) -> tuple[Check, ...]:
-    """USAM heads named by a run config: one check per head file (found, size, sha256, loadable).
+    """USAM heads named by a run config: first ``heads/manifest`` (the token pairing, token width,
+    SAM 2 release and size, video heads: from ``manifest.json`` or, without one, the published
+    set's defaults), then one check per head file (found, size, sha256, loadable).
 
     Each file is loaded by :func:`usam_video.heads.load_heads` (``weights_only=True`` and a
     shape check), exactly as a run loads it. A named head that is absent is a warning (a run
-    scores with the heads present); a directory with none of them, or a file that does not
-    load, fails.
+    scores with the heads present); a directory with none of them, a malformed manifest or one
+    that disagrees with the config, or a file that does not load, fails.
     """
     if random_init:
         return (
@@ -377,12 +383,35 @@ def check_heads(
             ),
         )
     from usam_video.errors import HeadsError
-    from usam_video.heads import load_heads
+    from usam_video.heads import load_heads, manifest_in_force
 
     wanted = list(names) if names else sorted(p.parent.name for p in directory.glob("*/model.pth"))
     if not wanted:
         return (Check("heads", False, f"{directory}: expected <head>/model.pth files, found none"),)
-    checks: list[Check] = []
+    try:
+        manifest = manifest_in_force(directory, token_dim, pairing, sam2_version)
+    except HeadsError as exc:
+        # Every head would fail the same way: one failure, with the manifest's message.
+        return (Check("heads/manifest", False, f"NOT usable: {_first_line(exc)}"),)
+    origin = (
+        f"{directory / 'manifest.json'}"
+        if manifest.from_file
+        else f"{directory}: no manifest.json, read as the published UncertainSAM set"
+    )
+    meaning = {
+        "reference": "multimask output k scored with mask token k-1, single-mask output with token 0",
+        "aligned": "candidate k scored with mask token k",
+    }[manifest.pairing]
+    video = [n for n in wanted if manifest.inputs_of(n).inputs]
+    checks: list[Check] = [
+        Check(
+            "heads/manifest",
+            True,
+            f"{origin}\npairing {manifest.pairing} ({meaning}); {manifest.token_dim}-d tokens; "
+            f"SAM {manifest.sam2_version} {manifest.sam2_size}"
+            + (f"; video heads {video}" if video else ""),
+        )
+    ]
     for head in wanted:
         path = directory / head / "model.pth"
         if not path.is_file():
@@ -392,13 +421,13 @@ def check_heads(
             continue
         where = f"{path} ({_size(path.stat().st_size)}, sha256 {integrity._sha256(path)})"
         try:
-            load_heads(directory, [head], token_dim=token_dim)
+            load_heads(directory, [head], token_dim, pairing=pairing, sam2_version=sam2_version)
         except HeadsError as exc:
             reason = str(exc).removeprefix(f"{path}: ")
             checks.append(Check(f"heads/{head}", False, f"{where}\nNOT loadable: {_first_line(reason)}"))
             continue
         checks.append(Check(f"heads/{head}", True, f"{where}\nloadable with weights_only=True"))
-    if all(not c.ok and not c.fatal for c in checks):
+    if all(not c.ok and not c.fatal for c in checks[1:]):
         checks.append(Check("heads", False, f"{directory}: none of the heads {wanted} is present"))
     return tuple(checks)
 
@@ -418,6 +447,44 @@ def check_disk(store: Path, min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> Che
     if usage.free < min_free_bytes:
         return Check("disk", False, f"{detail}\nless than {_gib(min_free_bytes)} free: free space first")
     return Check("disk", True, detail)
+
+
+def check_store(store: str | Path) -> Check:
+    """Every chunk of an existing store read and its checksum checked (``usam-video verify``).
+
+    Damage is fatal (a run or an export would read it); a store written before checksums is a
+    warning (it reads, but nothing proves it intact); a store not created yet is fine.
+    """
+    from usam_video.store import PseudoLabelStore
+
+    location = str(store)
+    if "://" not in location.removeprefix("file://") and not Path(location.removeprefix("file://")).exists():
+        return Check("store", True, f"{location}: not created yet")
+    try:
+        report = PseudoLabelStore.open(location, mode="r").verify()
+    except StoreNotFoundError:
+        return Check("store", True, f"{location}: not created yet")
+    except UsamVideoError as exc:
+        return Check("store", False, _first_line(exc, limit=400))
+    videos = len({c.video_id for c in report.checks if c.video_id})
+    head = f"{location}: {videos} video(s), {report.chunks} chunks read"
+    if not report.intact:
+        more = len(report.problems) - 5
+        shown = report.problems[:5] + ([f"... {more} more"] if more > 0 else [])
+        return Check(
+            "store",
+            False,
+            "\n".join([f"{head}; DAMAGED:", *shown, f"list them all with: usam-video verify {location}"]),
+        )
+    if report.unverifiable:
+        return Check(
+            "store",
+            False,
+            f"{head}; unverifiable: {len(report.unverifiable)} array(s) written before checksums "
+            "(they read without error; relabel to checksum them)",
+            fatal=False,
+        )
+    return Check("store", True, f"{head}; every checksum matches")
 
 
 def _resolve_sam2_config(name: str) -> Path | None:
@@ -494,8 +561,18 @@ def check_run_config(
     elif model.checkpoint is not None:
         checks.append(check_checkpoint(Path(model.checkpoint)))
     heads = run.heads
-    checks.extend(check_heads(heads.directory, heads.names, heads.token_dim, heads.random_init))
+    checks.extend(
+        check_heads(
+            heads.directory,
+            heads.names,
+            heads.token_dim,
+            heads.random_init,
+            pairing=heads.pairing,
+            sam2_version=heads.sam2_version,
+        )
+    )
     checks.append(check_disk(run.store_path, min_free_bytes))
+    checks.append(check_store(run.store))
     return tuple(checks), (model.device, model.dtype)
 
 
@@ -504,6 +581,7 @@ def run_checks(
     *,
     prefect_timeout: float = DEFAULT_PREFECT_TIMEOUT_S,
     min_free_bytes: int = DEFAULT_MIN_FREE_BYTES,
+    store: Path | None = None,
 ) -> tuple[Check, ...]:
     """Every check, in the order they are printed.
 
@@ -512,6 +590,7 @@ def run_checks(
             looks at the current folder (where ``make demo`` writes ``demo_output/``).
         prefect_timeout: Seconds the Prefect server probe waits.
         min_free_bytes: Free space below which the disk check fails.
+        store: A store to verify chunk by chunk (the run config's store is verified too).
     """
     config_checks: tuple[Check, ...] = ()
     device, dtype = "auto", "float32"
@@ -530,6 +609,8 @@ def run_checks(
     ]
     if config is None:
         checks.append(check_disk(Path.cwd() / "demo_output", min_free_bytes))
+    if store is not None:
+        checks.append(check_store(store))
     return tuple(checks)
 
 

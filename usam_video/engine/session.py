@@ -19,6 +19,7 @@ import torch
 from usam_video.datasets.base import FrameSource
 from usam_video.engine.capture import DecoderCall, TokenCapture
 from usam_video.engine.factory import BuiltModel
+from usam_video.engine.features import VideoFeatureTracker
 from usam_video.errors import InputError
 from usam_video.types import FramePrediction, ObjectPrompt
 
@@ -102,6 +103,7 @@ class PropagationSession:
             self._state: dict[str, Any] = self._predictor.init_state_from_frames(frames)
         self._prompts: list[ObjectPrompt] = []
         self._prompt_calls: dict[tuple[int, int], DecoderCall] = {}  # (frame, obj_id) -> call
+        self._features: VideoFeatureTracker | None = None
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.model.device.type == "cuda" and self.model.dtype != torch.float32:
@@ -269,19 +271,30 @@ class PropagationSession:
             by_frame[prompt.frame_index].append(prompt)
         starts = sorted(by_frame)
         num_frames = len(self.frames)
-        with self.model.lock, self._autocast():
+        self._features = VideoFeatureTracker(len(all_ids), self._state["device"])
+        # Autocast (bf16 on CUDA) encloses sam2's work only, never the `yield`: the consumer's
+        # code (the fused heads, the policy) runs in float32 as on the CPU.
+        with self.model.lock:
             for seg, start in enumerate(starts):
                 end = starts[seg + 1] - 1 if seg + 1 < len(starts) else num_frames - 1
-                for prompt in by_frame[start]:
-                    self._apply(prompt)
+                with self._autocast():
+                    for prompt in by_frame[start]:
+                        self._apply(prompt)
                 with TokenCapture(self._predictor, keep_logits=self.keep_candidates) as capture:
                     self._capture = capture
                     try:
                         stream = self._predictor.propagate_in_video(
                             self._state, start_frame_idx=start, max_frame_num_to_track=end - start
                         )
-                        for frame_idx, _, video_res_masks in stream:
-                            record = self._record(int(frame_idx), all_ids, video_res_masks, capture.drain())
+                        while True:
+                            with self._autocast():
+                                step = next(stream, None)
+                                if step is None:
+                                    break
+                                frame_idx, _, video_res_masks = step
+                                record = self._record(
+                                    int(frame_idx), all_ids, video_res_masks, capture.drain()
+                                )
                             yield record
                             # Pruned after the consumer is done with the frame, so that
                             # probe_points can still read this frame's memory context.
@@ -401,6 +414,8 @@ class PropagationSession:
                 candidate_valid[i] = valid.cpu().numpy()
         sam_iou = np.full(o, np.nan, np.float32)
         sam_iou[tracked] = candidate_ious[tracked, chosen[tracked]]
+        video_features = self._video_features(frame_idx, all_ids, tracked_ids, video_res_masks, tracked,
+                                              object_scores)
         return FramePrediction(
             frame_index=frame_idx,
             object_ids=all_ids,
@@ -417,4 +432,35 @@ class PropagationSession:
             tracked=tracked,
             candidate_masks=candidate_masks,
             candidate_valid=candidate_valid,
+            video_features=video_features,
         )
+
+    def _video_features(
+        self,
+        frame_idx: int,
+        all_ids: tuple[int, ...],
+        tracked_ids: tuple[int, ...],
+        video_res_masks: torch.Tensor,
+        tracked: np.ndarray,
+        object_scores: np.ndarray,
+    ) -> np.ndarray:
+        """``float32`` ``(O, F)`` video features (:mod:`usam_video.engine.features`)."""
+        assert self._features is not None
+        o = len(all_ids)
+        device = video_res_masks.device
+        masks = torch.zeros((o, self.frames.height, self.frames.width), dtype=torch.bool, device=device)
+        rows = [all_ids.index(obj_id) for obj_id in tracked_ids]
+        if rows:
+            masks[rows] = video_res_masks[:, 0] > 0.0
+        is_cond = np.zeros(o, bool)
+        ptrs: list[torch.Tensor | None] = [None] * o
+        for obj_id in tracked_ids:
+            i = all_ids.index(obj_id)
+            out_dict = self._state["output_dict_per_obj"][self._state["obj_id_to_idx"][obj_id]]
+            out = out_dict["cond_frame_outputs"].get(frame_idx)
+            is_cond[i] = out is not None
+            if out is None:
+                out = out_dict["non_cond_frame_outputs"].get(frame_idx)
+            if out is not None and out.get("obj_ptr") is not None:
+                ptrs[i] = out["obj_ptr"]
+        return self._features.update(frame_idx, masks, tracked, is_cond, object_scores, ptrs)

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from usam_video.errors import EvaluationError, InputError
+from usam_video.score_registry import score_info
 from usam_video.types import Status
 
 if TYPE_CHECKING:  # the config layer (pydantic, yaml) is imported only by the function's callers
@@ -31,10 +32,9 @@ if TYPE_CHECKING:  # the config layer (pydantic, yaml) is imported only by the f
 
 __all__ = ["blend_masks", "default_overlay_score", "write_overlay"]
 
-#: Colormap of confidence scores over [0, 1]: red = low predicted IoU, green = high.
+#: Colormap of confidence scores over their range: red = low predicted IoU, green = high. Scores
+#: the registry calls uncertainties get the reversed map, so red always means "doubtful".
 CONFIDENCE_CMAP = "RdYlGn"
-#: Scores where higher means LESS certain get the reversed map, so red always means "doubtful".
-_UNCERTAINTY_SCORES = frozenset({"entropy", "mask_entropy"})
 #: Colour of a mask whose score is NaN (RGB in [0, 1]).
 _NAN_COLOR = (0.6, 0.6, 0.6)
 #: Statuses whose frame-object has no mask on disk: nothing is drawn for them.
@@ -60,8 +60,18 @@ def default_overlay_score(score_names: Sequence[str]) -> str:
     return score_names[0]
 
 
-def _is_uncertainty(name: str) -> bool:
-    return name in _UNCERTAINTY_SCORES or name.endswith("_gap")
+def _colour_scale(name: str) -> tuple[bool, float, float, str]:
+    """``(reversed map, low, high, colour bar label)`` of a score, from the score registry:
+    its direction picks the map's way and its range the map's ends (a gap spans [-0.5, 0.5]);
+    an unbounded score (a video feature) falls back to [0, 1]."""
+    info = score_info(name)
+    low, high = (info.low, info.high) if math.isfinite(info.low) and math.isfinite(info.high) else (0.0, 1.0)
+    label = {
+        "confidence": "higher = more certain",
+        "uncertainty": "higher = less certain",
+        "feature": "video feature",
+    }[info.direction]
+    return info.direction == "uncertainty", low, high, label
 
 
 def blend_masks(
@@ -215,8 +225,9 @@ def write_overlay(
     column = table.score_names.index(score)
     indices = _frame_indices(frames, summary.num_frames, max_frames, video_id)
 
-    cmap = colormaps[CONFIDENCE_CMAP + ("_r" if _is_uncertainty(score) else "")]
-    norm = Normalize(vmin=0.0, vmax=1.0, clip=True)
+    flip, low, high, direction = _colour_scale(score)  # an unknown name raises ConfigError
+    cmap = colormaps[CONFIDENCE_CMAP + ("_r" if flip else "")]
+    norm = Normalize(vmin=low, vmax=high, clip=True)
     height, width = summary.height, summary.width
     scale = _PANEL_INCHES / max(height, width)
     panel_w, panel_h = width * scale, height * scale
@@ -275,7 +286,6 @@ def write_overlay(
             axis.set_title("\n".join(title), fontsize=8)
             axis.set_axis_off()
 
-    direction = "higher = less certain" if _is_uncertainty(score) else "predicted IoU"
     colorbar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), shrink=0.9, aspect=15)
     colorbar.set_label(f"{score} ({direction})", fontsize=8)
     colorbar.ax.tick_params(labelsize=7)

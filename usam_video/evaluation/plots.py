@@ -3,13 +3,13 @@ of the evaluation package works without it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from usam_video.errors import EvaluationError
 from usam_video.evaluation.ranking import RankingCurve, RankingReport
 
-__all__ = ["plot_ranking_curves", "plot_score_histograms"]
+__all__ = ["plot_gain_curves", "plot_ranking_curves", "plot_review_plan", "plot_score_histograms"]
 
 
 def plot_ranking_curves(
@@ -118,4 +118,109 @@ def plot_score_histograms(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=dpi)
+    return out
+
+
+def plot_gain_curves(
+    gains: Mapping[str, Mapping[float, float]],
+    path: Path | str,
+    *,
+    highlight: str | None = None,
+    title: str = "J&F gain of a simulated review, by budget",
+    dpi: int = 120,
+) -> Path:
+    """Write a PNG of J&F gain against the review budget, one line per strategy.
+
+    Args:
+        gains: ``{strategy: {budget fraction: J&F gain}}``; strategies named ``score/planner``.
+            The oracle is drawn black, random grey, ``highlight`` (the default strategy) thick;
+            the runs planner solid, the per-frame planner dashed.
+        path: output ``.png`` file; parent folders are created.
+
+    Returns:
+        The written path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not gains:
+        raise EvaluationError("plot_gain_curves: expected at least one strategy, got none.")
+    fig = Figure(figsize=(8, 5.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, curve in sorted(gains.items()):
+        xs = sorted(curve)
+        ys = [curve[x] for x in xs]
+        style = "--" if name.endswith("/per_frame") else "-"
+        kwargs: dict = {"linestyle": style, "marker": "o", "markersize": 3, "linewidth": 1.0, "alpha": 0.8}
+        if name.startswith("oracle/"):
+            kwargs.update(color="black", linewidth=1.6, alpha=1.0)
+        elif name.startswith("random/"):
+            kwargs.update(color="grey", linewidth=1.6, alpha=1.0)
+        if name == highlight:
+            kwargs.update(linewidth=3.0, alpha=1.0, color="tab:red")
+        ax.plot([100 * x for x in xs], ys, label=name + (" (default)" if name == highlight else ""), **kwargs)
+    ax.set_xlabel("budget (% of candidate frame-objects corrected)")
+    ax.set_ylabel("J&F gain")
+    ax.axhline(0.0, color="grey", linewidth=0.5)
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2, loc="upper left")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+def plot_review_plan(
+    video_id: str,
+    timelines: Mapping[int, tuple[Sequence[int], Sequence[float]]],
+    picks: Sequence[tuple[int, int, int]],
+    path: Path | str,
+    *,
+    score: str,
+    conditioning: Mapping[int, Sequence[int]] | None = None,
+    dpi: int = 110,
+) -> Path:
+    """Write a PNG timeline of one video's review plan: each object's score per frame, the
+    planner's picks marked with their rank, conditioning frames as dotted lines.
+
+    Args:
+        timelines: ``{object_id: (frames, values)}``.
+        picks: ``(frame, object_id, rank)`` of every pick in this video.
+        score: the plotted score's name (the y label).
+        conditioning: ``{object_id: frames}`` of prompts and corrections.
+
+    Returns:
+        The written path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    colours = {}
+    for obj, (frames, values) in sorted(timelines.items()):
+        (line,) = ax.plot(list(frames), list(values), linewidth=1.2, label=f"object {obj}")
+        colours[obj] = line.get_color()
+        for t in (conditioning or {}).get(obj, ()):
+            ax.axvline(t, color=colours[obj], linestyle=":", linewidth=0.8)
+    for frame, obj, rank in picks:
+        frames, values = timelines.get(obj, ((), ()))
+        y = dict(zip(frames, values, strict=True)).get(frame, 0.0)
+        ax.plot([frame], [y], marker="v", markersize=9, color="red", markeredgecolor="black")
+        ax.annotate(
+            f"#{rank}", (frame, y), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7
+        )
+    ax.set_xlabel("frame")
+    ax.set_ylabel(score)
+    ax.set_title(
+        f"{video_id}: review plan (red: corrections to ask for, dotted: conditioning frames)", fontsize=9
+    )
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
     return out

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from usam_video.errors import InputError
-from usam_video.heads.io import GAP_HEADS, GAP_SHIFT
 from usam_video.heads.mlp import UsamHead
+from usam_video.score_registry import score_info
 
 __all__ = ["HeadFit", "split_by_video", "to_head_target", "from_head_output", "train_head", "train_heads"]
 
@@ -52,15 +52,19 @@ def split_by_video(video_ids: Sequence[str], val_fraction: float, seed: int) -> 
 
 
 def to_head_target(name: str, values: np.ndarray) -> np.ndarray:
-    """Gap targets are shifted by +0.5 and clipped to [0, 1], as the published heads were trained."""
-    if name in GAP_HEADS:
-        return np.clip(values + GAP_SHIFT, 0.0, 1.0)
+    """A target on the head's sigmoid scale: a score the registry stores shifted (the gaps,
+    ``shift`` -0.5) is shifted back (+0.5) and clipped to [0, 1], as the published heads were
+    trained. Raises :class:`ConfigError` for a name the registry does not know."""
+    shift = score_info(name).shift
+    if shift:
+        return np.clip(values - shift, 0.0, 1.0)
     return values
 
 
 def from_head_output(name: str, values: np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_head_target` for outputs (gap heads read back as gaps)."""
-    return values - GAP_SHIFT if name in GAP_HEADS else values
+    shift = score_info(name).shift
+    return values + shift if shift else values
 
 
 def train_head(
@@ -77,11 +81,13 @@ def train_head(
     epochs: int = 60,
     batch_size: int = 64,
     seed: int = 0,
+    extra_inputs: int = 0,
 ) -> HeadFit:
     """Train one head with MSE on the rows where its target is defined.
 
     Args:
-        features: ``float32`` ``(N, 2D)``; target: ``float32`` ``(N,)`` on the target's scale (NaN rows
+        features: ``float32`` ``(N, 2D + extra_inputs)``: the tokens, then a video head's
+            normalised extra inputs; target: ``float32`` ``(N,)`` on the target's scale (NaN rows
             are skipped); train, val: boolean ``(N,)`` row masks from :func:`split_by_video`.
     """
     defined = np.isfinite(target)
@@ -92,7 +98,7 @@ def train_head(
     generator = torch.Generator().manual_seed(seed)
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
-    head = UsamHead(features.shape[1] // 2)
+    head = UsamHead((features.shape[1] - extra_inputs) // 2, extra_inputs)
     torch.random.set_rng_state(torch_state)
     x = torch.from_numpy(np.ascontiguousarray(features[train_rows], dtype=np.float32))
     y = torch.from_numpy(to_head_target(name, target[train_rows]).astype(np.float32))

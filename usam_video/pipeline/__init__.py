@@ -29,7 +29,7 @@ from usam_video.pipeline.label import (
 )
 from usam_video.pipeline.refine import RefineResult, refine_store, refine_video
 from usam_video.pipeline.review import ExportResult, ImportResult, export_queue, import_corrections
-from usam_video.pipeline.simulate import SimulationReport, simulate_review
+from usam_video.pipeline.review_sim import SimulationReport, simulate_review
 from usam_video.pipeline.train_heads import (
     TrainReport,
     open_container,

@@ -24,7 +24,7 @@ Rules, the same for every source:
   except the frame-objects whose mask is their own prompt. Base IoU = IoU(store mask, ground
   truth) with ground-truth void pixels left out (1 when both are empty); the refinement is
   the ground truth itself ("segmentation uncertainty"), refined IoU = 1. Every score column
-  whose direction :func:`score_direction` knows is ranked (confidences are negated), plus a
+  whose direction the score registry knows is ranked (confidences are negated), plus a
   seeded uniform draw :data:`RANDOM_SAMPLE`; the report also holds the oracle and the exact
   expected random ordering ``random``. Correlations are those of the UNCERTAINTY (a negated
   confidence) with the base IoU, so a useful score is negatively correlated.
@@ -71,7 +71,7 @@ from usam_video.evaluation import (
     summarize_sav,
     uncertainty_from_confidence,
 )
-from usam_video.heads import GAP_HEADS
+from usam_video.score_registry import direction_of, is_known
 from usam_video.store import PseudoLabelStore
 from usam_video.types import FrameAnnotation, VideoRef
 
@@ -80,8 +80,6 @@ __all__ = [
     "RANKING_PNG",
     "PROTOCOLS",
     "RANDOM_SAMPLE",
-    "CONFIDENCE_SCORES",
-    "UNCERTAINTY_SCORES",
     "EvaluationResult",
     "score_direction",
     "masks_to_index_map",
@@ -95,10 +93,6 @@ PROTOCOLS: tuple[str, ...] = ("davis", "sav")
 #: Name of the seeded uniform random score ranked beside the store's scores ("random" is the
 #: exact expected random ordering, computed without sampling).
 RANDOM_SAMPLE = "random_sample"
-#: Scores where higher means MORE certain (flipped before ranking). ``iou_*`` heads too.
-CONFIDENCE_SCORES: frozenset[str] = frozenset({"sam_iou", "object_score", "stability", "stability_score"})
-#: Scores where higher means LESS certain (ranked as they are). ``*_gap`` heads too.
-UNCERTAINTY_SCORES: frozenset[str] = frozenset({"entropy", "mask_entropy"}) | GAP_HEADS
 
 #: File names :func:`write_evaluation` writes.
 EVALUATION_JSON = "evaluation.json"
@@ -106,17 +100,13 @@ RANKING_PNG = "ranking.png"
 
 
 def score_direction(name: str) -> str | None:
-    """``"confidence"``, ``"uncertainty"``, or None for a score of unknown meaning.
-
-    SamScore (``sam_iou``), the object-presence probability (``object_score``) and the
-    ``iou_*`` heads predict IoU: confidences. The ``*_gap`` heads predict how much IoU a
-    refinement would gain: uncertainties.
-    """
-    if name in UNCERTAINTY_SCORES or name.endswith("_gap"):
-        return "uncertainty"
-    if name in CONFIDENCE_SCORES or name.startswith("iou_"):
-        return "confidence"
-    return None
+    """``"confidence"`` or ``"uncertainty"`` as :mod:`usam_video.score_registry` says; None for
+    a video feature (no direction of its own) or a name the registry does not know (a column of
+    an older store), which ranking then leaves out with the reason."""
+    if not is_known(name):
+        return None
+    direction = direction_of(name)
+    return None if direction == "feature" else direction
 
 
 def masks_to_index_map(
@@ -580,7 +570,11 @@ def _rank(
     for j, name in enumerate(names):
         direction = score_direction(name)
         if direction is None:
-            items.unranked[name] = "unknown direction (neither a confidence nor an uncertainty)"
+            items.unranked[name] = (
+                "a video feature: no direction of its own"
+                if is_known(name)
+                else "unknown direction (neither a confidence nor an uncertainty)"
+            )
             continue
         directions[name] = direction
         columns.append(j)

@@ -25,9 +25,17 @@ from usam_video.config import HeadsConfig, ModelConfig, RunConfig, config_finger
 from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.engine import BuiltModel, PropagationSession, build_model
 from usam_video.errors import InputError, UsamVideoError
-from usam_video.heads import HeadSet, load_heads, random_heads
+from usam_video.heads import HeadSet, heads_from_config
+from usam_video.review.planner import plan_reviews
+from usam_video.review.planning import (
+    budget_uncertainty,
+    plan_entries,
+    planner_settings,
+    tracks_of,
+    video_limit,
+)
 from usam_video.scoring import Scorer, ThresholdPolicy
-from usam_video.scoring.policy import OVER_BUDGET, budget_keep
+from usam_video.scoring.policy import OVER_BUDGET
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, MaskUpdate, ObjectPrompt, Status, VideoRef, VideoResult
 
@@ -82,12 +90,7 @@ def _cached_model(model_json: str) -> BuiltModel:
 
 @lru_cache(maxsize=2)
 def _cached_heads(heads_json: str) -> HeadSet | None:
-    config = HeadsConfig.model_validate_json(heads_json)
-    if config.directory is not None:
-        return load_heads(config.directory, config.names, config.token_dim)
-    if config.random_init:
-        return random_heads(config.names or (), config.token_dim, config.seed)
-    return None
+    return heads_from_config(HeadsConfig.model_validate_json(heads_json))
 
 
 def load_context(run: RunConfig) -> LabelContext:
@@ -157,6 +160,7 @@ def _provenance(context: LabelContext) -> dict[str, Any]:
         "heads_source": heads.source if heads else "none",
         "heads_sha256": heads.sha256 if heads else "none",
         "heads_untrained": heads.untrained if heads else False,
+        "heads_pairing": heads.pairing if heads else "none",
         "policy": context.run.policy.model_dump(mode="json"),
         "device": str(model.device),
         "dtype": str(model.dtype).removeprefix("torch."),
@@ -221,6 +225,9 @@ def label_video(
         if not force and store.is_complete(video_id, fingerprint):  # finished while we waited
             return VideoResult(video_id, "skipped", seconds=time.perf_counter() - started)
         return _label_claimed(context, store, video_id, ref, prompts, corrected, fingerprint, started)
+    except Exception as exc:  # e.g. an mp4 broken mid-way: inspect and queue say why it is incomplete
+        store.record_failure(video_id, f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         store.release(video_id)
 
@@ -253,8 +260,13 @@ def _label_claimed(
         candidate_score_names=context.scorer.candidate_names,
         num_candidates=context.model.num_mask_tokens,
     )
-    for_humans: list[tuple[int, int, float]] = []  # (frame, object index, budget priority)
     budget = context.run.policy.human_budget
+    # What the review planner needs once the video is done: every frame's budget priority,
+    # which objects were tracked, and which frame-objects the rules queued for humans.
+    shape = (ref.num_frames, len(object_ids))
+    priority = np.full(shape, np.nan)
+    tracked = np.zeros(shape, bool)
+    for_humans = np.zeros(shape, bool)
     for prediction in session.propagate():
         t = prediction.frame_index
         scores = context.scorer(prediction)
@@ -302,13 +314,19 @@ def _label_claimed(
         reason[~prediction.tracked] = 0
         writer.write_frame(t, masks, scores.values, status, reason, scores.candidate_values, source)
         if budget is not None:
-            column = scores.names.index(budget.priority)
-            for_humans += [
-                (t, o, float(scores.values[o, column])) for o in np.nonzero(status == Status.QUEUED_HUMAN)[0]
-            ]
-    if budget is not None and for_humans:
-        keep = budget_keep(np.array([h[2] for h in for_humans]), budget, ref.num_frames * len(object_ids))
-        dropped = [h for h, k in zip(for_humans, keep, strict=True) if not k]
+            priority[t] = scores.column(budget.priority)
+            tracked[t] = prediction.tracked
+            for_humans[t] = status == Status.QUEUED_HUMAN
+    if budget is not None and for_humans.any():
+        picks = plan_reviews(
+            tracks_of(video_id, object_ids, budget_uncertainty(budget, priority), tracked, for_humans),
+            video_limit(budget, int(for_humans.sum()), for_humans.size),
+            planner_settings(budget.plan),
+        )
+        kept = {(p.frame_index, object_ids.index(p.object_id)) for p in picks}
+        dropped = [
+            (int(t), int(o)) for t, o in zip(*np.nonzero(for_humans), strict=True) if (t, o) not in kept
+        ]
         if dropped:
             writer.update_decisions(
                 np.array([d[0] for d in dropped]),
@@ -316,6 +334,7 @@ def _label_claimed(
                 Status.ACCEPTED,
                 context.policy.reasons.index(OVER_BUDGET) + 1,
             )
+        writer.set_review_plan(plan_entries(picks))
     writer.finish()
     return video_result(store, video_id, "labelled", time.perf_counter() - started)
 
@@ -399,30 +418,44 @@ def relabel_videos(store_path: str | Path, video_ids: Sequence[str]) -> list[Vid
 
 
 def apply_run_budget(run: RunConfig, video_ids: Sequence[str]) -> int:
-    """Cap the frame-objects queued for humans across a run's videos (``max_per_run``), the
-    most uncertain first; the rest are accepted with reason ``over_human_budget``. Returns how
-    many were turned away."""
+    """Cap the frame-objects queued for humans across a run's videos (``max_per_run``): the
+    review planner picks which, across videos; the rest are accepted with reason
+    ``over_human_budget`` and each video's review plan is rewritten. Returns how many were
+    turned away."""
     budget = run.policy.human_budget
     if budget is None or budget.max_per_run is None:
         return 0
     store = PseudoLabelStore.open(run.store_path)
-    entries: list[tuple[str, int, int, float]] = []
+    tracks = []
+    queued: list[tuple[str, int, int]] = []
     for video_id in video_ids:
         if not store.is_complete(video_id):
             continue
         table = store.frame_table(video_id)
-        column = table.score_names.index(budget.priority)
-        for t, o in zip(*np.nonzero(table.status == Status.QUEUED_HUMAN), strict=True):
-            entries.append((video_id, int(t), int(table.object_ids[o]), float(table.scores[t, o, column])))
-    if len(entries) <= budget.max_per_run:
+        human = table.status == Status.QUEUED_HUMAN
+        queued += [
+            (video_id, int(t), int(table.object_ids[o])) for t, o in zip(*np.nonzero(human), strict=True)
+        ]
+        values = table.scores[..., table.score_names.index(budget.priority)]
+        tracks += tracks_of(
+            video_id,
+            table.object_ids,
+            budget_uncertainty(budget, values),
+            table.status != Status.NOT_STARTED,
+            human,
+        )
+    if len(queued) <= budget.max_per_run:
         return 0
-    capped = budget.model_copy(update={"fraction_per_video": None, "max_per_video": budget.max_per_run})
-    keep = budget_keep(np.array([e[3] for e in entries]), capped, len(entries))
-    dropped = [e for e, k in zip(entries, keep, strict=True) if not k]
-    for video_id in sorted({d[0] for d in dropped}):
+    # The planner ranks runs across every video of the run: the run budget goes to the
+    # corrections with the largest expected gain wherever they are.
+    picks = plan_reviews(tracks, budget.max_per_run, planner_settings(budget.plan))
+    kept = {(p.video_id, p.frame_index, p.object_id) for p in picks}
+    dropped = [q for q in queued if q not in kept]
+    for video_id in sorted({d[0] for d in dropped} | {p.video_id for p in picks}):
         store.set_decisions(
             video_id, [(d[1], d[2]) for d in dropped if d[0] == video_id], Status.ACCEPTED, OVER_BUDGET
         )
+        store.set_review_plan(video_id, plan_entries([p for p in picks if p.video_id == video_id]))
     return len(dropped)
 
 

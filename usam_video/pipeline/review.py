@@ -12,14 +12,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from usam_video.datasets import FrameSource, open_dataset
 from usam_video.errors import UsamVideoError
 from usam_video.pipeline.label import relabel_videos, run_config_of
 from usam_video.review import ExportResult, ImportResult, export_review, plan_import
 from usam_video.store import PseudoLabelStore
-from usam_video.types import VideoResult
+from usam_video.types import MaskSource, Status, VideoResult
 
-__all__ = ["ExportResult", "ImportResult", "export_queue", "import_corrections"]
+__all__ = ["ExportResult", "ImportResult", "export_queue", "import_corrections", "write_review_plan"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +85,35 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
     return ImportResult(
         Path(path), plan.source.format, plan.counts(), len(plan.skipped), tuple(relabelled), generation
     )
+
+
+def write_review_plan(
+    store_path: str | Path, video_id: str, path: str | Path, score: str | None = None
+) -> Path:
+    """Draw one stored video's review plan (its score per object and frame, the planner's
+    picks with their rank, the conditioning frames) as a PNG at ``path``.
+
+    Args:
+        score: the score to draw; default the run's human-budget priority, else ``sam_iou``.
+    """
+    from usam_video.evaluation.plots import plot_review_plan
+
+    store = PseudoLabelStore.open(store_path, "r")
+    table = store.frame_table(video_id)
+    if score is None:
+        budget = run_config_of(store, video_id).policy.human_budget
+        score = budget.priority if budget is not None else "sam_iou"
+    column = table.scores[..., table.score_names.index(score)]
+    tracked = table.status != Status.NOT_STARTED
+    timelines = {
+        int(obj): (np.nonzero(tracked[:, o])[0].tolist(), column[tracked[:, o], o].tolist())
+        for o, obj in enumerate(table.object_ids)
+    }
+    conditioning = {}
+    if table.source is not None:
+        cond = np.isin(table.source, [MaskSource.PROMPT, MaskSource.HUMAN])
+        conditioning = {
+            int(obj): np.nonzero(cond[:, o])[0].tolist() for o, obj in enumerate(table.object_ids)
+        }
+    picks = [(t, obj, int(e["rank"])) for (t, obj), e in store.review_plan(video_id).items()]
+    return plot_review_plan(video_id, timelines, picks, path, score=score, conditioning=conditioning)

@@ -1,11 +1,7 @@
-"""Close the loop on a dataset with ground truth: the ground truth plays the annotator.
+"""Dense clicks as corrections, with the ground truth as annotator (``simulate-clicks``).
 
-Label once, then for each strategy spend the same human budget (a fraction of the run's tracked
-frame-objects on annotated frames, prompted frames excluded) on the frame-objects that strategy
-picks: ``usam`` (most uncertain by a USAM head score), ``samscore`` (lowest SAM predicted IoU) or
-``random``. The picked masks are replaced by the ground truth as human corrections, the videos are
-propagated again with them as conditioning frames, and J&F (DAVIS protocol) is measured before and
-after.
+Mask corrections at several budgets, every score under every planner, are
+:mod:`usam_video.pipeline.review_sim` (``simulate-review``).
 
 ``simulate_clicks`` measures the other kind of help: a dense prompt (positive clicks sampled
 inside the ground truth) on the lowest-scored frame-objects, given to SAM 2 as corrections of
@@ -38,17 +34,13 @@ from usam_video.pipeline.label import (
     label_dataset,
     label_video,
     load_context,
-    relabel_videos,
     untrained_warnings,
 )
 from usam_video.pipeline.train_heads import dense_prompt_points
 from usam_video.store import PseudoLabelStore
-from usam_video.types import FrameAnnotation, MaskSource, MaskUpdate, ObjectPrompt, Status, VideoRef
+from usam_video.types import FrameAnnotation, MaskSource, ObjectPrompt, Status, VideoRef
 
 __all__ = [
-    "STRATEGIES",
-    "StrategyResult",
-    "SimulationReport",
     "ClickResult",
     "ClickReport",
     "candidates",
@@ -57,57 +49,7 @@ __all__ = [
     "pick",
     "rank_by_score",
     "simulate_clicks",
-    "simulate_review",
 ]
-
-STRATEGIES = ("usam", "samscore", "random")
-
-
-@dataclass(frozen=True)
-class StrategyResult:
-    """J&F after spending the budget with one strategy."""
-
-    strategy: str
-    priority: str
-    corrected: int
-    jf_before: float
-    jf_after: float
-
-    @property
-    def gain(self) -> float:
-        return self.jf_after - self.jf_before
-
-
-@dataclass(frozen=True)
-class SimulationReport:
-    """The before/after J&F of every strategy at one budget."""
-
-    budget_fraction: float
-    candidates: int
-    budget: int
-    results: tuple[StrategyResult, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        def clean(v: float) -> float | None:
-            return None if not math.isfinite(v) else round(v, 6)
-
-        return {
-            "budget_fraction": self.budget_fraction,
-            "candidates": self.candidates,
-            "budget": self.budget,
-            "results": [
-                {
-                    "strategy": r.strategy,
-                    "priority": r.priority,
-                    "corrected": r.corrected,
-                    "jf_before": clean(r.jf_before),
-                    "jf_after": clean(r.jf_after),
-                    "gain": clean(r.gain),
-                }
-                for r in self.results
-            ],
-        }
-
 
 def candidates(store: PseudoLabelStore, run: RunConfig) -> list[tuple[str, int, int, dict[str, float]]]:
     """``(video, frame, object_id, scores)`` of tracked, non-prompt frame-objects with ground truth."""
@@ -128,81 +70,14 @@ def candidates(store: PseudoLabelStore, run: RunConfig) -> list[tuple[str, int, 
     return out
 
 
-def pick(
-    items: list[tuple[str, int, int, dict[str, float]]], strategy: str, priority: str, k: int, seed: int
-) -> list[int]:
-    """Indices of the ``k`` items a strategy corrects.
-
-    ``usam`` orders by ``priority``: ascending for a predicted IoU (``iou_*``), descending for a
-    gap (``*_gap``, higher means a bigger expected gain); ``samscore`` by ``sam_iou`` ascending.
-    """
-    if strategy == "random":
-        return np.random.default_rng(seed).permutation(len(items))[:k].tolist()
-    name = "sam_iou" if strategy == "samscore" else priority
-    values = np.array([item[3].get(name, math.nan) for item in items], np.float64)
-    if not np.isfinite(values).any():
-        raise InputError(f"simulate review: expected score {name!r} in the store, found none.")
-    descending = name.endswith("_gap")
-    key = np.where(np.isfinite(values), -values if descending else values, np.inf)
-    return np.argsort(key, kind="stable")[:k].tolist()
+def pick(items: list[tuple[str, int, int, dict[str, float]]], k: int, seed: int) -> list[int]:
+    """Indices of ``k`` items drawn at random (seeded): the baseline every pick is compared with."""
+    return np.random.default_rng(seed).permutation(len(items))[:k].tolist()
 
 
 def _jf(store_path: str, run: RunConfig) -> float:
     value = evaluate_predictions(store_path, run.dataset, "davis").global_scores()["J&F"]
     return math.nan if value is None else float(value)
-
-
-def simulate_review(
-    run: RunConfig,
-    budget_fraction: float = 0.05,
-    strategies: tuple[str, ...] = STRATEGIES,
-    priority: str | None = None,
-    seed: int = 0,
-    work_dir: Path | None = None,
-) -> SimulationReport:
-    """Label ``run`` (resuming its store), then measure each strategy's J&F gain at the budget.
-
-    The run's store is left as labelled; every strategy works on its own copy.
-    """
-    if not 0 < budget_fraction <= 1:
-        raise InputError(f"simulate review: expected a budget fraction in (0, 1], got {budget_fraction}.")
-    unknown = set(strategies) - set(STRATEGIES)
-    if unknown:
-        raise InputError(f"simulate review: expected strategies among {STRATEGIES}, got {sorted(unknown)}.")
-    if "://" in run.store_path:
-        raise InputError("simulate review: expected a local store path (strategies work on copies).")
-    label_dataset(run)
-    base = PseudoLabelStore.open(run.store_path, "r")
-    items = candidates(base, run)
-    if not items:
-        raise InputError(
-            f"dataset {run.dataset.name!r}: expected ground truth on tracked frames, "
-            "found none to simulate with."
-        )
-    k = max(1, int(math.floor(budget_fraction * len(items))))
-    if priority is None:
-        names = items[0][3]
-        priority = next((n for n in ("prompt_gap", "iou_unsupervised") if n in names), "sam_iou")
-    jf_before = _jf(run.store_path, run)
-    reader = open_dataset(run.dataset)
-    results = []
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        for strategy in strategies:
-            copy = str(Path(tmp) / f"{strategy}.zarr")
-            shutil.copytree(run.store_path, copy)
-            store = PseudoLabelStore.open(copy)
-            chosen = [items[i] for i in pick(items, strategy, priority, k, seed)]
-            updates = []
-            for video_id, t, obj, _ in chosen:
-                annotation = reader.ground_truth(video_id, t)
-                assert annotation is not None
-                updates.append(
-                    MaskUpdate(video_id, t, obj, annotation.mask_of(obj), MaskSource.HUMAN, Status.CORRECTED)
-                )
-            store.replace_masks(updates)
-            relabel_videos(copy, sorted({u.video_id for u in updates}))
-            results.append(StrategyResult(strategy, priority, len(updates), jf_before, _jf(copy, run)))
-    return SimulationReport(budget_fraction, len(items), k, tuple(results))
 
 
 # --- corrective clicks --------------------------------------------------------------------------
@@ -431,7 +306,7 @@ def simulate_clicks(
         )
     k = min(len(items), max(1, math.ceil(fraction * len(items) - 1e-9)))
     jf_before = _jf(run.store_path, run)
-    picks = {score: rank_by_score(items, score)[:k], "random": pick(items, "random", score, k, seed)}
+    picks = {score: rank_by_score(items, score)[:k], "random": pick(items, k, seed)}
     results = []
     with contextlib.ExitStack() as stack:
         if keep is None:

@@ -10,7 +10,11 @@ Targets (their video meaning), for each annotated frame-object after the object'
 * ``iou_dense_prompt``: true IoU of the mask the decoder gives on the same memory-conditioned
   frame when it also gets a dense prompt (the ground-truth point nearest the centre of the
   eroded mask plus random positive points inside it); tracking of later frames is unchanged;
-* ``prompt_gap``: ``iou_dense_prompt`` - ``iou_<first label>``.
+* ``prompt_gap``: ``iou_dense_prompt`` - ``iou_<first label>``;
+* ``iou_video``: the true IoU of the tracked mask, learnt by a video head that also sees the
+  frame-object's baseline scores and video features (:data:`VIDEO_HEAD_INPUTS`);
+* ``lost_video``: 1 when the track is lost or switched (true IoU < 0.1 while the ground truth
+  shows the object), else 0: a video head too.
 
 Tokens are always the first model's: the heads score that model's tokens. Each row also keeps
 SamScore (``sam_iou``: the first model's predicted IoU of the token it chose), the baseline every
@@ -35,8 +39,11 @@ from usam_video.engine import BuiltModel, PropagationSession
 from usam_video.errors import InputError
 from usam_video.evaluation.ranking import evaluate_ranking, pearson, spearman, uncertainty_from_confidence
 from usam_video.heads import save_heads
-from usam_video.heads.training import HeadFit, train_heads
+from usam_video.heads.manifest import HeadInputs
+from usam_video.heads.training import HeadFit, split_by_video, train_head, train_heads
 from usam_video.pipeline.label import _cached_model
+from usam_video.score_registry import VIDEO_FEATURES, score_info
+from usam_video.scoring.scores import BASELINE_SCORES, Scorer
 from usam_video.store import TrainingContainer
 from usam_video.types import TrainingSamples
 
@@ -123,13 +130,23 @@ def dense_prompt_points(
     return np.stack([xs[idx], ys[idx]], axis=1).astype(np.float32)
 
 
+#: The video heads: trained on the tokens plus :data:`VIDEO_HEAD_INPUTS`, on video targets.
+VIDEO_HEADS: tuple[str, ...] = ("iou_video", "lost_video")
+#: Extra inputs of the video heads, in order: the baseline scores and the video features of the
+#: frame-object, as the Scorer stores them.
+VIDEO_HEAD_INPUTS: tuple[str, ...] = BASELINE_SCORES + VIDEO_FEATURES
+#: A track counts as lost (or switched to another object) below this true IoU while the ground
+#: truth shows the object.
+LOST_IOU = 0.1
+
+
 def target_names(config: TrainHeadsConfig) -> list[str]:
     """The targets a config trains, in head order."""
     names = [f"iou_{m.label}" for m in config.models]
     names += ["iou_unsupervised", "task_gap", "iou_dense_prompt", "prompt_gap"]
     if len(config.models) == 2:
         names.append("model_gap")
-    return names
+    return names + list(VIDEO_HEADS)
 
 
 def training_videos(config: TrainHeadsConfig, reader: DatasetReader) -> list[str]:
@@ -159,6 +176,7 @@ def collect_video(
     for prompt in prompts:
         primary.add_prompt(prompt)
     rows: list[dict[str, Any]] = []
+    baseline = Scorer(None)
     for rec in primary.propagate():
         t = rec.frame_index
         if t not in annotated:
@@ -166,6 +184,7 @@ def collect_video(
         ann = reader.ground_truth(video_id, t)
         if ann is None:
             continue
+        inputs = baseline(rec).values  # (O, F): VIDEO_HEAD_INPUTS, as the run stores them
         for o, obj in enumerate(rec.object_ids):
             if not rec.tracked[o] or rec.is_prompt[o]:
                 continue
@@ -191,6 +210,8 @@ def collect_video(
                     "chosen_iou": chosen_iou,
                     "best_iou": best_iou,
                     "dense_iou": dense_iou,
+                    "inputs": inputs[o],
+                    "present": bool(gt.any()),
                 }
             )
     larger: dict[tuple[int, int], float] = {}
@@ -214,6 +235,10 @@ def collect_video(
         "task_gap": np.array([r["best_iou"] - r["chosen_iou"] for r in rows], np.float32),
         "iou_dense_prompt": dense_iou,
         "prompt_gap": dense_iou - chosen_iou,
+        "iou_video": chosen_iou.copy(),
+        "lost_video": np.array(
+            [float(r["present"] and r["chosen_iou"] < LOST_IOU) for r in rows], np.float32
+        ),
     }
     if len(models) == 2:
         big = np.array([larger.get((r["frame"], r["object"]), np.nan) for r in rows], np.float32)
@@ -229,6 +254,12 @@ def collect_video(
         candidate_iou=np.stack([r["cand"] for r in rows]) if n else np.zeros((0, k), np.float32),
         sam_iou=np.array([r["sam_iou"] for r in rows], np.float32),
         targets=targets,
+        inputs=(
+            np.stack([r["inputs"] for r in rows]).astype(np.float32)
+            if n
+            else np.zeros((0, len(VIDEO_HEAD_INPUTS)), np.float32)
+        ),
+        input_names=VIDEO_HEAD_INPUTS,
     )
 
 
@@ -241,7 +272,12 @@ def open_container(config: TrainHeadsConfig) -> TrainingContainer:
     primary = _models(config)[0]
     fingerprint = f"{config_fingerprint(config.models[0].model)}-{primary.checkpoint_sha256[:16]}"
     return TrainingContainer.open_or_create(
-        config.container_path, primary.token_dim, primary.num_mask_tokens, fingerprint, target_names(config)
+        config.container_path,
+        primary.token_dim,
+        primary.num_mask_tokens,
+        fingerprint,
+        target_names(config),
+        list(VIDEO_HEAD_INPUTS),
     )
 
 
@@ -389,15 +425,27 @@ def _ranking(
     if len(rows) < 2:
         return RankingComparison.undefined()
     primary = samples.targets[f"iou_{config.models[0].label}"][rows]
-    if name.startswith("iou_"):
+    info = score_info(name)  # the registry decides the direction, never the name's prefix
+    if info.direction == "confidence":
         base = fit.val_target  # replace the least certain masks by ground truth
         refined = np.ones_like(base)
         uncertainty = uncertainty_from_confidence(fit.val_pred)
+    elif info.shift:
+        base = primary  # a gap (stored shifted): its refinement is the one it predicts
+        refined = primary + fit.val_target  # better candidate, clicks, model
+        uncertainty = fit.val_pred
     else:
-        base = primary
-        refined = primary + fit.val_target  # the gap's refinement: better candidate, clicks, model
+        base = primary  # another uncertainty (lost track): replace by ground truth
+        refined = np.ones_like(base)
         uncertainty = fit.val_pred
     return rank_against_baselines(base, refined, uncertainty, samples.sam_iou[rows])
+
+
+def _sam2_release(sam2_config: str) -> str:
+    """The SAM 2 release a model config belongs to: the package's SAM 2.0 configs are named
+    ``sam2_hiera_*``; SAM 2.1's (``sam2.1_hiera_*``) and the project's own (built on SAM 2.1's
+    architecture) are "2.1"."""
+    return "2.0" if Path(sam2_config).name.startswith("sam2_hiera") else "2.1"
 
 
 def train_from_container(config: TrainHeadsConfig) -> TrainReport:
@@ -405,20 +453,44 @@ def train_from_container(config: TrainHeadsConfig) -> TrainReport:
     samples = TrainingContainer.open(config.container_path).read()
     if len(samples) == 0:
         raise InputError(f"{config.container_path}: expected recorded frame-objects, found none.")
+    options: dict[str, Any] = {
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "momentum": config.momentum,
+        "weight_decay": config.weight_decay,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+    }
+    token_targets = {k: v for k, v in samples.targets.items() if k not in VIDEO_HEADS}
     fits = train_heads(
         samples.features(),
-        samples.targets,
+        token_targets,
         samples.video_ids,
         val_fraction=config.val_fraction,
         seed=config.seed,
-        optimizer=config.optimizer,
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
+        **options,
     )
-    save_heads(config.heads_out, {name: fit.head for name, fit in fits.items()})
+    inputs: dict[str, HeadInputs] = {}
+    video_targets = {k: v for k, v in samples.targets.items() if k in VIDEO_HEADS and np.isfinite(v).any()}
+    if video_targets:
+        # The same split by video as the token heads (same seed), so their figures compare.
+        train, val = split_by_video(samples.video_ids, config.val_fraction, config.seed)
+        features, spec = video_head_inputs(samples, train)
+        for i, (name, target) in enumerate(video_targets.items()):
+            fits[name] = train_head(
+                name, features, target, train, val, seed=config.seed + 100 + i,
+                extra_inputs=len(spec), **options,
+            )
+            inputs[name] = spec
+    # Own heads learn on the chosen candidate's own token (TrainingSamples.features): "aligned".
+    save_heads(
+        config.heads_out,
+        {name: fit.head for name, fit in fits.items()},
+        inputs=inputs,
+        pairing="aligned",
+        sam2_version=_sam2_release(config.models[0].model.sam2_config),
+        sam2_size=config.models[0].label,
+    )
     reports = []
     for name, fit in fits.items():
         pred, target = fit.val_pred, fit.val_target
@@ -465,3 +537,33 @@ def train_heads_run(config: TrainHeadsConfig) -> TrainReport:
     for video_id in training_videos(config, reader):
         record_video(config, video_id)
     return train_from_container(config)
+
+
+def video_head_inputs(samples: TrainingSamples, train: np.ndarray) -> tuple[np.ndarray, HeadInputs]:
+    """The video heads' features and their normalisation, fitted on the training rows.
+
+    Returns:
+        ``float32`` ``(N, 2D + F)``: the tokens (as the token heads see them) then the ``F``
+        extra inputs normalised by the training rows' mean and std (a missing input, NaN, sits
+        at the mean: 0), and the :class:`HeadInputs` that the manifest records.
+
+    Raises:
+        InputError: a container recorded before video features were kept.
+    """
+    if samples.inputs is None or not samples.input_names:
+        raise InputError(
+            "video heads: expected a training container with video features (inputs), got one recorded "
+            "before they were kept. Delete the container and run train-heads again."
+        )
+    raw = samples.inputs.astype(np.float64)
+    rows = raw[train]
+    mean = np.nanmean(rows, axis=0)
+    std = np.nanstd(rows, axis=0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    # A constant input (std 0) would divide by zero: it carries no information, scale 1.
+    std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
+    extra = np.nan_to_num((raw - mean) / std, nan=0.0).astype(np.float32)
+    spec = HeadInputs(
+        tuple(samples.input_names), tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    )
+    return np.concatenate([samples.features(), extra], axis=1), spec

@@ -26,6 +26,15 @@ from usam_video.review.manifest import (
     read_manifest,
     write_manifest,
 )
+from usam_video.review.planner import (
+    MASS_KINDS,
+    PLANNER_KINDS,
+    Pick,
+    PlannerSettings,
+    Track,
+    plan_reviews,
+    rank_percentile,
+)
 from usam_video.review.png import MASKS_DIR, PALETTE_DIR, mask_png_path, read_png_folder, write_png_frames
 from usam_video.review.records import ExportFrame, ParsedMask, object_label, parse_object_label
 from usam_video.review.rle import (
@@ -53,6 +62,14 @@ __all__ = [
     "locate_import",
     "plan_import",
     "read_import",
+    # planner: which frame-objects to review
+    "MASS_KINDS",
+    "PLANNER_KINDS",
+    "Pick",
+    "PlannerSettings",
+    "Track",
+    "plan_reviews",
+    "rank_percentile",
     # manifest
     "MANIFEST_NAME",
     "Manifest",

@@ -165,7 +165,16 @@ def read_cvat_file(path: Path, manifest: Manifest) -> tuple[list[ParsedMask], li
     """
     name = path.name
     try:
-        root = ET.parse(path).getroot()
+        raw = path.read_bytes()
+        # CVAT never writes a DTD. Entity declarations are what XML bombs (exponential expansion)
+        # and XXE (external entities reading local files) are made of: refused before parsing,
+        # whatever protection the installed expat has.
+        if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+            return [], [
+                f"{name}: wrong format: expected a CVAT XML file without a DTD, got <!DOCTYPE>/<!ENTITY> "
+                "declarations (refused: entity expansion and external entities are unsafe)."
+            ]
+        root = ET.fromstring(raw)
     except (ET.ParseError, OSError, UnicodeDecodeError) as exc:
         return [], [
             f"{name}: wrong format: expected a CVAT for video 1.1 XML file, got unparsable content ({exc})."

@@ -195,6 +195,7 @@ def export_review(
         written.extend(write_png_frames(out, every_frame))
     manifest = Manifest(
         store=str(Path(store.location).resolve()),
+        store_id=store.store_id or "",
         annotation_format=fmt,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         statuses=statuses,

@@ -33,7 +33,15 @@ from usam_video.review.records import ParsedMask
 from usam_video.store import FrameTable, PseudoLabelStore, VideoSummary
 from usam_video.types import MaskSource, MaskUpdate, Status, VideoResult
 
-__all__ = ["ImportSource", "ImportPlan", "ImportResult", "locate_import", "read_import", "plan_import"]
+__all__ = [
+    "ImportSource",
+    "ImportPlan",
+    "ImportResult",
+    "locate_import",
+    "read_import",
+    "plan_import",
+    "store_mismatch",
+]
 
 
 @dataclass(frozen=True)
@@ -242,13 +250,49 @@ def _check(view: _StoreView, manifest: Manifest, p: ParsedMask) -> tuple[str | N
     return None, False
 
 
+def _same_location(a: str, b: str) -> bool:
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def store_mismatch(store: PseudoLabelStore, manifest: Manifest) -> str | None:
+    """Why an export does not belong to ``store``, or None if it does.
+
+    An export carries its store's id; one from another store (even with the same videos, frames
+    and revisions) would overwrite masks it never saw. An export written before store ids, or
+    from a store made before them, is matched by the store path its manifest names instead.
+    """
+    if manifest.store_id and store.store_id:
+        if manifest.store_id == store.store_id:
+            return None
+        return (
+            f"expected an export of this store (id {store.store_id}), got an export of store id "
+            f"{manifest.store_id} ({manifest.store}). Import it into the store it came from, or "
+            "export this store's queue and annotate that."
+        )
+    if _same_location(manifest.store, store.location):
+        return None
+    return (
+        f"expected an export of this store ({store.location}), got one of {manifest.store or 'no store'}"
+        f"{'' if manifest.store_id else ' without a store id (written before store ids)'}. "
+        "Import it into the store it came from, or export this store's queue again."
+    )
+
+
 def plan_import(store: PseudoLabelStore, path: str | Path) -> ImportPlan:
     """Parse and validate an import completely, reading (never writing) the store.
 
     Raises:
-        InputError: naming every bad entry; nothing may be written then.
+        InputError: naming every bad entry, or an export of another store; nothing may be
+            written then.
     """
     source = locate_import(path)
+    mismatch = store_mismatch(store, source.manifest)
+    if mismatch is not None:
+        raise InputError(
+            f"{path}: rejected the whole import (another store's export); the store is unchanged: " + mismatch
+        )
     parsed, problems = read_import(source)
     view = _StoreView(store)
     updates: list[MaskUpdate] = []

@@ -5,10 +5,15 @@ CVAT, its frame number in the per-video task) and every exported frame-object wi
 ``revision`` it had at export time. An import refuses a frame-object whose revision moved since
 (someone corrected or relabelled it after the export).
 
+``store_id`` is the exporting store's UUID: an import refuses an export of another store.
+Exports written before store ids (no ``store_id``) are accepted only by the store at the path
+their ``store`` names; stores made before ids export ``store_id: ""`` and are matched the same way.
+
 Layout::
 
     {"format": "usam-video-review-export", "format_version": 1,
-     "store": "/abs/store.zarr", "annotation_format": "cvat" | "coco" | "png",
+     "store": "/abs/store.zarr", "store_id": "<uuid of the store>",
+     "annotation_format": "cvat" | "coco" | "png",
      "created_at": "...", "statuses": ["queued_human", ...],
      "videos": {"<video>": {"height": H, "width": W, "num_frames": T, "object_ids": [...],
                             "annotations": "annotations/<video>.xml" | "annotations.json" | "masks/<video>"}},
@@ -92,6 +97,7 @@ class Manifest:
     videos: Mapping[str, ManifestVideo]
     frames: tuple[ManifestFrame, ...]
     entries: tuple[ManifestEntry, ...]
+    store_id: str = ""  # "" for exports (or stores) made before store ids
     path: Path | None = field(default=None, compare=False)
 
     def entry(self, video_id: str, frame: int, object_id: int) -> ManifestEntry | None:
@@ -122,6 +128,7 @@ class Manifest:
             "format": MANIFEST_FORMAT,
             "format_version": MANIFEST_FORMAT_VERSION,
             "store": self.store,
+            "store_id": self.store_id,
             "annotation_format": self.annotation_format,
             "created_at": self.created_at,
             "statuses": list(self.statuses),
@@ -193,6 +200,7 @@ def read_manifest(path: Path) -> Manifest:
         raise InputError(f"{path}: expected annotation_format in {list(EXPORT_FORMATS)}, got {fmt!r}.")
     return Manifest(
         store=str(data.get("store", "")),
+        store_id=str(data.get("store_id") or ""),
         annotation_format=fmt,
         created_at=str(data.get("created_at", "")),
         statuses=tuple(str(s) for s in data.get("statuses", ())),

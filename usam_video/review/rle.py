@@ -2,7 +2,8 @@
 
 Both decoders validate their input completely (every run non-negative, the runs covering the
 crop or image exactly) and raise :class:`RleError` otherwise, so an annotator's broken file is
-reported by entry instead of crashing inside a C extension or decoding garbage.
+reported by entry instead of crashing inside a C extension or decoding garbage. COCO RLE goes
+through :mod:`usam_video.datasets.rle`, the one checked decoder the dataset readers use too.
 
 CVAT (``<mask rle left top width height>`` in CVAT XML 1.1): the runs cover only the mask's
 bounding box ``width x height`` at ``(left, top)``, row-major (x fastest), alternating
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from usam_video.errors import InputError
+from usam_video.datasets.rle import coco_counts_from_string, decode_coco_rle
+from usam_video.errors import RleError
 
 __all__ = [
     "RleError",
@@ -31,10 +33,6 @@ __all__ = [
     "coco_rle_decode",
     "coco_counts_from_string",
 ]
-
-
-class RleError(InputError):
-    """An RLE that does not decode to a mask of the expected size."""
 
 
 @dataclass(frozen=True)
@@ -146,31 +144,6 @@ def coco_rle_encode(mask: np.ndarray) -> dict[str, object]:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
-def coco_counts_from_string(counts: str) -> list[int]:
-    """Parse a compressed COCO ``counts`` string into run lengths (``rleFrString`` of
-    pycocotools' ``maskApi.c``), refusing characters and truncations the C code would misread."""
-    runs: list[int] = []
-    p = 0
-    while p < len(counts):
-        x, k, more = 0, 0, True
-        while more:
-            if p >= len(counts):
-                raise RleError("expected a complete counts string, it ends inside a number")
-            c = ord(counts[p]) - 48
-            if not 0 <= c < 64:
-                raise RleError(f"expected counts characters '0'..'o', got {counts[p]!r} at {p}")
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(runs) > 2:
-            x += runs[-2]
-        runs.append(x)
-    return runs
-
-
 def coco_rle_decode(segmentation: object, image_height: int, image_width: int) -> np.ndarray:
     """Decode a COCO segmentation: compressed RLE (``counts`` str), uncompressed RLE
     (``counts`` list) or polygons (list of ``[x0, y0, x1, y1, ...]``).
@@ -197,25 +170,5 @@ def coco_rle_decode(segmentation: object, image_height: int, image_width: int) -
         return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
     if not isinstance(segmentation, dict) or "counts" not in segmentation or "size" not in segmentation:
         raise RleError("expected an RLE object with 'size' and 'counts', or a list of polygons")
-    size = segmentation["size"]
-    if (
-        not isinstance(size, list)
-        or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
-    ):
-        raise RleError(f"expected 'size' [height, width] of positive integers, got {size!r}")
-    h, w = size
-    counts = segmentation["counts"]
-    if isinstance(counts, str):
-        runs = coco_counts_from_string(counts)
-    elif isinstance(counts, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in counts):
-        runs = list(counts)
-    else:
-        raise RleError("expected 'counts' as a compressed string or a list of integers")
-    if any(r < 0 for r in runs) or sum(runs) != h * w:
-        raise RleError(
-            f"expected non-negative runs adding up to {h}x{w} = {h * w} pixels, "
-            f"got {len(runs)} runs adding up to {sum(runs)}"
-        )
-    # COCO runs are column-major (Fortran order).
-    return _expand(runs, h * w).reshape(w, h).T.copy()
+    # The one checked decoder the dataset readers use too (size, counts format, runs adding up).
+    return decode_coco_rle(segmentation)

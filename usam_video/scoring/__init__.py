@@ -5,6 +5,7 @@ from usam_video.scoring.policy import ThresholdPolicy
 from usam_video.scoring.scores import (
     BASELINE_SCORES,
     Scorer,
+    candidate_features,
     candidate_score_names,
     head_features,
     score_frame,
@@ -16,6 +17,7 @@ __all__ = [
     "FusedHeads",
     "Scorer",
     "ThresholdPolicy",
+    "candidate_features",
     "candidate_score_names",
     "head_features",
     "score_frame",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
+from usam_video.errors import HeadsError
 from usam_video.heads import HeadSet
 
 __all__ = ["FusedHeads"]
@@ -16,11 +19,26 @@ class FusedHeads:
     ``baddbmm`` calls whatever the number of heads, objects and candidates.
     """
 
-    def __init__(self, heads: HeadSet, device: torch.device | str = "cpu"):
-        self.names = heads.names
+    def __init__(
+        self, heads: HeadSet, device: torch.device | str = "cpu", names: Sequence[str] | None = None
+    ):
+        """Stack ``names`` (default: every token head of ``heads``) in that order.
+
+        Raises:
+            HeadsError: a name is not in ``heads``, or names a head with extra inputs (a video
+                head's first layer is wider: it cannot share the stacked weights).
+        """
+        self.names = tuple(heads.token_head_names if names is None else names)
+        absent = [n for n in self.names if n not in heads.heads]
+        wide = [n for n in self.names if n not in absent and heads.heads[n].extra_inputs]
+        if absent or wide:
+            raise HeadsError(
+                f"fused heads from {heads.source}: expected token heads of this set "
+                f"{list(heads.token_head_names)}, got absent {absent} and heads with extra inputs {wide}."
+            )
         self.token_dim = heads.token_dim
         self.device = torch.device(device)
-        layers = [[head.layers[i] for head in heads.heads.values()] for i in range(3)]
+        layers = [[heads.heads[n].layers[i] for n in self.names] for i in range(3)]
         with torch.no_grad():
             # Linear computes x @ W.T + b: store W.T stacked, (H, in, out).
             self._w = [

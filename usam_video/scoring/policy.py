@@ -8,11 +8,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from usam_video.config import HumanBudget, PolicyConfig
+from usam_video.config import PolicyConfig
 from usam_video.errors import ConfigError
+from usam_video.score_registry import score_info, to_uncertainty
 from usam_video.types import Decision, FrameScores, Status
 
-__all__ = ["ThresholdPolicy", "OVER_BUDGET", "budget_keep"]
+__all__ = ["ThresholdPolicy", "OVER_BUDGET"]
 
 _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "<": operator.lt,
@@ -47,10 +48,11 @@ class ThresholdPolicy:
         return any(rule.route == "task" for rule in self.config.rules)
 
     def candidate_score(self, candidate_names: Sequence[str]) -> str:
-        """The per-candidate score that picks task swaps."""
+        """The per-candidate score that picks task swaps: the configured one, else the first
+        head the score registry marks per-candidate, else SamScore."""
         if self.config.candidate_score is not None:
             return self.config.candidate_score
-        heads = [n for n in candidate_names if n.startswith("iou_")]
+        heads = [n for n in candidate_names if n != "sam_iou" and score_info(n).per_candidate]
         return heads[0] if heads else "sam_iou"
 
     def check(self, score_names: Sequence[str], candidate_names: Sequence[str] = ()) -> None:
@@ -63,17 +65,25 @@ class ThresholdPolicy:
                     "Load that head or drop the rule."
                 )
         wanted = self.candidate_score(candidate_names)
-        if self.swaps_candidates and wanted not in candidate_names:
-            raise ConfigError(
-                f"policy {self.config.name!r}: expected candidate score {wanted!r} "
-                f"among the per-candidate scores {list(candidate_names)}."
-            )
+        if self.swaps_candidates:
+            if wanted not in candidate_names:
+                raise ConfigError(
+                    f"policy {self.config.name!r}: expected candidate score {wanted!r} "
+                    f"among the per-candidate scores {list(candidate_names)}."
+                )
+            if score_info(wanted).direction == "feature":  # also raises for an unknown name
+                raise ConfigError(
+                    f"policy {self.config.name!r}: expected a candidate score with a direction "
+                    f"(a confidence or an uncertainty), got video feature {wanted!r}."
+                )
         budget = self.config.human_budget
-        if budget is not None and budget.priority not in score_names:
-            raise ConfigError(
-                f"policy {self.config.name!r} human_budget: expected priority score {budget.priority!r} "
-                f"among {list(score_names)}."
-            )
+        if budget is not None:
+            if budget.priority not in score_names:
+                raise ConfigError(
+                    f"policy {self.config.name!r} human_budget: expected priority score {budget.priority!r} "
+                    f"among {list(score_names)}."
+                )
+            budget.low_first()  # an unknown priority, or a feature without 'ascending', fails now
 
     def better_candidate(
         self, scores: FrameScores, chosen: np.ndarray, valid: np.ndarray | None
@@ -86,8 +96,10 @@ class ThresholdPolicy:
         """
         if scores.candidate_values is None:
             return np.full(len(chosen), -1, np.int64)
-        column = scores.candidate_names.index(self.candidate_score(scores.candidate_names))
-        values = scores.candidate_values[:, :, column].astype(np.float64).copy()
+        name = self.candidate_score(scores.candidate_names)
+        column = scores.candidate_names.index(name)
+        # Best = least uncertain, whichever way the score points (the registry says).
+        values = -to_uncertainty(name, scores.candidate_values[:, :, column])
         if valid is not None:
             values[~valid] = -np.inf
         values[~np.isfinite(values)] = -np.inf
@@ -137,25 +149,3 @@ class ThresholdPolicy:
             if rule.name == reason:
                 return rule.route
         return None
-
-
-def budget_keep(priority: np.ndarray, budget: HumanBudget, total_frames: int) -> np.ndarray:
-    """Which of ``N`` human-queued frame-objects stay queued under a per-video budget.
-
-    Args:
-        priority: ``float`` ``(N,)`` the budget's priority score of each queued frame-object.
-        total_frames: frame-objects of the video (the base of ``fraction_per_video``).
-
-    Returns:
-        ``bool`` ``(N,)``: True for the most uncertain ones that fit the budget.
-    """
-    limit = len(priority)
-    if budget.fraction_per_video is not None:
-        limit = min(limit, int(np.floor(budget.fraction_per_video * total_frames)))
-    if budget.max_per_video is not None:
-        limit = min(limit, budget.max_per_video)
-    key = np.where(np.isfinite(priority), priority, np.inf if budget.ascending else -np.inf)
-    order = np.argsort(key if budget.ascending else -key, kind="stable")
-    keep = np.zeros(len(priority), bool)
-    keep[order[:limit]] = True
-    return keep

@@ -1,14 +1,18 @@
 """The Zarr pseudo-label store and the heads-training container (the only package importing zarr)."""
 
 from usam_video.store.training import TRAINING_FORMAT, TrainingContainer
+from usam_video.store.verify import ArrayCheck, VerifyReport, verify_store
 from usam_video.store.zarr_store import STORE_FORMAT, FrameTable, PseudoLabelStore, VideoSummary, VideoWriter
 
 __all__ = [
     "STORE_FORMAT",
     "TRAINING_FORMAT",
+    "ArrayCheck",
+    "VerifyReport",
     "FrameTable",
     "PseudoLabelStore",
     "TrainingContainer",
     "VideoSummary",
     "VideoWriter",
+    "verify_store",
 ]

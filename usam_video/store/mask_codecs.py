@@ -1,6 +1,7 @@
 """Alternative encodings of mask arrays, for the storage benchmark (``usam_video.bench.storage``).
 
-The store itself uses zarr's default codecs for bool masks; this module writes the same masks
+The store itself uses zstd level 0 (zarr's default for bool) followed by a CRC-32C checksum
+(:func:`usam_video.store.zarr_store.checksummed_codecs`); this module writes the same masks
 with other codecs (and one shard per frame) so that their bytes and speed can be compared, while
 zarr stays imported only under ``usam_video/store``.
 """
@@ -14,7 +15,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from usam_video.store.zarr_store import PseudoLabelStore
+from usam_video.store.zarr_store import PseudoLabelStore, checksummed_codecs
 from usam_video.types import VideoRef
 
 __all__ = ["SHARD_PER_FRAME", "codec_variants", "write_masks", "read_masks", "store_uses_default_codecs"]
@@ -24,8 +25,9 @@ SHARD_PER_FRAME = "shard_per_frame"
 
 
 def codec_variants() -> dict[str, dict[str, Any]]:
-    """Keyword arguments of ``zarr.create_array`` for each codec tried (``{}`` = zarr's default,
-    which is what the store uses). ``shard_per_frame: True`` asks for ``shards=(1, O, H, W)``."""
+    """Keyword arguments of ``zarr.create_array`` for each codec tried (``zstd-0 (store)`` is what
+    the store uses: zarr's default zstd-0 plus a CRC-32C per chunk). ``shard_per_frame: True``
+    asks for ``shards=(1, O, H, W)``."""
     from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
     from zarr.codecs.numcodecs import PackBits
 
@@ -33,7 +35,7 @@ def codec_variants() -> dict[str, dict[str, Any]]:
         warnings.simplefilter("ignore")  # "numcodecs codecs are not in the Zarr v3 specification"
         packbits = PackBits()
     return {
-        "zstd-0 (store)": {},
+        "zstd-0 (store)": checksummed_codecs(),
         "zstd-3": {"compressors": [ZstdCodec(level=3)]},
         "zstd-9": {"compressors": [ZstdCodec(level=9)]},
         "zstd-19": {"compressors": [ZstdCodec(level=19)]},
@@ -84,7 +86,7 @@ def read_masks(path: Path) -> np.ndarray:
 
 
 def store_uses_default_codecs(workdir: Path) -> bool:
-    """True if the store's masks array uses zarr's default bool codecs (``zstd-0 (store)``)."""
+    """True if the store's masks array uses the codecs of the ``zstd-0 (store)`` variant."""
     pseudo = PseudoLabelStore.open(workdir / "codec-check")
     pseudo.begin_video(VideoRef("bench", "v", 1, 8, 8), (1,), ("s",), (), {}, "x")
     stored = zarr.open_array(str(workdir / "codec-check" / "videos" / "v" / "masks"), mode="r")
@@ -94,5 +96,6 @@ def store_uses_default_codecs(workdir: Path) -> bool:
         chunks=(1, 1, 8, 8),
         dtype="bool",
         fill_value=False,
+        **checksummed_codecs(),
     )
     return repr(getattr(stored.metadata, "codecs", None)) == repr(getattr(default.metadata, "codecs", 0))

@@ -12,6 +12,8 @@ Layout (``N`` rows, append-only, one video at a time)::
       frame_index    int32   (N,)
       object_id      int32   (N,)
       video          int32   (N,)         index into attrs videos
+      inputs         float32 (N, F)       the video heads' extra inputs (attrs input_names):
+                                          the baseline scores and video features of the row
       targets/<name> float32 (N,)
 
 Tokens are float16 (half the bytes; the heads train in float32). ``rows`` is written after a
@@ -25,6 +27,7 @@ its next append, NaN for the rows recorded before.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,7 @@ class TrainingContainer:
         num_tokens: int,
         model_fingerprint: str,
         target_names: list[str],
+        input_names: list[str] | None = None,
     ) -> TrainingContainer:
         """Open a container made for this model (same fingerprint and token shape) or create it.
 
@@ -85,6 +89,7 @@ class TrainingContainer:
                     "num_tokens": num_tokens,
                     "model_fingerprint": model_fingerprint,
                     "target_names": list(target_names),
+                    "input_names": list(input_names or []),
                     "videos": [],
                     "rows": 0,
                 }
@@ -99,6 +104,9 @@ class TrainingContainer:
             _create_sam_iou(root)
             for name in ("frame_index", "object_id", "video"):
                 root.create_array(name, shape=(0,), chunks=(65536,), dtype="int32")
+            f = len(input_names or [])
+            root.create_array("inputs", shape=(0, f), chunks=(16384, max(f, 1)), dtype="float32",
+                              fill_value=np.nan)
             targets = root.create_group("targets")
             for name in target_names:
                 targets.create_array(name, shape=(0,), chunks=(65536,), dtype="float32", fill_value=np.nan)
@@ -109,6 +117,7 @@ class TrainingContainer:
             "num_tokens": num_tokens,
             "model_fingerprint": model_fingerprint,
             "target_names": list(target_names),
+            "input_names": list(input_names or []),
         }
         found = {key: attrs.get(key) for key in expected}
         if found != expected:
@@ -176,6 +185,18 @@ class TrainingContainer:
             # A container from before sam_iou was kept: the committed rows read as NaN (fill).
             _create_sam_iou(self._root)
         arrays = {name: self._root[name] for name in _ROW_ARRAYS}
+        input_names = list(attrs.get("input_names") or [])
+        if "inputs" in self._root:
+            if samples.inputs is None and not input_names:
+                samples = dataclasses.replace(samples, inputs=np.zeros((n, 0), np.float32))
+            if samples.inputs is None or samples.inputs.shape[1:] != (len(input_names),):
+                got = None if samples.inputs is None else samples.inputs.shape
+                raise StoreError(
+                    f"{self.location}: expected inputs of shape (N, {len(input_names)}) for video "
+                    f"{video_id!r}, got {got}."
+                )
+            arrays["inputs"] = self._root["inputs"]
+            columns["inputs"] = samples.inputs.astype(np.float32)
         arrays.update({f"targets/{t}": self._root[f"targets/{t}"] for t in attrs["target_names"]})
         columns.update({f"targets/{t}": samples.targets[t].astype(np.float32) for t in attrs["target_names"]})
         for name, array in arrays.items():
@@ -201,4 +222,6 @@ class TrainingContainer:
             candidate_iou=self._root["candidate_iou"][:n],
             sam_iou=self._root["sam_iou"][:n] if "sam_iou" in self._root else np.full(n, np.nan, np.float32),
             targets={t: self._root[f"targets/{t}"][:n] for t in attrs["target_names"]},
+            inputs=self._root["inputs"][:n] if "inputs" in self._root else None,
+            input_names=tuple(attrs.get("input_names") or ()),
         )

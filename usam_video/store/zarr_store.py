@@ -22,6 +22,13 @@ Every write batch (labelling a video, one import, one refinement) takes a new ge
 root's ``generation`` counter and stamps it in ``revision``: an export records revisions, and
 an import whose frame-objects were rewritten since is refused.
 
+Every chunk of every array is zstd-compressed and then carries a CRC-32C checksum (zarr's
+``crc32c`` codec), so a damaged chunk fails to read instead of decoding to other pixels or
+scores; ``verify`` checks every chunk. Stores written before checksums stay readable and are
+reported "unverifiable". The root holds a ``store_id`` (a UUID written at creation) that exports
+carry, so an import can tell its own store from another. Every read turns a codec or JSON
+error into a :class:`StoreError` naming the store, the video and the array.
+
 Every array is chunked per frame-object, so rewriting one frame-object (a refinement, a human
 correction) touches no other chunk. Objects may overlap (SA-V masklets do): each object has its
 own mask plane. A video is complete only once ``complete`` is set after its last frame landed;
@@ -30,27 +37,43 @@ a group found incomplete was interrupted and is rewritten from scratch by the ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import threading
 import time
-import warnings
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 import zarr.errors
+from zarr.codecs import Crc32cCodec, ZstdCodec
+from zarr.core.sync import sync
 
-from usam_video.errors import InputError, StoreError, StoreNotFoundError, VideoNotFoundError
+from usam_video.errors import InputError, StoreError, StoreNotFoundError, UsamVideoError, VideoNotFoundError
 from usam_video.types import MaskSource, MaskUpdate, QueueEntry, Status, VideoRef
 
-__all__ = ["STORE_FORMAT", "PseudoLabelStore", "VideoWriter", "VideoSummary", "FrameTable", "HistoryEntry"]
+if TYPE_CHECKING:
+    from usam_video.store.verify import VerifyReport
+
+__all__ = [
+    "STORE_FORMAT",
+    "PseudoLabelStore",
+    "VideoWriter",
+    "VideoSummary",
+    "FrameTable",
+    "HistoryEntry",
+    "checksummed_codecs",
+    "describe_read_error",
+    "is_checksummed",
+]
 
 STORE_FORMAT = "usam-video-pseudo-labels"
 _MEMORY_CLAIMS: dict[str, dict[str, str]] = {}
@@ -78,6 +101,28 @@ def _claim_is_stale(held: dict[str, Any], stale_after_s: float) -> bool:
 
 STORE_FORMAT_VERSION = 1
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# Cut a failure message kept in a video's attributes to this many characters.
+_FAILURE_CHARS = 2000
+
+
+def checksummed_codecs() -> dict[str, Any]:
+    """``create_array`` keyword arguments of every store array: zarr's default zstd level 0 (the
+    storage benchmark's choice for masks), then a CRC-32C of the compressed bytes, so that a
+    damaged chunk is detected before zstd or numpy ever see it."""
+    return {"compressors": (ZstdCodec(level=0), Crc32cCodec())}
+
+
+def describe_read_error(exc: BaseException) -> str:
+    """A short account of why zarr could not read a chunk or a metadata document."""
+    text = str(exc).rstrip(".")
+    if "checksum do not match" in text:  # zarr's Crc32cCodec
+        return "CRC-32C checksum mismatch (the chunk's bytes changed after they were written)"
+    return f"{type(exc).__name__}: {text}"
+
+
+def is_checksummed(array: zarr.Array) -> bool:
+    """True if every chunk of ``array`` carries a CRC-32C (arrays written before checksums do not)."""
+    return any(isinstance(codec, Crc32cCodec) for codec in array.metadata.codecs)
 
 
 @dataclass(frozen=True)
@@ -94,6 +139,7 @@ class VideoSummary:
     status_counts: dict[str, int]
     provenance: dict[str, Any]
     fingerprint: str
+    failure: str = ""  # why the last labelling of an incomplete video failed ("" if unknown)
 
 
 @dataclass(frozen=True, eq=False)
@@ -193,6 +239,10 @@ class VideoWriter:
             self._reason[t, o] = reason
             self._status[t, o] = status
 
+    def set_review_plan(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Keep the review planner's picks of this video (see :meth:`PseudoLabelStore.review_plan`)."""
+        self._group.attrs["review_plan"] = [dict(e) for e in entries]
+
     def finish(self) -> None:
         """Mark the video complete; refuses if a frame was never written."""
         status = self._status[:]
@@ -235,7 +285,13 @@ class PseudoLabelStore:
             raise StoreError(f"{location}: expected a Zarr v3 group, got: {exc}") from exc
         attrs = dict(root.attrs)
         if not attrs and mode != "r":
-            root.attrs.update({"format": STORE_FORMAT, "format_version": STORE_FORMAT_VERSION})
+            root.attrs.update(
+                {
+                    "format": STORE_FORMAT,
+                    "format_version": STORE_FORMAT_VERSION,
+                    "store_id": str(uuid.uuid4()),
+                }
+            )
             root.require_group("videos")
         elif attrs.get("format") != STORE_FORMAT:
             raise StoreError(
@@ -244,24 +300,77 @@ class PseudoLabelStore:
             )
         return cls(root, location)
 
+    @property
+    def store_id(self) -> str | None:
+        """The UUID written when the store was created; None for stores made before ids existed."""
+        value = self._root.attrs.get("store_id")
+        return str(value) if value else None
+
     # --- reading -------------------------------------------------------------------------
+    def _damaged(self, video_id: str | None, what: str, exc: BaseException) -> StoreError:
+        where = f"{self.location}: " + (f"video {video_id!r}, " if video_id is not None else "")
+        return StoreError(
+            f"{where}{what}: expected readable Zarr data, got {describe_read_error(exc)}. "
+            f"Run 'usam-video verify {self.location}' to list every damaged array and chunk; restore "
+            "the store from a copy, or delete the video's group and rerun to relabel it."
+        )
+
+    @contextlib.contextmanager
+    def _reading(self, video_id: str | None, what: str) -> Iterator[None]:
+        """Turn codec, checksum and JSON errors of zarr into a StoreError naming store, video and
+        ``what`` (an array or the metadata); our own errors pass through."""
+        try:
+            yield
+        except UsamVideoError:
+            raise
+        except Exception as exc:  # zarr raises ValueError, RuntimeError, JSONDecodeError, KeyError...
+            raise self._damaged(video_id, what, exc) from exc
+
+    def _node_names(self, path: str) -> list[str]:
+        """Names of the nodes under ``path`` (the videos, or a video's arrays), from the store's listing.
+
+        Listing does not parse the children's metadata, so one damaged ``zarr.json`` neither hides
+        its video nor breaks the listing (it fails, naming itself, when the video is read). A
+        folder without its ``zarr.json`` is a concurrent writer's group not yet created: skipped.
+        """
+        store = self._root.store
+        base = "/".join(p for p in (self._root.store_path.path, path) if p)
+
+        async def names() -> list[str]:
+            found = []
+            async for name in store.list_dir(base):
+                if name != "zarr.json" and await store.exists(f"{base}/{name}/zarr.json"):
+                    found.append(name)
+            return found
+
+        with self._reading(None, f"the listing of {path}/"):
+            return sorted(sync(names()))
+
     def videos(self) -> list[str]:
         """Ids of every video with a group (complete or not), sorted."""
-        if "videos" not in self._root:
-            return []
-        with warnings.catch_warnings():
-            # A concurrent writer's group that has its folder but not yet its zarr.json is
-            # skipped by zarr with a warning; it is simply not a video yet.
-            warnings.filterwarnings("ignore", message="Object at .* is not recognized", category=UserWarning)
-            return sorted(self._root["videos"].group_keys())
+        return self._node_names("videos")
 
     def _group(self, video_id: str) -> zarr.Group:
-        try:
-            return self._root[f"videos/{video_id}"]
-        except KeyError as exc:
-            raise VideoNotFoundError(
-                f"{self.location}: expected video {video_id!r} in the store, found {self.videos()}."
-            ) from exc
+        with self._reading(video_id, f"group metadata videos/{video_id}/zarr.json"):
+            try:
+                return self._root[f"videos/{video_id}"]
+            except KeyError as exc:  # absent (a damaged zarr.json raises other errors)
+                raise VideoNotFoundError(
+                    f"{self.location}: expected video {video_id!r} in the store, found {self.videos()}."
+                ) from exc
+
+    def _read(self, video_id: str, group: zarr.Group, name: str, selection: Any = ...) -> np.ndarray:
+        """``group[name][selection]``, with damage reported as a StoreError naming the array."""
+        with self._reading(video_id, f"array {name!r}"):
+            return group[name][selection]
+
+    def _attrs(self, video_id: str, group: zarr.Group) -> dict[str, Any]:
+        """The video group's attributes, checked for the keys every reader needs."""
+        attrs = dict(group.attrs)
+        missing = [k for k in ("video", "object_ids", "score_names", "reasons") if k not in attrs]
+        if missing:
+            raise self._damaged(video_id, "group attributes", KeyError(f"missing {missing}"))
+        return attrs
 
     def is_complete(self, video_id: str, fingerprint: str | None = None) -> bool:
         """True if the video's last write landed (and, if given, under this config fingerprint)."""
@@ -274,55 +383,64 @@ class PseudoLabelStore:
 
     def summary(self, video_id: str) -> VideoSummary:
         group = self._group(video_id)
-        attrs = dict(group.attrs)
-        status = group["status"][:]
+        attrs = self._attrs(video_id, group)
+        status = self._read(video_id, group, "status")
         counts = {s.label: int((status == s).sum()) for s in Status}
-        video = attrs["video"]
-        return VideoSummary(
-            video_id=video_id,
-            complete=bool(attrs.get("complete")),
-            num_frames=int(video["num_frames"]),
-            height=int(video["height"]),
-            width=int(video["width"]),
-            object_ids=tuple(attrs["object_ids"]),
-            score_names=tuple(attrs["score_names"]),
-            status_counts=counts,
-            provenance=dict(attrs.get("provenance", {})),
-            fingerprint=str(attrs.get("fingerprint", "")),
-        )
+        with self._reading(video_id, "group attributes"):
+            video = attrs["video"]
+            return VideoSummary(
+                video_id=video_id,
+                complete=bool(attrs.get("complete")),
+                num_frames=int(video["num_frames"]),
+                height=int(video["height"]),
+                width=int(video["width"]),
+                object_ids=tuple(attrs["object_ids"]),
+                score_names=tuple(attrs["score_names"]),
+                status_counts=counts,
+                provenance=dict(attrs.get("provenance", {})),
+                fingerprint=str(attrs.get("fingerprint", "")),
+                failure=str(attrs.get("failure", "")),
+            )
 
     def frame_table(self, video_id: str) -> FrameTable:
         group = self._group(video_id)
-        attrs = group.attrs
+        attrs = self._attrs(video_id, group)
+        members = set(self._node_names(f"videos/{video_id}"))  # listed, not parsed: see _read
+        optional = {
+            name: self._read(video_id, group, name) if name in members else None
+            for name in ("candidate_scores", "source", "revision")
+        }
         return FrameTable(
             video_id=video_id,
             object_ids=tuple(attrs["object_ids"]),
             score_names=tuple(attrs["score_names"]),
             reasons=tuple(attrs["reasons"]),
-            status=group["status"][:],
-            reason=group["reason"][:],
-            scores=group["scores"][:],
+            status=self._read(video_id, group, "status"),
+            reason=self._read(video_id, group, "reason"),
+            scores=self._read(video_id, group, "scores"),
             candidate_score_names=tuple(attrs.get("candidate_score_names", ())),
-            candidate_scores=group["candidate_scores"][:] if "candidate_scores" in group else None,
-            source=group["source"][:] if "source" in group else None,
-            revision=group["revision"][:] if "revision" in group else None,
+            candidate_scores=optional["candidate_scores"],
+            source=optional["source"],
+            revision=optional["revision"],
         )
 
     def read_masks(self, video_id: str, frame_index: int) -> np.ndarray:
         """``bool`` ``(O, H, W)`` masks of one frame."""
         group = self._group(video_id)
-        num_frames = group["masks"].shape[0]
+        with self._reading(video_id, "array 'masks'"):
+            num_frames = group["masks"].shape[0]
         if not 0 <= frame_index < num_frames:
             raise InputError(
                 f"video {video_id!r}: expected a frame in 0..{num_frames - 1}, got {frame_index}."
             )
-        return group["masks"][frame_index]
+        return self._read(video_id, group, "masks", frame_index)
 
     def queue(self, video_id: str | None = None) -> list[QueueEntry]:
         """Every queued frame-object (for refinement or human review), read from the store itself."""
         entries: list[QueueEntry] = []
         for vid in [video_id] if video_id is not None else self.videos():
             table = self.frame_table(vid)
+            plan = self.review_plan(vid)
             queued = np.isin(table.status, [Status.QUEUED_REFINE, Status.QUEUED_HUMAN])
             for t, o in zip(*np.nonzero(queued), strict=True):
                 entries.append(
@@ -332,12 +450,36 @@ class PseudoLabelStore:
                         object_id=int(table.object_ids[o]),
                         status=Status(int(table.status[t, o])),
                         reason=table.reason_label(int(table.reason[t, o])),
+                        plan=plan.get((int(t), int(table.object_ids[o])), {}).get("reason", ""),
                         scores={
                             n: float(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)
                         },
                     )
                 )
         return entries
+
+    def verify(self, video_id: str | None = None) -> VerifyReport:
+        """Read every chunk of every array (of one video, or of the whole store) and report what
+        is damaged; see :func:`usam_video.store.verify.verify_store`."""
+        from usam_video.store.verify import verify_store
+
+        return verify_store(self, video_id)
+
+    def record_failure(self, video_id: str, message: str) -> None:
+        """Keep why labelling failed in an *incomplete* video's attributes (``inspect`` shows it).
+
+        A complete video, or one without a group, is left untouched: a failure before the first
+        write changed nothing, and the store stays byte-identical. Best effort: a store too
+        damaged to take the note is left as it is (the caller is already reporting a failure).
+        """
+        try:
+            if video_id not in self.videos():
+                return
+            group = self._group(video_id)
+            if not group.attrs.get("complete", False):
+                group.attrs["failure"] = message[:_FAILURE_CHARS]
+        except StoreError:
+            return
 
     # --- claims: one writer per video ---------------------------------------------------------
     def _claim_path(self, video_id: str) -> Path | None:
@@ -416,6 +558,9 @@ class PseudoLabelStore:
         """(Re)create a video's group, marked incomplete, and return its writer.
 
         An existing group of the same video is replaced: callers skip complete videos first.
+        Redoing a video whose previous write never completed (a killed run, a retried task) reuses
+        that write's generation: no export can hold an incomplete video's revisions, and a
+        resumed run then ends with the same ``revision`` array as an uninterrupted one.
         """
         if not _VIDEO_ID.match(video.video_id):
             raise InputError(
@@ -425,7 +570,7 @@ class PseudoLabelStore:
         if len(reasons) > 254:
             raise InputError(f"policy: expected at most 254 rules, got {len(reasons)}.")
         videos = self._root.require_group("videos")
-        generation = self._next_generation()
+        generation = self._unfinished_generation(video.video_id) or self._next_generation()
         # Corrections are snapshotted first: if this relabelling dies, the next run finds them.
         self._carry_corrections(video.video_id, video.height, video.width)
         if video.video_id in videos:
@@ -447,16 +592,22 @@ class PseudoLabelStore:
                 "provenance": provenance,
                 "fingerprint": fingerprint,
                 "candidate_score_names": list(candidate_score_names),
+                "generation": generation,
             }
         )
         t, o, s = video.num_frames, len(object_ids), len(score_names)
         h, w = video.height, video.width
-        group.create_array("masks", shape=(t, o, h, w), chunks=(1, 1, h, w), dtype="bool", fill_value=False)
-        group.create_array("scores", shape=(t, o, s), chunks=(1, 1, s), dtype="float32", fill_value=np.nan)
-        group.create_array("status", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
-        group.create_array("reason", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
-        group.create_array("source", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0)
-        group.create_array("revision", shape=(t, o), chunks=(1, 1), dtype="uint32", fill_value=0)
+        crc = checksummed_codecs()
+        group.create_array(
+            "masks", shape=(t, o, h, w), chunks=(1, 1, h, w), dtype="bool", fill_value=False, **crc
+        )
+        group.create_array(
+            "scores", shape=(t, o, s), chunks=(1, 1, s), dtype="float32", fill_value=np.nan, **crc
+        )
+        group.create_array("status", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0, **crc)
+        group.create_array("reason", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0, **crc)
+        group.create_array("source", shape=(t, o), chunks=(1, 1), dtype="uint8", fill_value=0, **crc)
+        group.create_array("revision", shape=(t, o), chunks=(1, 1), dtype="uint32", fill_value=0, **crc)
         if candidate_score_names and num_candidates:
             c, k = len(candidate_score_names), num_candidates
             group.create_array(
@@ -465,8 +616,22 @@ class PseudoLabelStore:
                 chunks=(1, 1, k, c),
                 dtype="float32",
                 fill_value=np.nan,
+                **crc,
             )
         return VideoWriter(group, o, s, generation)
+
+    def _unfinished_generation(self, video_id: str) -> int | None:
+        """The generation of a video's incomplete group, or None (no group, complete, unreadable,
+        or written before groups recorded their generation)."""
+        if video_id not in self.videos():
+            return None
+        try:
+            attrs = dict(self._group(video_id).attrs)
+        except StoreError:
+            return None  # a damaged interrupted group is simply replaced
+        if attrs.get("complete") or not isinstance(attrs.get("generation"), int):
+            return None
+        return int(attrs["generation"])
 
     def _next_generation(self) -> int:
         generation = int(self._root.attrs.get("generation", 0)) + 1
@@ -560,12 +725,25 @@ class PseudoLabelStore:
             group["reason"][t, o] = code
             group["status"][t, o] = int(status)
 
+    def review_plan(self, video_id: str) -> dict[tuple[int, int], dict[str, Any]]:
+        """The review planner's picks of a video: ``{(frame, object_id): {"rank", "reason", ...}}``
+        (rank 1 = picked first; empty for videos labelled without a human budget)."""
+        group = self._group(video_id)
+        entries = self._attrs(video_id, group).get("review_plan") or []
+        return {(int(e["frame"]), int(e["object"])): dict(e) for e in entries}
+
+    def set_review_plan(self, video_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Replace a video's review plan (``frame``, ``object``, ``rank``, ``reason`` per pick),
+        e.g. when the run budget re-plans across videos."""
+        self._group(video_id).attrs["review_plan"] = [dict(e) for e in entries]
+
     def _history_group(self, video_id: str, height: int, width: int) -> zarr.Group:
         history = self._root.require_group("history")
         if video_id not in history:
             g = history.create_group(video_id)
-            g.create_array("masks", shape=(0, height, width), chunks=(1, height, width), dtype="bool")
-            g.create_array("meta", shape=(0, 5), chunks=(4096, 5), dtype="int64")
+            crc = checksummed_codecs()
+            g.create_array("masks", shape=(0, height, width), chunks=(1, height, width), dtype="bool", **crc)
+            g.create_array("meta", shape=(0, 5), chunks=(4096, 5), dtype="int64", **crc)
         return history[video_id]
 
     def _append_history(self, video_id: str, group: zarr.Group, t: int, o: int, object_id: int) -> None:
@@ -586,9 +764,10 @@ class PseudoLabelStore:
 
     def history(self, video_id: str) -> list[HistoryEntry]:
         """Every replaced mask of a video, oldest first."""
-        if "history" not in self._root or video_id not in self._root["history"]:
-            return []
-        meta = self._root[f"history/{video_id}/meta"][:]
+        with self._reading(video_id, f"array 'history/{video_id}/meta'"):
+            if "history" not in self._root or video_id not in self._root["history"]:
+                return []
+            meta = self._root[f"history/{video_id}/meta"][:]
         return [
             HistoryEntry(i, int(m[0]), int(m[1]), int(m[2]), MaskSource(int(m[3])), Status(int(m[4])))
             for i, m in enumerate(meta)
@@ -596,7 +775,8 @@ class PseudoLabelStore:
 
     def history_mask(self, video_id: str, index: int) -> np.ndarray:
         """``bool`` ``(H, W)``: the mask of history entry ``index``."""
-        return self._root[f"history/{video_id}/masks"][index]
+        with self._reading(video_id, f"array 'history/{video_id}/masks'"):
+            return self._root[f"history/{video_id}/masks"][index]
 
     def corrections(self, video_id: str) -> list[MaskUpdate]:
         """The human-corrected frame-objects of a video, with their current masks.
@@ -609,30 +789,28 @@ class PseudoLabelStore:
         group = self._group(video_id)
         if not group.attrs.get("complete"):
             return self._carried(video_id)
-        status = group["status"][:]
-        ids = list(group.attrs["object_ids"])
+        status = self._read(video_id, group, "status")
+        ids = list(self._attrs(video_id, group)["object_ids"])
         out = []
         for t, o in zip(*np.nonzero(status == Status.CORRECTED), strict=True):
-            out.append(
-                MaskUpdate(
-                    video_id, int(t), int(ids[o]), group["masks"][t, o], MaskSource.HUMAN, Status.CORRECTED
-                )
-            )
+            mask = self._read(video_id, group, "masks", (int(t), int(o)))
+            out.append(MaskUpdate(video_id, int(t), int(ids[o]), mask, MaskSource.HUMAN, Status.CORRECTED))
         return out
 
     def _carried(self, video_id: str) -> list[MaskUpdate]:
-        if "history" not in self._root or video_id not in self._root["history"]:
-            return []
-        hist = self._root[f"history/{video_id}"]
-        if "carried_meta" not in hist:
-            return []
-        meta = hist["carried_meta"][:]
-        return [
-            MaskUpdate(
-                video_id, int(t), int(obj), hist["carried_masks"][i], MaskSource.HUMAN, Status.CORRECTED
-            )
-            for i, (t, obj) in enumerate(meta)
-        ]
+        with self._reading(video_id, f"the carried corrections in history/{video_id}"):
+            if "history" not in self._root or video_id not in self._root["history"]:
+                return []
+            hist = self._root[f"history/{video_id}"]
+            if "carried_meta" not in hist:
+                return []
+            meta = hist["carried_meta"][:]
+            return [
+                MaskUpdate(
+                    video_id, int(t), int(obj), hist["carried_masks"][i], MaskSource.HUMAN, Status.CORRECTED
+                )
+                for i, (t, obj) in enumerate(meta)
+            ]
 
     def _carry_corrections(self, video_id: str, height: int, width: int) -> None:
         """Snapshot a video's corrections beside its history before its group is replaced."""
@@ -641,11 +819,17 @@ class PseudoLabelStore:
             return
         hist = self._history_group(video_id, height, width)
         n = len(corrections)
+        crc = checksummed_codecs()
         masks = hist.create_array(
-            "carried_masks", shape=(n, height, width), chunks=(1, height, width), dtype="bool", overwrite=True
+            "carried_masks",
+            shape=(n, height, width),
+            chunks=(1, height, width),
+            dtype="bool",
+            overwrite=True,
+            **crc,
         )
         meta = hist.create_array(
-            "carried_meta", shape=(n, 2), chunks=(max(n, 1), 2), dtype="int64", overwrite=True
+            "carried_meta", shape=(n, 2), chunks=(max(n, 1), 2), dtype="int64", overwrite=True, **crc
         )
         for i, c in enumerate(corrections):
             masks[i] = c.mask

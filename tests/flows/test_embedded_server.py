@@ -1,0 +1,91 @@
+"""``usam-video run`` without PREFECT_API_URL starts Prefect's embedded server; killing the run with
+SIGKILL (no atexit hook runs) must not leave that server behind (issue #18, case 5)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import CONFIGS
+
+pytestmark = pytest.mark.slow
+
+USAM_VIDEO = Path(sys.executable).with_name("usam-video")
+SERVER_MARK = "prefect.server.api.server:create_app"
+
+
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, state, command line) of every process (Linux /proc)."""
+    out: dict[int, tuple[int, str, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out[int(entry.name)] = (int(fields[1]), fields[0], cmdline)
+    return out
+
+
+def _running(pid: int) -> bool:
+    info = _processes().get(pid)
+    return info is not None and info[1] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_sigkill_of_run_leaves_no_embedded_server(tmp_path: Path) -> None:
+    from flows.embedded import GUARD_MARK
+    from usam_video.config import load_run_config
+
+    run = load_run_config(CONFIGS / "runs" / "davis-sample-small.yaml").model_dump(mode="json")
+    run["store"] = str(tmp_path / "run.zarr")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(run))
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    log = tmp_path / "run.log"
+    with open(log, "wb") as out:
+        cli = subprocess.Popen(
+            [str(USAM_VIDEO), "run", str(config)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # only for the clean-up below; the kill targets the CLI alone
+        )
+    server = guard = None
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (server is None or guard is None):
+            table = _processes()
+            children = {pid: cmd for pid, (ppid, _, cmd) in table.items() if ppid == cli.pid}
+            server = next((pid for pid, cmd in children.items() if SERVER_MARK in cmd), None)
+            guard = next((pid for pid, cmd in children.items() if GUARD_MARK in cmd), None)
+            assert cli.poll() is None, f"the run ended before its server started: {log.read_text()[-2000:]}"
+            time.sleep(0.2)
+        assert server is not None and guard is not None, f"no embedded server: {log.read_text()[-2000:]}"
+
+        os.kill(cli.pid, signal.SIGKILL)  # the CLI alone: no atexit hook, no signal handler runs
+        cli.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (_running(server) or _running(guard)):
+            time.sleep(0.2)
+        assert not _running(server), "the embedded Prefect server outlived the killed run"
+        assert not _running(guard), "the guard outlived the server it watches"
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        try:
+            os.killpg(cli.pid, signal.SIGKILL)  # whatever is left of the session
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,422 @@
+"""``simulate-review``: the ground truth plays the annotator, at several budgets, for every
+stored score under every planner, beside the oracle and random.
+
+Label once (resuming the run's store). Then, for each budget (a fraction of the run's
+candidate frame-objects: tracked, not a prompt, on a frame with ground truth) and each strategy
+(a score and a planner), the planner picks the frame-objects, their masks are replaced by the
+ground truth as human corrections, the videos holding picks are propagated again with them as
+conditioning frames (exactly as ``label_video`` relabels after an import), and J&F (DAVIS
+protocol) is measured over the whole run.
+
+Strategies:
+
+* every stored score with a direction (the score registry's confidences and uncertainties;
+  video features have none), under the ``per_frame`` planner (most uncertain first) and the
+  ``runs`` planner (the onset of each run of low frames, ranked by the error mass after it);
+* ``oracle``: the true IoU of each stored mask, under both planners: the reference a score is
+  measured against;
+* ``random``: a seeded random order (per frame).
+
+The default strategy is the policy's ``human_budget`` (its ``priority`` under its ``plan``),
+else ``iou_video`` under the runs planner when the run has the video heads.
+
+A relabel depends only on the video and its set of corrections, so it is computed once and
+reused by every strategy that picks the same set. Relabels run in memory (no store copy): the
+masks a relabel would store are SAM 2's masks, with every prompt and correction frame holding
+its own mask; a test checks this equals relabelling a store copy.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from usam_video.config import RunConfig
+from usam_video.engine import PropagationSession
+from usam_video.errors import InputError
+from usam_video.evaluation.jf import DavisSequenceResult, summarize_davis
+from usam_video.pipeline.evaluate import _davis_sequence, _FrameMasks, _gt_index_map
+from usam_video.pipeline.label import LabelContext, _prompts_with_corrections, label_dataset, load_context
+from usam_video.pipeline.train_heads import mask_iou
+from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
+from usam_video.review.planning import planner_settings, tracks_of, uncertainty_table
+from usam_video.score_registry import direction_of, is_known
+from usam_video.store import PseudoLabelStore
+from usam_video.types import MaskSource, MaskUpdate, Status
+
+__all__ = [
+    "DEFAULT_BUDGETS",
+    "ORACLE",
+    "PLANNERS",
+    "RANDOM",
+    "ReviewSimulation",
+    "StrategyResult",
+    "SimulationReport",
+    "simulate_review",
+]
+
+DEFAULT_BUDGETS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10)
+PLANNERS: tuple[str, ...] = ("per_frame", "runs")
+ORACLE = "oracle"
+RANDOM = "random"
+_ELIGIBLE = (Status.ACCEPTED, Status.QUEUED_REFINE, Status.QUEUED_HUMAN, Status.REFINED)
+
+
+@dataclass(frozen=True)
+class StrategyResult:
+    """J&F after spending one budget with one strategy (a score under a planner)."""
+
+    score: str
+    planner: str
+    budget_fraction: float
+    corrected: int
+    jf_before: float
+    jf_after: float
+    picks: tuple[tuple[str, int, int, str], ...] = ()  # (video, frame, object, reason)
+
+    @property
+    def strategy(self) -> str:
+        return f"{self.score}/{self.planner}"
+
+    @property
+    def gain(self) -> float:
+        return self.jf_after - self.jf_before
+
+
+def _clean(v: float) -> float | None:
+    return None if not math.isfinite(v) else round(v, 6)
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """Every strategy at every budget, with the default strategy named.
+
+    Attributes:
+        candidates: frame-objects a budget is a fraction of.
+        budgets: ``{fraction: frame-objects}``.
+        settings: the runs planner's settings (as a dict).
+    """
+
+    candidates: int
+    budgets: Mapping[float, int]
+    default_strategy: str
+    settings: Mapping[str, Any]
+    jf_before: float
+    results: tuple[StrategyResult, ...]
+    relabels: int = 0
+
+    def result(self, strategy: str, budget_fraction: float) -> StrategyResult:
+        for r in self.results:
+            if r.strategy == strategy and math.isclose(r.budget_fraction, budget_fraction):
+                return r
+        raise KeyError(f"no result for {strategy} at {budget_fraction}")
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.strategy for r in self.results))
+
+    def gains(self) -> dict[str, dict[float, float]]:
+        """``{strategy: {budget fraction: J&F gain}}``."""
+        out: dict[str, dict[float, float]] = {}
+        for r in self.results:
+            out.setdefault(r.strategy, {})[r.budget_fraction] = r.gain
+        return out
+
+    def as_dict(self, with_picks: bool = False) -> dict[str, Any]:
+        return {
+            "candidates": self.candidates,
+            "budgets": {str(k): v for k, v in self.budgets.items()},
+            "default_strategy": self.default_strategy,
+            "planner_settings": dict(self.settings),
+            "jf_before": _clean(self.jf_before),
+            "relabels": self.relabels,
+            "results": [
+                {
+                    "strategy": r.strategy,
+                    "score": r.score,
+                    "planner": r.planner,
+                    "budget_fraction": r.budget_fraction,
+                    "corrected": r.corrected,
+                    "jf_after": _clean(r.jf_after),
+                    "gain": _clean(r.gain),
+                    **({"picks": [list(p) for p in r.picks]} if with_picks else {}),
+                }
+                for r in self.results
+            ],
+        }
+
+
+@dataclass
+class ReviewSimulation:
+    """The labelled run, read once: per video its tables, ground truth and J&F before review.
+
+    Attributes:
+        tables: per video ``(object_ids, score_names, scores (T, O, S), tracked (T, O),
+            eligible (T, O), true_iou (T, O))``.
+    """
+
+    context: LabelContext
+    videos: list[str]
+    tables: dict[str, tuple[tuple[int, ...], tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    before: dict[str, DavisSequenceResult]
+    gt_maps: dict[str, np.ndarray]
+    annotated: dict[str, list[int]]
+    cache: dict[tuple[str, frozenset[tuple[int, int]]], DavisSequenceResult] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, run: RunConfig) -> ReviewSimulation:
+        """Read the run's labelled store (label it first) and the ground truth."""
+        context = load_context(run)
+        store = PseudoLabelStore.open(run.store_path, "r")
+        reader = context.reader
+        selected = set(reader.list_videos())
+        videos = [v for v in store.videos() if v in selected and store.is_complete(v)]
+        tables, before, gt_maps, annotated = {}, {}, {}, {}
+        for video_id in videos:
+            table = store.frame_table(video_id)
+            ref = reader.video(video_id)
+            frames = reader.annotated_frames(video_id)
+            annotated[video_id] = frames
+            if len(frames) < 3:
+                continue  # the DAVIS protocol leaves the first and last annotated frame out
+            gt_maps[video_id] = np.stack([_gt_index_map(reader, ref, t) for t in frames])
+            t_all, o_all = table.status.shape
+            tracked = table.status != Status.NOT_STARTED
+            prompt = table.source == MaskSource.PROMPT if table.source is not None else np.zeros_like(tracked)
+            eligible = np.isin(table.status, _ELIGIBLE) & ~prompt
+            has_truth = np.zeros(t_all, bool)
+            has_truth[frames] = True
+            eligible &= has_truth[:, None]
+            true_iou = np.full((t_all, o_all), np.nan)
+            masks_by_frame = {}
+            for t in frames:
+                masks = store.read_masks(video_id, t)
+                masks_by_frame[t] = _FrameMasks(table.object_ids, masks)
+                ann = reader.ground_truth(video_id, t)
+                if ann is None:
+                    continue
+                for o, obj in enumerate(table.object_ids):
+                    if tracked[t, o]:
+                        true_iou[t, o] = mask_iou(masks[o], ann.mask_of(obj), ann.void)
+            tables[video_id] = (
+                tuple(table.object_ids), tuple(table.score_names), table.scores, tracked, eligible, true_iou
+            )
+            before[video_id] = _davis_sequence(
+                video_id, gt_maps[video_id], frames[1:-1], masks_by_frame, store.location
+            )
+        return cls(context, [v for v in videos if v in before], tables, before, gt_maps, annotated)
+
+    @property
+    def candidates(self) -> int:
+        return int(sum(t[4].sum() for t in self.tables.values()))
+
+    def jf(self, results: Mapping[str, DavisSequenceResult]) -> float:
+        """Global J&F over the run's videos, each from ``results`` or else before review."""
+        report = summarize_davis(results.get(v, self.before[v]) for v in self.videos)
+        return float(report.jf_mean)
+
+    def uncertainty(self, video_id: str, score: str, seed: int) -> np.ndarray:
+        """``float64`` ``(T, O)``: higher = less certain, for a stored score, the oracle or random."""
+        object_ids, names, scores, tracked, _, true_iou = self.tables[video_id]
+        if score == ORACLE:
+            return 1.0 - true_iou
+        if score == RANDOM:
+            rng = np.random.default_rng([seed, sum(map(ord, video_id))])
+            return np.where(tracked, rng.random(tracked.shape), np.nan)
+        return uncertainty_table(names, scores, score)
+
+    def plan(self, score: str, settings: PlannerSettings, budget: int, seed: int = 0) -> list[Pick]:
+        tracks = []
+        for video_id in self.videos:
+            object_ids, _, _, tracked, eligible, _ = self.tables[video_id]
+            u = self.uncertainty(video_id, score, seed)
+            tracks += tracks_of(video_id, object_ids, u, tracked, eligible)
+        return plan_reviews(tracks, budget, settings)
+
+    def relabelled(self, video_id: str, picks: Sequence[tuple[int, int]]) -> DavisSequenceResult:
+        """The video's DAVIS result after the ground truth replaces the picked ``(frame, object)``
+        masks and the video is propagated again (cached by the set of picks)."""
+        key = (video_id, frozenset(picks))
+        if key not in self.cache:
+            self.cache[key] = self._relabel(video_id, sorted(key[1]))
+        return self.cache[key]
+
+    def _relabel(self, video_id: str, picks: list[tuple[int, int]]) -> DavisSequenceResult:
+        reader, model = self.context.reader, self.context.model
+        corrections = []
+        for t, obj in picks:
+            annotation = reader.ground_truth(video_id, t)
+            assert annotation is not None  # candidates have ground truth
+            corrections.append(
+                MaskUpdate(video_id, t, obj, annotation.mask_of(obj), MaskSource.HUMAN, Status.CORRECTED)
+            )
+        prompts, _ = _prompts_with_corrections(reader.prompts(video_id), corrections)
+        session = PropagationSession(model, reader.frames(video_id))
+        for prompt in prompts:
+            session.add_prompt(prompt)
+        prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
+        frames = self.annotated[video_id]
+        wanted = set(frames[1:-1])
+        predicted: dict[int, _FrameMasks] = {}
+        for prediction in session.propagate():
+            t = prediction.frame_index
+            if t not in wanted:
+                continue
+            masks = prediction.masks.copy()
+            for o, obj in enumerate(prediction.object_ids):
+                # As label_video stores them: a prompt or correction frame holds its own mask.
+                if prediction.is_prompt[o] and (t, obj) in prompt_masks:
+                    masks[o] = prompt_masks[(t, obj)]
+            predicted[t] = _FrameMasks(prediction.object_ids, masks)
+        return _davis_sequence(video_id, self.gt_maps[video_id], frames[1:-1], predicted, "relabel")
+
+    def evaluate(self, picks: Sequence[Pick]) -> float:
+        """Global J&F after correcting ``picks``."""
+        by_video: dict[str, list[tuple[int, int]]] = {}
+        for p in picks:
+            by_video.setdefault(p.video_id, []).append((p.frame_index, p.object_id))
+        return self.jf({v: self.relabelled(v, ps) for v, ps in by_video.items()})
+
+
+def _ranked_scores(names: Sequence[str]) -> list[str]:
+    """Stored scores with a direction (confidences and uncertainties), in store order."""
+    return [n for n in names if is_known(n) and direction_of(n) != "feature"]
+
+
+def _default_strategy(run: RunConfig, names: Sequence[str]) -> tuple[str, str]:
+    budget = run.policy.human_budget
+    if budget is not None and budget.priority in names:
+        return budget.priority, budget.plan.kind
+    for score in ("iou_video", "lost_video", "iou_unsupervised", "sam_iou"):
+        if score in names:
+            return score, "runs"
+    raise InputError(f"simulate review: expected a score to plan with among {list(names)}, found none.")
+
+
+def simulate_review(
+    run: RunConfig,
+    budgets: Sequence[float] = DEFAULT_BUDGETS,
+    scores: Sequence[str] | None = None,
+    planners: Sequence[str] = PLANNERS,
+    seed: int = 0,
+    settings: PlannerSettings | None = None,
+    label: bool = True,
+) -> SimulationReport:
+    """Label ``run`` and measure every strategy's J&F gain at every budget.
+
+    Args:
+        budgets: fractions in (0, 1] of the candidate frame-objects.
+        scores: the scores to plan with (default: every stored score with a direction), plus
+            ``oracle`` and ``random`` (always added).
+        planners: ``per_frame`` and/or ``runs``.
+        settings: the runs planner's settings (default: the policy's ``human_budget.plan``).
+        label: label (resume) the run first; False when the store is known complete.
+
+    Raises:
+        InputError: a budget outside (0, 1], an unknown planner or score, a dataset without
+            ground truth on tracked frames.
+    """
+    bad = [b for b in budgets if not 0 < b <= 1]
+    if bad or not budgets:
+        raise InputError(f"simulate review: expected budget fractions in (0, 1], got {list(budgets)}.")
+    unknown = set(planners) - set(PLANNERS)
+    if unknown or not planners:
+        raise InputError(f"simulate review: expected planners among {PLANNERS}, got {list(planners)}.")
+    if label:
+        label_dataset(run)
+    sim = ReviewSimulation.open(run)
+    if not sim.videos or sim.candidates == 0:
+        raise InputError(
+            f"dataset {run.dataset.name!r}: expected ground truth on tracked frames, "
+            "found none to simulate with."
+        )
+    names = sim.tables[sim.videos[0]][1]
+    available = _ranked_scores(names)
+    if scores is None:
+        chosen = available
+    else:
+        missing = [s for s in scores if s not in available and s not in (ORACLE, RANDOM)]
+        if missing:
+            raise InputError(
+                f"simulate review: expected scores the run stores with a direction ({', '.join(available)}), "
+                f"got {missing}."
+            )
+        chosen = [s for s in scores if s not in (ORACLE, RANDOM)]
+    default_score, default_planner = _default_strategy(run, available)
+    budget_cfg = run.policy.human_budget
+    runs_settings = settings or planner_settings(budget_cfg.plan if budget_cfg is not None else None)
+    runs_settings = PlannerSettings(**{**runs_settings.__dict__, "kind": "runs"})
+    per_frame = PlannerSettings(**{**runs_settings.__dict__, "kind": "per_frame", "skip_after": 0})
+    by_planner = {"runs": runs_settings, "per_frame": per_frame}
+    strategies = [(s, p) for s in [ORACLE, *chosen] for p in planners] + [(RANDOM, "per_frame")]
+    jf_before = sim.jf({})
+    counts = {b: max(1, int(math.floor(b * sim.candidates))) for b in budgets}
+    results = []
+    for b in budgets:
+        for score, planner in strategies:
+            picks = sim.plan(score, by_planner[planner], counts[b], seed)
+            results.append(
+                StrategyResult(
+                    score,
+                    planner,
+                    b,
+                    len(picks),
+                    jf_before,
+                    sim.evaluate(picks),
+                    tuple((p.video_id, p.frame_index, p.object_id, p.reason) for p in picks),
+                )
+            )
+    return SimulationReport(
+        candidates=sim.candidates,
+        budgets=counts,
+        default_strategy=f"{default_score}/{default_planner}",
+        settings=runs_settings.__dict__,
+        jf_before=jf_before,
+        results=tuple(results),
+        relabels=len(sim.cache),
+    )
+
+
+def write_report(report: SimulationReport, out_dir: Path) -> list[Path]:
+    """``simulate-review.json`` and ``gain-curves.png`` (J&F gain against budget per strategy)."""
+    from usam_video.evaluation.plots import plot_gain_curves
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "simulate-review.json"
+    path.write_text(json.dumps(report.as_dict(with_picks=True), indent=1))
+    png = plot_gain_curves(report.gains(), out_dir / "gain-curves.png", highlight=report.default_strategy)
+    return [path, png]
+
+
+def review_markdown(report: SimulationReport, gain_png: Path | None = None) -> str:
+    """The report as markdown: J&F gain per strategy (rows) and budget (columns), the default
+    strategy first, then the oracle and random; the gain curves embedded when given."""
+    budgets = list(report.budgets)
+    gains = report.gains()
+    first = [report.default_strategy, "oracle/runs", "oracle/per_frame", "random/per_frame"]
+    order = [s for s in first if s in gains] + sorted(s for s in gains if s not in first)
+    lines = [
+        "# Simulated review: J&F gain by budget",
+        "",
+        f"J&F before review {report.jf_before:.4f}; {report.candidates} candidate frame-objects; "
+        f"default strategy `{report.default_strategy}`; {report.relabels} videos relabelled.",
+        "",
+        "| strategy | " + " | ".join(f"{b:.0%} ({report.budgets[b]})" for b in budgets) + " |",
+        "| --- |" + " --- |" * len(budgets),
+    ]
+    for name in order:
+        cells = [f"{gains[name][b]:+.4f}" if b in gains[name] else "" for b in budgets]
+        label = f"**{name}** (default)" if name == report.default_strategy else name
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if gain_png is not None:
+        import base64
+
+        encoded = base64.b64encode(Path(gain_png).read_bytes()).decode("ascii")
+        lines += ["", f"![J&F gain against budget](data:image/png;base64,{encoded})"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,235 @@
+"""Prove a pseudo-label store intact: read every chunk of every array and check its CRC-32C.
+
+Each array of a store written since checksums existed ends every chunk with a CRC-32C of its
+compressed bytes (:func:`usam_video.store.zarr_store.checksummed_codecs`), so a flipped byte, a
+truncated or zeroed chunk fails to decode instead of yielding other pixels or scores. Metadata
+(``zarr.json``) has no checksum: it is checked by parsing it and by comparing a video's
+attributes with its arrays' shapes. What this cannot see: a chunk file deleted outright
+reads as the fill value (zarr does not store empty chunks, so an absent chunk is legitimate),
+except in ``status``, where a complete video must have no frame-object left pending.
+
+Arrays written before checksums are read too (a codec error is still damage) but reported
+"unverifiable": nothing proves their bytes are the ones written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import zarr
+
+from usam_video.store.zarr_store import describe_read_error, is_checksummed
+from usam_video.types import Status
+
+if TYPE_CHECKING:
+    from usam_video.store.zarr_store import PseudoLabelStore
+
+__all__ = ["ArrayCheck", "VerifyReport", "verify_store"]
+
+
+@dataclass(frozen=True)
+class ArrayCheck:
+    """One array (or one group's metadata) checked.
+
+    Attributes:
+        path: the node's path in the store, e.g. ``videos/bear/status``.
+        video_id: the video it belongs to ("" for the root).
+        chunks: chunks read.
+        checksummed: every chunk carries a CRC-32C (False: written before checksums).
+        damaged: one message per damaged chunk or metadata document, naming it.
+    """
+
+    path: str
+    video_id: str
+    chunks: int
+    checksummed: bool
+    damaged: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Every node checked by :func:`verify_store`."""
+
+    location: str
+    checks: tuple[ArrayCheck, ...]
+
+    @property
+    def problems(self) -> list[str]:
+        """Every damaged chunk or metadata document, ``<path>: <what>``."""
+        return [f"{c.path}: {d}" for c in self.checks for d in c.damaged]
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    @property
+    def unverifiable(self) -> list[str]:
+        """Paths of arrays without checksums (written before checksums existed)."""
+        return [c.path for c in self.checks if not c.checksummed]
+
+    @property
+    def status(self) -> str:
+        """``damaged``, ``unverifiable`` (nothing damaged found, but some arrays have no
+        checksums) or ``intact``."""
+        if self.problems:
+            return "damaged"
+        return "unverifiable" if self.unverifiable else "intact"
+
+    @property
+    def chunks(self) -> int:
+        return sum(c.chunks for c in self.checks)
+
+
+def _chunk_name(array: zarr.Array, coords: tuple[int, ...]) -> str:
+    key = "c/" + "/".join(str(c) for c in coords)
+    if array.ndim >= 2 and array.chunks[:2] == (1, 1):
+        return f"chunk {key} (frame {coords[0]}, object index {coords[1]})"
+    if array.ndim >= 1 and array.chunks[0] == 1:
+        return f"chunk {key} (entry {coords[0]})"
+    return f"chunk {key}"
+
+
+def _check_array(array: zarr.Array, path: str, video_id: str) -> ArrayCheck:
+    """Read ``array`` chunk by chunk (every chunk of one leading index at a time, then one by one
+    where that fails, to name each damaged chunk) and collect the failures."""
+    grid = tuple(int(np.ceil(s / c)) if s else 0 for s, c in zip(array.shape, array.chunks, strict=True))
+    damaged: list[str] = []
+    read = 0
+    if array.ndim == 0 or 0 in grid:
+        return ArrayCheck(path, video_id, 0, is_checksummed(array))
+    step = array.chunks[0]
+    for lead in range(grid[0]):
+        rest = grid[1:]
+        read += int(np.prod(rest)) if rest else 1
+        try:
+            array[lead * step : (lead + 1) * step]
+            continue
+        except Exception:  # locate the damaged chunks of this slab one by one
+            pass
+        for inner in np.ndindex(*rest) if rest else [()]:
+            coords = (lead, *inner)
+            selection: Any = tuple(
+                slice(i * c, (i + 1) * c) for i, c in zip(coords, array.chunks, strict=True)
+            )
+            try:
+                array[selection]
+            except Exception as exc:
+                damaged.append(f"{_chunk_name(array, coords)}: {describe_read_error(exc)}")
+    return ArrayCheck(path, video_id, read, is_checksummed(array), tuple(damaged))
+
+
+def _check_group(
+    group_path: str, root: zarr.Group, video_id: str
+) -> tuple[zarr.Group | None, list[ArrayCheck]]:
+    """Open a group and check each of its arrays; a group or array whose metadata does not parse
+    is one damaged entry."""
+    try:
+        group = root[group_path]
+        names = sorted(group.array_keys())
+    except Exception as exc:
+        return None, [ArrayCheck(group_path, video_id, 0, True, (f"zarr.json: {describe_read_error(exc)}",))]
+    checks = []
+    for name in names:
+        path = f"{group_path}/{name}"
+        try:
+            array = group[name]
+        except Exception as exc:
+            checks.append(ArrayCheck(path, video_id, 0, True, (f"zarr.json: {describe_read_error(exc)}",)))
+            continue
+        checks.append(_check_array(array, path, video_id))
+    return group, checks
+
+
+def _attributes_disagree(group: zarr.Group, path: str, video_id: str) -> ArrayCheck | None:
+    """Metadata has no checksum: a change that keeps ``zarr.json`` valid JSON is caught only when
+    the attributes stop matching the arrays (frames, objects, size, score names)."""
+    attrs = dict(group.attrs)
+    missing = [k for k in ("video", "object_ids", "score_names", "reasons", "complete") if k not in attrs]
+    if missing:
+        return ArrayCheck(path, video_id, 0, True, (f"zarr.json: expected attributes {missing}, got none",))
+    try:
+        video = attrs["video"]
+        t, o = int(video["num_frames"]), len(attrs["object_ids"])
+        expected = {
+            "masks": (t, o, int(video["height"]), int(video["width"])),
+            "scores": (t, o, len(attrs["score_names"])),
+            **{name: (t, o) for name in ("status", "reason", "source", "revision")},
+        }
+        arrays = set(group.array_keys())
+        wrong = [
+            f"{name} {tuple(group[name].shape)} (attributes say {shape})"
+            for name, shape in expected.items()
+            if name in arrays and tuple(group[name].shape) != shape
+        ]
+    except Exception as exc:  # a wrong type where a number or list belongs
+        return ArrayCheck(
+            path, video_id, 0, True, (f"zarr.json: unreadable attributes: {describe_read_error(exc)}",)
+        )
+    if not wrong:
+        return None
+    return ArrayCheck(
+        path,
+        video_id,
+        0,
+        True,
+        (f"zarr.json: expected attributes matching the arrays, got {'; '.join(wrong)}",),
+    )
+
+
+def _pending_in_complete(group: zarr.Group, path: str, video_id: str) -> ArrayCheck | None:
+    """A complete video with frame-objects never written: its status chunks went missing."""
+    if not group.attrs.get("complete") or "status" not in group.array_keys():
+        return None
+    try:
+        status = group["status"][:]
+    except Exception:
+        return None  # already reported chunk by chunk
+    pending = np.argwhere(status == Status.PENDING)
+    if not len(pending):
+        return None
+    listed = ", ".join(f"c/{t}/{o}" for t, o in pending[:10].tolist())
+    more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
+    return ArrayCheck(
+        f"{path}/status",
+        video_id,
+        0,
+        True,
+        (f"chunks {listed}{more}: expected every frame-object written in a complete video, got none",),
+    )
+
+
+def verify_store(store: PseudoLabelStore, video_id: str | None = None) -> VerifyReport:
+    """Check the ``videos`` group's metadata and every video's arrays and history (or one
+    video's), reading every chunk.
+
+    Raises:
+        VideoNotFoundError: ``video_id`` is neither a video nor a history of the store.
+    """
+    root = store._root  # same package: the store hands its root to its own checker
+    checks: list[ArrayCheck] = []
+    for node in ("videos", "history"):
+        try:
+            if node in set(store._node_names("")):
+                root[node]
+        except Exception as exc:
+            checks.append(ArrayCheck(node, "", 0, True, (f"zarr.json: {describe_read_error(exc)}",)))
+    videos = set(store.videos())
+    history = set(store._node_names("history"))
+    if video_id is not None and video_id not in videos | history:
+        store._group(video_id)  # raises VideoNotFoundError naming the videos present
+    for vid in [video_id] if video_id is not None else sorted(videos | history):
+        if vid in videos:
+            group, found = _check_group(f"videos/{vid}", root, vid)
+            checks.extend(found)
+            if group is not None and not any(c.damaged and c.path == f"videos/{vid}" for c in found):
+                for extra in (
+                    _attributes_disagree(group, f"videos/{vid}", vid),
+                    _pending_in_complete(group, f"videos/{vid}", vid),
+                ):
+                    if extra is not None:
+                        checks.append(extra)
+        if vid in history:
+            checks.extend(_check_group(f"history/{vid}", root, vid)[1])
+    return VerifyReport(store.location, tuple(checks))
