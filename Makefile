@@ -92,12 +92,16 @@ model-figures: $(STAMP)
 	$(U) simulate-clicks configs/runs/generated-val-micro.yaml --fraction 0.05 --score iou_micro --json \
 		> $(GEN)/clicks.json
 
+# lint-imports: ../shared/ARCHITECTURE.md's import rules as import-linter contracts
+# ([tool.importlinter] in pyproject.toml).
 test: $(STAMP)
 	$(VENV)/bin/ruff check usam_video flows tests
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check usam_video flows tests
+	$(VENV)/bin/lint-imports --no-cache
 
 clean-venv:
 	rm -rf $(VENV)

@@ -36,6 +36,7 @@ from usam_video.bench.common import (
     run_config,
     set_threads,
     stopwatch,
+    write_demo_videos,
 )
 
 __all__ = ["main", "measure_count", "prefect_server"]
@@ -147,11 +148,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import flows.pseudo_label  # noqa: F401  (prefect's import is a one-off cost: timed apart)
 
     import_s = elapsed()
-    from usam_video.datasets.synthetic import make_demo_dataset
-
     with tempfile.TemporaryDirectory(prefix="usam-bench-prefect-") as tmp:
         root = Path(tmp) / "data"
-        names = make_demo_dataset(root, num_videos=max(counts), num_frames=frames, height=height, width=width)
+        names = write_demo_videos(root, max(counts), frames, height, width)
         with prefect_server(args.server) as startup_s:
             if not args.small:  # warm-up: model and heads built (cached), first flow run registered
                 alternate(_variants(root, names[:2], Path(tmp)), repeats=1)

@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from flows.gpu_limit import GPU_LIMIT_NAME, ensure_concurrency_limit
+
 __all__ = [
     "REPO_ROOT",
     "PREFECT_FILE",
@@ -48,9 +50,8 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_FILE = Path(__file__).with_name("prefect.yaml")
-# The name the flows acquire (flows.pseudo_label.GPU_LIMIT_NAME; not imported from there, since
-# that module loads torch and sam2 and `usam-video deploy` should not wait for them).
-GPU_LIMIT = "gpu"
+# The name the flows acquire (one definition, in flows/gpu_limit.py; kept here under its old name).
+GPU_LIMIT = GPU_LIMIT_NAME
 
 
 def configured_api_url() -> str | None:
@@ -211,27 +212,6 @@ def ensure_work_pool(name: str) -> bool:
             template = ProcessWorker.get_default_base_job_template()
             client.create_work_pool(WorkPoolCreate(name=name, type="process", base_job_template=template))
             return True
-
-
-def ensure_concurrency_limit(name: str, limit: int) -> str:
-    """Create the global concurrency limit ``name`` with ``limit`` slots, or set an existing one
-    to ``limit``. Returns ``created``, ``updated`` or ``unchanged``."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
-    from prefect.exceptions import ObjectNotFound
-
-    if limit < 1:
-        raise ValueError(f"concurrency limit {name!r}: expected at least 1 slot, got {limit}.")
-    with get_client(sync_client=True) as client:
-        try:
-            current = client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=limit))
-            return "created"
-        if current.limit == limit and current.active:
-            return "unchanged"
-        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
-        return "updated"
 
 
 def prefect_deploy(

@@ -1,9 +1,12 @@
 """The pseudo-labelling flow: one task per video, retries, a GPU slot per task on CUDA,
-a progress artifact while it runs and a table artifact at the end."""
+a progress artifact while it runs and, at the end, a table artifact (a row per video), score
+histograms, a review overview and one review page per uncertain video (see
+:mod:`usam_video.pipeline.report`)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import re
 import tempfile
@@ -24,7 +27,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 
 from usam_video.config import load_run_config
-from usam_video.errors import InputError
+from usam_video.errors import InputError, UsamVideoError
 from usam_video.pipeline import (
     apply_run_budget,
     label_video,
@@ -33,11 +36,23 @@ from usam_video.pipeline import (
     run_score_plot,
     untrained_warnings,
 )
+from usam_video.pipeline.report import RunReport, build_report, run_markdown, video_markdown
 from usam_video.types import VideoResult
 
-__all__ = ["GPU_LIMIT_NAME", "label_video_task", "pseudo_label_dataset", "summary_table", "ensure_gpu_limit"]
+__all__ = [
+    "GPU_LIMIT_NAME",
+    "REPORT_VIDEOS",
+    "label_video_task",
+    "pseudo_label_dataset",
+    "summary_table",
+    "ensure_gpu_limit",
+    "video_artifact_key",
+]
 
 GPU_LIMIT_NAME = "gpu"
+#: Default number of the most uncertain videos that get a review page artifact (images inside):
+#: a run of thousands of videos writes this many pages, and a table row for every video.
+REPORT_VIDEOS = 20
 
 
 def _retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
@@ -78,15 +93,30 @@ def ensure_gpu_limit(limit: int) -> None:
             )
 
 
-def summary_table(results: list[VideoResult]) -> list[dict[str, Any]]:
-    """Rows of the run's table artifact (one per video)."""
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, 4)
+
+
+def summary_table(
+    results: list[VideoResult], report: RunReport | None = None, pages: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of the run's table artifact (one per video). With a review ``report``, each row also
+    has the video's uncertainty, its rank, the key of its page artifact (``pages``; "" when it
+    has none) and, with ground truth, its J&F beside the copy-first-mask baseline's."""
+    digests = {d.video_id: d for d in report.videos} if report is not None else {}
     rows = []
     for r in results:
         row = asdict(r)
-        row["mean_predicted_iou"] = (
-            None if math.isnan(r.mean_predicted_iou) else round(r.mean_predicted_iou, 4)
-        )
+        row["mean_predicted_iou"] = _rounded(r.mean_predicted_iou)
         row["seconds"] = round(r.seconds, 2)
+        if report is not None:
+            digest = digests.get(r.video_id)
+            row["uncertainty"] = _rounded(digest.uncertainty) if digest is not None else None
+            row["uncertainty_rank"] = report.rank(r.video_id) if digest is not None else None
+            row["review_page"] = (pages or {}).get(r.video_id, "")
+            if report.jf is not None:
+                row["jf"] = _rounded(digest.jf) if digest is not None else None
+                row["jf_copy_first_mask"] = _rounded(digest.jf_baseline) if digest is not None else None
         rows.append(row)
     return rows
 
@@ -110,10 +140,57 @@ def _artifact_key(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "run"
 
 
+def video_artifact_key(run_key: str, video_id: str) -> str:
+    """The key of a video's review page artifact: ``<run>-video-<video>``. Prefect keys allow
+    lowercase letters, digits and dashes only; a video id that needed changing gets a short hash
+    of itself, so that two ids never share a key."""
+    key = _artifact_key(video_id)
+    if key != video_id:
+        key += "-" + hashlib.sha1(video_id.encode()).hexdigest()[:6]
+    return f"{run_key}-video-{key}"
+
+
+def _review_artifacts(
+    run: Any, video_ids: list[str], key: str, pages: int, with_jf: bool
+) -> RunReport | None:
+    """The review overview and a page per uncertain video; None (logged) if the store cannot be
+    read back: the labels are stored, a missing report must not fail the run."""
+    logger = get_run_logger()
+    try:
+        report = build_report(
+            run.store_path, video_ids, dataset=run.dataset, max_pages=pages, ground_truth=with_jf
+        )
+        keys = {video_id: video_artifact_key(key, video_id) for video_id in report.paged}
+        for video_id, page_key in keys.items():
+            digest = report.digest(video_id)
+            create_markdown_artifact(
+                video_markdown(report, video_id),
+                key=page_key,
+                description=f"{video_id}: uncertainty rank {report.rank(video_id)}, "
+                f"{len(digest.plan)} planned corrections; timeline, worst frames, review plan",
+            )
+        create_markdown_artifact(
+            run_markdown(report, keys, every_video=f"{key}-summary"),
+            key=f"{key}-review",
+            description=f"the {len(keys)} most uncertain videos of run {run.name!r}: where, and why",
+        )
+    except UsamVideoError as exc:
+        logger.error("review report of run %s not written: %s", run.name, exc)
+        return None
+    return report
+
+
 @flow(name="pseudo-label-dataset")
-def pseudo_label_dataset(run_config: str, use_gpu_limit: bool | None = None) -> list[VideoResult]:
+def pseudo_label_dataset(
+    run_config: str,
+    use_gpu_limit: bool | None = None,
+    report_videos: int = REPORT_VIDEOS,
+    report_jf: bool = True,
+) -> list[VideoResult]:
     """Pseudo-label every video of a run config. A failing video is reported as failed in the
-    summary; the others complete. ``use_gpu_limit`` defaults to "the model runs on CUDA"."""
+    summary; the others complete. ``use_gpu_limit`` defaults to "the model runs on CUDA".
+    ``report_videos``: how many of the most uncertain videos get a review page artifact;
+    ``report_jf``: show J&F against the dataset's ground truth (when it has some)."""
     logger = get_run_logger()
     run = load_run_config(run_config)
     context = load_context(run)
@@ -140,11 +217,20 @@ def pseudo_label_dataset(run_config: str, use_gpu_limit: bool | None = None) -> 
     turned_away = apply_run_budget(run, [r.video_id for r in results if r.outcome != "failed"])
     if turned_away:
         logger.warning("human budget of the run: %d queued frame-objects accepted instead", turned_away)
-    _score_plot_artifact(run, [r.video_id for r in results if r.outcome != "failed"], key)
+    stored = [r.video_id for r in results if r.outcome != "failed"]
+    _score_plot_artifact(run, stored, key)
+    report = _review_artifacts(run, stored, key, report_videos, report_jf) if stored else None
+    pages = {v: video_artifact_key(key, v) for v in report.paged} if report is not None else {}
+    jf = ""
+    if report is not None and report.jf is not None:
+        jf = f"; J&F {report.jf:.3f}"
+        if report.jf_baseline is not None:
+            jf += f" (copy-first-mask {report.jf_baseline:.3f})"
     create_table_artifact(
-        summary_table(results),
+        summary_table(results, report, pages),
         key=f"{key}-summary",
-        description=f"Pseudo-labels of run {run.name!r} into {run.store}"
+        description=f"Pseudo-labels of run {run.name!r} into {run.store}{jf}; review pages: column "
+        "review_page"
         + ("" if not untrained_warnings(context) else " (UNTRAINED weights: see the flow log)"),
     )
     return results

@@ -7,9 +7,10 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from flows.collect import as_they_complete
 from flows.pseudo_label import _retry_unless_bad_input
 from usam_video.pipeline import RefineResult, refine_store
-from usam_video.store import PseudoLabelStore
+from usam_video.pipeline.refine import refinable_videos
 
 __all__ = ["refine_video_task", "refine_flow"]
 
@@ -24,16 +25,17 @@ def refine_video_task(store: str, video_id: str) -> RefineResult:
 def refine_flow(store: str, videos: list[str] | None = None) -> list[RefineResult]:
     """Run the automatic refinements over a store's queue."""
     logger = get_run_logger()
-    opened = PseudoLabelStore.open(store)
-    ids = videos if videos is not None else [v for v in opened.videos() if opened.is_complete(v)]
+    complete = refinable_videos(store)  # also checks the store before any task starts
+    ids = videos if videos is not None else complete
     futures = [refine_video_task.submit(store, video_id) for video_id in ids]
-    results = []
-    for video_id, future in zip(ids, futures, strict=True):
-        try:
-            results.append(future.result())
-        except Exception as exc:  # reported, the others go on
-            logger.error("refining %s failed: %s", video_id, exc)
-            results.append(RefineResult(video_id, 0, -1, f"failed: {exc}"))
+    done: dict[int, RefineResult] = {}
+    for i, result, error in as_they_complete(futures):
+        if error is not None:  # reported as it happens; the others go on
+            logger.error("refining %s failed: %s", ids[i], error)
+            result = RefineResult(ids[i], 0, -1, f"failed: {error}")
+        assert result is not None
+        done[i] = result
+    results = [done[i] for i in range(len(ids))]  # in the order the videos were given
     create_table_artifact(
         [asdict(r) for r in results], key="refine-summary", description=f"refinement of {store}"
     )

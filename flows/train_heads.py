@@ -9,11 +9,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.concurrency.sync import concurrency
 
-from flows.pseudo_label import GPU_LIMIT_NAME, _artifact_key, _retry_unless_bad_input, ensure_gpu_limit
+from flows.collect import as_they_complete
+from flows.gpu_limit import GPU_LIMIT_NAME, ensure_gpu_limit
+from flows.pseudo_label import _artifact_key, _retry_unless_bad_input
 from usam_video.config import load_train_heads_config
-from usam_video.datasets import open_dataset
-from usam_video.engine import resolve_device
-from usam_video.pipeline import TrainReport, record_video, train_from_container, training_videos
+from usam_video.pipeline import TrainReport, record_video, train_from_container
+from usam_video.pipeline.train_heads import records_on_cuda, videos_to_record
 
 __all__ = ["record_video_task", "train_task", "train_heads_flow", "report_rows"]
 
@@ -56,19 +57,18 @@ def train_heads_flow(config: str, use_gpu_limit: bool | None = None) -> TrainRep
     """Record every usable video of a heads-training config (resuming its container), then train."""
     logger = get_run_logger()
     cfg = load_train_heads_config(config)
-    videos = training_videos(cfg, open_dataset(cfg.dataset))
+    videos = videos_to_record(cfg)
     if use_gpu_limit is None:
-        use_gpu_limit = resolve_device(cfg.models[0].model.device).type == "cuda"
+        use_gpu_limit = records_on_cuda(cfg)
     if use_gpu_limit:
         ensure_gpu_limit(1)
     futures = [record_video_task.submit(config, video_id, use_gpu_limit) for video_id in videos]
-    failed = []
-    for video_id, future in zip(videos, futures, strict=True):
-        try:
-            future.result()
-        except Exception as exc:  # the task already retried; the other videos still count
-            logger.error("video %s failed: %s", video_id, exc)
-            failed.append(video_id)
+    failed_at = []
+    for i, _, error in as_they_complete(futures):
+        if error is not None:  # the task already retried; reported now, the other videos still count
+            logger.error("video %s failed: %s", videos[i], error)
+            failed_at.append(i)
+    failed = [videos[i] for i in sorted(failed_at)]  # in the order of the config's videos
     report = train_task(config)
     key = _artifact_key(cfg.name)
     create_table_artifact(

@@ -32,9 +32,9 @@ from usam_video.cli import app
 from usam_video.config import DatasetConfig, RunConfig
 from usam_video.datasets import open_dataset
 from usam_video.datasets.mp4_writer import write_mjpeg_mp4
-from usam_video.datasets.palette import write_palette_png
 from usam_video.datasets.synthetic import SyntheticVideoSpec, render_video, write_sav_video
 from usam_video.errors import UsamVideoError
+from usam_video.palette import write_palette_png
 from usam_video.pipeline import export_queue, label_dataset
 from usam_video.store import PseudoLabelStore
 from usam_video.types import VideoRef

@@ -106,14 +106,17 @@ def test_demo_end_to_end(prefect_harness, tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(out), "--videos", "2", "--frames", "6"])
     assert result.exit_code == 0, result.output
     assert "J&F against the ground truth" in result.output and "RANDOM" not in result.output
+    assert "review plan" in result.output
+    assert "review report" in result.output and (out / "report" / "index.html").is_file()
     for name in ("test-000", "test-001"):
         assert (out / f"overlay-{name}.png").stat().st_size > 1000
+        assert (out / f"plan-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     store = out / "demo.zarr"
     data = json.loads(runner.invoke(app, ["inspect", str(store), "--json"]).stdout)
     assert [v["video_id"] for v in data["videos"]] == ["test-000", "test-001"]
     for v in data["videos"]:
         assert v["complete"] and len(v["frame_scores"]) == 6
-        assert {"iou_micro", "model_gap", "prompt_gap", "iou_unsupervised"} <= set(v["scores"])
+        assert {"iou_micro", "model_gap", "iou_video", "lost_video", "overlap_others"} <= set(v["scores"])
         assert v["provenance"]["heads_untrained"] is False and v["provenance"]["model_untrained"] is False
 
 

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from tests.conftest import SMALL_SAM2_CONFIG
 from usam_video.cli import app
 from usam_video.doctor import integrity
+from usam_video.hashing import file_sha256
 from usam_video.heads import random_heads, save_heads
 
 runner = CliRunner()
@@ -84,7 +85,7 @@ def test_doctor_config_with_weights_and_heads_is_green(tmp_path: Path, synth_roo
     names = ("config", "dataset", "sam2 config", "checkpoint", "heads/iou_tiny", "heads/task_gap", "disk")
     for name in names:
         assert checks[name]["ok"], checks[name]
-    assert integrity._sha256(ckpt) in checks["checkpoint"]["detail"]
+    assert file_sha256(ckpt) in checks["checkpoint"]["detail"]
     assert str(tmp_path / "out" / "s.zarr") in checks["disk"]["detail"]
 
 

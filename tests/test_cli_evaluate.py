@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tests.evaluation.helpers import copy_davis_predictions, write_dataset_yaml, write_fake_store
 from usam_video.cli import app
 from usam_video.config import DatasetConfig
-from usam_video.datasets.palette import write_palette_png
+from usam_video.palette import write_palette_png
 
 runner = CliRunner()
 SAMPLE_VIDEOS = ["blackswan", "bmx-trees", "car-shadow", "tennis"]

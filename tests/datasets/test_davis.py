@@ -7,8 +7,8 @@ from PIL import Image
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets import DavisReader, open_dataset
-from usam_video.datasets.palette import VOID_INDEX, read_palette_png, write_palette_png
 from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError, FrameReadError
+from usam_video.palette import VOID_INDEX, read_palette_png, write_palette_png
 
 
 def reader(root: Path, **kw) -> DavisReader:

@@ -13,9 +13,9 @@ from PIL import Image
 from tests.datasets.conftest import first_frame_of
 from usam_video.config import DatasetConfig, load_dataset_config
 from usam_video.datasets import MoseReader, open_dataset
-from usam_video.datasets.palette import VOID_INDEX, write_palette_png
 from usam_video.datasets.synthetic import SyntheticVideo
 from usam_video.errors import AnnotationError, ConfigError, DatasetError, DatasetNotFoundError, FrameReadError
+from usam_video.palette import VOID_INDEX, write_palette_png
 
 VIDEO = "0a1b2c3d"
 

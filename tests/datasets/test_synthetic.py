@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from usam_video.datasets.palette import read_palette_png
 from usam_video.datasets.synthetic import (
     MIN_VISIBLE_PIXELS,
     SyntheticVideoSpec,
@@ -18,6 +17,7 @@ from usam_video.datasets.synthetic import (
     write_davis_dataset,
 )
 from usam_video.errors import InputError
+from usam_video.palette import read_palette_png
 
 
 def _image_dir(root: Path, name: str) -> Path:

@@ -28,6 +28,7 @@ from usam_video.doctor.report import (
     exit_code,
     run_checks,
 )
+from usam_video.hashing import file_sha256
 from usam_video.heads import random_heads, save_heads
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,7 @@ def test_checkpoint_found_sized_hashed_and_loadable(tmp_path: Path) -> None:
     check = check_checkpoint(path)
     assert check.ok, check.detail
     assert str(path) in check.detail
-    assert integrity._sha256(path) in check.detail
+    assert file_sha256(path) in check.detail
     assert "2 tensors" in check.detail
 
 
@@ -162,7 +163,7 @@ def test_heads_found_sized_hashed_and_loadable(tmp_path: Path) -> None:
     # save_heads writes the project's own pairing into manifest.json; the doctor reports it
     assert "manifest.json" in checks[0].detail and "pairing aligned" in checks[0].detail
     path = tmp_path / "iou_tiny" / "model.pth"
-    assert str(path) in checks[1].detail and integrity._sha256(path) in checks[1].detail
+    assert str(path) in checks[1].detail and file_sha256(path) in checks[1].detail
     # Without names, every <head>/model.pth found is checked.
     assert [c.name for c in check_heads(tmp_path)] == ["heads/manifest", "heads/iou_tiny", "heads/task_gap"]
 

@@ -6,8 +6,9 @@ import torch
 
 from tests.conftest import SMALL_SAM2_CONFIG
 from usam_video.config import ModelConfig
-from usam_video.engine import StreamingVideoPredictor, build_model, file_sha256, resolve_sam2_config
+from usam_video.engine import StreamingVideoPredictor, build_model, resolve_sam2_config
 from usam_video.errors import CheckpointError, ModelBuildError
+from usam_video.hashing import file_sha256
 
 
 def test_small_config_builds_real_sam2_classes(small_model) -> None:
@@ -34,6 +35,30 @@ def test_same_seed_same_weights(small_model, small_model_config) -> None:
         small_model.predictor.state_dict().items(), again.predictor.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), k
+
+
+def test_random_init_leaves_the_global_rng_alone(small_model_config) -> None:
+    """The seed of random weights is set in a fork of the generator, not the caller's."""
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    build_model(small_model_config)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_checkpoint_weights_do_not_depend_on_the_global_rng(small_model, tmp_path: Path) -> None:
+    """No seed is drawn for a checkpoint build: every parameter and buffer comes from the file."""
+    ckpt = tmp_path / "small.pt"
+    torch.save({"model": small_model.predictor.state_dict()}, ckpt)
+    config = ModelConfig(name="s", sam2_config=str(SMALL_SAM2_CONFIG), checkpoint=ckpt, device="cpu")
+    models = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        models.append(build_model(config).predictor)
+    buffers = [dict(m.named_buffers()) | m.state_dict() for m in models]
+    assert buffers[0].keys() == buffers[1].keys()
+    for key, value in buffers[0].items():
+        assert torch.equal(value, buffers[1][key]), key
 
 
 def test_checkpoint_round_trip_loads_strictly(small_model, tmp_path: Path) -> None:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 
 from usam_video.config import ModelConfig, TrainingRecipe, TrainModelConfig
-from usam_video.datasets.synthetic import generated_specs
+from usam_video.datasets.rendering import generated_specs, training_clip, training_clip_spec
 from usam_video.engine import build_model
-from usam_video.engine.training import _clip_step, _DecoderTap, sample_clip_spec, train_sam2
+from usam_video.engine.training import _clip_step, _DecoderTap, train_sam2
 from usam_video.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,10 +24,15 @@ def _model(seed: int = 0):
     )
 
 
+def _train(model, recipe: TrainingRecipe, checkpoint: Path, **kwargs):
+    """``train_sam2`` on the generated clips of ``recipe`` (as ``pipeline.train_model`` runs it)."""
+    return train_sam2(model, recipe, checkpoint, partial(training_clip, recipe), **kwargs)
+
+
 def test_clip_specs_are_deterministic_and_disjoint_from_generated_sets() -> None:
     recipe = TrainingRecipe(steps=10)
-    assert sample_clip_spec(recipe, 3) == sample_clip_spec(recipe, 3)
-    train_seeds = {sample_clip_spec(recipe, step).seed for step in range(500)}
+    assert training_clip_spec(recipe, 3) == training_clip_spec(recipe, 3)
+    train_seeds = {training_clip_spec(recipe, step).seed for step in range(500)}
     assert len(train_seeds) == 500
     for purpose in ("val", "heads", "test"):
         assert not train_seeds & {s.seed for s in generated_specs(purpose, 200)}
@@ -36,7 +42,7 @@ def test_a_few_steps_train_and_resume(tmp_path: Path) -> None:
     recipe = TrainingRecipe(steps=4, image_fraction=0.25, clip_frames=4, warmup_steps=1)
     built = _model()
     before = {k: v.clone() for k, v in built.predictor.state_dict().items()}
-    state = train_sam2(built.predictor, recipe, tmp_path / "state.pt", max_seconds=None, log=lambda s: None)
+    state = _train(built.predictor, recipe, tmp_path / "state.pt", max_seconds=None, log=lambda s: None)
     assert state.step == 4 and state.history and torch.isfinite(torch.tensor(state.history[-1]["loss"]))
     after = built.predictor.state_dict()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
@@ -50,21 +56,21 @@ def test_a_few_steps_train_and_resume(tmp_path: Path) -> None:
     ):
         assert any(k.startswith(part) for k in changed), part
     # Resuming a finished run does no more steps; a longer recipe is refused (different recipe).
-    again = train_sam2(_model().predictor, recipe, tmp_path / "state.pt", log=lambda s: None)
+    again = _train(_model().predictor, recipe, tmp_path / "state.pt", log=lambda s: None)
     assert again.step == 4
     with pytest.raises(InputError, match="state.pt.*same recipe"):
-        train_sam2(_model().predictor, TrainingRecipe(steps=5), tmp_path / "state.pt", log=lambda s: None)
+        _train(_model().predictor, TrainingRecipe(steps=5), tmp_path / "state.pt", log=lambda s: None)
 
 
 def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
     recipe = TrainingRecipe(steps=3, image_fraction=0.0, clip_frames=3, warmup_steps=1)
     straight = _model()
-    train_sam2(straight.predictor, recipe, tmp_path / "a.pt", log=lambda s: None)
-    first = train_sam2(_model().predictor, recipe, tmp_path / "b.pt", stop_at=1, log=lambda s: None)
+    _train(straight.predictor, recipe, tmp_path / "a.pt", log=lambda s: None)
+    first = _train(_model().predictor, recipe, tmp_path / "b.pt", stop_at=1, log=lambda s: None)
     assert first.step == 1
     # Another process (a fresh model) resumes from the checkpoint and finishes the recipe.
     resumed = _model(seed=5)
-    assert train_sam2(resumed.predictor, recipe, tmp_path / "b.pt", log=lambda s: None).step == 3
+    assert _train(resumed.predictor, recipe, tmp_path / "b.pt", log=lambda s: None).step == 3
     resumed_state = resumed.predictor.state_dict()
     for name, value in straight.predictor.state_dict().items():
         assert torch.allclose(value, resumed_state[name], atol=1e-6), name
@@ -75,11 +81,10 @@ def _clip_step_backward(model, recipe: TrainingRecipe) -> None:
     import numpy as np
     import torch.nn.functional as F
 
-    from usam_video.datasets.synthetic import render_video
     from usam_video.engine.predictor import preprocess_frames
 
     model.train()
-    video = render_video(sample_clip_spec(recipe, 0))
+    video = training_clip(recipe, 0)
     labels = torch.from_numpy(video.labels)
     targets = torch.stack([(labels == o + 1).float() for o in range(int(labels.max()))])
     targets = F.interpolate(targets, size=(model.image_size,) * 2, mode="nearest")

@@ -11,8 +11,8 @@ import yaml
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets import open_dataset
-from usam_video.datasets.palette import write_palette_png
 from usam_video.evaluation import db_eval_iou
+from usam_video.palette import write_palette_png
 from usam_video.store import PseudoLabelStore
 
 __all__ = [

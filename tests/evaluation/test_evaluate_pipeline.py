@@ -20,9 +20,9 @@ from tests.evaluation.helpers import (
     write_sav_predictions,
 )
 from usam_video.config import DatasetConfig
-from usam_video.datasets.palette import write_palette_png
 from usam_video.errors import EvaluationError
 from usam_video.evaluation import DavisReport, SavReport, db_eval_iou
+from usam_video.palette import write_palette_png
 from usam_video.pipeline import EvaluationResult, evaluate_predictions, write_evaluation
 from usam_video.pipeline.evaluate import (
     RANDOM_SAMPLE,

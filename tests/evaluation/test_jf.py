@@ -328,7 +328,7 @@ def test_dataset_report_is_mean_over_objects() -> None:
 
 
 def test_read_davis_prediction_folder(tmp_path: Path) -> None:
-    from usam_video.datasets.palette import write_palette_png
+    from usam_video.palette import write_palette_png
 
     gt, _ = _toy_sequence()
     for t, frame in enumerate(gt):

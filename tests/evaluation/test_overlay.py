@@ -1,4 +1,4 @@
-"""Tests of usam_video.evaluation.overlay: a labelled video drawn as one readable PNG."""
+"""Tests of usam_video.evaluation.overlay and pipeline.overlay: a labelled video drawn as one readable PNG."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from tests.conftest import make_run_config
 from usam_video.config import DatasetConfig
 from usam_video.datasets import open_dataset
 from usam_video.errors import InputError, VideoNotFoundError
-from usam_video.evaluation import write_overlay
 from usam_video.evaluation.overlay import blend_masks, default_overlay_score
+from usam_video.pipeline.overlay import write_overlay
 from usam_video.store import PseudoLabelStore
 from usam_video.types import Status
 

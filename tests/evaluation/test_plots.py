@@ -35,3 +35,21 @@ def test_plot_curve_list_and_empty(tmp_path: Path) -> None:
     assert out.stat().st_size > 0
     with pytest.raises(EvaluationError, match="at least one curve"):
         plot_ranking_curves([], tmp_path / "none.png")
+
+
+def test_review_plan_marks_queued_and_corrected_frames(tmp_path: Path) -> None:
+    from usam_video.evaluation.plots import plot_review_plan
+
+    frames = list(range(30))
+    timelines = {obj: (frames, [0.5 + 0.01 * obj * np.sin(t) for t in frames]) for obj in range(1, 11)}
+    kwargs = {
+        "score": "sam_iou",
+        "conditioning": {1: [0, 12]},
+        "queued": {1: [3, 4, 5], 2: [7]},
+        "corrected": {1: [12]},
+    }
+    big = plot_review_plan("v", timelines, [(3, 1, 1)], tmp_path / "big.png", **kwargs)
+    small = plot_review_plan("v", timelines, [(3, 1, 1)], tmp_path / "small.png", dpi=80, **kwargs)
+    with Image.open(big) as a, Image.open(small) as b:
+        assert a.size == (880, 352) and b.size == (640, 256)  # 8 x 3.2 inches at 110 and 80 dpi
+    assert small.stat().st_size < big.stat().st_size < 150_000

@@ -1,5 +1,7 @@
 """The pseudo-labelling flow under Prefect's test harness (one ephemeral server per session)."""
 
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -101,3 +103,51 @@ def test_gpu_limit_path_creates_and_holds_the_limit(
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT_NAME)
     assert limit.limit == run.gpu_concurrency and limit.active_slots == 0
+
+
+def test_review_pages_only_for_the_most_uncertain_videos(
+    prefect_harness, dataset: Path, tmp_path: Path, small_model_config
+) -> None:
+    """The size cap: ``report_videos=1`` writes one video page (a timeline and a worst-frame strip
+    embedded, under the page cap), the overview names it, and every video keeps a table row."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.pseudo_label import pseudo_label_dataset, video_artifact_key
+    from usam_video.pipeline.report import MAX_PAGE_BYTES, build_report
+
+    videos = ["synth-000", "synth-001", "synth-002"]
+    run = make_run_config(dataset, tmp_path / "s.zarr", videos, small_model_config)
+    run = run.model_copy(update={"name": "cap-test"})
+    pseudo_label_dataset(str(write_run_yaml(tmp_path, run)), report_videos=1)
+    worst = build_report(tmp_path / "s.zarr", ground_truth=False).videos[0].video_id
+
+    table = _artifacts("cap-test-summary")[0]
+    with get_client(sync_client=True) as client:
+        of_run = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[table.flow_run_id]))
+        )
+    pages = sorted(a.key for a in of_run if a.key and a.key.startswith("cap-test-video-"))
+    assert pages == [video_artifact_key("cap-test", worst)] == [f"cap-test-video-{worst}"]
+    page = next(a for a in of_run if a.key == pages[0])
+    assert page.type == "markdown" and len(page.data.encode()) < MAX_PAGE_BYTES
+    assert "data:image/png;base64," in page.data and "data:image/jpeg;base64," in page.data
+
+    data = table.data if isinstance(table.data, list) else json.loads(table.data)  # JSON text in v3
+    rows = {row["video_id"]: row for row in data}
+    assert sorted(rows) == videos  # a row for every video, its page key or ""
+    assert {v: row["review_page"] for v, row in rows.items()} == {
+        v: (pages[0] if v == worst else "") for v in videos
+    }
+    assert rows[worst]["uncertainty_rank"] == 1 and rows[worst]["jf"] is not None
+    assert "jf_copy_first_mask" in rows[worst] and "J&F" in table.description
+    overview = _artifacts("cap-test-review")[0]
+    assert pages[0] in overview.data and "2 less uncertain videos have no page" in overview.data
+
+
+def test_video_artifact_keys_are_valid_and_distinct() -> None:
+    from flows.pseudo_label import video_artifact_key
+
+    keys = {video_artifact_key("run", v) for v in ("a_b", "a-b", "A-B", "x/y")}
+    assert len(keys) == 4 and all(re.fullmatch(r"[a-z0-9-]+", k) for k in keys)
+    assert video_artifact_key("run", "bmx-trees") == "run-video-bmx-trees"

@@ -9,9 +9,9 @@ import pytest
 
 from usam_video.config import HumanBudget, PolicyConfig, PolicyRule
 from usam_video.errors import ConfigError
-from usam_video.evaluation.overlay import _colour_scale
+from usam_video.evaluation.overlay import colour_scale
+from usam_video.evaluation.protocols import RankingItems, rank_items, score_direction
 from usam_video.heads import HeadInputs, random_heads
-from usam_video.pipeline.evaluate import _rank, _RankingItems, score_direction
 from usam_video.pipeline.train_heads import _ranking
 from usam_video.review.planner import PlannerSettings, Track, plan_reviews
 from usam_video.review.planning import budget_uncertainty, video_limit
@@ -58,7 +58,7 @@ def informative(name: str) -> np.ndarray:
 def test_registry_directions(name: str, direction: str) -> None:
     assert direction_of(name) == direction
     assert score_direction(name) == direction  # evaluate's wrapper
-    flip, low, high, label = _colour_scale(name)  # overlays: red always means doubtful
+    flip, low, high, label = colour_scale(name)  # overlays: red always means doubtful
     assert flip == (direction == "uncertainty")
     assert (low, high) == ((-0.5, 0.5) if name.endswith("_gap") else (0.0, 1.0))
     assert ("less certain" in label) == (direction == "uncertainty")
@@ -68,7 +68,7 @@ def test_features_have_no_direction() -> None:
     assert score_direction("prev_iou") is None and direction_of("prev_iou") == "feature"
     with pytest.raises(ConfigError, match="video feature"):
         to_uncertainty("prev_iou", np.zeros(2))
-    assert _colour_scale("area_prev_ratio")[1:] == (0.0, 1.0, "video feature")  # unbounded: [0, 1]
+    assert colour_scale("area_prev_ratio")[1:] == (0.0, 1.0, "video feature")  # unbounded: [0, 1]
 
 
 @pytest.mark.parametrize("name", ["sam_iou", "entropy", "task_gap", "iou_tiny", "lost_video"])
@@ -96,8 +96,8 @@ def test_human_budget_priority_without_direction() -> None:
 def test_evaluate_ranks_each_score_in_its_registry_direction() -> None:
     names = (*DIRECTIONS, "prev_iou")
     rows = np.stack([informative(n) for n in DIRECTIONS] + [BASE], axis=1).astype(np.float32)
-    items = _RankingItems(base_iou=list(BASE), scores=list(rows), score_names=names)
-    report, _, directions, dropped = _rank(items, None, np.linspace(0.0, 0.5, 11))
+    items = RankingItems(base_iou=list(BASE), scores=list(rows), score_names=names)
+    report, _, directions, dropped = rank_items(items, None, np.linspace(0.0, 0.5, 11))
     assert dropped == 0 and items.unranked == {"prev_iou": "a video feature: no direction of its own"}
     assert directions == DIRECTIONS
     for name in DIRECTIONS:  # each informative score ranks like the oracle, worst first
@@ -139,7 +139,7 @@ def test_unknown_score_names_are_config_errors() -> None:
     with pytest.raises(ConfigError, match=r"score 'mystery_head': expected a known score name"):
         Scorer(random_heads(["iou_tiny", "mystery_head"]))
     with pytest.raises(ConfigError, match="'mystery'"):
-        _colour_scale("mystery")
+        colour_scale("mystery")
     assert score_direction("mystery") is None  # evaluate leaves old stores' columns unranked
 
 

@@ -134,3 +134,51 @@ def test_flow_run_page_and_its_table_render_in_chromium(
     assert re.search(r"<img[^>]+src=\"data:image/png;base64,", dom), "no rendered score plot"
     for name in ("flow-run.png", "summary-table.png", "score-plots.png"):
         assert (ARTIFACTS_DIR / name).stat().st_size > 10_000  # a real picture, not an empty page
+
+
+def test_video_review_page_renders_in_chromium(prefect_server, reference_run, tmp_path: Path) -> None:
+    """Two clicks from the run: its Artifacts tab lists the review overview and a page per video;
+    the most uncertain video's page shows its timeline and worst frames as images."""
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    flow_run = _reference_artifacts(prefect_server, reference_run.name)["flow_run"]
+    with prefect_server.settings(), get_client(sync_client=True) as client:
+        of_run = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
+        )
+    by_key = {a.key: a for a in of_run if a.key}
+    review = by_key[f"{reference_run.name}-review"]
+    pages = sorted(k for k in by_key if k.startswith(f"{reference_run.name}-video-"))
+    assert len(pages) == len(VIDEOS)  # under the default cap every video has a page
+    summary = by_key[f"{reference_run.name}-summary"]
+    rows = summary.data if isinstance(summary.data, list) else json.loads(summary.data)
+    top = next(row for row in rows if row["uncertainty_rank"] == 1)
+    assert top["review_page"] in pages and top["review_page"] in review.data
+    profile = tmp_path / "chromium-profile"
+
+    # Click 1: the run's Artifacts tab names the overview and every video's page.
+    run_page = f"{prefect_server.ui_url}/v2/runs/flow-run/{flow_run.id}?tab=Artifacts"
+    expected = [review.key, *pages]
+    text = _visible_text(render(run_page, expected, profile, ARTIFACTS_DIR / "flow-run-review.png"))
+    for item in expected:
+        assert item in text, f"{item!r} not on the rendered flow-run page: {text[:2000]}"
+    overview_page = f"{prefect_server.ui_url}/v2/artifacts/artifact/{review.id}"
+    shot = ARTIFACTS_DIR / "review-overview.png"
+    text = _visible_text(render(overview_page, [top["video_id"], "worst frames"], profile, shot))
+    assert top["video_id"] in text and top["review_page"] in text
+
+    # Click 2: the video's page, its timeline and worst-frame strip rendered as images.
+    page = by_key[top["review_page"]]
+    video_page = f"{prefect_server.ui_url}/v2/artifacts/artifact/{page.id}"
+    expected = [top["video_id"], "Timeline", "Worst frames", "uncertainty rank 1"]
+    dom = render(video_page, expected, profile, ARTIFACTS_DIR / "video-review.png")
+    text = _visible_text(dom)
+    for item in expected:
+        assert item in text, f"{item!r} not on the rendered video page: {text[:2000]}"
+    assert re.search(r"<img[^>]+src=\"data:image/png;base64,", dom), "no rendered timeline"
+    assert re.search(r"<img[^>]+src=\"data:image/jpeg;base64,", dom), "no rendered worst-frame strip"
+    for name in ("flow-run-review.png", "review-overview.png", "video-review.png"):
+        assert (ARTIFACTS_DIR / name).stat().st_size > 10_000

@@ -196,6 +196,14 @@ def write_synthetic_video(
     return root / "JPEGImages" / "480p" / name
 
 
+def write_demo_videos(root: Path, num_videos: int, num_frames: int, height: int, width: int) -> list[str]:
+    """Write ``synth-000`` ... (1-3 objects, every frame annotated) under ``root``; returns their
+    names (:func:`usam_video.datasets.synthetic.make_demo_dataset`, for the benchmark flows)."""
+    from usam_video.datasets.synthetic import make_demo_dataset
+
+    return make_demo_dataset(root, num_videos=num_videos, num_frames=num_frames, height=height, width=width)
+
+
 def copy_video_prefix(root: Path, source: str, target: str, num_frames: int) -> Path:
     """Copy the first ``num_frames`` frames (and the frame-0 mask) of a DAVIS-layout video.
 

@@ -4,7 +4,7 @@ Masks: the real DAVIS annotations beside the repository (``$USAM_SHARED_DATA/dav
 Annotations/480p/*``, 854x480) and generated ones (moving shapes at 854x480). Every frame is
 written three ways from the same ``bool (O, H, W)`` masks:
 
-* ``png``: one palette PNG per frame (:func:`usam_video.datasets.palette.write_palette_png`;
+* ``png``: one palette PNG per frame (:func:`usam_video.palette.write_palette_png`;
   index ``i + 1`` for object ``i``, later objects on top: DAVIS's own format);
 * ``store``: :class:`~usam_video.store.PseudoLabelStore` itself, ``begin_video`` +
   ``write_frame`` (masks plus the tiny scores/status/reason chunks): what the pipeline pays;
@@ -70,7 +70,7 @@ def load_davis(root: Path, limit_frames: int | None = None) -> list[MaskVideo]:
 
     Void pixels (255) belong to no object, as in the store.
     """
-    from usam_video.datasets.palette import VOID_INDEX, read_palette_png
+    from usam_video.palette import VOID_INDEX, read_palette_png
 
     videos = []
     for folder in sorted(p for p in (root / "Annotations" / "480p").iterdir() if p.is_dir()):
@@ -137,7 +137,7 @@ def _writers(
 ) -> tuple[dict[str, Callable[[], float]], dict[str, _Size]]:
     """One callable per variant: writes every video into a fresh folder, returns seconds, and
     records the size of what it wrote (the last run's) in the returned dict."""
-    from usam_video.datasets.palette import write_palette_png
+    from usam_video.palette import write_palette_png
     from usam_video.store import PseudoLabelStore
     from usam_video.store.mask_codecs import write_masks
     from usam_video.types import VideoRef

@@ -15,40 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from usam_video.cli.app import app, console, err_console, repo_configs_dir
+from usam_video.cli.app import fail as _fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["app", "main", "repo_configs_dir"]
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Video pseudo-labelling with SAM 2 and USAM."
-)
-# Wide enough that tables are not cut when output goes to a file or CI log.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
-
-
 #: The committed weights of the project's trained SAM 2 models and heads (see MODEL_CARD.md there).
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-
-
-def repo_configs_dir() -> Path:
-    """The project's ``configs/`` folder (beside the package in a checkout)."""
-    path = Path(__file__).resolve().parents[2] / "configs"
-    if not path.is_dir():
-        raise UsamVideoError(
-            f"{path}: expected the project's configs/ folder beside the package, found nothing. "
-            "Run from a checkout installed with 'pip install -e .'."
-        )
-    return path
-
-
-def _fail(exc: Exception) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
-    raise typer.Exit(2)
 
 
 def _finite(value: float) -> float | None:
@@ -307,8 +284,8 @@ def demo(
 
     from usam_video.config import load_dataset_config
     from usam_video.datasets.synthetic import generated_specs, write_davis_dataset
-    from usam_video.evaluation.overlay import write_overlay
     from usam_video.pipeline.evaluate import evaluate_predictions
+    from usam_video.pipeline.overlay import write_overlay
     from usam_video.pipeline.train_model import copy_first_mask_jf
 
     configs = repo_configs_dir()
@@ -348,7 +325,7 @@ def demo(
         result = evaluate_predictions(store, config, random_seed=None)
         baseline = copy_first_mask_jf(config)
         overlays = [
-            write_overlay(store, config, name, out / f"overlay-{name}.png", score="iou_micro")
+            write_overlay(store, config, name, out / f"overlay-{name}.png", score="iou_video")
             for name in names
         ]
     except UsamVideoError as exc:
@@ -358,10 +335,28 @@ def demo(
             f"J&F against the ground truth: {result.jf.jf_mean:.3f} "
             f"(copying the first mask to every frame: {baseline:.3f})"
         )
-    n_queued = len(_queue_entries(store))
-    console.print(f"{n_queued} frame-objects queued for a human: usam-video queue {store}")
+    entries = [e for e in _queue_entries(store) if e.plan]
+    plan = Table(title=f"review plan: {len(entries)} corrections asked of a human (usam-video queue {store})")
+    for col in ("video", "frame", "object", "iou_video", "why"):
+        plan.add_column(col)
+    for e in entries:
+        iou = e.scores.get("iou_video", float("nan"))
+        plan.add_row(e.video_id, str(e.frame_index), str(e.object_id), f"{iou:.2f}", escape(e.plan))
+    console.print(plan)
+    from usam_video.pipeline.review import write_review_plan
+
+    for name in names:
+        drawn = write_review_plan(store, name, out / f"plan-{name}.png")
+        console.print(f"review plan (timeline, picks marked): {drawn}")
     for path in overlays:
         console.print(f"overlay (masks coloured by predicted IoU): {path}")
+    from usam_video.pipeline.report import write_static_report
+
+    try:
+        index = write_static_report(store, out / "report", config)
+    except UsamVideoError as exc:
+        _fail(exc)
+    console.print(f"review report (open in a browser): {index}")
 
 
 def _all_head_names() -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from usam_video.cli.main import _fail, app, console
+from usam_video.cli.app import app, console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["refine"]
@@ -24,13 +24,13 @@ def refine(
     try:
         PseudoLabelStore.open(store, mode="r")
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     from flows.refine import refine_flow
 
     try:
         results = refine_flow(str(store), list(video) if video else None)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title=f"refinement of {store}")
     for col in ("video", "refined", "left queued", "model"):
         table.add_column(col)

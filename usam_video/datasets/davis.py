@@ -13,17 +13,27 @@ import numpy as np
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets.base import DatasetReader, FrameSource, JpegFolderSource
-from usam_video.datasets.palette import (
+from usam_video.datasets.sources import jpeg_frame_size, jpeg_sequence
+from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError
+from usam_video.palette import (
     VOID_INDEX,
     annotation_from_index_map,
     png_size,
     read_palette_png,
 )
-from usam_video.datasets.sources import jpeg_frame_size, jpeg_sequence
-from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError
 from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
-__all__ = ["DavisReader"]
+__all__ = ["ANNOTATIONS_DIR", "IMAGES_DIR", "DavisReader", "split_list_file"]
+
+#: The DAVIS 2017 layout: ``<root>/<IMAGES_DIR>/<resolution>/<seq>/`` and
+#: ``<root>/<ANNOTATIONS_DIR>/<resolution>/<seq>/`` (the writers of generated datasets use these).
+IMAGES_DIR = "JPEGImages"
+ANNOTATIONS_DIR = "Annotations"
+
+
+def split_list_file(root: Path, split: str) -> Path:
+    """``<root>/ImageSets/2017/<split>.txt``: a split's sequence names, one per line."""
+    return Path(root) / "ImageSets" / "2017" / f"{split}.txt"
 
 
 class DavisReader(DatasetReader):
@@ -33,8 +43,8 @@ class DavisReader(DatasetReader):
         self.name = config.name
         self._config = config
         self.root = Path(config.root)
-        self._images = self.root / "JPEGImages" / config.resolution
-        self._annotations = self.root / "Annotations" / config.resolution
+        self._images = self.root / IMAGES_DIR / config.resolution
+        self._annotations = self.root / ANNOTATIONS_DIR / config.resolution
         if not self.root.is_dir():
             raise DatasetNotFoundError(
                 f"{self.root}: expected a DAVIS dataset root folder, found nothing. "
@@ -51,7 +61,7 @@ class DavisReader(DatasetReader):
         if self._config.videos is not None:
             return list(self._config.videos)
         if self._config.split is not None:
-            list_file = self.root / "ImageSets" / "2017" / f"{self._config.split}.txt"
+            list_file = split_list_file(self.root, self._config.split)
             if not list_file.is_file():
                 raise DatasetNotFoundError(
                     f"{list_file}: expected the list of split {self._config.split!r}, found nothing."

@@ -26,17 +26,28 @@ import numpy as np
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets.base import DatasetReader, FrameSource, JpegFolderSource
-from usam_video.datasets.palette import (
+from usam_video.datasets.sources import jpeg_frame_size, jpeg_sequence
+from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError
+from usam_video.palette import (
     annotation_from_index_map,
     image_header,
     object_ids_of,
     read_palette_png,
 )
-from usam_video.datasets.sources import jpeg_frame_size, jpeg_sequence
-from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError
 from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
-__all__ = ["MoseReader"]
+__all__ = ["ANNOTATIONS_DIR", "IMAGES_DIR", "MoseReader", "meta_file_name"]
+
+#: The MOSE layout: ``<root>/<split>/<IMAGES_DIR>/<video>/`` and
+#: ``<root>/<split>/<ANNOTATIONS_DIR>/<video>/`` (the writers of generated datasets use these).
+IMAGES_DIR = "JPEGImages"
+ANNOTATIONS_DIR = "Annotations"
+
+
+def meta_file_name(split: str) -> str:
+    """``meta_<split>.json``: the optional per-video metadata of a split."""
+    return f"meta_{split}.json"
+
 
 _MASK_NAME = re.compile(r"^(\d{5})\.png$")
 # MOSE masks are palette images; a greyscale or RGB file is a converted copy whose indices
@@ -54,8 +65,8 @@ class MoseReader(DatasetReader):
         self._config = config
         self.root = Path(config.root)
         self.split = config.split
-        self._images = self.root / self.split / "JPEGImages"
-        self._annotations = self.root / self.split / "Annotations"
+        self._images = self.root / self.split / IMAGES_DIR
+        self._annotations = self.root / self.split / ANNOTATIONS_DIR
         if not self.root.is_dir():
             raise DatasetNotFoundError(
                 f"{self.root}: expected a MOSE dataset root folder, found nothing. "
@@ -67,8 +78,8 @@ class MoseReader(DatasetReader):
                 f"Annotations/, found {sorted(p.name for p in self.root.iterdir())} in {self.root}."
             )
         candidates = [
-            self.root / f"meta_{self.split}.json",
-            self.root / self.split / f"meta_{self.split}.json",
+            self.root / meta_file_name(self.split),
+            self.root / self.split / meta_file_name(self.split),
         ]
         self.meta_path: Path | None = next((p for p in candidates if p.is_file()), None)
 

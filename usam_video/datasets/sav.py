@@ -44,13 +44,22 @@ from PIL import Image
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets.base import DatasetReader, FrameSource, JpegFolderSource
-from usam_video.datasets.palette import image_header
 from usam_video.datasets.rle import coco_rle_area, decode_coco_rle
 from usam_video.datasets.sources import Mp4Source, jpeg_frame_size, jpeg_sequence
 from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundError, RleError
+from usam_video.palette import image_header
 from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
-__all__ = ["SavReader", "ANNOTATION_STEP", "AUTO_ID_OFFSET", "SAV_FPS"]
+__all__ = [
+    "SavReader",
+    "ANNOTATIONS_DIR",
+    "ANNOTATION_STEP",
+    "AUTO_ID_OFFSET",
+    "FRAMES_DIR",
+    "SAV_FPS",
+    "masklet_file_name",
+    "split_list_name",
+]
 
 #: Video frames per annotated frame (masklets at 6 fps of a 24 fps video).
 ANNOTATION_STEP = 4
@@ -58,6 +67,21 @@ ANNOTATION_STEP = 4
 AUTO_ID_OFFSET = 1000
 #: Frame rate of SA-V videos and of the ``JPEGImages_24fps`` folders.
 SAV_FPS = 24.0
+#: The val/test layout: ``<root>/<FRAMES_DIR>/<video>/%05d.jpg`` and
+#: ``<root>/<ANNOTATIONS_DIR>/<video>/<obj:03d>/%05d.png`` (the writers of generated datasets
+#: use these).
+FRAMES_DIR = "JPEGImages_24fps"
+ANNOTATIONS_DIR = "Annotations_6fps"
+
+
+def split_list_name(split: str) -> str:
+    """``sav_<split>.txt``: a val/test split's video names, one per line."""
+    return f"sav_{split}.txt"
+
+
+def masklet_file_name(video_id: str, source: str) -> str:
+    """``<video>_<source>.json``: the train layout's masklets of ``source`` (manual or auto)."""
+    return f"{video_id}_{source}.json"
 
 _MASK_NAME = re.compile(r"^(\d{5})\.png$")
 # Modes a binary object mask may come in; colour files are refused rather than guessed at.
@@ -91,8 +115,8 @@ class SavReader(DatasetReader):
                 f"{self.root}: expected an SA-V dataset folder, found nothing. "
                 "Check 'root' in the dataset config."
             )
-        self._images = self.root / "JPEGImages_24fps"
-        self._annotations = self.root / "Annotations_6fps"
+        self._images = self.root / FRAMES_DIR
+        self._annotations = self.root / ANNOTATIONS_DIR
         if self.layout == "frames" and not (self._images.is_dir() and self._annotations.is_dir()):
             raise DatasetError(
                 f"{self.root}: expected the SA-V val/test layout with JPEGImages_24fps/ and "
@@ -109,7 +133,7 @@ class SavReader(DatasetReader):
             return list(self._config.videos)
         if self.layout == "frames":
             if self._config.split is not None:
-                list_file = self.root / f"sav_{self._config.split}.txt"
+                list_file = self.root / split_list_name(self._config.split)
                 if not list_file.is_file():
                     raise DatasetNotFoundError(
                         f"{list_file}: expected the list of split {self._config.split!r}, found nothing."
@@ -136,7 +160,7 @@ class SavReader(DatasetReader):
         columns: list[list[dict[str, Any] | None]] = []  # per object, per annotated frame
         lengths: dict[Path, int] = {}
         for source in self._sources():
-            path = self.root / f"{video_id}_{source}.json"
+            path = self.root / masklet_file_name(video_id, source)
             rows = _read_masklet_json(path, video_id, ref)
             offset = AUTO_ID_OFFSET if source == "auto" and self.annotation_source == "both" else 0
             if offset and rows and len(rows[0]) > AUTO_ID_OFFSET:

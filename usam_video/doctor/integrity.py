@@ -12,14 +12,14 @@ because importing ``sam2`` initialises Hydra globally.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from usam_video.engine.locate import find_sam2_dir
 from usam_video.errors import ModelBuildError
+from usam_video.hashing import file_sha256
 
 __all__ = [
     "MANIFEST_PATH",
@@ -31,8 +31,6 @@ __all__ = [
 
 #: The bundled manifest of upstream sha256 hashes.
 MANIFEST_PATH: Path = Path(__file__).with_name("sam2_manifest.json")
-
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -65,21 +63,6 @@ class IntegrityReport:
         return "\n".join(lines)
 
 
-def find_sam2_dir() -> Path:
-    """Return the installed ``sam2`` package directory without importing the package.
-
-    Raises:
-        ModelBuildError: ``sam2`` is not installed or is not a regular package.
-    """
-    spec = importlib.util.find_spec("sam2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelBuildError(
-            "find_sam2_dir: expected the sam2 package to be installed, got none. "
-            "Install it with `pip install sam2==1.1.0`."
-        )
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def load_manifest(path: Path | None = None) -> dict[str, Any]:
     """Load a sam2 hash manifest (default: the bundled ``sam2_manifest.json``).
 
@@ -109,14 +92,6 @@ def load_manifest(path: Path | None = None) -> dict[str, Any]:
             f"load_manifest: expected an object with 'commit' and 'files' in {path}, got something else."
         )
     return manifest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _python_files(package_dir: Path) -> set[str]:
@@ -152,7 +127,9 @@ def verify_sam2(package_dir: Path | None = None, manifest: dict[str, Any] | None
 
     mismatched = tuple(
         sorted(
-            rel for rel in expected.keys() & present if _sha256(package_dir / rel) != expected[rel].lower()
+            rel
+            for rel in expected.keys() & present
+            if file_sha256(package_dir / rel) != expected[rel].lower()
         )
     )
     missing = tuple(sorted(expected.keys() - present))

@@ -31,7 +31,9 @@ from typing import Any, Literal
 
 from usam_video.config import load_run_config
 from usam_video.doctor import integrity
+from usam_video.engine.locate import resolve_sam2_config
 from usam_video.errors import ModelBuildError, StoreNotFoundError, UsamVideoError
+from usam_video.hashing import file_sha256
 
 __all__ = [
     "Check",
@@ -326,7 +328,7 @@ def check_checkpoint(path: Path, name: str = "checkpoint") -> Check:
             "(or SAM2_CHECKPOINTS) at an official sam2.1_hiera_*.pt file.",
         )
     size = path.stat().st_size
-    digest = integrity._sha256(path)
+    digest = file_sha256(path)
     where = f"{path} ({_size(size)}, sha256 {digest})"
     try:
         import torch
@@ -419,7 +421,7 @@ def check_heads(
                 Check(f"heads/{head}", False, f"{path}: not found (the run skips this head)", fatal=False)
             )
             continue
-        where = f"{path} ({_size(path.stat().st_size)}, sha256 {integrity._sha256(path)})"
+        where = f"{path} ({_size(path.stat().st_size)}, sha256 {file_sha256(path)})"
         try:
             load_heads(directory, [head], token_dim, pairing=pairing, sam2_version=sam2_version)
         except HeadsError as exc:
@@ -487,23 +489,6 @@ def check_store(store: str | Path) -> Check:
     return Check("store", True, f"{head}; every checksum matches")
 
 
-def _resolve_sam2_config(name: str) -> Path | None:
-    # The engine's resolver, without importing the engine (which imports sam2).
-    candidate = Path(name)
-    if candidate.is_file():
-        return candidate
-    try:
-        package_dir = integrity.find_sam2_dir()
-    except ModelBuildError:
-        return None
-    for stem in (name, name.removeprefix("sam2/")):
-        for suffix in ("", ".yaml"):
-            path = package_dir / f"{stem}{suffix}"
-            if path.is_file():
-                return path
-    return None
-
-
 def check_run_config(
     path: Path, min_free_bytes: int = DEFAULT_MIN_FREE_BYTES
 ) -> tuple[tuple[Check, ...], tuple[str, str]]:
@@ -532,7 +517,10 @@ def check_run_config(
     except (UsamVideoError, ImportError) as exc:  # ImportError: a broken decord, reported above too
         checks.append(Check("dataset", False, _first_line(exc, limit=400)))
     model = run.model
-    config_path = _resolve_sam2_config(model.sam2_config)
+    try:
+        config_path: Path | None = resolve_sam2_config(model.sam2_config)
+    except ModelBuildError:  # sam2 missing (reported by check_sam2) or no such config
+        config_path = None
     checks.append(
         Check(
             "sam2 config",

@@ -1,15 +1,35 @@
-"""The only package that imports sam2: model factory, token capture, propagation sessions."""
+"""The only package that imports sam2: model factory, token capture, propagation sessions.
 
-from usam_video.engine.capture import DecoderCall, TokenCapture
-from usam_video.engine.factory import (
-    BuiltModel,
-    build_model,
-    file_sha256,
-    resolve_device,
-    resolve_sam2_config,
-)
-from usam_video.engine.predictor import Sam2Frames, StreamingVideoPredictor
-from usam_video.engine.session import PropagationSession
+The names below load on first use (PEP 562 ``__getattr__``), so that importing a light module of
+this package (:mod:`usam_video.engine.locate`) or a package that merely names the engine does not
+import sam2 (which initialises Hydra globally) or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load lazily
+    from usam_video.engine.capture import DecoderCall, TokenCapture
+    from usam_video.engine.device import resolve_device
+    from usam_video.engine.factory import BuiltModel, build_model
+    from usam_video.engine.locate import resolve_sam2_config
+    from usam_video.engine.predictor import Sam2Frames, StreamingVideoPredictor
+    from usam_video.engine.session import PropagationSession
+
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "BuiltModel": "usam_video.engine.factory",
+    "DecoderCall": "usam_video.engine.capture",
+    "PropagationSession": "usam_video.engine.session",
+    "Sam2Frames": "usam_video.engine.predictor",
+    "StreamingVideoPredictor": "usam_video.engine.predictor",
+    "TokenCapture": "usam_video.engine.capture",
+    "build_model": "usam_video.engine.factory",
+    "resolve_device": "usam_video.engine.device",
+    "resolve_sam2_config": "usam_video.engine.locate",
+}
 
 __all__ = [
     "BuiltModel",
@@ -19,7 +39,20 @@ __all__ = [
     "StreamingVideoPredictor",
     "TokenCapture",
     "build_model",
-    "file_sha256",
     "resolve_device",
     "resolve_sam2_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first access and cache the value here."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

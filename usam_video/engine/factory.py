@@ -8,10 +8,8 @@ configs and configs elsewhere take one path and no global Hydra state is touched
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 
 import torch
@@ -20,10 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from usam_video.config import ModelConfig
+from usam_video.engine.device import resolve_device
+from usam_video.engine.locate import resolve_sam2_config
 from usam_video.engine.predictor import StreamingVideoPredictor
 from usam_video.errors import CheckpointError, ModelBuildError
+from usam_video.hashing import file_sha256
 
-__all__ = ["BuiltModel", "build_model", "resolve_sam2_config", "file_sha256", "resolve_device"]
+__all__ = ["BuiltModel", "build_model"]
 
 # The overrides sam2's `build_sam2_video_predictor(apply_postprocessing=True)` applies, except
 # hole filling, which stays off (fill_hole_area=0) by choice:
@@ -69,44 +70,6 @@ class BuiltModel:
         return self.config.random_init
 
 
-def resolve_sam2_config(name: str) -> Path:
-    """Find a sam2 model config: a file path, or a name relative to the sam2 package."""
-    candidate = Path(name)
-    if candidate.is_file():
-        return candidate.resolve()
-    spec = find_spec("sam2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelBuildError("expected the 'sam2' package to be installed, found none.")
-    package_dir = Path(next(iter(spec.submodule_search_locations)))
-    for stem in (name, name.removeprefix("sam2/")):
-        for suffix in ("", ".yaml"):
-            path = package_dir / f"{stem}{suffix}"
-            if path.is_file():
-                return path
-    raise ModelBuildError(
-        f"sam2 config {name!r}: expected a YAML file path or a config inside the sam2 package "
-        f"(e.g. 'configs/sam2.1/sam2.1_hiera_t.yaml'), found neither."
-    )
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` means CUDA when available, else CPU; asking for CUDA without one is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelBuildError("model device: expected a CUDA device, found none. Use 'auto' or 'cpu'.")
-    return torch.device(device)
-
-
 def _load_checkpoint(model: torch.nn.Module, path: Path) -> str:
     if not path.is_file():
         raise CheckpointError(f"{path}: expected a SAM 2 checkpoint file, found nothing.")
@@ -133,6 +96,14 @@ def _load_checkpoint(model: torch.nn.Module, path: Path) -> str:
     return file_sha256(path)
 
 
+def _instantiate(cfg: DictConfig, config_path: Path) -> torch.nn.Module:
+    """The sam2 module a resolved config describes, on the CPU, weights as its constructors set them."""
+    try:
+        return instantiate(cfg.model, _recursive_=True)
+    except Exception as exc:  # hydra wraps constructor errors in its own types
+        raise ModelBuildError(f"{config_path}: could not instantiate the model: {exc}") from exc
+
+
 def build_model(config: ModelConfig) -> BuiltModel:
     """Build the SAM 2 video predictor a model config describes.
 
@@ -151,14 +122,18 @@ def build_model(config: ModelConfig) -> BuiltModel:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ModelBuildError(f"{config_path}: expected a sam2 model config, got: {exc}") from exc
-    # Seed so that random weights are reproducible (tests and the demo depend on it).
-    torch.manual_seed(config.seed)
-    try:
-        predictor = instantiate(cfg.model, _recursive_=True)
-    except Exception as exc:  # hydra wraps constructor errors in its own types
-        raise ModelBuildError(f"{config_path}: could not instantiate the model: {exc}") from exc
-    checkpoint_sha = "random"
-    if config.checkpoint is not None:
+    if config.random_init:
+        # Random weights are reproducible from config.seed (tests and the demo depend on it). The
+        # seed is set in a fork of the CPU generator (the model is built on the CPU): building a
+        # model leaves the caller's random state as it was. A checkpoint overwrites every
+        # parameter and buffer, so its build needs no seed at all.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            predictor = _instantiate(cfg, config_path)
+        checkpoint_sha = "random"
+    else:
+        assert config.checkpoint is not None  # ModelConfig: a checkpoint, or random_init
+        predictor = _instantiate(cfg, config_path)
         checkpoint_sha = _load_checkpoint(predictor, Path(config.checkpoint))
     device = resolve_device(config.device)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[config.dtype]

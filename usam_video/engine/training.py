@@ -35,18 +35,30 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from usam_video.config import TrainingRecipe
-from usam_video.datasets.synthetic import SyntheticVideoSpec, render_video
 from usam_video.engine.predictor import preprocess_frames
 from usam_video.errors import InputError
 
-__all__ = ["TrainingState", "train_sam2", "sample_clip_spec", "save_checkpoint"]
+__all__ = ["TrainingClip", "TrainingState", "train_sam2", "save_checkpoint"]
+
+
+class TrainingClip(Protocol):
+    """A clip to train on: ``frames`` ``uint8`` ``(T, H, W, 3)`` RGB and ``labels`` ``uint8``
+    ``(T, H, W)`` index maps (0 background, 1..N objects). The engine does not know where clips
+    come from: :mod:`usam_video.pipeline.train_model` renders them
+    (:func:`usam_video.datasets.rendering.training_clip`)."""
+
+    @property
+    def frames(self) -> np.ndarray: ...
+
+    @property
+    def labels(self) -> np.ndarray: ...
 
 
 @dataclass
@@ -56,25 +68,6 @@ class TrainingState:
     step: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def sample_clip_spec(recipe: TrainingRecipe, step: int, name: str = "train") -> SyntheticVideoSpec:
-    """The generated clip of training step ``step`` (deterministic from the recipe's seed).
-
-    Training seeds come from ``SeedSequence([seed, 1, step])``; validation videos use other
-    spawn keys, so no validation video is ever trained on.
-    """
-    state = np.random.SeedSequence([recipe.seed, 1, step]).generate_state(2)
-    num_objects = 1 + int(state[1] % recipe.max_objects)
-    return SyntheticVideoSpec(
-        name=name,
-        num_frames=recipe.clip_frames,
-        height=recipe.height,
-        width=recipe.width,
-        num_objects=num_objects,
-        seed=int(state[0]),
-        style="rich",
-    )
 
 
 def _lr_at(recipe: TrainingRecipe, step: int) -> float:
@@ -410,6 +403,7 @@ def train_sam2(
     model: Any,
     recipe: TrainingRecipe,
     checkpoint: Path,
+    clips: Callable[[int], TrainingClip],
     *,
     resume: bool = True,
     save_every: int = 250,
@@ -418,6 +412,9 @@ def train_sam2(
     log: Callable[[str], None] = print,
 ) -> TrainingState:
     """Train ``model`` (a sam2 ``SAM2Base``, built by :func:`build_model`) by ``recipe``.
+
+    ``clips(step)`` is the clip of training step ``step``; it must be the same clip whatever the
+    stops, so that a resumed run equals an uninterrupted one.
 
     Writes ``checkpoint`` (``{"model", "optimizer", "train_state", "recipe"}``) every
     ``save_every`` steps and at the end; with ``resume`` an existing checkpoint of the same
@@ -460,7 +457,7 @@ def train_sam2(
                 break
             step = state.step
             rng = np.random.default_rng([recipe.seed, 2, step])
-            video = render_video(sample_clip_spec(recipe, step))
+            video = clips(step)
             images = preprocess_frames(video.frames, image_size).to(device)
             num_objects = int(video.labels.max())
             labels = torch.from_numpy(video.labels).to(device)

@@ -5,8 +5,10 @@
 * :mod:`.readers` — mask folders published by other methods.
 * :mod:`.ranking` — UncertainSAM refinement-ranking curves, relative AUC, correlations.
 * :mod:`.plots` — figures (needs matplotlib, imported lazily).
-* :mod:`.overlay` — a PNG of a stored video's frames with its masks coloured by a score
-  (matplotlib, the store and the dataset readers imported lazily).
+* :mod:`.overlay` — draws frames with their masks coloured by a score (matplotlib, imported
+  lazily); :mod:`usam_video.pipeline.overlay` reads a store and a dataset for it.
+* :mod:`.protocols` — the protocols applied to one video's predicted masks (J&F, ranking items).
+* :mod:`.report` — the evaluation result, its JSON, plot and markdown report.
 
 numpy and Pillow only; no torch.
 """
@@ -31,7 +33,7 @@ from usam_video.evaluation.jf import (
     seg2bmap,
     summarize_davis,
 )
-from usam_video.evaluation.overlay import write_overlay
+from usam_video.evaluation.overlay import OverlayPanel, draw_overlay
 from usam_video.evaluation.plots import plot_ranking_curves
 from usam_video.evaluation.ranking import (
     DEFAULT_RATIOS,
@@ -116,5 +118,6 @@ __all__ = [
     # plots
     "plot_ranking_curves",
     # overlay
-    "write_overlay",
+    "OverlayPanel",
+    "draw_overlay",
 ]

@@ -1,14 +1,14 @@
 """A picture of a pseudo-labelled video: frames side by side, every stored mask painted on top.
 
-:func:`write_overlay` reads a video's masks, scores and statuses from a store, the frames from
-its dataset, and writes one small PNG in which each object's mask is blended over the frame in
-the colour of its score (red: low predicted IoU, green: high), outlined, and labelled
+:func:`draw_overlay` draws panels (:class:`OverlayPanel`: a frame, its masks, their scores and
+statuses) into one small PNG in which each object's mask is blended over the frame in the colour
+of its score (red: low predicted IoU, green: high), outlined, and labelled
 ``"<object id>: <score>"``. Frame titles give the frame index and any frame-object queued for
 refinement or for a human. :func:`blend_masks` is the numpy step that paints the masks.
 
-matplotlib is imported inside :func:`write_overlay` (as in :mod:`.plots`), and so are the store
-and dataset layers: ``import usam_video.evaluation`` stays free of zarr, and the evaluation
-layer imports its siblings only where a function needs them (as :mod:`.readers` does).
+Drawing only: :func:`usam_video.pipeline.overlay.write_overlay` reads the store and the dataset
+and hands the panels over (the evaluation layer imports neither). matplotlib is imported inside
+:func:`draw_overlay` (as in :mod:`.plots`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import math
 import operator
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -27,10 +27,15 @@ from usam_video.errors import EvaluationError, InputError
 from usam_video.score_registry import score_info
 from usam_video.types import Status
 
-if TYPE_CHECKING:  # the config layer (pydantic, yaml) is imported only by the function's callers
-    from usam_video.config import DatasetConfig
-
-__all__ = ["blend_masks", "default_overlay_score", "write_overlay"]
+__all__ = [
+    "OverlayPanel",
+    "blend_masks",
+    "colour_scale",
+    "default_overlay_score",
+    "draw_overlay",
+    "drawn_objects",
+    "overlay_frames",
+]
 
 #: Colormap of confidence scores over their range: red = low predicted IoU, green = high. Scores
 #: the registry calls uncertainties get the reversed map, so red always means "doubtful".
@@ -60,7 +65,7 @@ def default_overlay_score(score_names: Sequence[str]) -> str:
     return score_names[0]
 
 
-def _colour_scale(name: str) -> tuple[bool, float, float, str]:
+def colour_scale(name: str) -> tuple[bool, float, float, str]:
     """``(reversed map, low, high, colour bar label)`` of a score, from the score registry:
     its direction picks the map's way and its range the map's ends (a gap spans [-0.5, 0.5]);
     an unbounded score (a video feature) falls back to [0, 1]."""
@@ -109,7 +114,7 @@ def blend_masks(
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _frame_indices(
+def overlay_frames(
     frames: Sequence[int] | None, num_frames: int, max_frames: int, video_id: str
 ) -> list[int]:
     """Validated frame indices to draw (default: evenly spaced, first and last included)."""
@@ -153,152 +158,129 @@ def _label_point(mask: np.ndarray) -> tuple[float, float]:
     return float(xs[nearest]), float(ys[nearest])
 
 
-def write_overlay(
-    store_path: str | Path,
-    dataset: DatasetConfig,
-    video_id: str,
-    out_path: Path,
-    frames: Sequence[int] | None = None,
-    score: str | None = None,
-    max_frames: int = 6,
-) -> Path:
-    """Write one PNG showing frames of a pseudo-labelled video with its stored masks on top.
+def drawn_objects(status: np.ndarray) -> list[int]:
+    """Positions of the objects with a mask on disk in a frame's ``uint8`` ``(O,)`` statuses
+    (status ``pending`` and ``not_started`` have none: nothing is drawn for them)."""
+    return [o for o in range(len(status)) if Status(int(status[o])) not in _NO_MASK]
 
-    Each panel is a frame (``uint8`` ``(H, W, 3)`` RGB from the dataset's frame source) with
-    every object's stored mask (``bool`` ``(H, W)``, a plane of the store's ``(T, O, H, W)``
-    masks) blended over it in the colour of that frame-object's score (``float32``, a column
-    of the store's ``(T, O, S)`` scores) on a red-yellow-green map over [0, 1] (values outside
-    are clipped; NaN is grey), its outline drawn and a label ``"<object id>: <score>"``.
-    Confidence scores map red = low, green = high predicted IoU; uncertainty scores
-    (``*_gap``, ``entropy``) use the reversed map, so red always marks the doubtful masks.
-    Frame-objects with no mask (status ``pending`` or ``not_started``) are skipped. Titles
-    give the frame index, the objects queued (``queued_refine``/``queued_human``) on it and
-    those whose stored mask is empty (nothing to paint); a colorbar is labelled with the
-    score name. Random model weights or heads (from the video's provenance) and an incomplete
-    video are said in the figure's title.
+
+@dataclass(frozen=True, eq=False)
+class OverlayPanel:
+    """One frame of an overlay.
+
+    Attributes:
+        frame_index: the frame's index in its video (its title).
+        image: ``uint8`` ``(H, W, 3)`` RGB frame.
+        object_ids: the video's ``O`` object ids.
+        status: ``uint8`` ``(O,)`` :class:`~usam_video.types.Status` of each frame-object.
+        masks: ``bool`` ``(D, H, W)`` of the ``D`` objects :func:`drawn_objects` names, in its order.
+        values: ``float64`` ``(D,)`` their scores (NaN: not scored).
+    """
+
+    frame_index: int
+    image: np.ndarray
+    object_ids: tuple[int, ...]
+    status: np.ndarray
+    masks: np.ndarray
+    values: np.ndarray
+
+
+def draw_overlay(
+    panels: Sequence[OverlayPanel],
+    out_path: Path,
+    *,
+    video_id: str,
+    score: str,
+    flags: Sequence[str] = (),
+    complete: bool = True,
+) -> Path:
+    """Write one PNG of ``panels`` side by side, every drawn mask painted on its frame.
+
+    Each mask is blended over the frame in the colour of its score on a red-yellow-green map
+    over the score's range (values outside are clipped; NaN is grey), its outline drawn and a
+    label ``"<object id>: <score>"``. Confidence scores map red = low, green = high predicted
+    IoU; uncertainty scores (``*_gap``, ``entropy``) use the reversed map, so red always marks
+    the doubtful masks. Titles give the frame index, the objects queued
+    (``queued_refine``/``queued_human``) on it and those whose mask is empty (nothing to paint);
+    a colorbar is labelled with the score name.
 
     Args:
-        store_path: the pseudo-label store (a path or an fsspec URL), read only.
-        dataset: the dataset the video was labelled from (its frames are read lazily).
-        video_id: a video of the store.
+        panels: at least one frame, all of one ``(H, W)``.
         out_path: the ``.png`` to write; parent folders are created.
-        frames: frame indices to draw, in this order (at most ``max_frames``); default
-            ``min(max_frames, T)`` frames evenly spaced from the first to the last.
-        score: the score colouring masks, one of the store's ``score_names``; default
-            :func:`default_overlay_score`.
-        max_frames: the most frames drawn (the PNG is about 240 px wide per frame at 100 dpi).
+        video_id: the figure's title.
+        score: the registry name of the score the values are (its direction and range).
+        flags: warnings for the title (e.g. "RANDOM model weights"), joined by " + ".
+        complete: False adds "incomplete video" to the title.
 
     Returns:
         ``out_path``.
 
     Raises:
-        VideoNotFoundError: the store has no such video (the message lists its videos).
-        InputError: an unknown score, a frame index out of range, or a bad ``max_frames``.
-        EvaluationError: the dataset's video does not match the store's (size, frame count).
+        ConfigError: ``score`` is not in the score registry.
     """
-    # Imported here: plotting needs matplotlib, and the store (zarr) and dataset readers are
-    # siblings of the evaluation layer, needed by this function only.
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
-    from usam_video.datasets import open_dataset
-    from usam_video.errors import VideoNotFoundError
-    from usam_video.store import PseudoLabelStore
-
-    store = PseudoLabelStore.open(store_path, mode="r")
-    videos = store.videos()
-    if video_id not in videos:
-        raise VideoNotFoundError(
-            f"{store.location}: expected video {video_id!r} in the store, found {videos}."
-        )
-    summary = store.summary(video_id)
-    table = store.frame_table(video_id)
-    if score is None:
-        score = default_overlay_score(table.score_names)
-    elif score not in table.score_names:
-        raise InputError(
-            f"overlay: expected a score of video {video_id!r} in {list(table.score_names)}, got {score!r}."
-        )
-    column = table.score_names.index(score)
-    indices = _frame_indices(frames, summary.num_frames, max_frames, video_id)
-
-    flip, low, high, direction = _colour_scale(score)  # an unknown name raises ConfigError
+    flip, low, high, direction = colour_scale(score)
     cmap = colormaps[CONFIDENCE_CMAP + ("_r" if flip else "")]
     norm = Normalize(vmin=low, vmax=high, clip=True)
-    height, width = summary.height, summary.width
+    height, width = panels[0].image.shape[:2]
     scale = _PANEL_INCHES / max(height, width)
     panel_w, panel_h = width * scale, height * scale
-    n = len(indices)
+    n = len(panels)
     figure = Figure(figsize=(panel_w * n + 1.0, panel_h + 1.0), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, n, squeeze=False)[0]
-
-    reader = open_dataset(dataset)
-    with reader.frames(video_id) as source:
-        if len(source) != summary.num_frames or (source.height, source.width) != (height, width):
-            raise EvaluationError(
-                f"overlay: video {video_id!r}: expected the dataset's video to match the store's "
-                f"{summary.num_frames} frames of {height}x{width}, got {len(source)} frames of "
-                f"{source.height}x{source.width}. Pass the dataset the store was labelled from."
+    for axis, panel in zip(axes, panels, strict=True):
+        status, masks, values = panel.status, panel.masks, panel.values
+        drawn = drawn_objects(status)
+        colors = np.array(
+            [_NAN_COLOR if math.isnan(v) else cmap(norm(v))[:3] for v in values], np.float64
+        ).reshape(-1, 3)
+        axis.imshow(blend_masks(panel.image, masks, colors), interpolation="antialiased")
+        for o, mask, value, color in zip(drawn, masks, values, colors, strict=True):
+            if not mask.any():
+                continue
+            if not mask.all():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    axis.contour(mask.astype(np.float32), levels=[0.5], colors=[color], linewidths=1.2)
+            x, y = _label_point(mask)
+            text = f"{panel.object_ids[o]}: " + ("n/a" if math.isnan(value) else f"{value:.2f}")
+            axis.text(
+                x,
+                y,
+                text,
+                fontsize=7,
+                ha="center",
+                va="center",
+                color="black",
+                bbox={"boxstyle": "round,pad=0.15", "facecolor": (*color, 0.85), "edgecolor": "none"},
             )
-        for axis, t in zip(axes, indices, strict=True):
-            image = np.asarray(source[t])
-            status = table.status[t]
-            drawn = [o for o in range(len(table.object_ids)) if Status(int(status[o])) not in _NO_MASK]
-            masks = store.read_masks(video_id, t)[drawn] if drawn else np.zeros((0, height, width), bool)
-            values = table.scores[t, drawn, column].astype(np.float64)
-            colors = np.array(
-                [_NAN_COLOR if math.isnan(v) else cmap(norm(v))[:3] for v in values], np.float64
-            ).reshape(-1, 3)
-            axis.imshow(blend_masks(image, masks, colors), interpolation="antialiased")
-            for o, mask, value, color in zip(drawn, masks, values, colors, strict=True):
-                if not mask.any():
-                    continue
-                if not mask.all():
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        axis.contour(mask.astype(np.float32), levels=[0.5], colors=[color], linewidths=1.2)
-                x, y = _label_point(mask)
-                text = f"{table.object_ids[o]}: " + ("n/a" if math.isnan(value) else f"{value:.2f}")
-                axis.text(
-                    x,
-                    y,
-                    text,
-                    fontsize=7,
-                    ha="center",
-                    va="center",
-                    color="black",
-                    bbox={"boxstyle": "round,pad=0.15", "facecolor": (*color, 0.85), "edgecolor": "none"},
-                )
-            title = [f"frame {t}"]
-            for queued in _QUEUED:
-                ids = [str(table.object_ids[o]) for o in range(len(status)) if status[o] == queued]
-                if ids:
-                    title.append(f"{queued.label}: {', '.join(ids)}")
-            empty = [str(table.object_ids[o]) for o, mask in zip(drawn, masks, strict=True) if not mask.any()]
-            if not drawn:
-                title.append("no masks")
-            elif empty:
-                title.append(f"empty: {', '.join(empty)}")
-            axis.set_title("\n".join(title), fontsize=8)
-            axis.set_axis_off()
+        title = [f"frame {panel.frame_index}"]
+        for queued in _QUEUED:
+            ids = [str(panel.object_ids[o]) for o in range(len(status)) if status[o] == queued]
+            if ids:
+                title.append(f"{queued.label}: {', '.join(ids)}")
+        empty = [str(panel.object_ids[o]) for o, mask in zip(drawn, masks, strict=True) if not mask.any()]
+        if not drawn:
+            title.append("no masks")
+        elif empty:
+            title.append(f"empty: {', '.join(empty)}")
+        axis.set_title("\n".join(title), fontsize=8)
+        axis.set_axis_off()
 
     colorbar = figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes), shrink=0.9, aspect=15)
     colorbar.set_label(f"{score} ({direction})", fontsize=8)
     colorbar.ax.tick_params(labelsize=7)
     # One short line each, so that a one-frame figure (about 340 px wide) shows them whole.
     heading = [video_id]
-    flags = [
-        text
-        for key, text in (("model_untrained", "RANDOM model weights"), ("heads_untrained", "random heads"))
-        if summary.provenance.get(key)
-    ]
     if flags:
         heading.append(f"{' + '.join(flags)}: not real labels")
-    if not summary.complete:
+    if not complete:
         heading.append("incomplete video")
     figure.suptitle("\n".join(heading), fontsize=8)
 

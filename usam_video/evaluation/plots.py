@@ -180,16 +180,23 @@ def plot_review_plan(
     *,
     score: str,
     conditioning: Mapping[int, Sequence[int]] | None = None,
+    queued: Mapping[int, Sequence[int]] | None = None,
+    corrected: Mapping[int, Sequence[int]] | None = None,
     dpi: int = 110,
+    figsize: tuple[float, float] = (8.0, 3.2),
 ) -> Path:
     """Write a PNG timeline of one video's review plan: each object's score per frame, the
-    planner's picks marked with their rank, conditioning frames as dotted lines.
+    planner's picks marked with their rank, conditioning frames as dotted lines, and (when
+    given) the queued and the corrected frame-objects marked on their object's line.
 
     Args:
         timelines: ``{object_id: (frames, values)}``.
         picks: ``(frame, object_id, rank)`` of every pick in this video.
         score: the plotted score's name (the y label).
         conditioning: ``{object_id: frames}`` of prompts and corrections.
+        queued: ``{object_id: frames}`` queued for a human or for refinement (hollow rings).
+        corrected: ``{object_id: frames}`` a human corrected (green diamonds).
+        dpi, figsize: output size (a dashboard artifact uses a low dpi to stay small).
 
     Returns:
         The written path.
@@ -197,19 +204,35 @@ def plot_review_plan(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 3.2))
+    fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     colours = {}
+    lookup: dict[int, dict[int, float]] = {}
     for obj, (frames, values) in sorted(timelines.items()):
         (line,) = ax.plot(list(frames), list(values), linewidth=1.2, label=f"object {obj}")
         colours[obj] = line.get_color()
+        lookup[obj] = dict(zip((int(f) for f in frames), (float(v) for v in values), strict=True))
         for t in (conditioning or {}).get(obj, ()):
             ax.axvline(t, color=colours[obj], linestyle=":", linewidth=0.8)
+    # Queued and corrected frame-objects sit on their object's line; one legend entry per kind.
+    # Hollow black rings: an object line may itself be orange or green.
+    queued_style = {"marker": "o", "markersize": 6, "markerfacecolor": "none", "markeredgecolor": "black"}
+    corrected_style = {"marker": "D", "markersize": 6, "color": "tab:green", "markeredgecolor": "black"}
+    marks = ((queued, queued_style, "queued"), (corrected, corrected_style, "corrected"))
+    for frames_of, style, label in marks:
+        points = [
+            (t, lookup[obj][t])
+            for obj, ts in sorted((frames_of or {}).items())
+            for t in ts
+            if t in lookup.get(obj, {})
+        ]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, linestyle="none", label=label, zorder=3, **style)
     for frame, obj, rank in picks:
-        frames, values = timelines.get(obj, ((), ()))
-        y = dict(zip(frames, values, strict=True)).get(frame, 0.0)
-        ax.plot([frame], [y], marker="v", markersize=9, color="red", markeredgecolor="black")
+        y = lookup.get(obj, {}).get(frame, 0.0)
+        ax.plot([frame], [y], marker="v", markersize=9, color="red", markeredgecolor="black", zorder=4)
         ax.annotate(
             f"#{rank}", (frame, y), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7
         )
@@ -218,7 +241,13 @@ def plot_review_plan(
     ax.set_title(
         f"{video_id}: review plan (red: corrections to ask for, dotted: conditioning frames)", fontsize=9
     )
-    ax.legend(fontsize=7, loc="lower left")
+    # Many objects would bury the plot under their legend: beyond 8 entries only the marks stay.
+    handles, labels = ax.get_legend_handles_labels()
+    if len(handles) > 8:
+        kept = [(h, lab) for h, lab in zip(handles, labels, strict=True) if not lab.startswith("object ")]
+        handles, labels = [h for h, _ in kept], [lab for _, lab in kept]
+    if handles:
+        ax.legend(handles, labels, fontsize=7, loc="lower left")
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

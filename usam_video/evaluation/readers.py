@@ -22,6 +22,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from usam_video.errors import AnnotationError, EvaluationError
+from usam_video.palette import read_palette_png
 
 __all__ = [
     "FRAME_NAME",
@@ -126,10 +127,6 @@ def read_davis_prediction_folder(
         EvaluationError: the folder or a frame is missing, a frame is unreadable or not a
             palette/greyscale PNG, or its size differs from the expected one.
     """
-    # Imported here: ``usam_video.datasets`` pulls in the config layer (YAML, pydantic),
-    # which the rest of the evaluation package does not need.
-    from usam_video.datasets.palette import read_palette_png
-
     folder = Path(root) / sequence
     if not folder.is_dir():
         raise EvaluationError(

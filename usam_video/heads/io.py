@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from usam_video.errors import HeadsError
+from usam_video.hashing import file_sha256
 from usam_video.heads.manifest import (
     DEFAULT_PAIRING,
     DEFAULT_SAM2_VERSION,
@@ -229,8 +230,7 @@ def load_heads(
         )
     for name in present:
         path = directory / name / "model.pth"
-        raw = path.read_bytes()
-        digest.update(name.encode() + b"\0" + hashlib.sha256(raw).digest())
+        digest.update(name.encode() + b"\0" + bytes.fromhex(file_sha256(path)))
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises several unrelated types for bad files

@@ -1,43 +1,96 @@
 """Plain functions the flows and the CLI call (no Prefect here, so tests reach all of it).
 
 One module per job: ``label`` (pseudo-label videos), ``evaluate`` (J&F and ranking quality),
-``train_heads`` (record targets and train USAM heads).
+``refine``, ``review`` (export and import), ``review_sim`` (simulated review),
+``train_heads`` (record targets and train USAM heads), ``train_model``.
+
+The names below load on first use (PEP 562 ``__getattr__``): the jobs import very different
+libraries (labelling imports sam2 and torch, evaluation neither), and importing one job's module
+runs this ``__init__`` first, which must not drag in the others.
 """
 
-from usam_video.pipeline.evaluate import (
-    EvaluationResult,
-    evaluate_predictions,
-    evaluation_markdown,
-    score_direction,
-    write_evaluation,
-)
-from usam_video.pipeline.label import (
-    LabelContext,
-    apply_run_budget,
-    code_version,
-    label_dataset,
-    label_video,
-    list_videos,
-    load_context,
-    relabel_videos,
-    run_config_of,
-    run_fingerprint,
-    run_score_plot,
-    run_score_values,
-    untrained_warnings,
-    video_result,
-)
-from usam_video.pipeline.refine import RefineResult, refine_store, refine_video
-from usam_video.pipeline.review import ExportResult, ImportResult, export_queue, import_corrections
-from usam_video.pipeline.review_sim import SimulationReport, simulate_review
-from usam_video.pipeline.train_heads import (
-    TrainReport,
-    open_container,
-    record_video,
-    train_from_container,
-    train_heads_run,
-    training_videos,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load lazily
+    from usam_video.pipeline.evaluate import (
+        EvaluationResult,
+        evaluate_predictions,
+        evaluation_markdown,
+        score_direction,
+        write_evaluation,
+    )
+    from usam_video.pipeline.label import (
+        LabelContext,
+        apply_run_budget,
+        code_version,
+        label_dataset,
+        label_video,
+        list_videos,
+        load_context,
+        relabel_videos,
+        run_config_of,
+        run_fingerprint,
+        run_score_plot,
+        run_score_values,
+        untrained_warnings,
+        video_result,
+    )
+    from usam_video.pipeline.refine import RefineResult, refine_store, refine_video
+    from usam_video.pipeline.review import ExportResult, ImportResult, export_queue, import_corrections
+    from usam_video.pipeline.review_sim import SimulationReport, simulate_review
+    from usam_video.pipeline.train_heads import (
+        TrainReport,
+        open_container,
+        record_video,
+        train_from_container,
+        train_heads_run,
+        training_videos,
+    )
+
+_LABEL = "usam_video.pipeline.label"
+_EVALUATE = "usam_video.pipeline.evaluate"
+_TRAIN_HEADS = "usam_video.pipeline.train_heads"
+
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "LabelContext": _LABEL,
+    "apply_run_budget": _LABEL,
+    "code_version": _LABEL,
+    "label_dataset": _LABEL,
+    "label_video": _LABEL,
+    "list_videos": _LABEL,
+    "load_context": _LABEL,
+    "relabel_videos": _LABEL,
+    "run_config_of": _LABEL,
+    "run_fingerprint": _LABEL,
+    "run_score_plot": _LABEL,
+    "run_score_values": _LABEL,
+    "untrained_warnings": _LABEL,
+    "video_result": _LABEL,
+    "EvaluationResult": _EVALUATE,
+    "evaluate_predictions": _EVALUATE,
+    "evaluation_markdown": _EVALUATE,
+    "score_direction": _EVALUATE,
+    "write_evaluation": _EVALUATE,
+    "RefineResult": "usam_video.pipeline.refine",
+    "refine_store": "usam_video.pipeline.refine",
+    "refine_video": "usam_video.pipeline.refine",
+    "SimulationReport": "usam_video.pipeline.review_sim",
+    "simulate_review": "usam_video.pipeline.review_sim",
+    "TrainReport": _TRAIN_HEADS,
+    "open_container": _TRAIN_HEADS,
+    "record_video": _TRAIN_HEADS,
+    "train_from_container": _TRAIN_HEADS,
+    "train_heads_run": _TRAIN_HEADS,
+    "training_videos": _TRAIN_HEADS,
+    "ExportResult": "usam_video.pipeline.review",
+    "ImportResult": "usam_video.pipeline.review",
+    "export_queue": "usam_video.pipeline.review",
+    "import_corrections": "usam_video.pipeline.review",
+}
 
 __all__ = [
     "LabelContext",
@@ -75,3 +128,17 @@ __all__ = [
     "export_queue",
     "import_corrections",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first access and cache the value here."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -7,7 +7,6 @@ reused across videos.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import math
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from usam_video.config import HeadsConfig, ModelConfig, RunConfig, config_fingerprint
+from usam_video.config import HeadsConfig, HumanBudget, ModelConfig, RunConfig, config_fingerprint
 from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.engine import BuiltModel, PropagationSession, build_model
 from usam_video.errors import InputError, UsamVideoError
@@ -35,9 +34,9 @@ from usam_video.review.planning import (
     video_limit,
 )
 from usam_video.scoring import Scorer, ThresholdPolicy
-from usam_video.scoring.policy import OVER_BUDGET
-from usam_video.store import PseudoLabelStore
-from usam_video.types import MaskSource, MaskUpdate, ObjectPrompt, Status, VideoRef, VideoResult
+from usam_video.scoring.policy import OVER_BUDGET, FrameDecision, decide_frame
+from usam_video.store import PseudoLabelStore, VideoWriter
+from usam_video.types import FramePrediction, MaskUpdate, ObjectPrompt, Status, VideoRef, VideoResult
 
 __all__ = [
     "LabelContext",
@@ -242,17 +241,16 @@ def _label_claimed(
     fingerprint: str,
     started: float,
 ) -> VideoResult:
-    """Label a claimed video (see :func:`label_video`)."""
+    """Label a claimed video (see :func:`label_video`): read, propagate, score, decide, write."""
     frames = context.reader.frames(video_id)
     # Candidate masks are upsampled only when the policy may swap one in.
     session = PropagationSession(context.model, frames, keep_candidates=context.policy.swaps_candidates)
     for prompt in prompts:
         session.add_prompt(prompt)
     prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
-    object_ids = session.object_ids
     writer = store.begin_video(
         ref,
-        object_ids,
+        session.object_ids,
         context.score_names,
         context.policy.reasons,
         _provenance(context),
@@ -260,83 +258,86 @@ def _label_claimed(
         candidate_score_names=context.scorer.candidate_names,
         num_candidates=context.model.num_mask_tokens,
     )
-    budget = context.run.policy.human_budget
-    # What the review planner needs once the video is done: every frame's budget priority,
-    # which objects were tracked, and which frame-objects the rules queued for humans.
-    shape = (ref.num_frames, len(object_ids))
-    priority = np.full(shape, np.nan)
-    tracked = np.zeros(shape, bool)
-    for_humans = np.zeros(shape, bool)
+    reviews = _ReviewInputs.for_video(context.run.policy.human_budget, ref.num_frames, session.object_ids)
     for prediction in session.propagate():
-        t = prediction.frame_index
         scores = context.scorer(prediction)
-        better = context.policy.better_candidate(
-            scores, prediction.chosen_candidate, prediction.candidate_valid
+        decision = decide_frame(prediction, scores, context.policy, context.scorer, prompt_masks, corrected)
+        writer.write_frame(
+            prediction.frame_index,
+            decision.masks,
+            decision.scores.values,
+            decision.status,
+            decision.reason,
+            decision.scores.candidate_values,
+            decision.source,
         )
-        can_swap = (better >= 0) & prediction.tracked & ~prediction.is_prompt
-        status, reason = context.policy.decide(scores, can_swap)
-        source = np.full(len(object_ids), MaskSource.PROPAGATED, np.uint8)
-        masks = prediction.masks.copy()
-        swapped = (status == Status.REFINED) & can_swap
-        if swapped.any():
-            # Task refinement: the candidate the IoU heads prefer replaces SAM's choice; the
-            # frame-object is rescored as that candidate (its mask-based baselines are unknown).
-            assert prediction.candidate_masks is not None
-            chosen = prediction.chosen_candidate.copy()
-            chosen[swapped] = better[swapped]
-            rows = np.arange(len(object_ids))
-            masks[swapped] = prediction.candidate_masks[rows[swapped], chosen[swapped]]
-            source[swapped] = MaskSource.TASK
-            entropy, stability = prediction.entropy.copy(), prediction.stability.copy()
-            entropy[swapped] = np.nan
-            stability[swapped] = np.nan
-            rescored = dataclasses.replace(
-                prediction,
-                chosen_candidate=chosen,
-                sam_iou=prediction.candidate_ious[rows, np.maximum(chosen, 0)].astype(np.float32),
-                entropy=entropy,
-                stability=stability,
-            )
-            scores = context.scorer(rescored)
-        for o, obj in enumerate(object_ids):
-            if not prediction.is_prompt[o]:
-                continue
-            # A prompt frame holds the prompt itself (sam2 would return it resized through
-            # its input resolution) and needs no decision.
-            if (t, obj) in prompt_masks:
-                masks[o] = prompt_masks[(t, obj)]
-            human = (t, obj) in corrected
-            status[o] = Status.CORRECTED if human else Status.ACCEPTED
-            reason[o] = 0
-            source[o] = MaskSource.HUMAN if human else MaskSource.PROMPT
-        # Objects that enter later are not decided before their first prompt.
-        status[~prediction.tracked] = Status.NOT_STARTED
-        reason[~prediction.tracked] = 0
-        writer.write_frame(t, masks, scores.values, status, reason, scores.candidate_values, source)
-        if budget is not None:
-            priority[t] = scores.column(budget.priority)
-            tracked[t] = prediction.tracked
-            for_humans[t] = status == Status.QUEUED_HUMAN
-    if budget is not None and for_humans.any():
-        picks = plan_reviews(
-            tracks_of(video_id, object_ids, budget_uncertainty(budget, priority), tracked, for_humans),
-            video_limit(budget, int(for_humans.sum()), for_humans.size),
-            planner_settings(budget.plan),
-        )
-        kept = {(p.frame_index, object_ids.index(p.object_id)) for p in picks}
-        dropped = [
-            (int(t), int(o)) for t, o in zip(*np.nonzero(for_humans), strict=True) if (t, o) not in kept
-        ]
-        if dropped:
-            writer.update_decisions(
-                np.array([d[0] for d in dropped]),
-                np.array([d[1] for d in dropped]),
-                Status.ACCEPTED,
-                context.policy.reasons.index(OVER_BUDGET) + 1,
-            )
-        writer.set_review_plan(plan_entries(picks))
+        reviews.record(prediction, decision)
+    _plan_human_reviews(context, video_id, reviews, writer)
     writer.finish()
     return video_result(store, video_id, "labelled", time.perf_counter() - started)
+
+
+@dataclass
+class _ReviewInputs:
+    """What the review planner needs once a video is done, gathered frame by frame.
+
+    Attributes:
+        budget: the policy's human budget (None: nothing is gathered, nothing planned).
+        object_ids: the video's ``O`` objects.
+        priority: ``float64`` ``(T, O)``: the budget's priority score of every frame-object.
+        tracked: ``bool`` ``(T, O)``: the object was tracked on the frame.
+        for_humans: ``bool`` ``(T, O)``: the rules queued the frame-object for a human.
+    """
+
+    budget: HumanBudget | None
+    object_ids: tuple[int, ...]
+    priority: np.ndarray
+    tracked: np.ndarray
+    for_humans: np.ndarray
+
+    @classmethod
+    def for_video(
+        cls, budget: HumanBudget | None, num_frames: int, object_ids: Sequence[int]
+    ) -> _ReviewInputs:
+        shape = (num_frames, len(object_ids))
+        empty = np.zeros(shape, bool)
+        return cls(budget, tuple(object_ids), np.full(shape, np.nan), empty, empty.copy())
+
+    def record(self, prediction: FramePrediction, decision: FrameDecision) -> None:
+        """Keep one frame's priority, tracking and human queue (after any task swap)."""
+        if self.budget is None:
+            return
+        t = prediction.frame_index
+        self.priority[t] = decision.scores.column(self.budget.priority)
+        self.tracked[t] = prediction.tracked
+        self.for_humans[t] = decision.status == Status.QUEUED_HUMAN
+
+
+def _plan_human_reviews(
+    context: LabelContext, video_id: str, reviews: _ReviewInputs, writer: VideoWriter
+) -> None:
+    """Spend the video's human budget: the review planner picks which queued frame-objects go to
+    people; the others are accepted with reason ``over_human_budget``; the plan is kept."""
+    budget, object_ids, for_humans = reviews.budget, reviews.object_ids, reviews.for_humans
+    if budget is None or not for_humans.any():
+        return
+    picks = plan_reviews(
+        tracks_of(
+            video_id, object_ids, budget_uncertainty(budget, reviews.priority), reviews.tracked, for_humans
+        ),
+        video_limit(budget, int(for_humans.sum()), for_humans.size),
+        planner_settings(budget.plan),
+    )
+    kept = {(p.frame_index, object_ids.index(p.object_id)) for p in picks}
+    dropped = [(int(t), int(o)) for t, o in zip(*np.nonzero(for_humans), strict=True) if (t, o) not in kept]
+    if dropped:
+        writer.update_decisions(
+            np.array([d[0] for d in dropped]),
+            np.array([d[1] for d in dropped]),
+            Status.ACCEPTED,
+            context.policy.reasons.index(OVER_BUDGET) + 1,
+        )
+    writer.set_review_plan(plan_entries(picks))
 
 
 def video_result(store: PseudoLabelStore, video_id: str, outcome: str, seconds: float) -> VideoResult:

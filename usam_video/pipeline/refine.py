@@ -22,7 +22,7 @@ from usam_video.scoring import Scorer, ThresholdPolicy
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, MaskUpdate, Status
 
-__all__ = ["RefineResult", "refine_video", "refine_store"]
+__all__ = ["RefineResult", "refinable_videos", "refine_video", "refine_store"]
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,14 @@ def refine_video(store: PseudoLabelStore, video_id: str) -> RefineResult:
     return RefineResult(video_id, len(updates), len(wanted) - len(updates), larger_cfg.name)
 
 
+def refinable_videos(store_path: str | Path) -> list[str]:
+    """The complete videos of a store (an interrupted one is relabelled before it is refined)."""
+    store = PseudoLabelStore.open(store_path)
+    return [v for v in store.videos() if store.is_complete(v)]
+
+
 def refine_store(store_path: str | Path, video_ids: Sequence[str] | None = None) -> list[RefineResult]:
     """Refine every (or the given) complete video of a store."""
     store = PseudoLabelStore.open(store_path)
-    ids = list(video_ids) if video_ids is not None else [v for v in store.videos() if store.is_complete(v)]
+    ids = list(video_ids) if video_ids is not None else refinable_videos(store_path)
     return [refine_video(store, video_id) for video_id in ids]

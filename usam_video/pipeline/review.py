@@ -88,13 +88,21 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
 
 
 def write_review_plan(
-    store_path: str | Path, video_id: str, path: str | Path, score: str | None = None
+    store_path: str | Path,
+    video_id: str,
+    path: str | Path,
+    score: str | None = None,
+    *,
+    dpi: int = 110,
+    figsize: tuple[float, float] = (8.0, 3.2),
 ) -> Path:
     """Draw one stored video's review plan (its score per object and frame, the planner's
-    picks with their rank, the conditioning frames) as a PNG at ``path``.
+    picks with their rank, the conditioning, queued and corrected frame-objects) as a PNG at
+    ``path``.
 
     Args:
         score: the score to draw; default the run's human-budget priority, else ``sam_iou``.
+        dpi, figsize: output size (``plot_review_plan``'s).
     """
     from usam_video.evaluation.plots import plot_review_plan
 
@@ -105,15 +113,30 @@ def write_review_plan(
         score = budget.priority if budget is not None else "sam_iou"
     column = table.scores[..., table.score_names.index(score)]
     tracked = table.status != Status.NOT_STARTED
+
+    def frames_where(mask: np.ndarray) -> dict[int, list[int]]:
+        """``{object_id: frames}`` where ``mask`` (bool ``(T, O)``) holds."""
+        return {int(obj): np.nonzero(mask[:, o])[0].tolist() for o, obj in enumerate(table.object_ids)}
+
     timelines = {
         int(obj): (np.nonzero(tracked[:, o])[0].tolist(), column[tracked[:, o], o].tolist())
         for o, obj in enumerate(table.object_ids)
     }
     conditioning = {}
     if table.source is not None:
-        cond = np.isin(table.source, [MaskSource.PROMPT, MaskSource.HUMAN])
-        conditioning = {
-            int(obj): np.nonzero(cond[:, o])[0].tolist() for o, obj in enumerate(table.object_ids)
-        }
+        conditioning = frames_where(np.isin(table.source, [MaskSource.PROMPT, MaskSource.HUMAN]))
+    queued = frames_where(np.isin(table.status, [Status.QUEUED_HUMAN, Status.QUEUED_REFINE]))
+    corrected = frames_where(table.status == Status.CORRECTED)
     picks = [(t, obj, int(e["rank"])) for (t, obj), e in store.review_plan(video_id).items()]
-    return plot_review_plan(video_id, timelines, picks, path, score=score, conditioning=conditioning)
+    return plot_review_plan(
+        video_id,
+        timelines,
+        picks,
+        path,
+        score=score,
+        conditioning=conditioning,
+        queued=queued,
+        corrected=corrected,
+        dpi=dpi,
+        figsize=figsize,
+    )

@@ -41,7 +41,8 @@ from usam_video.config import RunConfig
 from usam_video.engine import PropagationSession
 from usam_video.errors import InputError
 from usam_video.evaluation.jf import DavisSequenceResult, summarize_davis
-from usam_video.pipeline.evaluate import _davis_sequence, _FrameMasks, _gt_index_map
+from usam_video.evaluation.protocols import FrameMasks, davis_sequence
+from usam_video.pipeline.eval_sources import gt_index_map
 from usam_video.pipeline.label import LabelContext, _prompts_with_corrections, label_dataset, load_context
 from usam_video.pipeline.train_heads import mask_iou
 from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
@@ -185,7 +186,7 @@ class ReviewSimulation:
             annotated[video_id] = frames
             if len(frames) < 3:
                 continue  # the DAVIS protocol leaves the first and last annotated frame out
-            gt_maps[video_id] = np.stack([_gt_index_map(reader, ref, t) for t in frames])
+            gt_maps[video_id] = np.stack([gt_index_map(reader, ref, t) for t in frames])
             t_all, o_all = table.status.shape
             tracked = table.status != Status.NOT_STARTED
             prompt = table.source == MaskSource.PROMPT if table.source is not None else np.zeros_like(tracked)
@@ -197,7 +198,7 @@ class ReviewSimulation:
             masks_by_frame = {}
             for t in frames:
                 masks = store.read_masks(video_id, t)
-                masks_by_frame[t] = _FrameMasks(table.object_ids, masks)
+                masks_by_frame[t] = FrameMasks(table.object_ids, masks)
                 ann = reader.ground_truth(video_id, t)
                 if ann is None:
                     continue
@@ -207,7 +208,7 @@ class ReviewSimulation:
             tables[video_id] = (
                 tuple(table.object_ids), tuple(table.score_names), table.scores, tracked, eligible, true_iou
             )
-            before[video_id] = _davis_sequence(
+            before[video_id] = davis_sequence(
                 video_id, gt_maps[video_id], frames[1:-1], masks_by_frame, store.location
             )
         return cls(context, [v for v in videos if v in before], tables, before, gt_maps, annotated)
@@ -263,7 +264,7 @@ class ReviewSimulation:
         prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
         frames = self.annotated[video_id]
         wanted = set(frames[1:-1])
-        predicted: dict[int, _FrameMasks] = {}
+        predicted: dict[int, FrameMasks] = {}
         for prediction in session.propagate():
             t = prediction.frame_index
             if t not in wanted:
@@ -273,8 +274,8 @@ class ReviewSimulation:
                 # As label_video stores them: a prompt or correction frame holds its own mask.
                 if prediction.is_prompt[o] and (t, obj) in prompt_masks:
                     masks[o] = prompt_masks[(t, obj)]
-            predicted[t] = _FrameMasks(prediction.object_ids, masks)
-        return _davis_sequence(video_id, self.gt_maps[video_id], frames[1:-1], predicted, "relabel")
+            predicted[t] = FrameMasks(prediction.object_ids, masks)
+        return davis_sequence(video_id, self.gt_maps[video_id], frames[1:-1], predicted, "relabel")
 
     def evaluate(self, picks: Sequence[Pick]) -> float:
         """Global J&F after correcting ``picks``."""

@@ -36,6 +36,7 @@ import torch
 from usam_video.config import TrainHeadsConfig, config_fingerprint
 from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.engine import BuiltModel, PropagationSession
+from usam_video.engine.device import resolve_device
 from usam_video.errors import InputError
 from usam_video.evaluation.ranking import evaluate_ranking, pearson, spearman, uncertainty_from_confidence
 from usam_video.heads import save_heads
@@ -59,7 +60,9 @@ __all__ = [
     "open_container",
     "rank_against_baselines",
     "record_video",
+    "records_on_cuda",
     "training_videos",
+    "videos_to_record",
     "train_from_container",
     "train_heads_run",
 ]
@@ -163,6 +166,16 @@ def training_videos(config: TrainHeadsConfig, reader: DatasetReader) -> list[str
             "annotated tracked frames to learn from."
         )
     return usable
+
+
+def videos_to_record(config: TrainHeadsConfig) -> list[str]:
+    """The :func:`training_videos` of a heads-training config's dataset."""
+    return training_videos(config, open_dataset(config.dataset))
+
+
+def records_on_cuda(config: TrainHeadsConfig) -> bool:
+    """True when the config's first model runs on CUDA (the flow then holds the ``gpu`` limit)."""
+    return resolve_device(config.models[0].model.device).type == "cuda"
 
 
 def collect_video(

@@ -9,12 +9,13 @@ validation figure of a model and of the trivial baseline every model must beat.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ import torch
 
 from usam_video.config import DatasetConfig, HeadsConfig, ModelConfig, RunConfig, TrainModelConfig
 from usam_video.datasets import open_dataset
-from usam_video.datasets.palette import write_palette_png
+from usam_video.datasets.rendering import training_clip
 from usam_video.engine import build_model
 from usam_video.engine.training import TrainingState, save_checkpoint, train_sam2
 from usam_video.errors import InputError
+from usam_video.palette import write_palette_png
 from usam_video.pipeline.evaluate import evaluate_predictions
 from usam_video.pipeline.label import label_dataset
 
@@ -89,6 +91,7 @@ def train_model(
         model,
         config.recipe,
         Path(config.state),
+        functools.partial(training_clip, config.recipe),  # the generated clip of each step
         resume=True,
         max_seconds=None if max_minutes is None else max_minutes * 60.0,
         log=log,
@@ -154,13 +157,16 @@ def model_jf(
             shutil.rmtree(temporary, ignore_errors=True)
 
 
-def write_copy_first_mask(dataset: DatasetConfig, out_dir: Path) -> list[str]:
+def write_copy_first_mask(
+    dataset: DatasetConfig, out_dir: Path, videos: Sequence[str] | None = None
+) -> list[str]:
     """Write the trivial baseline as DAVIS-layout predictions: frame 0's annotation on every frame.
 
-    ``<out_dir>/<video>/%05d.png`` palette PNGs, one per frame. Returns the videos written.
+    ``<out_dir>/<video>/%05d.png`` palette PNGs, one per frame, for ``videos`` (default every
+    video of the dataset config). Returns the videos written.
     """
     reader = open_dataset(dataset)
-    videos = reader.list_videos()
+    videos = list(videos) if videos is not None else reader.list_videos()
     for video_id in videos:
         ref = reader.video(video_id)
         first = reader.ground_truth(video_id, reader.annotated_frames(video_id)[0])

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from usam_video.datasets.palette import davis_palette
+from usam_video.palette import davis_palette
 from usam_video.review.manifest import Manifest
 from usam_video.review.records import ExportFrame, ParsedMask, object_label, parse_object_label
 from usam_video.review.rle import RleError, cvat_rle_decode, cvat_rle_encode

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from usam_video.datasets.palette import VOID_INDEX, write_palette_png
+from usam_video.palette import VOID_INDEX, write_palette_png
 from usam_video.review.records import ExportFrame, ParsedMask
 
 __all__ = ["MASKS_DIR", "PALETTE_DIR", "mask_png_path", "write_png_frames", "read_png_folder"]

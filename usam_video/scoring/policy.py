@@ -1,19 +1,26 @@
 """Decision policy: each frame-object is accepted, refined on the spot, or queued, with the rule
-that decided it; and the human budget that caps what goes to people."""
+that decided it; and the human budget that caps what goes to people.
+
+:func:`decide_frame` is the whole per-frame decision of the labelling loop: the policy's rules,
+the task swap of a better candidate (and its rescoring), prompt and correction frames, and
+objects not yet started.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from usam_video.config import PolicyConfig
 from usam_video.errors import ConfigError
 from usam_video.score_registry import score_info, to_uncertainty
-from usam_video.types import Decision, FrameScores, Status
+from usam_video.types import Decision, FramePrediction, FrameScores, MaskSource, Status
 
-__all__ = ["ThresholdPolicy", "OVER_BUDGET"]
+__all__ = ["FrameDecision", "ThresholdPolicy", "OVER_BUDGET", "decide_frame"]
 
 _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "<": operator.lt,
@@ -149,3 +156,91 @@ class ThresholdPolicy:
             if rule.name == reason:
                 return rule.route
         return None
+
+
+@dataclass(frozen=True, eq=False)
+class FrameDecision:
+    """What the labelling loop writes for one frame (``O`` objects of ``H x W``).
+
+    Attributes:
+        masks: ``bool`` ``(O, H, W)``: SAM 2's mask, a swapped-in candidate, or the prompt.
+        scores: the frame's scores (of the swapped-in candidate where one was swapped in).
+        status: ``uint8`` ``(O,)`` :class:`~usam_video.types.Status` values.
+        reason: ``uint8`` ``(O,)``: 0 none, ``i + 1`` = the policy's ``reasons[i]``.
+        source: ``uint8`` ``(O,)`` :class:`~usam_video.types.MaskSource` values.
+    """
+
+    masks: np.ndarray
+    scores: FrameScores
+    status: np.ndarray
+    reason: np.ndarray
+    source: np.ndarray
+
+
+def decide_frame(
+    prediction: FramePrediction,
+    scores: FrameScores,
+    policy: ThresholdPolicy,
+    rescore: Callable[[FramePrediction], FrameScores],
+    prompt_masks: Mapping[tuple[int, int], np.ndarray],
+    corrected: Collection[tuple[int, int]],
+) -> FrameDecision:
+    """Decide every object of one propagated frame.
+
+    1. The policy's rules decide (a ``task`` rule matches only where a better candidate exists:
+       tracked, not a prompt frame, and preferred by the candidate score).
+    2. Task swaps: the candidate the candidate score prefers replaces SAM 2's mask, with source
+       ``task``, and the frame is rescored as that candidate (its mask-based baselines,
+       entropy and stability, are unknown: NaN).
+    3. A prompt frame holds the prompt itself (its mask where it has one: sam2 would return it
+       resized through its input resolution) and needs no decision: ``corrected`` with source
+       ``human`` for a human correction, else ``accepted`` with source ``prompt``.
+    4. Objects not yet started (before their first prompt) are ``not_started``, reason 0.
+
+    Args:
+        prediction: the frame as SAM 2 produced it (``candidate_masks`` needed when the policy
+            swaps candidates).
+        scores: ``rescore(prediction)``, the frame's scores.
+        policy: the run's policy.
+        rescore: scores a prediction (the run's :class:`~usam_video.scoring.Scorer`).
+        prompt_masks: ``{(frame, object id): bool (H, W)}`` of every mask prompt.
+        corrected: the ``(frame, object id)`` keys of the prompts that are human corrections.
+    """
+    object_ids = prediction.object_ids
+    better = policy.better_candidate(scores, prediction.chosen_candidate, prediction.candidate_valid)
+    can_swap = (better >= 0) & prediction.tracked & ~prediction.is_prompt
+    status, reason = policy.decide(scores, can_swap)
+    source = np.full(len(object_ids), MaskSource.PROPAGATED, np.uint8)
+    masks = prediction.masks.copy()
+    swapped = (status == Status.REFINED) & can_swap
+    if swapped.any():
+        assert prediction.candidate_masks is not None
+        chosen = prediction.chosen_candidate.copy()
+        chosen[swapped] = better[swapped]
+        rows = np.arange(len(object_ids))
+        masks[swapped] = prediction.candidate_masks[rows[swapped], chosen[swapped]]
+        source[swapped] = MaskSource.TASK
+        entropy, stability = prediction.entropy.copy(), prediction.stability.copy()
+        entropy[swapped] = np.nan
+        stability[swapped] = np.nan
+        rescored = dataclasses.replace(
+            prediction,
+            chosen_candidate=chosen,
+            sam_iou=prediction.candidate_ious[rows, np.maximum(chosen, 0)].astype(np.float32),
+            entropy=entropy,
+            stability=stability,
+        )
+        scores = rescore(rescored)
+    t = prediction.frame_index
+    for o, obj in enumerate(object_ids):
+        if not prediction.is_prompt[o]:
+            continue
+        if (t, obj) in prompt_masks:
+            masks[o] = prompt_masks[(t, obj)]
+        human = (t, obj) in corrected
+        status[o] = Status.CORRECTED if human else Status.ACCEPTED
+        reason[o] = 0
+        source[o] = MaskSource.HUMAN if human else MaskSource.PROMPT
+    status[~prediction.tracked] = Status.NOT_STARTED
+    reason[~prediction.tracked] = 0
+    return FrameDecision(masks, scores, status, reason, source)

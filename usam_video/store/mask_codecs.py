@@ -1,7 +1,7 @@
 """Alternative encodings of mask arrays, for the storage benchmark (``usam_video.bench.storage``).
 
 The store itself uses zstd level 0 (zarr's default for bool) followed by a CRC-32C checksum
-(:func:`usam_video.store.zarr_store.checksummed_codecs`); this module writes the same masks
+(:func:`usam_video.store.checksums.checksummed_codecs`); this module writes the same masks
 with other codecs (and one shard per frame) so that their bytes and speed can be compared, while
 zarr stays imported only under ``usam_video/store``.
 """
@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from usam_video.store.zarr_store import PseudoLabelStore, checksummed_codecs
+from usam_video.store.checksums import checksummed_codecs
+from usam_video.store.zarr_store import PseudoLabelStore
 from usam_video.types import VideoRef
 
 __all__ = ["SHARD_PER_FRAME", "codec_variants", "write_masks", "read_masks", "store_uses_default_codecs"]

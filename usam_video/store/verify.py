@@ -1,7 +1,7 @@
 """Prove a pseudo-label store intact: read every chunk of every array and check its CRC-32C.
 
 Each array of a store written since checksums existed ends every chunk with a CRC-32C of its
-compressed bytes (:func:`usam_video.store.zarr_store.checksummed_codecs`), so a flipped byte, a
+compressed bytes (:func:`usam_video.store.checksums.checksummed_codecs`), so a flipped byte, a
 truncated or zeroed chunk fails to decode instead of yielding other pixels or scores. Metadata
 (``zarr.json``) has no checksum: it is checked by parsing it and by comparing a video's
 attributes with its arrays' shapes. What this cannot see: a chunk file deleted outright
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zarr
 
-from usam_video.store.zarr_store import describe_read_error, is_checksummed
+from usam_video.store.checksums import describe_read_error, is_checksummed
 from usam_video.types import Status
 
 if TYPE_CHECKING:

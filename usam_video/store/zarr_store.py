@@ -38,31 +38,30 @@ a group found incomplete was interrupted and is rewritten from scratch by the ne
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import re
-import socket
-import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 import zarr.errors
-from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.core.sync import sync
 
 from usam_video.errors import InputError, StoreError, StoreNotFoundError, UsamVideoError, VideoNotFoundError
+from usam_video.store.checksums import checksummed_codecs, describe_read_error, is_checksummed
+from usam_video.store.claims import claim_video, release_video
+from usam_video.store.records import FrameTable, HistoryEntry, VideoSummary
+from usam_video.store.writer import VideoWriter
 from usam_video.types import MaskSource, MaskUpdate, QueueEntry, Status, VideoRef
 
 if TYPE_CHECKING:
     from usam_video.store.verify import VerifyReport
 
+# The records, the writer and the checksum helpers live in their own modules; re-exported here,
+# where callers have always found them.
 __all__ = [
     "STORE_FORMAT",
     "PseudoLabelStore",
@@ -76,183 +75,10 @@ __all__ = [
 ]
 
 STORE_FORMAT = "usam-video-pseudo-labels"
-_MEMORY_CLAIMS: dict[str, dict[str, str]] = {}
-_MEMORY_CLAIMS_LOCK = threading.Lock()
-
-
-def _default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
-def _claim_is_stale(held: dict[str, Any], stale_after_s: float) -> bool:
-    if not held:
-        return True
-    if time.time() - float(held.get("time", 0)) > stale_after_s:
-        return True
-    if held.get("host") == socket.gethostname():
-        try:
-            os.kill(int(held.get("pid", -1)), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError, OverflowError):
-            return False
-    return False
-
-
 STORE_FORMAT_VERSION = 1
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Cut a failure message kept in a video's attributes to this many characters.
 _FAILURE_CHARS = 2000
-
-
-def checksummed_codecs() -> dict[str, Any]:
-    """``create_array`` keyword arguments of every store array: zarr's default zstd level 0 (the
-    storage benchmark's choice for masks), then a CRC-32C of the compressed bytes, so that a
-    damaged chunk is detected before zstd or numpy ever see it."""
-    return {"compressors": (ZstdCodec(level=0), Crc32cCodec())}
-
-
-def describe_read_error(exc: BaseException) -> str:
-    """A short account of why zarr could not read a chunk or a metadata document."""
-    text = str(exc).rstrip(".")
-    if "checksum do not match" in text:  # zarr's Crc32cCodec
-        return "CRC-32C checksum mismatch (the chunk's bytes changed after they were written)"
-    return f"{type(exc).__name__}: {text}"
-
-
-def is_checksummed(array: zarr.Array) -> bool:
-    """True if every chunk of ``array`` carries a CRC-32C (arrays written before checksums do not)."""
-    return any(isinstance(codec, Crc32cCodec) for codec in array.metadata.codecs)
-
-
-@dataclass(frozen=True)
-class VideoSummary:
-    """What ``inspect`` shows of one video."""
-
-    video_id: str
-    complete: bool
-    num_frames: int
-    height: int
-    width: int
-    object_ids: tuple[int, ...]
-    score_names: tuple[str, ...]
-    status_counts: dict[str, int]
-    provenance: dict[str, Any]
-    fingerprint: str
-    failure: str = ""  # why the last labelling of an incomplete video failed ("" if unknown)
-
-
-@dataclass(frozen=True, eq=False)
-class FrameTable:
-    """Every frame-object's decision and scores of one video.
-
-    Attributes:
-        status: ``uint8`` ``(T, O)``; reason: ``uint8`` ``(T, O)``; scores: ``float32`` ``(T, O, S)``.
-    """
-
-    video_id: str
-    object_ids: tuple[int, ...]
-    score_names: tuple[str, ...]
-    reasons: tuple[str, ...]
-    status: np.ndarray
-    reason: np.ndarray
-    scores: np.ndarray
-    candidate_score_names: tuple[str, ...] = ()
-    candidate_scores: np.ndarray | None = None  # float32 (T, O, K, C)
-    source: np.ndarray | None = None  # uint8 (T, O) MaskSource
-    revision: np.ndarray | None = None  # uint32 (T, O)
-
-    def reason_label(self, code: int) -> str:
-        return self.reasons[code - 1] if code else ""
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One replaced mask kept in a video's history (``index`` addresses its mask)."""
-
-    index: int
-    frame_index: int
-    object_id: int
-    revision: int
-    source: MaskSource
-    status: Status
-
-
-class VideoWriter:
-    """Writes one video's frames; :meth:`finish` marks the video complete."""
-
-    def __init__(self, group: zarr.Group, num_objects: int, num_scores: int, generation: int = 0):
-        self._group = group
-        self._masks = group["masks"]
-        self._scores = group["scores"]
-        self._status = group["status"]
-        self._reason = group["reason"]
-        self._source = group["source"]
-        self._revision = group["revision"]
-        self.generation = generation
-        self._candidates = group["candidate_scores"] if "candidate_scores" in group else None
-        self._num_objects = num_objects
-        self._num_scores = num_scores
-        self.frames_written = 0
-
-    def write_frame(
-        self,
-        frame_index: int,
-        masks: np.ndarray,
-        scores: np.ndarray,
-        status: np.ndarray,
-        reason: np.ndarray,
-        candidate_scores: np.ndarray | None = None,
-        source: np.ndarray | None = None,
-    ) -> None:
-        """Write one frame: ``masks`` bool ``(O, H, W)``, ``scores`` float32 ``(O, S)``,
-        ``status``/``reason`` uint8 ``(O,)``, ``candidate_scores`` float32 ``(O, K, C)`` when the
-        video was begun with candidate score names, ``source`` uint8 ``(O,)`` (default
-        propagated)."""
-        o, s = self._num_objects, self._num_scores
-        if masks.shape != (o, *self._masks.shape[2:]) or scores.shape != (o, s):
-            raise StoreError(
-                f"frame {frame_index}: expected masks {(o, *self._masks.shape[2:])} and scores {(o, s)}, "
-                f"got {masks.shape} and {scores.shape}."
-            )
-        if self._candidates is not None:
-            expected = (o, *self._candidates.shape[2:])
-            if candidate_scores is None or candidate_scores.shape != expected:
-                got = None if candidate_scores is None else candidate_scores.shape
-                raise StoreError(f"frame {frame_index}: expected candidate scores {expected}, got {got}.")
-            self._candidates[frame_index] = candidate_scores.astype(np.float32)
-        self._masks[frame_index] = masks.astype(bool)
-        self._scores[frame_index] = scores.astype(np.float32)
-        self._reason[frame_index] = reason.astype(np.uint8)
-        self._source[frame_index] = (
-            np.full(o, MaskSource.PROPAGATED, np.uint8) if source is None else source.astype(np.uint8)
-        )
-        self._revision[frame_index] = np.full(o, self.generation, np.uint32)
-        # Status last: a frame-object with a status has its mask and scores on disk.
-        self._status[frame_index] = status.astype(np.uint8)
-        self.frames_written += 1
-
-    def update_decisions(self, frames: np.ndarray, objects: np.ndarray, status: int, reason: int) -> None:
-        """Set the status and reason code of frame-objects (row ``frames[i]``, object index
-        ``objects[i]``) already written, e.g. when a budget turns queued ones away."""
-        for t, o in zip(frames.tolist(), objects.tolist(), strict=True):
-            self._reason[t, o] = reason
-            self._status[t, o] = status
-
-    def set_review_plan(self, entries: Sequence[Mapping[str, Any]]) -> None:
-        """Keep the review planner's picks of this video (see :meth:`PseudoLabelStore.review_plan`)."""
-        self._group.attrs["review_plan"] = [dict(e) for e in entries]
-
-    def finish(self) -> None:
-        """Mark the video complete; refuses if a frame was never written."""
-        status = self._status[:]
-        if (status == Status.PENDING).any():
-            missing = np.unique(np.nonzero(status == Status.PENDING)[0])
-            raise StoreError(
-                f"video {self._group.name}: expected every frame written before completion, "
-                f"frames {missing[:10].tolist()} are missing."
-            )
-        self._group.attrs["complete"] = True
 
 
 class PseudoLabelStore:
@@ -482,66 +308,17 @@ class PseudoLabelStore:
             return
 
     # --- claims: one writer per video ---------------------------------------------------------
-    def _claim_path(self, video_id: str) -> Path | None:
-        if "://" in self.location:
-            return None
-        return Path(self.location) / "claims" / f"{video_id}.json"
-
     def claim(self, video_id: str, owner: str | None = None, stale_after_s: float = 6 * 3600) -> str | None:
         """Claim a video for writing; returns None on success, else the live owner's name.
 
-        Local stores use an exclusive-create file ``claims/<video>.json`` (atomic on POSIX file
-        systems, so two workers never both write a video). A claim whose process is gone (same
-        host, dead pid) or older than ``stale_after_s`` is taken over: a killed run does not
-        block its rerun. Other backends keep claims per process only.
+        See :func:`usam_video.store.claims.claim_video`: one writer per video, a dead or stale
+        claim is taken over, object-store URLs claim within this process only.
         """
-        owner = owner or _default_owner()
-        path = self._claim_path(video_id)
-        if path is None:
-            with _MEMORY_CLAIMS_LOCK:
-                holder = _MEMORY_CLAIMS.setdefault(self.location, {}).get(video_id)
-                if holder is not None and holder != owner:
-                    return holder
-                _MEMORY_CLAIMS[self.location][video_id] = owner
-                return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps(
-            {"owner": owner, "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-        )
-        for _ in range(2):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    held = json.loads(path.read_text())
-                except (OSError, ValueError):
-                    held = {}
-                if held.get("owner") == owner:
-                    return None
-                if not _claim_is_stale(held, stale_after_s):
-                    return str(held.get("owner", "unknown"))
-                path.unlink(missing_ok=True)  # stale: take it over
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(payload)
-            return None
-        return "unknown (claim contended)"
+        return claim_video(self.location, video_id, owner, stale_after_s)
 
     def release(self, video_id: str, owner: str | None = None) -> None:
         """Release a claim this owner holds (no-op otherwise)."""
-        owner = owner or _default_owner()
-        path = self._claim_path(video_id)
-        if path is None:
-            with _MEMORY_CLAIMS_LOCK:
-                if _MEMORY_CLAIMS.get(self.location, {}).get(video_id) == owner:
-                    del _MEMORY_CLAIMS[self.location][video_id]
-            return
-        try:
-            held = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        if held.get("owner") == owner:
-            path.unlink(missing_ok=True)
+        release_video(self.location, video_id, owner)
 
     # --- writing -------------------------------------------------------------------------
     def begin_video(

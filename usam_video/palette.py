@@ -1,8 +1,12 @@
-"""Palette (indexed-colour) PNG masks as DAVIS and MOSE ship them.
+"""Palette (indexed-colour) PNG masks as DAVIS and MOSE ship them, and the index maps they hold.
 
 A palette PNG stores one uint8 index per pixel: 0 background, 1..N object ids, 255 void.
 The DAVIS palette is the PASCAL VOC colour map, so files written here open in the same
 colours as the official annotations.
+
+A low-level module beside ``types`` (numpy, Pillow, ``errors`` and ``types`` only): the dataset
+readers, the evaluation's prediction readers and the review's exports all read or write these
+files, and those packages may not import one another.
 """
 
 from __future__ import annotations

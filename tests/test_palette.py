@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from usam_video.datasets.palette import davis_palette, read_palette_png, write_palette_png
 from usam_video.errors import AnnotationError
+from usam_video.palette import davis_palette, read_palette_png, write_palette_png
 
 
 def test_round_trip_keeps_indices_and_davis_colours(tmp_path: Path) -> None:

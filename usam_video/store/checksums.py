@@ -1,0 +1,34 @@
+"""Chunk checksums of the store's arrays: the codecs that write them and how a failed read reads.
+
+Every chunk is zstd-compressed and then carries a CRC-32C of the compressed bytes (zarr's
+``crc32c`` codec), so a damaged chunk fails to read instead of decoding to other pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
+
+__all__ = ["checksummed_codecs", "describe_read_error", "is_checksummed"]
+
+
+def checksummed_codecs() -> dict[str, Any]:
+    """``create_array`` keyword arguments of every store array: zarr's default zstd level 0 (the
+    storage benchmark's choice for masks), then a CRC-32C of the compressed bytes, so that a
+    damaged chunk is detected before zstd or numpy ever see it."""
+    return {"compressors": (ZstdCodec(level=0), Crc32cCodec())}
+
+
+def describe_read_error(exc: BaseException) -> str:
+    """A short account of why zarr could not read a chunk or a metadata document."""
+    text = str(exc).rstrip(".")
+    if "checksum do not match" in text:  # zarr's Crc32cCodec
+        return "CRC-32C checksum mismatch (the chunk's bytes changed after they were written)"
+    return f"{type(exc).__name__}: {text}"
+
+
+def is_checksummed(array: zarr.Array) -> bool:
+    """True if every chunk of ``array`` carries a CRC-32C (arrays written before checksums do not)."""
+    return any(isinstance(codec, Crc32cCodec) for codec in array.metadata.codecs)
