@@ -21,11 +21,10 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectNotFound
 
+from flows.collect import as_they_complete
+from flows.gpu_limit import GPU_LIMIT_NAME, ensure_gpu_limit
 from usam_video.config import load_run_config
 from usam_video.errors import InputError, UsamVideoError
 from usam_video.pipeline import (
@@ -49,7 +48,6 @@ __all__ = [
     "video_artifact_key",
 ]
 
-GPU_LIMIT_NAME = "gpu"
 #: Default number of the most uncertain videos that get a review page artifact (images inside):
 #: a run of thousands of videos writes this many pages, and a table row for every video.
 REPORT_VIDEOS = 20
@@ -80,17 +78,6 @@ def label_video_task(run_config: str, video_id: str, use_gpu_limit: bool) -> Vid
         with concurrency(GPU_LIMIT_NAME, occupy=1, strict=True):
             return label_video(context, video_id)
     return label_video(context, video_id)
-
-
-def ensure_gpu_limit(limit: int) -> None:
-    """Create the global ``gpu`` concurrency limit if this Prefect server lacks it."""
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(GPU_LIMIT_NAME)
-        except ObjectNotFound:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=GPU_LIMIT_NAME, limit=limit)
-            )
 
 
 def _rounded(value: float | None) -> float | None:
@@ -206,14 +193,17 @@ def pseudo_label_dataset(
         0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
     )
     futures = [label_video_task.submit(run_config, video_id, use_gpu_limit) for video_id in videos]
-    results: list[VideoResult] = []
-    for done, (video_id, future) in enumerate(zip(videos, futures, strict=True), start=1):
-        try:
-            results.append(future.result())
-        except Exception as exc:  # the task already retried; report and go on
-            logger.error("video %s failed: %s", video_id, exc)
-            results.append(VideoResult(video_id, "failed", error=f"{type(exc).__name__}: {exc}"))
+    # Collected as they complete, so that one slow first video does not stall the progress
+    # artifact; reported in the order of the videos.
+    by_position: dict[int, VideoResult] = {}
+    for done, (i, result, exc) in enumerate(as_they_complete(futures), start=1):
+        if exc is not None:  # the task already retried; report and go on
+            logger.error("video %s failed: %s", videos[i], exc)
+            result = VideoResult(videos[i], "failed", error=f"{type(exc).__name__}: {exc}")
+        assert result is not None
+        by_position[i] = result
         update_progress_artifact(progress, 100.0 * done / max(len(videos), 1))
+    results = [by_position[i] for i in range(len(videos))]
     turned_away = apply_run_budget(run, [r.video_id for r in results if r.outcome != "failed"])
     if turned_away:
         logger.warning("human budget of the run: %d queued frame-objects accepted instead", turned_away)

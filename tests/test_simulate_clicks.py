@@ -85,7 +85,7 @@ def test_simulate_clicks_prompts_the_lowest_scored(labelled, tmp_path: Path) -> 
     picked = set(by_score.frame_objects)
     assert max(scores[f] for f in picked) <= min(s for f, s in scores.items() if f not in picked)
     assert list(by_score.frame_objects) == [items[i][:3] for i in rank_by_score(items, "iou_tiny")[:4]]
-    assert list(by_random.frame_objects) == [items[i][:3] for i in pick(items, "random", "", 4, 3)]
+    assert list(by_random.frame_objects) == [items[i][:3] for i in pick(items, 4, 3)]
 
     # the clicks reached SAM 2: each picked frame-object is a prompt frame scored on a new decoder
     # pass (random weights often give empty masks both ways, so masks must change somewhere);

@@ -37,6 +37,7 @@ result. No Prefect here; ``flows/evaluate.py`` wraps :func:`evaluate_predictions
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,7 +46,7 @@ import numpy.typing as npt
 
 from usam_video.config import DatasetConfig
 from usam_video.datasets import open_dataset
-from usam_video.errors import EvaluationError
+from usam_video.errors import EvaluationError, UsamVideoError
 from usam_video.evaluation.jf import VOID_LABEL, DavisReport, DavisSequenceResult, summarize_davis
 from usam_video.evaluation.protocols import (
     RANDOM_SAMPLE,
@@ -71,6 +72,7 @@ from usam_video.pipeline.eval_sources import StorePredictions, ground_truth, gt_
 # The result, its formatting and the protocols' helpers are re-exported: callers import the
 # evaluation job from here.
 __all__ = [
+    "jf_with_baseline",
     "EVALUATION_JSON",
     "RANKING_PNG",
     "PROTOCOLS",
@@ -216,3 +218,45 @@ def evaluate_predictions(
         dropped_items=dropped,
         random_seed=random_seed if ranking is not None else None,
     )
+
+
+def jf_with_baseline(
+    store_path: str | Path, dataset: DatasetConfig, video_ids: Sequence[str]
+) -> tuple[dict[str, float], dict[str, float], float | None, float | None, str, str]:
+    """Per-video and overall J&F of the store and of the copy-first-mask baseline.
+
+    Returns ``(per video, baseline per video, overall, baseline overall, protocol, note)``; the
+    note says why there is no J&F (no ground truth, nothing evaluable).
+    """
+    if dataset.format == "video":
+        return {}, {}, None, None, "davis", f"dataset {dataset.name!r} (plain videos) has no ground truth"
+    # train_model imports the engine (sam2): only when a baseline is asked for.
+    from usam_video.pipeline.train_model import write_copy_first_mask
+
+    protocol = "sav" if dataset.format == "sav" else "davis"
+    try:
+        known = set(open_dataset(dataset).list_videos())
+        videos = [v for v in video_ids if v in known]
+        if not videos:
+            return {}, {}, None, None, protocol, f"none of the videos is in dataset {dataset.name!r}"
+        result = evaluate_predictions(store_path, dataset, protocol, videos, random_seed=None)
+        if result.jf is None:
+            return (
+                {},
+                {},
+                None,
+                None,
+                protocol,
+                f"no video of dataset {dataset.name!r} has frames to evaluate",
+            )
+        evaluated = list(result.videos)
+        with tempfile.TemporaryDirectory(prefix="usam-report-baseline-") as folder:
+            write_copy_first_mask(dataset, Path(folder), evaluated)
+            baseline = evaluate_predictions(
+                Path(folder), dataset, protocol, evaluated, layout="davis", random_seed=None
+            )
+    except UsamVideoError as exc:
+        return {}, {}, None, None, protocol, f"no J&F: {exc}"
+    per_video = {row["sequence"]: row["J&F"] for row in result.sequence_rows() if row["J&F"] is not None}
+    base = {row["sequence"]: row["J&F"] for row in baseline.sequence_rows() if row["J&F"] is not None}
+    return per_video, base, result.global_scores()["J&F"], baseline.global_scores()["J&F"], protocol, ""

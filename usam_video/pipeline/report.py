@@ -20,16 +20,14 @@ videos get a page with images; every video gets a row in the index. No Prefect h
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import html
 import logging
 import math
 import re
 import tempfile
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import quote
@@ -38,6 +36,21 @@ import numpy as np
 
 from usam_video.config import DatasetConfig, RunConfig
 from usam_video.errors import EvaluationError, InputError, UsamVideoError, VideoNotFoundError
+from usam_video.evaluation.pages import (
+    Block,
+    Cell,
+    Code,
+    Heading,
+    Image,
+    Inline,
+    Link,
+    Para,
+    Table,
+    data_uri,
+    render_html,
+    render_markdown,
+)
+from usam_video.pipeline.evaluate import jf_with_baseline
 from usam_video.score_registry import is_known, score_info, to_uncertainty
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, Status
@@ -276,49 +289,6 @@ def _dataset_of(store: PseudoLabelStore, video_id: str, dataset: DatasetConfig |
     return dataset if dataset is not None else _run_config(store, video_id).dataset
 
 
-def _ground_truth_jf(
-    store_path: str | Path, dataset: DatasetConfig, video_ids: Sequence[str]
-) -> tuple[dict[str, float], dict[str, float], float | None, float | None, str, str]:
-    """Per-video and overall J&F of the store and of the copy-first-mask baseline.
-
-    Returns ``(per video, baseline per video, overall, baseline overall, protocol, note)``; the
-    note says why there is no J&F (no ground truth, nothing evaluable).
-    """
-    if dataset.format == "video":
-        return {}, {}, None, None, "davis", f"dataset {dataset.name!r} (plain videos) has no ground truth"
-    from usam_video.datasets import open_dataset
-    from usam_video.pipeline.evaluate import evaluate_predictions
-    from usam_video.pipeline.train_model import write_copy_first_mask
-
-    protocol = "sav" if dataset.format == "sav" else "davis"
-    try:
-        known = set(open_dataset(dataset).list_videos())
-        videos = [v for v in video_ids if v in known]
-        if not videos:
-            return {}, {}, None, None, protocol, f"none of the videos is in dataset {dataset.name!r}"
-        result = evaluate_predictions(store_path, dataset, protocol, videos, random_seed=None)
-        if result.jf is None:
-            return (
-                {},
-                {},
-                None,
-                None,
-                protocol,
-                f"no video of dataset {dataset.name!r} has frames to evaluate",
-            )
-        evaluated = list(result.videos)
-        with tempfile.TemporaryDirectory(prefix="usam-report-baseline-") as folder:
-            write_copy_first_mask(dataset, Path(folder), evaluated)
-            baseline = evaluate_predictions(
-                Path(folder), dataset, protocol, evaluated, layout="davis", random_seed=None
-            )
-    except UsamVideoError as exc:
-        return {}, {}, None, None, protocol, f"no J&F: {exc}"
-    per_video = {row["sequence"]: row["J&F"] for row in result.sequence_rows() if row["J&F"] is not None}
-    base = {row["sequence"]: row["J&F"] for row in baseline.sequence_rows() if row["J&F"] is not None}
-    return per_video, base, result.global_scores()["J&F"], baseline.global_scores()["J&F"], protocol, ""
-
-
 def build_report(
     store_path: str | Path,
     video_ids: Sequence[str] | None = None,
@@ -369,7 +339,7 @@ def build_report(
         except InputError as exc:
             jf_note = f"no J&F: {exc}"
         else:
-            per_video, base, jf, baseline, protocol, jf_note = _ground_truth_jf(store_path, gt_dataset, ids)
+            per_video, base, jf, baseline, protocol, jf_note = jf_with_baseline(store_path, gt_dataset, ids)
             jf_videos = len(per_video)
             digests = [
                 replace(d, jf=per_video.get(d.video_id), jf_baseline=base.get(d.video_id)) for d in digests
@@ -456,47 +426,6 @@ def _write_images(report: RunReport, video_id: str, folder: Path, stem: str) -> 
 # --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Code:
-    text: str
-
-
-@dataclass(frozen=True)
-class _Link:
-    text: str
-    href: str
-
-
-_Inline = str | _Code | _Link
-_Cell = _Inline | tuple[_Inline, ...]
-
-
-@dataclass(frozen=True)
-class _Heading:
-    level: int
-    text: tuple[_Inline, ...]
-
-
-@dataclass(frozen=True)
-class _Para:
-    text: tuple[_Inline, ...]
-
-
-@dataclass(frozen=True)
-class _Image:
-    alt: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class _Table:
-    header: tuple[str, ...]
-    rows: tuple[tuple[_Cell, ...], ...]
-
-
-_Block = _Heading | _Para | _Image | _Table
-
-
 def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
@@ -514,14 +443,14 @@ def _jf_text(report: RunReport, jf: float | None, baseline: float | None) -> str
     return f"J&F{scale} {_num(jf)}, copying the first mask to every frame: {_num(baseline)}"
 
 
-def _video_blocks(report: RunReport, video_id: str, images: _Images | None) -> list[_Block]:
+def _video_blocks(report: RunReport, video_id: str, images: _Images | None) -> list[Block]:
     d = report.digest(video_id)
-    blocks: list[_Block] = [
-        _Heading(1, (_Code(video_id), f": uncertainty rank {report.rank(video_id)} of {len(report.videos)}"))
+    blocks: list[Block] = [
+        Heading(1, (Code(video_id), f": uncertainty rank {report.rank(video_id)} of {len(report.videos)}"))
     ]
-    facts: list[_Inline] = [
+    facts: list[Inline] = [
         f"{d.frames} frames, {d.objects} objects; score ",
-        _Code(d.score),
+        Code(d.score),
         f" ({_direction_text(d.score)}). Video uncertainty {_num(d.uncertainty)} (mean of its worst "
         f"{TAIL_FRACTION:.0%} frames). Queued for a human: {d.queued_human}, for refinement: "
         f"{d.queued_refine}; corrected: {d.corrected}; planned corrections: {len(d.plan)}.",
@@ -532,22 +461,22 @@ def _video_blocks(report: RunReport, video_id: str, images: _Images | None) -> l
         facts.append(" INCOMPLETE video: labelling did not finish.")
     if d.untrained:
         facts.append(" RANDOM weights: these masks or scores are not real.")
-    blocks.append(_Para(tuple(facts)))
+    blocks.append(Para(tuple(facts)))
     if d.plan:
         first = d.plan[0]
         blocks.append(
-            _Para(
+            Para(
                 (
                     f"Fix first: frame {first.frame}, object {first.object_id} ({d.score} "
                     f"{_num(first.value)}): {first.reason or 'picked by the review planner'}.",
                 )
             )
         )
-    blocks.append(_Heading(2, ("Timeline",)))
+    blocks.append(Heading(2, ("Timeline",)))
     if images is not None:
-        blocks.append(_Image(f"timeline of {video_id}", images.timeline))
+        blocks.append(Image(f"timeline of {video_id}", images.timeline))
     blocks.append(
-        _Para(
+        Para(
             (
                 "Each line is an object's score per frame. Red triangles (#rank): corrections the "
                 "review planner asks for; rings: queued frame-objects; green diamonds: "
@@ -555,13 +484,13 @@ def _video_blocks(report: RunReport, video_id: str, images: _Images | None) -> l
             )
         )
     )
-    blocks.append(_Heading(2, ("Worst frames",)))
+    blocks.append(Heading(2, ("Worst frames",)))
     if images is not None and images.strip is not None:
-        blocks.append(_Image(f"worst frames of {video_id}", images.strip))
+        blocks.append(Image(f"worst frames of {video_id}", images.strip))
     elif images is not None:
-        blocks.append(_Para((f"No strip: {images.strip_note}.",)))
+        blocks.append(Para((f"No strip: {images.strip_note}.",)))
     blocks.append(
-        _Table(
+        Table(
             ("frame", "most doubtful object", d.score),
             tuple(
                 (str(t), str(o), _num(v))
@@ -569,31 +498,31 @@ def _video_blocks(report: RunReport, video_id: str, images: _Images | None) -> l
             ),
         )
     )
-    blocks.append(_Heading(2, ("Review plan: what to fix, and why",)))
+    blocks.append(Heading(2, ("Review plan: what to fix, and why",)))
     if d.plan:
         shown = d.plan[:MAX_PLAN_ROWS]
         blocks.append(
-            _Table(
+            Table(
                 ("rank", "frame", "object", d.score, "why"),
                 tuple((str(p.rank), str(p.frame), str(p.object_id), _num(p.value), p.reason) for p in shown),
             )
         )
         if len(d.plan) > len(shown):
-            blocks.append(_Para((f"... and {len(d.plan) - len(shown)} more picks.",)))
+            blocks.append(Para((f"... and {len(d.plan) - len(shown)} more picks.",)))
     else:
-        blocks.append(_Para(("No review plan: the run has no human budget, or nothing was picked.",)))
+        blocks.append(Para(("No review plan: the run has no human budget, or nothing was picked.",)))
     if d.queued_by_reason:
-        blocks.append(_Heading(2, ("Queued, by policy rule",)))
-        blocks.append(_Table(("reason", "frame-objects"), tuple((r, str(n)) for r, n in d.queued_by_reason)))
+        blocks.append(Heading(2, ("Queued, by policy rule",)))
+        blocks.append(Table(("reason", "frame-objects"), tuple((r, str(n)) for r, n in d.queued_by_reason)))
     return blocks
 
 
-def _run_intro(report: RunReport) -> list[_Block]:
+def _run_intro(report: RunReport) -> list[Block]:
     paged = len(report.paged)
     who = "every video has" if paged == len(report.videos) else f"the {paged} most uncertain have"
-    text: list[_Inline] = [
+    text: list[Inline] = [
         f"{len(report.videos)} videos of ",
-        _Code(report.store),
+        Code(report.store),
         f", most uncertain first; {who} a page with a timeline, the worst frames and the review plan.",
     ]
     if report.jf is not None:
@@ -602,7 +531,7 @@ def _run_intro(report: RunReport) -> list[_Block]:
         )
     elif report.jf_note:
         text.append(f" {report.jf_note}.")
-    return [_Para(tuple(text))]
+    return [Para(tuple(text))]
 
 
 def _why(d: VideoDigest) -> str:
@@ -616,8 +545,8 @@ def _why(d: VideoDigest) -> str:
     return text if len(text) <= 90 else text[:87] + "..."
 
 
-def _index_row(report: RunReport, d: VideoDigest, page: _Cell) -> tuple[_Cell, ...]:
-    row: tuple[_Cell, ...] = (
+def _index_row(report: RunReport, d: VideoDigest, page: Cell) -> tuple[Cell, ...]:
+    row: tuple[Cell, ...] = (
         str(report.rank(d.video_id)),
         page,
         _num(d.uncertainty),
@@ -648,87 +577,6 @@ def _index_header(report: RunReport, page_column: str) -> tuple[str, ...]:
 
 # --- renderers ---------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
-
-
-def _md_inline(parts: _Cell) -> str:
-    def escape(text: str) -> str:
-        return _MD_SPECIAL.sub(r"\\\1", text)
-
-    out = []
-    for part in parts if isinstance(parts, tuple) else (parts,):
-        if isinstance(part, _Code):
-            out.append("`" + part.text.replace("`", "'") + "`")
-        elif isinstance(part, _Link):
-            out.append(f"[{escape(part.text)}]({part.href})")
-        else:
-            out.append(escape(part))
-    return "".join(out).replace("\n", " ")
-
-
-def _html_inline(parts: _Cell) -> str:
-    out = []
-    for part in parts if isinstance(parts, tuple) else (parts,):
-        if isinstance(part, _Code):
-            out.append(f"<code>{html.escape(part.text)}</code>")
-        elif isinstance(part, _Link):
-            out.append(f'<a href="{html.escape(part.href)}">{html.escape(part.text)}</a>')
-        else:
-            out.append(html.escape(part))
-    return "".join(out)
-
-
-def _markdown(blocks: Sequence[_Block], src: Callable[[Path], str]) -> str:
-    lines: list[str] = []
-    for block in blocks:
-        if isinstance(block, _Heading):
-            lines.append(f"{'#' * block.level} {_md_inline(block.text)}")
-        elif isinstance(block, _Para):
-            lines.append(_md_inline(block.text))
-        elif isinstance(block, _Image):
-            lines.append(f"![{block.alt}]({src(block.path)})")
-        else:
-            lines.append("| " + " | ".join(block.header) + " |")
-            lines.append("|" + "---|" * len(block.header))
-            lines.extend("| " + " | ".join(_md_inline(c) for c in row) + " |" for row in block.rows)
-        lines.append("")
-    return "\n".join(lines)
-
-
-_CSS = (
-    "body{font-family:sans-serif;max-width:1100px;margin:1.5em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;"
-    "text-align:left;font-size:90%}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}"
-    "code{background:#f3f3f3;padding:0 3px}td a,td code{white-space:nowrap}"
-)
-
-
-def _html(title: str, blocks: Sequence[_Block], src: Callable[[Path], str], nav: str = "") -> str:
-    body = [nav] if nav else []
-    for block in blocks:
-        if isinstance(block, _Heading):
-            body.append(f"<h{block.level}>{_html_inline(block.text)}</h{block.level}>")
-        elif isinstance(block, _Para):
-            body.append(f"<p>{_html_inline(block.text)}</p>")
-        elif isinstance(block, _Image):
-            body.append(f'<p><img src="{html.escape(src(block.path))}" alt="{html.escape(block.alt)}"></p>')
-        else:
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in block.header)
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{_html_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows
-            )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
-
-
-def _data_uri(path: Path) -> str:
-    mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "image/png"
-    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
-
-
 # --- public pages ------------------------------------------------------------------------
 
 
@@ -742,13 +590,13 @@ def video_markdown(report: RunReport, video_id: str) -> str:
     report.digest(video_id)
     with tempfile.TemporaryDirectory(prefix="usam-report-") as tmp:
         images = _write_images(report, video_id, Path(tmp), "page")
-        text = _markdown(_video_blocks(report, video_id, images), _data_uri)
+        text = render_markdown(_video_blocks(report, video_id, images), data_uri)
         if len(text.encode()) > MAX_PAGE_BYTES and images.strip is not None:
             size = len(text.encode()) // 1000
             images = replace(images, strip=None, strip_note=f"the page would be {size} kB, over the cap")
-            text = _markdown(_video_blocks(report, video_id, images), _data_uri)
+            text = render_markdown(_video_blocks(report, video_id, images), data_uri)
     if len(text.encode()) > MAX_PAGE_BYTES:
-        text = _markdown(_video_blocks(report, video_id, None), _data_uri)
+        text = render_markdown(_video_blocks(report, video_id, None), data_uri)
     return text
 
 
@@ -760,19 +608,19 @@ def run_markdown(report: RunReport, pages: Mapping[str, str], *, every_video: st
             only these get a row, so the overview stays small for any run.
         every_video: where the row of every video is (e.g. the run's table artifact).
     """
-    blocks: list[_Block] = [_Heading(1, ("Review report: where the videos go wrong",)), *_run_intro(report)]
+    blocks: list[Block] = [Heading(1, ("Review report: where the videos go wrong",)), *_run_intro(report)]
     rows = tuple(
-        _index_row(report, report.digest(v), (_Code(v), " → ", _Code(pages[v])))
+        _index_row(report, report.digest(v), (Code(v), " → ", Code(pages[v])))
         for v in report.paged
         if v in pages
     )
-    blocks.append(_Table(_index_header(report, "video → page"), rows))
+    blocks.append(Table(_index_header(report, "video → page"), rows))
     rest = len(report.videos) - len(rows)
     if rest:
-        where = (" (see ", _Code(every_video), ")") if every_video else ()
+        where = (" (see ", Code(every_video), ")") if every_video else ()
         videos = "video has" if rest == 1 else "videos have"
-        blocks.append(_Para((f"{rest} less uncertain {videos} no page", *where, ".")))
-    return _markdown(blocks, _data_uri)
+        blocks.append(Para((f"{rest} less uncertain {videos} no page", *where, ".")))
+    return render_markdown(blocks, data_uri)
 
 
 def _file_stem(video_id: str) -> str:
@@ -816,19 +664,19 @@ def write_static_report(
         stem = _file_stem(video_id)
         images = _write_images(report, video_id, pages_dir, stem)
         nav = '<p><a href="../index.html">&larr; all videos</a></p>'
-        page = _html(video_id, _video_blocks(report, video_id, images), lambda p: quote(p.name), nav)
+        page = render_html(video_id, _video_blocks(report, video_id, images), lambda p: quote(p.name), nav)
         (pages_dir / f"{stem}.html").write_text(page, encoding="utf-8")
         links[video_id] = f"videos/{quote(stem)}.html"
-    blocks: list[_Block] = [_Heading(1, ("Review report: where the videos go wrong",)), *_run_intro(report)]
+    blocks: list[Block] = [Heading(1, ("Review report: where the videos go wrong",)), *_run_intro(report)]
     rows = tuple(
         _index_row(
-            report, d, _Link(d.video_id, links[d.video_id]) if d.video_id in links else _Code(d.video_id)
+            report, d, Link(d.video_id, links[d.video_id]) if d.video_id in links else Code(d.video_id)
         )
         for d in report.videos
     )
-    blocks.append(_Table(_index_header(report, "video"), rows))
+    blocks.append(Table(_index_header(report, "video"), rows))
     index = out / "index.html"
     index.write_text(
-        _html(f"Review report of {report.store}", blocks, lambda p: quote(p.name)), encoding="utf-8"
+        render_html(f"Review report of {report.store}", blocks, lambda p: quote(p.name)), encoding="utf-8"
     )
     return index
