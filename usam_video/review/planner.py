@@ -381,8 +381,8 @@ def _plan_runs(
                 f"{f0}-{fp - 1} not eligible)"
             )
         reason = f"{head}, downstream error mass {run.value:.3g}"
-        if (k, m) != (0, 0):
-            factor = od**k * vd**m
+        factor = od**k * vd**m
+        if factor != 1.0:  # say why a run ranked lower than its mass, only when it did
             reason += f", x{factor:.3g} after {k} pick(s) on the object and {m} in the video"
         picks.append(Pick(track.video_id, track.object_id, fp, value, f0, f1, length, "run", reason))
         picked.append(run)
