@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
@@ -427,12 +428,24 @@ class TrainHeadsConfig(_Strict):
 _T = TypeVar("_T", bound=BaseModel)
 
 
+# What a run config's load read (files with their content hash, environment variables with their
+# values), per thread, so that the next load of the same file in this process can reuse it.
+_TRACE = threading.local()
+
+
+def _trace(kind: str, item: tuple[str, str | None]) -> None:
+    recorder = getattr(_TRACE, kind, None)
+    if recorder is not None:
+        recorder.append(item)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: expected a YAML config file, found nothing.") from exc
+    _trace("files", (str(path.resolve()), hashlib.sha256(text.encode()).hexdigest()))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -482,6 +495,7 @@ def _expand_variables(key: str, value: str) -> str:
         name = match.group("braced") if match.group("braced") is not None else match.group("name")
         if not _VARIABLE_NAME.fullmatch(name) or not os.environ.get(name):
             raise _UnsetVariable(key, value, name)
+        _trace("env", (name, os.environ[name]))
         return os.environ[name]
 
     return _VARIABLE.sub(substitute, value)
@@ -572,10 +586,54 @@ def load_policy_config(path: Path) -> PolicyConfig:
         return _validate(PolicyConfig, _policy_data(_read_yaml(path), path.parent), path)
 
 
+_RUN_CACHE: dict[tuple[str, str], tuple[tuple[tuple[str, str | None], ...], RunConfig]] = {}
+_RUN_CACHE_LOCK = threading.Lock()
+
+
+def _unchanged(inputs: tuple[tuple[str, str | None], ...]) -> bool:
+    for kind_name, value in inputs:
+        kind, _, name = kind_name.partition(":")
+        if kind == "env":
+            if os.environ.get(name) != value:
+                return False
+        else:
+            try:
+                current = hashlib.sha256(Path(name).read_text().encode()).hexdigest()
+            except OSError:
+                return False
+            if current != value:
+                return False
+    return True
+
+
 def load_run_config(path: Path) -> RunConfig:
     """Load a run YAML. Its ``dataset``, ``model``, ``heads`` and ``policy`` entries are either
-    inline mappings or paths (relative to the run file) of YAML files of that kind."""
-    path = Path(path)
+    inline mappings or paths (relative to the run file) of YAML files of that kind.
+
+    A run is loaded by the CLI, its flow and every task, often in one process: the parsed and
+    validated config is kept per process and returned again (a copy) while every file it was
+    read from has the same content and every environment variable it used (and ``HOME``, for
+    ``~``) the same value; anything changed, it is loaded afresh. Errors are never kept.
+    """
+    key = (str(path), os.getcwd())
+    with _RUN_CACHE_LOCK:
+        cached = _RUN_CACHE.get(key)
+    if cached is not None and _unchanged(cached[0]):
+        return cached[1].model_copy(deep=True)
+    _TRACE.files, _TRACE.env = [], []
+    try:
+        config = _load_run_config(Path(path))
+        inputs = tuple((f"file:{p}", d) for p, d in _TRACE.files) + tuple(
+            (f"env:{n}", v) for n, v in [*_TRACE.env, ("HOME", os.environ.get("HOME"))]
+        )
+    finally:
+        _TRACE.files = _TRACE.env = None
+    with _RUN_CACHE_LOCK:
+        _RUN_CACHE[key] = (inputs, config)
+    return config.model_copy(deep=True)
+
+
+def _load_run_config(path: Path) -> RunConfig:
     with _naming_unset_variables(path):
         data = _read_yaml(path)
         base = path.parent
