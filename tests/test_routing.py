@@ -6,31 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.budget_helpers import budget_keep
 from tests.conftest import make_run_config
 from usam_video.config import HumanBudget, ModelRefinement, PolicyConfig, PolicyRule, ReviewPlanConfig
 from usam_video.datasets import open_dataset
 from usam_video.engine import PropagationSession
 from usam_video.pipeline import label_dataset, refine_store
 from usam_video.pipeline.label import _cached_model
-from usam_video.review.planner import PlannerSettings, Track, plan_reviews
-from usam_video.review.planning import budget_uncertainty, video_limit
 from usam_video.scoring import ThresholdPolicy
 from usam_video.scoring.policy import OVER_BUDGET
 from usam_video.store import PseudoLabelStore
 from usam_video.types import FrameScores, MaskSource, MaskUpdate, Status
-
-
-def budget_keep(priority: np.ndarray, budget: HumanBudget, total_frames: int) -> np.ndarray:
-    """Which frame-objects of one object's frames the human budget keeps, as the label loop
-    decides it (the review planner, per-frame ordering)."""
-    u = budget_uncertainty(budget, priority)
-    limit = video_limit(budget, len(priority), total_frames)
-    track = Track("v", 1, np.arange(len(priority)), np.where(np.isfinite(u), u, np.nan), np.isfinite(u))
-    picks = plan_reviews([track], limit, PlannerSettings(kind="per_frame", skip_after=0))
-    keep = np.zeros(len(priority), bool)
-    keep[[p.frame_index for p in picks]] = True
-    return keep
-
 
 
 def scores(rows: list[list[float]], cand: np.ndarray | None = None) -> FrameScores:

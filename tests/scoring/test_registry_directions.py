@@ -7,14 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from tests.budget_helpers import budget_keep
 from usam_video.config import HumanBudget, PolicyConfig, PolicyRule
 from usam_video.errors import ConfigError
 from usam_video.evaluation.overlay import colour_scale
 from usam_video.evaluation.protocols import RankingItems, rank_items, score_direction
 from usam_video.heads import HeadInputs, random_heads
 from usam_video.pipeline.train_heads import _ranking
-from usam_video.review.planner import PlannerSettings, Track, plan_reviews
-from usam_video.review.planning import budget_uncertainty, video_limit
 from usam_video.score_registry import direction_of, score_info, to_uncertainty
 from usam_video.scoring import Scorer, ThresholdPolicy
 
@@ -33,16 +32,6 @@ DIRECTIONS = {
 }
 BASE = np.linspace(0.05, 0.95, 19)  # true IoU of 19 masks, the worst first
 
-def budget_keep(priority: np.ndarray, budget: HumanBudget, total_frames: int) -> np.ndarray:
-    """Which frame-objects of one object's frames the human budget keeps, as the label loop
-    decides it (the review planner, per-frame ordering)."""
-    u = budget_uncertainty(budget, priority)
-    limit = video_limit(budget, len(priority), total_frames)
-    track = Track("v", 1, np.arange(len(priority)), np.where(np.isfinite(u), u, np.nan), np.isfinite(u))
-    picks = plan_reviews([track], limit, PlannerSettings(kind="per_frame", skip_after=0))
-    keep = np.zeros(len(priority), bool)
-    keep[[p.frame_index for p in picks]] = True
-    return keep
 
 
 
