@@ -21,9 +21,9 @@ The default strategy is the policy's ``human_budget`` (its ``priority`` under it
 else ``iou_video`` under the runs planner when the run has the video heads.
 
 A relabel depends only on the video and its set of corrections, so it is computed once and
-reused by every strategy that picks the same set. Relabels run in memory (no store copy): the
-masks a relabel would store are SAM 2's masks, with every prompt and correction frame holding
-its own mask; a test checks this equals relabelling a store copy.
+reused by every strategy that picks the same set. Relabels run in memory (no store copy): each
+frame goes through the label loop's own :func:`~usam_video.scoring.policy.decide_frame`, so the
+masks are those ``label_video`` would store; a test checks this equals relabelling a store copy.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from usam_video.pipeline.train_heads import mask_iou
 from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
 from usam_video.review.planning import planner_settings, tracks_of, uncertainty_table
 from usam_video.score_registry import direction_of, is_known
+from usam_video.scoring.policy import decide_frame
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, MaskUpdate, Status
 
@@ -257,8 +258,9 @@ class ReviewSimulation:
             corrections.append(
                 MaskUpdate(video_id, t, obj, annotation.mask_of(obj), MaskSource.HUMAN, Status.CORRECTED)
             )
-        prompts, _ = _prompts_with_corrections(reader.prompts(video_id), corrections)
-        session = PropagationSession(model, reader.frames(video_id))
+        prompts, corrected = _prompts_with_corrections(reader.prompts(video_id), corrections)
+        policy, scorer = self.context.policy, self.context.scorer
+        session = PropagationSession(model, reader.frames(video_id), keep_candidates=policy.swaps_candidates)
         for prompt in prompts:
             session.add_prompt(prompt)
         prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
@@ -269,12 +271,10 @@ class ReviewSimulation:
             t = prediction.frame_index
             if t not in wanted:
                 continue
-            masks = prediction.masks.copy()
-            for o, obj in enumerate(prediction.object_ids):
-                # As label_video stores them: a prompt or correction frame holds its own mask.
-                if prediction.is_prompt[o] and (t, obj) in prompt_masks:
-                    masks[o] = prompt_masks[(t, obj)]
-            predicted[t] = FrameMasks(prediction.object_ids, masks)
+            # The masks label_video would store: the same decision (task swaps, prompts and
+            # corrections holding their own mask), only not written.
+            decision = decide_frame(prediction, scorer(prediction), policy, scorer, prompt_masks, corrected)
+            predicted[t] = FrameMasks(prediction.object_ids, decision.masks)
         return davis_sequence(video_id, self.gt_maps[video_id], frames[1:-1], predicted, "relabel")
 
     def evaluate(self, picks: Sequence[Pick]) -> float:
