@@ -132,7 +132,13 @@ class DatasetConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """A SAM 2 model: its architecture config and its weights."""
+    """A SAM 2 model: its architecture config, its weights, and how it runs.
+
+    ``compile_image_encoder`` and ``tf32`` are speed options (issue #17, benchmark 6); both
+    default off. They change the numerics slightly, so a non-default value enters the run
+    fingerprint; at their defaults they are left out of it (:func:`config_fingerprint`), so
+    stores labelled before the options existed stay current.
+    """
 
     name: str
     sam2_config: str = Field(
@@ -144,6 +150,21 @@ class ModelConfig(_Strict):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    compile_image_encoder: bool = Field(
+        default=False,
+        description="torch.compile the image encoder (sam2's own option, the model config key "
+        "'model.compile_image_encoder': mode max-autotune, fullgraph, static shapes). The first "
+        "frames are slow while it compiles; the mask decoder stays eager, so token capture works",
+        json_schema_extra={"fingerprint": "omit_default"},
+    )
+    tf32: bool = Field(
+        default=False,
+        description="on CUDA, allow TensorFloat-32 in matmuls and cuDNN convolutions "
+        "(torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32). "
+        "Process-wide: building such a model turns it on for every model in the process, and "
+        "building one with false does not turn it off again. Ignored on the CPU (logged)",
+        json_schema_extra={"fingerprint": "omit_default"},
+    )
 
     @model_validator(mode="after")
     def _weights_are_explicit(self) -> ModelConfig:
@@ -696,7 +717,33 @@ def load_train_heads_config(path: Path) -> TrainHeadsConfig:
         return _validate(TrainHeadsConfig, data, path)
 
 
+def _omit_neutral_defaults(config: Any, dumped: Any) -> Any:
+    """``dumped`` (``config``'s JSON dump) less every field marked ``{"fingerprint":
+    "omit_default"}`` that holds its default, at any depth."""
+    if isinstance(config, BaseModel) and isinstance(dumped, dict):
+        for name, info in type(config).model_fields.items():
+            if name not in dumped:
+                continue
+            value = getattr(config, name)
+            extra = info.json_schema_extra
+            neutral = isinstance(extra, dict) and extra.get("fingerprint") == "omit_default"
+            if neutral and value == info.default:
+                del dumped[name]
+            else:
+                dumped[name] = _omit_neutral_defaults(value, dumped[name])
+    elif isinstance(config, (list, tuple)) and isinstance(dumped, list):
+        return [_omit_neutral_defaults(c, d) for c, d in zip(config, dumped, strict=True)]
+    elif isinstance(config, dict) and isinstance(dumped, dict):
+        return {key: _omit_neutral_defaults(config.get(key), value) for key, value in dumped.items()}
+    return dumped
+
+
 def config_fingerprint(config: BaseModel) -> str:
-    """A short stable hash of a config's content (used to tell whether stored output is current)."""
-    payload = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    """A short stable hash of a config's content (used to tell whether stored output is current).
+
+    Every field counts, defaults included, except fields added later with the marker
+    ``json_schema_extra={"fingerprint": "omit_default"}`` while they hold their default: adding
+    such an option leaves the fingerprints of existing stores unchanged.
+    """
+    payload = json.dumps(_omit_neutral_defaults(config, config.model_dump(mode="json")), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -46,6 +46,7 @@ __all__ = [
     "small_model_config",
     "stopwatch",
     "write_synthetic_video",
+    "write_video_as_mp4",
 ]
 
 #: The repository root (benchmarks read ``configs/`` from it; the package is installed editable).
@@ -194,6 +195,38 @@ def write_synthetic_video(
     )
     write_davis_dataset(root, [spec], annotate_all_frames=annotate_all_frames)
     return root / "JPEGImages" / "480p" / name
+
+
+def write_video_as_mp4(davis_root: Path, name: str, out_root: Path, fps: float = 24.0) -> Path:
+    """Copy a DAVIS-layout video (e.g. from :func:`write_synthetic_video`) to the plain-video
+    format (``format: video``): ``<out_root>/<name>.mp4`` (Motion-JPEG, quality 90) and its
+    frame-0 masks as prompts in ``<out_root>/prompts.json`` (one binary PNG per object under
+    ``<out_root>/masks/``; entries of other videos already in the file are kept).
+
+    Returns the prompt file.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from usam_video.datasets.mp4_writer import write_mjpeg_mp4
+
+    davis_root, out_root = Path(davis_root), Path(out_root)
+    frames = sorted((davis_root / "JPEGImages" / "480p" / name).glob("*.jpg"))
+    write_mjpeg_mp4(
+        out_root / f"{name}.mp4", (np.asarray(Image.open(p).convert("RGB")) for p in frames), fps, quality=90
+    )
+    labels = np.asarray(Image.open(davis_root / "Annotations" / "480p" / name / "00000.png"))
+    objects = []
+    for object_id in sorted(int(v) for v in np.unique(labels) if v != 0):
+        mask = out_root / "masks" / f"{name}_{object_id}.png"
+        mask.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(((labels == object_id) * 255).astype(np.uint8)).save(mask)
+        objects.append({"id": object_id, "frame": 0, "mask": str(mask.relative_to(out_root))})
+    prompt_file = out_root / "prompts.json"
+    table = json.loads(prompt_file.read_text()) if prompt_file.is_file() else {"videos": {}}
+    table["videos"][name] = {"objects": objects}
+    prompt_file.write_text(json.dumps(table, indent=1))
+    return prompt_file
 
 
 def write_demo_videos(root: Path, num_videos: int, num_frames: int, height: int, width: int) -> list[str]:

@@ -4,10 +4,29 @@ sam2's own builder composes configs through Hydra's global state (initialised wh
 imported) and only finds configs inside its package. We load the YAML with OmegaConf instead
 (the same files, official or ours) and instantiate it with Hydra's ``instantiate``, so package
 configs and configs elsewhere take one path and no global Hydra state is touched.
+
+Speed options of :class:`~usam_video.config.ModelConfig`:
+
+* ``compile_image_encoder`` sets sam2's own config key ``model.compile_image_encoder``:
+  ``SAM2Base.__init__`` then wraps ``image_encoder.forward`` in ``torch.compile`` (max-autotune,
+  fullgraph, static shapes). The mask decoder stays eager, so the token-capture forward hooks
+  (:mod:`usam_video.engine.capture`) fire as before.
+* ``tf32`` turns on TensorFloat-32 for CUDA matmuls and cuDNN convolutions. These are
+  process-wide torch flags: once a tf32 model is built, every model in the process uses them.
+  On the CPU they mean nothing and are left alone.
+
+sam2 1.1.0's ``build_sam2_video_predictor(..., vos_optimized=True)`` selects
+``SAM2VideoPredictorVOS``, which also compiles the memory encoder, memory attention, prompt
+encoder and mask decoder. We do not offer it: the predictor class is our
+``StreamingVideoPredictor`` (a ``SAM2VideoPredictor``, chosen by ``++model._target_``), and a
+compiled mask decoder (fullgraph) runs its ``transformer`` and ``iou_prediction_head`` inside
+the graph, where the per-session capture hooks registered after compilation do not fire
+(torch._dynamo does not guard on hooks by default): token capture would fail.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +43,9 @@ from usam_video.engine.predictor import StreamingVideoPredictor
 from usam_video.errors import CheckpointError, ModelBuildError
 from usam_video.hashing import file_sha256
 
-__all__ = ["BuiltModel", "build_model"]
+__all__ = ["BuiltModel", "build_model", "image_encoder_compiled"]
+
+log = logging.getLogger(__name__)
 
 # The overrides sam2's `build_sam2_video_predictor(apply_postprocessing=True)` applies, except
 # hole filling, which stays off (fill_hole_area=0) by choice:
@@ -61,6 +82,10 @@ class BuiltModel:
     dtype: torch.dtype
     token_dim: int
     num_mask_tokens: int
+    # What the speed options did: the image encoder's forward is torch.compiled; TF32 was
+    # turned on (CUDA only).
+    compiled_image_encoder: bool = False
+    tf32: bool = False
     # Token capture hooks are registered on the shared model: one session may use it at a time
     # (Prefect's thread pool may run two video tasks in one process).
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
@@ -104,11 +129,40 @@ def _instantiate(cfg: DictConfig, config_path: Path) -> torch.nn.Module:
         raise ModelBuildError(f"{config_path}: could not instantiate the model: {exc}") from exc
 
 
+def image_encoder_compiled(predictor: torch.nn.Module) -> bool:
+    """True when ``predictor.image_encoder.forward`` is a ``torch.compile`` wrapper.
+
+    sam2 compiles the bound method (not the module, "to allow loading checkpoints") and stores
+    it as an instance attribute; torch marks such wrappers with ``_torchdynamo_orig_callable``.
+    """
+    forward = vars(predictor.image_encoder).get("forward")
+    return forward is not None and hasattr(forward, "_torchdynamo_orig_callable")
+
+
+def _apply_tf32(config: ModelConfig, device: torch.device) -> bool:
+    """Turn on TF32 (process-wide) for a CUDA model that asks for it; True if it did."""
+    if not config.tf32:
+        return False
+    if device.type != "cuda":
+        log.warning(
+            "model %r: 'tf32: true' ignored on %s (TensorFloat-32 is a CUDA matmul/cuDNN mode); "
+            "the torch.backends flags were left unchanged.",
+            config.name,
+            device,
+        )
+        return False
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return True
+
+
 def build_model(config: ModelConfig) -> BuiltModel:
     """Build the SAM 2 video predictor a model config describes.
 
     Random weights come only from ``random_init: true`` (seeded by ``config.seed``); otherwise
     the checkpoint must match the architecture exactly (missing or unexpected keys are named).
+    ``compile_image_encoder`` is passed to sam2 as ``model.compile_image_encoder`` (always:
+    the model config, not the sam2 YAML, decides); ``tf32`` turns on TF32 process-wide on CUDA.
     """
     config_path = resolve_sam2_config(config.sam2_config)
     try:
@@ -119,6 +173,7 @@ def build_model(config: ModelConfig) -> BuiltModel:
         for key, value in _VIDEO_OVERRIDES.items():
             if key == "model._target_" or OmegaConf.select(cfg, key, default=None) is None:
                 OmegaConf.update(cfg, key, value, force_add=True)
+        OmegaConf.update(cfg, "model.compile_image_encoder", config.compile_image_encoder, force_add=True)
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as exc:
         raise ModelBuildError(f"{config_path}: expected a sam2 model config, got: {exc}") from exc
@@ -138,6 +193,7 @@ def build_model(config: ModelConfig) -> BuiltModel:
     device = resolve_device(config.device)
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[config.dtype]
     predictor = predictor.to(device).eval()
+    tf32 = _apply_tf32(config, device)
     decoder = predictor.sam_mask_decoder
     return BuiltModel(
         predictor=predictor,
@@ -148,4 +204,6 @@ def build_model(config: ModelConfig) -> BuiltModel:
         dtype=dtype,
         token_dim=int(decoder.transformer_dim),
         num_mask_tokens=int(decoder.num_mask_tokens),
+        compiled_image_encoder=image_encoder_compiled(predictor),
+        tf32=tf32,
     )
