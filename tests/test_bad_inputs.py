@@ -126,8 +126,10 @@ def flip_byte(path: Path) -> None:
 
 
 def chunk(store: Path, array: str, frame: int = 2) -> Path:
-    """An existing chunk file of ``array`` of ``VIDEO`` on ``frame`` (object index 0)."""
-    found = sorted((store / "videos" / VIDEO / array / "c" / str(frame)).rglob("*"))
+    """An existing chunk file of ``array`` of ``VIDEO`` holding ``frame``: the frame's shard of
+    masks, the block of frames ``0-5`` of the small arrays (the video's 6 frames)."""
+    block = frame if array == "masks" else 0
+    found = sorted((store / "videos" / VIDEO / array / "c" / str(block)).rglob("*"))
     files = [p for p in found if p.is_file()]
     assert files, f"no chunk of {array} on frame {frame}"
     return files[0]
@@ -728,13 +730,13 @@ CASES: list[Case] = [
         "verify/damaged-masks-chunk",
         lambda w, t: damaged(w, t, MASKS, "verify"),
         1,
-        (f"videos/{VIDEO}/masks", "chunk c/2/0/0/0 (frame 2, object index 0)", "checksum", "DAMAGED"),
+        (f"videos/{VIDEO}/masks", "in shard c/2/0/0/0 (frame 2, object index", "checksum", "DAMAGED"),
     ),
     Case(
         "verify/damaged-status-chunk-one-video",
         lambda w, t: damaged(w, t, STATUS, "verify", "--video", VIDEO),
         1,
-        (f"videos/{VIDEO}/status", "chunk c/2/0 (frame 2, object index 0)", "DAMAGED"),
+        (f"videos/{VIDEO}/status", "chunk c/0/0 (frames 0-5)", "DAMAGED"),
     ),
     Case("verify/intact", verify_intact, 0, ("intact", "every chunk's checksum matches")),
     Case(

@@ -18,6 +18,7 @@ def test_small_mode_reports_bytes_and_speed_of_every_variant() -> None:
         assert mask_set["variants"]["store"]["bytes"] == mask_set["variants"]["zarr/zstd-0 (store)"]["bytes"]
     assert figures["store_codec_is_zarr_default"] is True
     assert figures["recommended"] is None or figures["recommended"].startswith("zarr/")
+    check_layouts(figures["layouts"])
 
 
 def test_davis_masks_are_read_as_bool_planes(davis_root) -> None:
@@ -25,3 +26,20 @@ def test_davis_masks_are_read_as_bool_planes(davis_root) -> None:
     tennis = videos["tennis"]
     assert tennis.masks.dtype == bool and tennis.masks.shape == (2, 2, 480, 854)
     assert tennis.object_ids == (1, 2)
+
+
+def check_layouts(layouts: dict) -> None:
+    """The layouts compared side by side: masks, small-array blocks, the store's write_frame."""
+    from usam_video.store.mask_codecs import MASK_LAYOUTS
+
+    assert {(r["objects"], r["layout"]) for r in layouts["masks"]} == {
+        (o, name) for o in storage.LAYOUT_OBJECTS for name in MASK_LAYOUTS
+    }
+    for row in layouts["masks"]:
+        assert row["ms_per_frame"] > 0 and row["allocated_per_frame"] >= row["bytes_per_frame"] > 0
+    shard = {r["objects"]: r for r in layouts["masks"] if r["layout"] == "shard (1,O,H,W) (store)"}
+    assert all(r["files_per_frame"] == 1 for r in shard.values())  # one file per frame
+    blocks = {(r["objects"], r["block"]) for r in layouts["small_arrays"]}
+    assert blocks == {(o, b) for o in storage.LAYOUT_OBJECTS for b in storage.SMALL_BLOCKS}
+    assert [r["objects"] for r in layouts["store"]] == list(storage.LAYOUT_OBJECTS)
+    assert all(r["total_ms_per_frame"] > 0 and r["paced_ms_per_frame"] > 0 for r in layouts["store"])

@@ -92,4 +92,6 @@ def write_fake_store(
             writer.write_frame(t, masks, scores, status, np.zeros(len(ids), dtype=np.uint8))
         if complete:
             writer.finish()
+        else:
+            writer.abort()  # what was handed over lands; the video stays incomplete
     return store

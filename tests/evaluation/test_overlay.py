@@ -152,6 +152,7 @@ def test_objects_without_a_mask_are_skipped(synth_root: Path, tmp_path: Path) ->
     status = np.array([Status.QUEUED_HUMAN, Status.NOT_STARTED], np.uint8)
     for t in range(ref.num_frames - 1):  # the last frame stays pending: an incomplete video
         writer.write_frame(t, masks, np.array([[0.0], [1.0]], np.float32), status, np.zeros(2, np.uint8))
+    writer.abort()  # what was handed over lands; the video stays incomplete
 
     out = write_overlay(tmp_path / "hand.zarr", dataset, VIDEO, tmp_path / "hand.png", frames=[0, 5])
     png = _rgb(out).astype(int)

@@ -25,6 +25,8 @@ def write_video(store: PseudoLabelStore, ref: VideoRef = REF, finish: bool = Tru
         written.append((masks, scores))
     if finish:
         writer.finish()
+    else:  # the label loop's failure path: what was handed over lands, the video stays incomplete
+        writer.abort()
     return written
 
 
@@ -58,20 +60,28 @@ def test_overlapping_objects_are_kept_apart(tmp_path: Path) -> None:
     assert store.read_masks("v", 0).all()
 
 
-def test_chunks_are_per_frame_object(tmp_path: Path) -> None:
+def test_masks_are_one_shard_per_frame_and_the_small_arrays_blocks_of_frames(tmp_path: Path) -> None:
     store = PseudoLabelStore.open(tmp_path / "s.zarr")
     write_video(store)
     group = zarr.open_group(tmp_path / "s.zarr", mode="r")["videos/vid-1"]
-    assert group["masks"].chunks == (1, 1, 4, 5)
-    assert group["scores"].chunks == (1, 1, 2)
-    assert group["status"].chunks == (1, 1) and group["reason"].chunks == (1, 1)
-    # rewriting one frame-object leaves the bytes of every other chunk untouched
+    assert group["masks"].chunks == (1, 1, 4, 5) and group["masks"].shards == (1, 2, 4, 5)
+    assert group["scores"].chunks == (3, 2, 2)  # a block of min(32, T) frames, every object
+    assert group["status"].chunks == (3, 2) and group["reason"].chunks == (3, 2)
+    long = PseudoLabelStore.open(tmp_path / "long.zarr")
+    write_video(long, VideoRef("ds", "vid-1", 70, 4, 5))
+    group = zarr.open_group(tmp_path / "long.zarr", mode="r")["videos/vid-1"]
+    assert group["status"].chunks == (32, 2) and group["scores"].chunks == (32, 2, 2)
+    assert sorted(p.name for p in (tmp_path / "long.zarr/videos/vid-1/status/c").iterdir()) == ["0", "1", "2"]
+    # rewriting one frame-object rewrites its frame's shard only, and one object still reads alone
     chunk_dir = tmp_path / "s.zarr/videos/vid-1/masks/c"
     before = {p: p.read_bytes() for p in chunk_dir.rglob("*") if p.is_file()}
+    assert len(before) == 3  # one file per frame
     zarr.open_group(tmp_path / "s.zarr", mode="a")["videos/vid-1/masks"][1, 0] = np.zeros((4, 5), bool)
     after = {p: p.read_bytes() for p in chunk_dir.rglob("*") if p.is_file()}
     changed = [p.relative_to(chunk_dir).as_posix() for p in before if before[p] != after.get(p)]
     assert changed == ["1/0/0/0"]
+    masks = store.read_masks("vid-1", 1)
+    assert not masks[0].any() and masks[1].any()
 
 
 def test_interrupted_video_is_incomplete_and_redone(tmp_path: Path) -> None:
@@ -194,7 +204,8 @@ def test_every_array_is_checksummed_and_the_store_has_an_id(tmp_path: Path) -> N
     assert sorted(group.array_keys()) == ["masks", "reason", "revision", "scores", "source", "status"]
     assert all(is_checksummed(group[name]) for name in group.array_keys())
     report = a.verify()
-    assert report.status == "intact" and report.chunks == 6 * 3 * 2 and not report.problems
+    # masks: one inner chunk per frame-object (3 x 2); the 5 small arrays: one block each
+    assert report.status == "intact" and report.chunks == 3 * 2 + 5 and not report.problems
 
 
 def test_a_resumed_video_reuses_its_unfinished_generation(tmp_path: Path) -> None:
@@ -232,9 +243,9 @@ def test_record_failure_only_touches_an_incomplete_video(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        ("videos/vid-1/status/c/1/1", "array 'status'"),
-        ("videos/vid-1/scores/c/2/0/0", "array 'scores'"),
-        ("videos/vid-1/masks/c/0/1/0/0", "array 'masks'"),
+        ("videos/vid-1/status/c/0/0", "array 'status'"),
+        ("videos/vid-1/scores/c/0/0/0", "array 'scores'"),
+        ("videos/vid-1/masks/c/0/0/0/0", "array 'masks'"),
         ("videos/vid-1/zarr.json", "group metadata videos/vid-1/zarr.json"),
         ("videos/vid-1/reason/zarr.json", "array 'reason'"),
     ],
@@ -272,7 +283,10 @@ def test_every_read_names_store_video_and_array_and_verify_names_the_chunk(
     report = reopened.verify()
     assert report.status == "damaged" and len(report.problems) == 1, report.problems
     chunk = damage.rsplit("/c/", 1)[1] if "/c/" in damage else None
-    expected = f"chunk c/{chunk}" if chunk else "zarr.json"
+    if "/masks/" in damage:  # a shard: the inner chunk hit is named, with its frame and file
+        expected = f"in shard c/{chunk} (frame 0, object index"
+    else:
+        expected = f"chunk c/{chunk} (frames 0-2)" if chunk else "zarr.json"
     assert expected in report.problems[0], report.problems
     assert reopened.verify("other").intact
 

@@ -251,6 +251,12 @@ def _bare(
     _reset_peak(cuda)
     with autocast():
         state = predictor.init_state(str(source_path))  # every frame decoded and moved up front
+        if source_path.suffix == ".mp4":
+            # sam2's mp4 loader switches decord's bridge to torch for the whole process: put it
+            # back, or every later decord reader in this process hands out torch tensors.
+            import decord
+
+            decord.bridge.reset_bridge()
         for prompt in prompts:
             predictor.add_new_mask(state, prompt.frame_index, prompt.object_id, torch.from_numpy(prompt.mask))
     if cuda:

@@ -2,18 +2,21 @@
 
 Three variants, alternated (A, B, C, C, B, A, ...) in one process on one built model:
 
-* ``bare``: stock ``SAM2VideoPredictor.init_state(jpeg_folder)`` (decodes every frame up
-  front), ``add_new_mask`` per object, ``propagate_in_video`` iterated (masks dropped);
+* ``bare``: bare sam2 propagate-only, as its own benchmarks time it: stock
+  ``SAM2VideoPredictor.init_state(jpeg_folder)`` (every frame decoded up front) and
+  ``add_new_mask`` per object, untimed; then ``propagate_in_video`` iterated (masks dropped),
+  timed from its first step to its last;
 * ``session``: :class:`~usam_video.engine.PropagationSession` (lazy decoding, token
   capture, pruning), records dropped: where the engine's own share of the overhead lies;
-* ``pipeline``: ``label_video`` into a fresh Zarr store: read prompts, decode, propagate,
-  capture tokens, score all nine heads, decide, write masks/scores/status.
+* ``pipeline``: ``label_video`` into a fresh Zarr store, timed whole: read prompts, decode,
+  propagate, capture tokens, score all nine heads, decide, write masks/scores/status.
 
-Reported: median seconds per frame of each and ``pipeline / bare`` (goal <= 1.05), both as a
-ratio of medians and as the median of the per-round ratios (each round runs both back to
-back, so the load on a shared machine mostly cancels out in the paired ratio).
+Reported: median seconds per frame of each and ``pipeline / bare`` (goal <= 1.05 on the
+generated 128x128 and DAVIS rows, <= 1.10 on the 1080p 8-object row), both as a ratio of
+medians and as the median of the per-round ratios (each round runs both back to back, so the
+load on a shared machine mostly cancels out in the paired ratio; the goal reads the paired one).
 
-    python -m usam_video.bench.overhead           # generated 128x128 and DAVIS blackswan, 5 rounds
+    python -m usam_video.bench.overhead           # 128x128, DAVIS blackswan, 1080p 8 objects
     python -m usam_video.bench.overhead --small   # a tiny generated video, 1 round
 """
 
@@ -39,19 +42,22 @@ from usam_video.bench.common import (
     write_synthetic_video,
 )
 
-__all__ = ["GOAL_RATIO", "VideoCase", "main", "measure_case"]
+__all__ = ["GOAL_RATIO", "GOAL_RATIO_1080P", "VideoCase", "main", "measure_case"]
 
-#: The issue's goal: pipeline time per frame / bare sam2 time per frame.
+#: The issue's goal: pipeline time per frame / bare sam2 propagate-only time per frame.
 GOAL_RATIO = 1.05
+#: The goal on the 1080p 8-object row (eight 1920x1080 masks per frame to compare and store).
+GOAL_RATIO_1080P = 1.10
 
 
 @dataclass(frozen=True)
 class VideoCase:
-    """One video to measure: a DAVIS-layout root and a sequence name."""
+    """One video to measure: a DAVIS-layout root, a sequence name, and its goal ratio."""
 
     label: str
     root: Path
     video: str
+    goal: float = GOAL_RATIO
 
 
 def _variants(case: VideoCase, workdir: Path) -> tuple[dict[str, Callable[[], float]], int]:
@@ -71,10 +77,10 @@ def _variants(case: VideoCase, workdir: Path) -> tuple[dict[str, Callable[[], fl
     counter = iter(range(1_000_000))
 
     def bare() -> float:
-        elapsed = stopwatch()
         state = predictor.init_state(jpeg_folder)
         for prompt in prompts:
             predictor.add_new_mask(state, prompt.frame_index, prompt.object_id, torch.from_numpy(prompt.mask))
+        elapsed = stopwatch()  # from the first propagate step: decoding and prompts are not timed
         frames = sum(1 for _ in predictor.propagate_in_video(state))
         seconds = elapsed()
         if frames != num_frames:
@@ -110,6 +116,7 @@ def measure_case(case: VideoCase, repeats: int, warmup: int = 1) -> dict[str, An
     paired_session = [s / b for s, b in zip(times["session"], times["bare"], strict=True)]
     return {
         "video": case.label,
+        "goal": case.goal,
         "frames": num_frames,
         "s_per_frame": times,
         "median_s_per_frame": {name: median(values) for name, values in times.items()},
@@ -136,9 +143,9 @@ def _report(figures: dict[str, Any]) -> str:
         format_table(headers, rows),
     ]
     for case in figures["cases"]:
-        ratio = case["median_paired_ratio"]
-        verdict = "MET" if ratio <= GOAL_RATIO else f"NOT MET (by {ratio - GOAL_RATIO:.3f})"
-        lines.append(f"goal pipeline/bare <= {GOAL_RATIO} on {case['video']}: {ratio:.3f} -> {verdict}")
+        ratio, goal = case["median_paired_ratio"], case["goal"]
+        verdict = "MET" if ratio <= goal else f"NOT MET (by {ratio - goal:.3f})"
+        lines.append(f"goal pipeline/bare-propagate <= {goal} on {case['video']}: {ratio:.3f} -> {verdict}")
     return "\n".join(lines)
 
 
@@ -148,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, default=None, help="alternating rounds (default 5, small 1)")
     parser.add_argument("--frames", type=int, default=None, help="frames of the generated video")
     parser.add_argument("--davis", default="blackswan", help="real DAVIS sequence ('' to skip)")
+    parser.add_argument(
+        "--hd-frames", type=int, default=30, help="frames of the 1080p 8-object video (0 skips)"
+    )
     args = parser.parse_args(argv)
     set_threads(args.threads)
     repeats = args.repeats or (1 if args.small else 5)
@@ -160,15 +170,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         davis = shared_data_root() / "davis"
         if args.davis and not args.small and (davis / "JPEGImages" / "480p" / args.davis).is_dir():
             cases.append(VideoCase(f"DAVIS {args.davis} 854x480", davis, args.davis))
+        if args.hd_frames and not args.small:
+            write_synthetic_video(root, "hd", args.hd_frames, 1080, 1920, num_objects=8, seed=4)
+            cases.append(VideoCase("generated 1920x1080, 8 objects", root, "hd", GOAL_RATIO_1080P))
         results = [measure_case(case, repeats, warmup=0 if args.small else 1) for case in cases]
     figures: dict[str, Any] = {
         "benchmark": "overhead",
         "machine": machine_info(),
         "repeats": repeats,
         "warmup": 0 if args.small else 1,
-        "goal_ratio": GOAL_RATIO,
         "cases": results,
-        "goal_met": all(c["median_paired_ratio"] <= GOAL_RATIO for c in results),
+        "goal_met": all(c["median_paired_ratio"] <= c["goal"] for c in results),
     }
     print(_report(figures))
     return finish(figures, args.json)

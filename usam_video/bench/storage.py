@@ -9,9 +9,19 @@ written three ways from the same ``bool (O, H, W)`` masks:
 * ``store``: :class:`~usam_video.store.PseudoLabelStore` itself, ``begin_video`` +
   ``write_frame`` (masks plus the tiny scores/status/reason chunks): what the pipeline pays;
 * ``zarr/<codec>``: the masks array alone in the store's layout (``bool (T, O, H, W)``, one
-  chunk per frame-object), once with the store's codec (zarr's default for bool: zstd level 0)
-  and once per alternative codec (zstd levels, PackBits + zstd, Blosc bit-shuffle, gzip), and
-  with one shard (file) per frame holding the objects' chunks.
+  shard per frame holding one chunk per frame-object), once with the store's codec (zarr's
+  default for bool: zstd level 0, plus a CRC-32C per chunk), once in the layout used before
+  shards (one file per frame-object), and once per alternative codec (zstd levels, PackBits +
+  zstd, Blosc bit-shuffle, gzip), with and without one shard per frame.
+
+Then the layouts side by side (issue #17: the store writes on a writer thread, in blocks):
+
+* masks written frame by frame at 854x480 and 1920x1080 with 2 and 8 objects in each of
+  :data:`usam_video.store.mask_codecs.MASK_LAYOUTS` (one chunk per frame-object, one shard per
+  frame, blocks of 8 frames as chunks or as one shard): ms per frame, bytes, disk and files;
+* the six small arrays written in blocks of 1 (the layout before blocks), 8, 32 and 64 frames;
+* the store's own ``write_frame``: what its caller pays per frame, and the whole write until
+  ``finish`` returns.
 
 Bytes are the chunk files' sizes (``zarr.json`` metadata is listed apart; allocated disk
 blocks too, since small files occupy whole 4 KiB blocks). Speed is frames per second of
@@ -21,6 +31,7 @@ misses a goal, the table shows which alternative would meet both.
 
     python -m usam_video.bench.storage            # all DAVIS samples + 3 generated videos, 3 rounds
     python -m usam_video.bench.storage --small    # two DAVIS frames + one tiny generated video
+                                                  # (layouts at 128x96 only)
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +59,31 @@ from usam_video.bench.common import (
     stopwatch,
 )
 
-__all__ = ["GOAL_BYTES_RATIO", "GOAL_SPEED_RATIO", "MaskVideo", "codec_variants", "load_davis", "main"]
+__all__ = [
+    "GOAL_BYTES_RATIO",
+    "GOAL_SPEED_RATIO",
+    "LAYOUT_OBJECTS",
+    "LAYOUT_SIZES",
+    "PACE_S",
+    "SMALL_BLOCKS",
+    "MaskVideo",
+    "codec_variants",
+    "load_davis",
+    "main",
+    "measure_layouts",
+]
 
 #: Zarr bytes / PNG bytes must not exceed this.
 GOAL_BYTES_RATIO = 0.5
 #: Zarr frames/s / PNG frames/s must reach this.
 GOAL_SPEED_RATIO = 1.0
+#: Frame sizes ``(H, W)`` and object counts of the layout comparison (``--small``: 96x128).
+LAYOUT_SIZES = ((480, 854), (1080, 1920))
+LAYOUT_OBJECTS = (2, 8)
+#: Frames per block of the small arrays compared (1: the layout before blocks).
+SMALL_BLOCKS = (1, 8, 32, 64)
+#: Seconds between frames of the paced write (a model's time per frame; the writer keeps up).
+PACE_S = 0.03
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,10 +139,11 @@ class _Size:
     chunk_bytes: int  # sum of file sizes, metadata excluded
     meta_bytes: int  # zarr.json files
     allocated: int  # st_blocks * 512 of every file
+    files: int = 0  # chunk (or shard) files
 
 
 def _size(path: Path, mask_dir: str | None = None) -> _Size:
-    chunk = meta = allocated = 0
+    chunk = meta = allocated = count = 0
     for dirpath, _, files in os.walk(path):
         if mask_dir is not None and mask_dir not in Path(dirpath).relative_to(path).parts[:3]:
             continue
@@ -122,7 +154,8 @@ def _size(path: Path, mask_dir: str | None = None) -> _Size:
                 meta += stat.st_size
             else:
                 chunk += stat.st_size
-    return _Size(chunk, meta, allocated)
+                count += 1
+    return _Size(chunk, meta, allocated, count)
 
 
 def _index_map(frame_masks: np.ndarray, ids: tuple[int, ...]) -> np.ndarray:
@@ -175,6 +208,7 @@ def _writers(
             reason = np.zeros(o, np.uint8)
             for t in range(t_):
                 writer.write_frame(t, video.masks[t], scores, status, reason)
+            writer.finish()  # the writer thread's work counts too
         seconds = elapsed()
         sizes["store"] = _size(out, mask_dir="masks")
         shutil.rmtree(out)
@@ -246,6 +280,216 @@ def measure(videos: list[MaskVideo], repeats: int, workdir: Path) -> dict[str, A
     }
 
 
+def _mask_pool(height: int, width: int, objects: int, frames: int) -> np.ndarray:
+    """``bool`` ``(frames, objects, H, W)`` moving-shape masks (rendered once, written in a loop)."""
+    from usam_video.datasets.synthetic import SyntheticVideoSpec, render_video
+
+    spec = SyntheticVideoSpec(f"layout-{objects}", frames, height, width, objects, seed=7)
+    labels = render_video(spec).labels
+    return np.stack([labels == i for i in range(1, objects + 1)], axis=1)
+
+
+def _masks_and_store(
+    height: int, width: int, objects: int, num_frames: int, repeats: int, workdir: Path
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every masks layout and the store's ``write_frame`` at one frame size and object count."""
+    from usam_video.store import PseudoLabelStore
+    from usam_video.store.mask_codecs import MASK_LAYOUTS, write_mask_layout
+    from usam_video.types import VideoRef
+
+    h, w, o = height, width, objects
+    pool = _mask_pool(h, w, o, 8)
+    seen: dict[str, _Size] = {}
+    caller: list[float] = []
+    counter = iter(range(1_000_000))
+
+    def layout_run(layout: str) -> Callable[[], float]:
+        def run() -> float:
+            out = workdir / f"layout-{next(counter)}"
+            seconds = write_mask_layout(out, pool, num_frames, layout)
+            seen[layout] = _size(out)
+            shutil.rmtree(out)
+            return seconds / num_frames
+
+        return run
+
+    def store_run() -> float:
+        out = workdir / f"store-{next(counter)}"
+        pseudo = PseudoLabelStore.open(out)
+        names = tuple(f"s{i}" for i in range(12))
+        writer = pseudo.begin_video(
+            VideoRef("bench", "v", num_frames, h, w), range(1, o + 1), names, (), {}, "b"
+        )
+        scores = np.zeros((o, 12), np.float32)
+        status, reason = np.ones(o, np.uint8), np.zeros(o, np.uint8)
+        elapsed, spent = stopwatch(), 0.0
+        for t in range(num_frames):
+            started = stopwatch()
+            writer.write_frame(t, pool[t % len(pool)], scores, status, reason)
+            spent += started()
+        writer.finish()
+        seconds = elapsed()
+        caller.append(spent / num_frames)
+        seen["store"] = _size(out / "videos" / "v" / "masks")
+        shutil.rmtree(out)
+        return seconds / num_frames
+
+    def paced_run() -> float:
+        """The median hand-over (ms) when frames come every :data:`PACE_S`, as from a model."""
+        out = workdir / f"paced-{next(counter)}"
+        pseudo = PseudoLabelStore.open(out)
+        ref = VideoRef("bench", "v", num_frames, h, w)
+        writer = pseudo.begin_video(ref, range(1, o + 1), ("s",), (), {}, "b")
+        scores = np.zeros((o, 1), np.float32)
+        status, reason = np.ones(o, np.uint8), np.zeros(o, np.uint8)
+        calls = []
+        for t in range(num_frames):
+            started = stopwatch()
+            writer.write_frame(t, pool[t % len(pool)], scores, status, reason)
+            calls.append(started())
+            time.sleep(PACE_S)
+        writer.finish()
+        shutil.rmtree(out)
+        return 1000 * median(calls)
+
+    variants = {layout: layout_run(layout) for layout in MASK_LAYOUTS}
+    variants["store"] = store_run
+    times = alternate(variants, repeats=repeats)
+    paced = paced_run()
+    masks = [
+        {
+            "size": f"{w}x{h}",
+            "objects": o,
+            "layout": layout,
+            "ms_per_frame": 1000 * median(times[layout]),
+            "bytes_per_frame": seen[layout].chunk_bytes / num_frames,
+            "allocated_per_frame": seen[layout].allocated / num_frames,
+            "files_per_frame": seen[layout].files / num_frames,
+            "held_bytes": int(MASK_LAYOUTS[layout]["frames"]) * o * h * w,
+        }
+        for layout in MASK_LAYOUTS
+    ]
+    store = {
+        "size": f"{w}x{h}",
+        "objects": o,
+        "caller_ms_per_frame": 1000 * median(caller),
+        "paced_ms_per_frame": paced,
+        "total_ms_per_frame": 1000 * median(times["store"]),
+        "allocated_per_frame": seen["store"].allocated / num_frames,
+    }
+    return masks, store
+
+
+def _small_arrays(objects: int, num_frames: int, repeats: int, workdir: Path) -> list[dict[str, Any]]:
+    """The six small arrays written in blocks of each of :data:`SMALL_BLOCKS` frames."""
+    from usam_video.store.mask_codecs import write_small_blocks
+
+    files: dict[int, int] = {}
+    counter = iter(range(1_000_000))
+
+    def run(block: int) -> Callable[[], float]:
+        def write() -> float:
+            out = workdir / f"small-{next(counter)}"
+            seconds = write_small_blocks(out, num_frames, objects, block)
+            files[block] = _size(out).files
+            shutil.rmtree(out)
+            return seconds / num_frames
+
+        return write
+
+    times = alternate({str(b): run(b) for b in SMALL_BLOCKS}, repeats=repeats)
+    return [
+        {
+            "objects": objects,
+            "block": b,
+            "ms_per_frame": 1000 * median(times[str(b)]),
+            "files_per_1000_frames": 1000 * files[b] / num_frames,
+        }
+        for b in SMALL_BLOCKS
+    ]
+
+
+def measure_layouts(
+    sizes: Sequence[tuple[int, int]],
+    objects: Sequence[int],
+    num_frames: int,
+    small_frames: int,
+    repeats: int,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Masks layouts, small-array blocks and the store's ``write_frame``, alternated ``repeats``
+    times (medians); see the module docstring."""
+    masks_rows: list[dict[str, Any]] = []
+    store_rows = []
+    for h, w in sizes:
+        for o in objects:
+            masks, store = _masks_and_store(h, w, o, num_frames, repeats, workdir)
+            masks_rows.extend(masks)
+            store_rows.append(store)
+    small_rows = [row for o in objects for row in _small_arrays(o, small_frames, repeats, workdir)]
+    return {
+        "frames": num_frames,
+        "small_frames": small_frames,
+        "masks": masks_rows,
+        "small_arrays": small_rows,
+        "store": store_rows,
+    }
+
+
+def _layout_report(layouts: dict[str, Any]) -> str:
+    lines = [
+        f"\nmasks written frame by frame ({layouts['frames']} frames, the store's codecs): "
+        "ms per frame on the writer thread, chunk bytes, disk allocated, files, masks held in memory"
+    ]
+    rows = [
+        [r["size"], r["objects"], r["layout"], f"{r['ms_per_frame']:.2f}", format_bytes(r["bytes_per_frame"]),
+         format_bytes(r["allocated_per_frame"]), f"{r['files_per_frame']:.2f}", format_bytes(r["held_bytes"])]
+        for r in layouts["masks"]
+    ]  # fmt: skip
+    headers = [
+        "frame",
+        "objects",
+        "layout",
+        "ms/frame",
+        "bytes/frame",
+        "on disk/frame",
+        "files/frame",
+        "held",
+    ]
+    lines.append(format_table(headers, rows))
+    lines.append(
+        f"\nsmall arrays (scores x12, reason, source, revision, candidate_scores 4x3, status; "
+        f"{layouts['small_frames']} frames) by block of frames (1 = chunks (1, 1, ...), before blocks)"
+    )
+    rows = [
+        [r["objects"], r["block"], f"{r['ms_per_frame']:.3f}", f"{r['files_per_1000_frames']:.0f}"]
+        for r in layouts["small_arrays"]
+    ]
+    lines.append(format_table(["objects", "block", "ms/frame", "files per 1000 frames"], rows))
+    lines.append(
+        "\nthe store's write_frame (ms per frame): what its caller pays when frames come every "
+        f"{1000 * PACE_S:.0f} ms (median) and back to back (mean, the queue full), the whole write until "
+        "finish, and what the caller paid before the writer thread (the (before) rows above)"
+    )
+    before = {
+        (r["size"], r["objects"]): r["ms_per_frame"]
+        for r in layouts["masks"]
+        if r["layout"].endswith("(before)")
+    }
+    small_before = {r["objects"]: r["ms_per_frame"] for r in layouts["small_arrays"] if r["block"] == 1}
+    rows = [
+        [r["size"], r["objects"], f"{r['paced_ms_per_frame']:.2f}", f"{r['caller_ms_per_frame']:.2f}",
+         f"{r['total_ms_per_frame']:.2f}",
+         f"{before[(r['size'], r['objects'])] + small_before[r['objects']]:.2f}",
+         format_bytes(r["allocated_per_frame"])]
+        for r in layouts["store"]
+    ]  # fmt: skip
+    headers = ["frame", "objects", "caller, paced", "caller, back to back", "until finish", "caller before",
+               "masks on disk/frame"]  # fmt: skip
+    lines.append(format_table(headers, rows))
+    return "\n".join(lines)
+
+
 def _recommend(sets: dict[str, dict[str, Any]]) -> str | None:
     """The smallest zarr codec meeting both goals on every mask set, if any."""
     names = [n for n in next(iter(sets.values()))["variants"] if n.startswith("zarr/")]
@@ -286,6 +530,7 @@ def _report(figures: dict[str, Any]) -> str:
     lines.append(f"\nthe store's masks codec is zarr's bool default (zstd level 0): {store_default}")
     lines.append(f"store codec meets both goals on every set: {figures['store_codec_meets_goals']}")
     lines.append(f"smallest zarr codec meeting both goals on every set: {figures['recommended'] or 'none'}")
+    lines.append(_layout_report(figures["layouts"]))
     return "\n".join(lines)
 
 
@@ -308,6 +553,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         workdir = Path(tmp)
         results = {label: measure(videos, repeats, workdir) for label, videos in sets.items()}
         default_ok = _store_codecs_match_default(workdir)
+        if args.small:
+            layouts = measure_layouts(((96, 128),), LAYOUT_OBJECTS, 16, 64, repeats, workdir)
+        else:
+            layouts = measure_layouts(LAYOUT_SIZES, LAYOUT_OBJECTS, 64, 256, repeats, workdir)
     store_key = "zarr/zstd-0 (store)"
     figures: dict[str, Any] = {
         "benchmark": "storage",
@@ -322,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             for s in results.values()
         ),
         "recommended": _recommend(results),
+        "layouts": layouts,
     }
     print(_report(figures))
     return finish(figures, args.json)

@@ -28,9 +28,16 @@ class FrameSource(abc.ABC):
 
     height: int
     width: int
+    #: :meth:`read_frame` may run on several threads at once (each call touches nothing shared).
+    concurrent_reads: bool = False
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
+
+    def read_frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` as ``uint8`` ``(H, W, 3)`` RGB, bypassing any cache; thread-safe only
+        where :attr:`concurrent_reads` says so (else the same as ``self[index]``)."""
+        return self[index]
 
     @abc.abstractmethod
     def __getitem__(self, index: int) -> np.ndarray:
@@ -57,8 +64,11 @@ class JpegFolderSource(FrameSource):
     read_ahead`` frames are held at any time.
 
     Frames are ``uint8`` ``(H, W, 3)`` RGB and shared with the cache: do not modify them in
-    place. Not thread-safe: one consumer per source.
+    place. Indexing is not thread-safe (one consumer per source); :meth:`read_frame` is (one
+    file per frame: a prefetch pool decodes several at once).
     """
+
+    concurrent_reads = True
 
     def __init__(
         self, paths: Sequence[Path], height: int, width: int, cache_size: int = 4, read_ahead: int = 2
@@ -91,6 +101,12 @@ class JpegFolderSource(FrameSource):
             self._cache.popitem(last=False)
         self._schedule(index)
         return frame
+
+    def read_frame(self, index: int) -> np.ndarray:
+        """Decode frame ``index`` now, without the cache (safe on several threads at once)."""
+        if not 0 <= index < len(self._paths):
+            raise IndexError(f"frame {index} out of range 0..{len(self._paths) - 1}")
+        return self._decode(index)
 
     def close(self) -> None:
         """Stop the read-ahead thread (also happens when the source is garbage collected)."""

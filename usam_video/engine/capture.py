@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DecoderCall", "TokenCapture", "mask_entropy", "stability_score"]
+__all__ = ["DecoderCall", "DeviceCall", "TokenCapture", "mask_entropy", "stability_score"]
 
 
 def mask_entropy(logits: torch.Tensor) -> torch.Tensor:
@@ -47,8 +47,11 @@ def stability_score(logits: torch.Tensor, offset: float = 1.0) -> torch.Tensor:
 
 
 @dataclass(frozen=True, eq=False)
-class DecoderCall:
-    """One mask-decoder call for a batch of ``B`` objects (numpy, on the CPU).
+class DeviceCall:
+    """One mask-decoder call for a batch of ``B`` objects, kept on the engine's device.
+
+    The hooks never copy to the host: on a GPU a copy would wait for the decoder to finish and
+    stall the launch of the next frame's work. :class:`DecoderCall` is the host copy.
 
     Attributes:
         iou_tokens: ``float32`` ``(B, D)``.
@@ -58,10 +61,42 @@ class DecoderCall:
         object_score_logits: ``float32`` ``(B,)``.
         entropy: ``float32`` ``(B,)``: :func:`mask_entropy` of the chosen mask's logits.
         stability: ``float32`` ``(B,)``: :func:`stability_score` of the chosen mask's logits.
-        candidate_logits: ``float32`` ``(B, K, h, w)`` low-res logits of every token's mask on
-            the engine's device (NaN for tokens the decoder did not return), kept only when the
-            capture was asked to (``keep_logits``); else None.
+        candidate_logits: ``float32`` ``(B, K, h, w)`` low-res logits of every token's mask
+            (NaN for tokens the decoder did not return), kept only when the capture was asked to
+            (``keep_logits``); else None.
     """
+
+    iou_tokens: torch.Tensor
+    mask_tokens: torch.Tensor
+    candidate_ious: torch.Tensor
+    chosen: torch.Tensor
+    object_score_logits: torch.Tensor
+    entropy: torch.Tensor
+    stability: torch.Tensor
+    candidate_logits: torch.Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.iou_tokens.shape[0])
+
+    def to_host(self) -> DecoderCall:
+        """The numpy copy (a synchronisation on a GPU: for one-off calls such as probes)."""
+        return DecoderCall(
+            iou_tokens=_np(self.iou_tokens),
+            mask_tokens=_np(self.mask_tokens),
+            candidate_ious=_np(self.candidate_ious),
+            chosen=self.chosen.to("cpu", torch.int64).numpy().copy(),
+            object_score_logits=_np(self.object_score_logits),
+            entropy=_np(self.entropy),
+            stability=_np(self.stability),
+            candidate_logits=self.candidate_logits,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DecoderCall:
+    """One mask-decoder call for a batch of ``B`` objects (numpy, on the CPU): the host copy of
+    a :class:`DeviceCall`, fields as there; ``candidate_logits`` stays on the device."""
 
     iou_tokens: np.ndarray
     mask_tokens: np.ndarray
@@ -79,7 +114,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 class TokenCapture:
-    """Context manager collecting one :class:`DecoderCall` per mask-decoder forward."""
+    """Context manager collecting one :class:`DeviceCall` per mask-decoder forward (no copies to
+    the host, no synchronisation: every tensor stays on the engine's device)."""
 
     def __init__(self, model: torch.nn.Module, keep_logits: bool = False):
         self.keep_logits = keep_logits
@@ -90,7 +126,7 @@ class TokenCapture:
         self._handles: list[Any] = []
         self._hs: torch.Tensor | None = None
         self._ious: torch.Tensor | None = None
-        self.calls: list[DecoderCall] = []
+        self.calls: list[DeviceCall] = []
 
     def __enter__(self) -> TokenCapture:
         self._handles = [
@@ -105,7 +141,7 @@ class TokenCapture:
             handle.remove()
         self._handles = []
 
-    def drain(self) -> list[DecoderCall]:
+    def drain(self) -> list[DeviceCall]:
         """Return and forget the calls captured since the last drain."""
         calls, self.calls = self.calls, []
         return calls
@@ -151,20 +187,19 @@ class TokenCapture:
                     :, 0
                 ].float()
             # sam2 replaces every mask of an absent object (object score <= 0) by NO_OBJ_SCORE.
-            absent = output[3][:, 0] <= 0
-            kept[absent] = torch.where(
-                torch.isnan(kept[absent]), kept[absent], torch.full_like(kept[absent], -1024.0)
-            )
+            # (torch.where, not boolean indexing: indexing by a device mask synchronises.)
+            absent = (output[3][:, 0] <= 0)[:, None, None, None]
+            kept = torch.where(absent & ~torch.isnan(kept), torch.full_like(kept, -1024.0), kept)
         s = self._first
         self.calls.append(
-            DecoderCall(
-                iou_tokens=_np(hs[:, s]),
-                mask_tokens=_np(hs[:, s + 1 : s + 1 + self._k]),
-                candidate_ious=_np(all_ious),
-                chosen=chosen.to("cpu", torch.int64).numpy().copy(),
-                object_score_logits=_np(output[3][:, 0]),
-                entropy=_np(mask_entropy(chosen_logits)),
-                stability=_np(stability_score(chosen_logits)),
+            DeviceCall(
+                iou_tokens=hs[:, s].detach().float(),
+                mask_tokens=hs[:, s + 1 : s + 1 + self._k].detach().float(),
+                candidate_ious=all_ious.detach(),
+                chosen=chosen.detach().to(torch.int64),
+                object_score_logits=output[3][:, 0].detach().float(),
+                entropy=mask_entropy(chosen_logits).detach(),
+                stability=stability_score(chosen_logits).detach(),
                 candidate_logits=kept,
             )
         )

@@ -21,7 +21,10 @@ conditioning frames showed. These features can (names and order:
   head's relative AUC from 0.76 to 0.87).
 
 Everything runs on the engine's device over the masks sam2 already produced at video
-resolution; one ``(O, F)`` tensor crosses to the host per frame, whatever the number of objects.
+resolution, and nothing is copied back: the features stay on the device for the heads and
+travel to the host in the frame's one packed copy (:mod:`usam_video.engine.frames`). The host
+facts they need (which objects are tracked, which frames condition them) go up in one small
+``non_blocking`` upload per frame.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from usam_video.score_registry import VIDEO_FEATURES
+from usam_video.engine.transfer import to_device
 
 __all__ = ["VideoFeatureTracker"]
 
@@ -49,10 +52,11 @@ class VideoFeatureTracker:
         self._prev_area = torch.zeros(num_objects, device=device)
         self._cond_area = torch.zeros(num_objects, device=device)
         self._cond_ptrs: list[list[torch.Tensor]] = [[] for _ in range(num_objects)]
-        self._prev_logit = np.full(num_objects, np.nan, np.float64)
+        self._prev_logit = torch.full((num_objects,), float("nan"), device=device)
+        self._extremes = torch.zeros((num_objects, 3), device=device)  # min prev_iou, max overlap, min area
+        # Host facts (from which objects are tracked and conditioned, never from device values).
         self._last_cond = np.full(num_objects, -1, np.int64)
         self._seen = np.zeros(num_objects, bool)
-        self._extremes = np.zeros((num_objects, 3), np.float64)  # min prev_iou, max overlap, min area
 
     def update(
         self,
@@ -60,27 +64,37 @@ class VideoFeatureTracker:
         masks: torch.Tensor,
         tracked: np.ndarray,
         is_cond: np.ndarray,
-        object_score_logits: np.ndarray,
+        object_score_logits: torch.Tensor | np.ndarray,
         obj_ptrs: list[torch.Tensor | None],
-    ) -> np.ndarray:
-        """The features of one frame; call once per frame, in frame order.
+    ) -> torch.Tensor:
+        """The features of one frame; call once per frame, in frame order. Nothing here waits for
+        the device.
 
         Args:
             masks: ``bool`` ``(O, H, W)`` on the device: every object's mask (empty if untracked).
             tracked: ``bool`` ``(O,)``; is_cond: ``bool`` ``(O,)``: a conditioning frame of the
-                object (a prompt or a correction).
-            object_score_logits: ``float32`` ``(O,)`` (already on the host).
+                object (a prompt or a correction). Host arrays.
+            object_score_logits: ``float32`` ``(O,)`` on the device (a host array is uploaded).
             obj_ptrs: per object its object pointer ``(C,)`` on the device, or None.
 
         Returns:
-            ``float32`` ``(O, F)``, NaN rows for untracked objects.
+            ``float32`` ``(O, F)`` on the device, NaN rows for untracked objects.
         """
         o = self.num_objects
+        tracked = np.asarray(tracked, bool)
+        is_cond = np.asarray(is_cond, bool)
+        seen = self._seen.copy()
+        self._last_cond = np.where(is_cond | ~seen, frame_index, self._last_cond)
+        since = (frame_index - self._last_cond).astype(np.float32)
+        self._seen |= tracked
+        # One upload of this frame's host facts: not yet seen, conditioning, tracked, since.
+        facts = to_device(np.stack([~seen, is_cond, tracked, since]).astype(np.float32), self.device)
+        first, cond, live = facts[0] > 0, facts[1] > 0, facts[2] > 0
+        logits = torch.as_tensor(object_score_logits).to(self.device, torch.float32)
+
         flat = masks.reshape(o, -1)
         n = flat.shape[1]
         area = flat.sum(dim=1, dtype=torch.float32)
-        first = torch.from_numpy(~self._seen).to(self.device)
-        cond = torch.from_numpy(is_cond.astype(bool)).to(self.device)
         prev = self._prev if self._prev is not None else torch.zeros_like(flat)
         inter = (flat & prev).sum(dim=1, dtype=torch.float32)
         union = (flat | prev).sum(dim=1, dtype=torch.float32)
@@ -103,39 +117,31 @@ class VideoFeatureTracker:
                 self._cond_ptrs[i].append(ptr)
             bank = torch.stack(self._cond_ptrs[i])
             cos[i] = (bank @ ptr).max()
-        on_device = torch.stack(
-            [prev_iou, area_prev, area_cond, overlap, cos, area / max(n, 1)], dim=1
-        ).float().cpu().numpy()  # the one device-to-host copy of the frame
         self._prev = flat.clone()
         self._prev_area = area
 
-        logits = object_score_logits.astype(np.float64)
-        seen = self._seen.copy()
-        trend = np.where(seen & np.isfinite(self._prev_logit), logits - self._prev_logit, 0.0)
-        self._last_cond = np.where(is_cond.astype(bool) | ~seen, frame_index, self._last_cond)
-        since = (frame_index - self._last_cond).astype(np.float64)
-        self._prev_logit = np.where(tracked, logits, self._prev_logit)
-        self._seen |= tracked.astype(bool)
-
-        out = np.empty((o, len(VIDEO_FEATURES)), np.float32)
-        out[:, 0], out[:, 1], out[:, 2], out[:, 3], out[:, 4] = on_device[:, :5].T
-        out[:, 5] = trend
-        out[:, 6] = since
-        out[:, 7] = on_device[:, 5]
+        had_logit = (~first) & ~torch.isnan(self._prev_logit)
+        trend = torch.where(had_logit, logits - self._prev_logit, torch.zeros_like(logits))
+        self._prev_logit = torch.where(live, logits, self._prev_logit)
         # Extremes since the last conditioning frame (a conditioning frame starts them afresh).
-        restart = is_cond.astype(bool) | ~seen
-        now = np.stack([out[:, 0], out[:, 3], out[:, 2]], axis=1).astype(np.float64)
-        kept = np.stack(
+        now = torch.stack([prev_iou, overlap, area_cond], dim=1)
+        kept = torch.stack(
             [
-                np.minimum(self._extremes[:, 0], now[:, 0]),
-                np.maximum(self._extremes[:, 1], now[:, 1]),
-                np.minimum(self._extremes[:, 2], now[:, 2]),
+                torch.minimum(self._extremes[:, 0], now[:, 0]),
+                torch.maximum(self._extremes[:, 1], now[:, 1]),
+                torch.minimum(self._extremes[:, 2], now[:, 2]),
             ],
-            axis=1,
+            dim=1,
         )
-        extremes = np.where(restart[:, None], now, kept)
-        live = tracked.astype(bool)
-        self._extremes[live] = extremes[live]
-        out[:, 8:11] = extremes
-        out[~live] = np.nan
-        return out
+        extremes = torch.where((cond | first)[:, None], now, kept)
+        self._extremes = torch.where(live[:, None], extremes, self._extremes)
+        out = torch.cat(
+            [
+                torch.stack(
+                    [prev_iou, area_prev, area_cond, overlap, cos, trend, facts[3], area / max(n, 1)], dim=1
+                ),
+                extremes,
+            ],
+            dim=1,
+        ).float()
+        return torch.where(live[:, None], out, torch.full_like(out, float("nan")))

@@ -8,7 +8,11 @@ keys still match).
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -18,7 +22,15 @@ from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from usam_video.datasets.base import FrameSource
 
-__all__ = ["Sam2Frames", "StreamingVideoPredictor", "preprocess_frame", "preprocess_frames"]
+__all__ = [
+    "Sam2Frames",
+    "StreamingVideoPredictor",
+    "default_prefetch_workers",
+    "normalise_frame",
+    "preprocess_frame",
+    "preprocess_frames",
+    "resize_frame",
+]
 
 # sam2's ImageNet normalisation (utils/misc.py load_video_frames defaults).
 _IMG_MEAN = (0.485, 0.456, 0.406)
@@ -29,17 +41,26 @@ _MEAN = torch.tensor(_IMG_MEAN, dtype=torch.float32)[:, None, None]
 _STD = torch.tensor(_IMG_STD, dtype=torch.float32)[:, None, None]
 
 
-def preprocess_frame(frame: np.ndarray, image_size: int) -> torch.Tensor:
-    """``uint8`` ``(H, W, 3)`` RGB -> ``float32`` ``(3, S, S)``, exactly as sam2's frame loader.
+def resize_frame(frame: np.ndarray, image_size: int) -> np.ndarray:
+    """``uint8`` ``(H, W, 3)`` RGB -> ``uint8`` ``(S, S, 3)``: Pillow's default resize, as sam2's
+    frame loader does."""
+    return np.asarray(Image.fromarray(frame).resize((image_size, image_size)))
 
-    Pillow's default resize of the RGB frame to ``S x S``, divided by 255 (float64, then a
-    float32 copy: the same arithmetic as sam2's loader), minus ImageNet mean, over std.
-    """
-    resized = np.array(Image.fromarray(frame).resize((image_size, image_size)))
+
+def normalise_frame(resized: np.ndarray) -> torch.Tensor:
+    """``uint8`` ``(S, S, 3)`` -> ``float32`` ``(3, S, S)``, exactly as sam2's frame loader:
+    divided by 255 (float64, then a float32 copy: the same arithmetic as sam2's loader), minus
+    ImageNet mean, over std."""
     image = torch.from_numpy(resized / 255.0).permute(2, 0, 1).to(torch.float32)
     image -= _MEAN
     image /= _STD
     return image
+
+
+def preprocess_frame(frame: np.ndarray, image_size: int) -> torch.Tensor:
+    """``uint8`` ``(H, W, 3)`` RGB -> ``float32`` ``(3, S, S)``, exactly as sam2's frame loader
+    (:func:`resize_frame` then :func:`normalise_frame`)."""
+    return normalise_frame(resize_frame(frame, image_size))
 
 
 def preprocess_frames(frames: np.ndarray, image_size: int) -> torch.Tensor:
@@ -47,24 +68,107 @@ def preprocess_frames(frames: np.ndarray, image_size: int) -> torch.Tensor:
     return torch.stack([preprocess_frame(frame, image_size) for frame in frames])
 
 
+def default_prefetch_workers() -> int:
+    """Threads decoding and resizing ahead of the model: half the cores, 1 to 4 (the model's own
+    host thread and the frame consumer need the rest)."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
 class Sam2Frames:
     """Adapts a :class:`FrameSource` to what sam2 indexes as ``inference_state["images"]``.
 
-    ``self[i]`` is a ``float32`` ``(3, S, S)`` tensor on the CPU, resized and normalised exactly
-    as sam2's ``load_video_frames`` does for JPEG folders (Pillow's default resize of the RGB
-    frame to ``S x S``, divided by 255, minus mean, over std). Frames are produced on demand,
-    so memory does not grow with the video's length.
+    ``self[i]`` is a ``float32`` ``(3, S, S)`` tensor, resized and normalised exactly as sam2's
+    ``load_video_frames`` does for JPEG folders (Pillow's default resize of the RGB frame to
+    ``S x S``, divided by 255, minus mean, over std), on the CPU or already on ``device``.
+
+    Frames are decoded and resized (in ``uint8``) on a small thread pool, up to ``ahead`` frames
+    ahead of the last one asked for, in the direction of travel, so the model never waits for
+    a decode. At most ``ahead`` frames are held beyond the one being read: memory does not grow
+    with the video's length. On the CPU the pool also normalises (the result is bit-identical to
+    :func:`preprocess_frame`); on CUDA it hands pinned ``uint8`` pixels, uploaded
+    ``non_blocking`` and normalised on the device (a quarter of the bytes to copy, and no wait).
+
+    A source that allows concurrent reads (``FrameSource.concurrent_reads``, e.g. JPEG files)
+    is decoded by every worker at once; any other (an mp4's decoder) is read by one worker at
+    a time, in order, and only the resizing runs in parallel.
     """
 
-    def __init__(self, source: FrameSource, image_size: int):
+    def __init__(
+        self,
+        source: FrameSource,
+        image_size: int,
+        device: torch.device | None = None,
+        workers: int | None = None,
+        ahead: int | None = None,
+    ):
         self.source = source
         self.image_size = image_size
+        self.device = device if device is not None else torch.device("cpu")
+        self.workers = workers if workers is not None else default_prefetch_workers()
+        self.ahead = ahead if ahead is not None else self.workers + 2
+        self._cuda = self.device.type == "cuda"
+        self._read_lock = threading.Lock()
+        self._pending: dict[int, Future[Any]] = {}
+        self._last = -1
+        self._executor: ThreadPoolExecutor | None = None
+        if self.ahead > 0:
+            self._executor = ThreadPoolExecutor(max(1, self.workers), thread_name_prefix="usam-frames")
+            # Threads end with the frames object even if nobody calls close().
+            self._finalizer = weakref.finalize(self, self._executor.shutdown, False, cancel_futures=True)
+        if self._cuda:
+            self._mean = _MEAN.to(self.device)
+            self._std = _STD.to(self.device)
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return preprocess_frame(self.source[index], self.image_size)
+        if not 0 <= index < len(self.source):
+            raise IndexError(f"frame {index} out of range 0..{len(self.source) - 1}")
+        future = self._pending.pop(index, None)
+        self._schedule(index)
+        # A read error surfaces here, on the frame that failed, not earlier.
+        item = future.result() if future is not None else self._load(index)
+        if not self._cuda:
+            return item
+        pixels = item.to(self.device, non_blocking=True)  # pinned uint8 (S, S, 3)
+        image = pixels.permute(2, 0, 1).float().div_(255.0)
+        return (image - self._mean) / self._std
+
+    def close(self) -> None:
+        """Stop the prefetch threads (also happens when the object is garbage collected)."""
+        for future in self._pending.values():
+            future.cancel()
+        self._pending.clear()
+        if self._executor is not None:
+            self._finalizer()
+            self._executor = None
+
+    def _schedule(self, index: int) -> None:
+        if self._executor is None:
+            return
+        step = -1 if index < self._last else 1
+        self._last = index
+        ahead = (index + step * k for k in range(1, self.ahead + 1))
+        wanted = [j for j in ahead if 0 <= j < len(self.source)]
+        # Drop prefetches a jump made useless, so memory stays bounded.
+        for j in [j for j in self._pending if j not in wanted]:
+            self._pending.pop(j).cancel()
+        for j in wanted:
+            if j not in self._pending:
+                self._pending[j] = self._executor.submit(self._load, j)
+
+    def _load(self, index: int) -> Any:
+        """Decode and resize frame ``index`` (on a worker thread, or inline on a miss)."""
+        if self.source.concurrent_reads:
+            frame = self.source.read_frame(index)
+        else:
+            with self._read_lock:  # one reader at a time: the source is not thread-safe
+                frame = self.source[index]
+        resized = resize_frame(frame, self.image_size)
+        if not self._cuda:
+            return normalise_frame(resized)
+        return torch.from_numpy(np.ascontiguousarray(resized)).pin_memory()
 
 
 class StreamingVideoPredictor(SAM2VideoPredictor):
@@ -72,17 +176,18 @@ class StreamingVideoPredictor(SAM2VideoPredictor):
 
     @torch.inference_mode()
     def init_state_from_frames(
-        self, source: FrameSource, offload_state_to_cpu: bool = False
+        self, source: FrameSource, offload_state_to_cpu: bool = False, warm_up: bool = True
     ) -> dict[str, Any]:
         """Build sam2's inference state over a lazy frame source (no up-front decoding).
 
         Returns the same dict ``init_state`` returns, with ``images`` a :class:`Sam2Frames`.
+        ``warm_up`` runs the image encoder on frame 0 now, as ``init_state`` does.
         """
         compute_device = self.device
         state: dict[str, Any] = {
-            "images": Sam2Frames(source, self.image_size),
+            "images": Sam2Frames(source, self.image_size, device=compute_device),
             "num_frames": len(source),
-            # Frames are moved to the device one at a time in _get_image_feature.
+            # Frames reach the device one at a time, prefetched (Sam2Frames).
             "offload_video_to_cpu": True,
             "offload_state_to_cpu": offload_state_to_cpu,
             "video_height": source.height,
@@ -100,6 +205,6 @@ class StreamingVideoPredictor(SAM2VideoPredictor):
             "temp_output_dict_per_obj": {},
             "frames_tracked_per_obj": {},
         }
-        # Warm up the backbone on frame 0, as init_state does.
-        self._get_image_feature(state, frame_idx=0, batch_size=1)
+        if warm_up:  # the backbone on frame 0, as init_state does
+            self._get_image_feature(state, frame_idx=0, batch_size=1)
         return state

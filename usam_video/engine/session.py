@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from usam_video.datasets.base import FrameSource
-from usam_video.engine.capture import DecoderCall, TokenCapture
+from usam_video.engine.capture import DecoderCall, DeviceCall, TokenCapture
 from usam_video.engine.factory import BuiltModel
-from usam_video.engine.features import VideoFeatureTracker
+from usam_video.engine.frames import DeviceFrame, FrameAssembler
 from usam_video.errors import InputError
 from usam_video.types import FramePrediction, ObjectPrompt
 
@@ -88,10 +88,17 @@ class PropagationSession:
             (constant memory). Off only to compare against an unpruned run.
         keep_candidates: also return every decoder token's mask at video resolution
             (``FramePrediction.candidate_masks``), for training targets and candidate swaps.
+        warm_up: run the image encoder on frame 0 now, as sam2's ``init_state`` does (off: the
+            first prompt or propagation step computes it instead; the results are the same).
     """
 
     def __init__(
-        self, model: BuiltModel, frames: FrameSource, prune: bool = True, keep_candidates: bool = False
+        self,
+        model: BuiltModel,
+        frames: FrameSource,
+        prune: bool = True,
+        keep_candidates: bool = False,
+        warm_up: bool = True,
     ):
         self.model = model
         self.frames = frames
@@ -100,10 +107,9 @@ class PropagationSession:
         self._capture: TokenCapture | None = None
         self._predictor = model.predictor
         with self._autocast():
-            self._state: dict[str, Any] = self._predictor.init_state_from_frames(frames)
+            self._state: dict[str, Any] = self._predictor.init_state_from_frames(frames, warm_up=warm_up)
         self._prompts: list[ObjectPrompt] = []
-        self._prompt_calls: dict[tuple[int, int], DecoderCall] = {}  # (frame, obj_id) -> call
-        self._features: VideoFeatureTracker | None = None
+        self._prompt_calls: dict[tuple[int, int], DeviceCall] = {}  # (frame, obj_id) -> call
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.model.device.type == "cuda" and self.model.dtype != torch.float32:
@@ -167,7 +173,7 @@ class PropagationSession:
                     box=None if prompt.box is None else np.asarray(prompt.box, np.float32),
                 )
         calls = capture.drain()
-        if len(calls) != 1 or calls[0].iou_tokens.shape[0] != 1:
+        if len(calls) != 1 or calls[0].batch_size != 1:
             raise RuntimeError(
                 f"expected one decoder call per prompt, got {len(calls)}: sam2 internals changed"
             )
@@ -185,7 +191,7 @@ class PropagationSession:
             _ = capture.drain()  # the tracked pass only supplies the mask prompt
             current, _ = self._single_frame(out_dict, t, point_inputs, tracked["pred_masks"])
         calls = capture.drain()
-        if len(calls) != 1 or calls[0].iou_tokens.shape[0] != 1:
+        if len(calls) != 1 or calls[0].batch_size != 1:
             raise RuntimeError(
                 f"expected one decoder call per correction, got {len(calls)}: sam2 internals changed"
             )
@@ -254,13 +260,50 @@ class PropagationSession:
                     f"the object's first prompt, got {got}."
                 )
 
-    def propagate(self) -> Iterator[FramePrediction]:
-        """Propagate forward from the earliest prompt to the last frame, one record per frame.
+    def close(self) -> None:
+        """Stop the frame prefetching threads (they also stop when the session is collected)."""
+        self._state["images"].close()
 
-        Prompts on later frames are applied when propagation reaches them (sam2 then tracks from
-        each object's own first prompt; later prompts of a tracked object become conditioning
-        frames: a mask replaces its mask there, plain points or a box segment it there afresh,
-        a :class:`CorrectionPrompt` corrects the tracked mask).
+    def assembler(self) -> FrameAssembler:
+        """A :class:`FrameAssembler` for this session's frames (one per propagation: it keeps the
+        video features' state)."""
+        return FrameAssembler(
+            len(self.object_ids),
+            self.model.num_mask_tokens,
+            self.model.token_dim,
+            self.frames.height,
+            self.frames.width,
+            self._state["device"],
+            upsample=self._upsample,
+            keep_candidates=self.keep_candidates,
+        )
+
+    def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, h, w)`` low-res logits -> ``(N, 1, H, W)`` at video resolution (sam2's resize)."""
+        with torch.inference_mode():
+            return self._predictor._get_orig_video_res_output(self._state, low_res)[1]
+
+    def propagate(self) -> Iterator[FramePrediction]:
+        """Propagate forward from the earliest prompt to the last frame, one host record per frame.
+
+        :meth:`propagate_device` with each frame assembled on the spot (two copies to the host
+        per frame). Prompts on later frames are applied when propagation reaches them (sam2 then
+        tracks from each object's own first prompt; later prompts of a tracked object become
+        conditioning frames: a mask replaces its mask there, plain points or a box segment it
+        there afresh, a :class:`CorrectionPrompt` corrects the tracked mask).
+        """
+        assembler = self.assembler()
+        for frame in self.propagate_device():
+            with torch.inference_mode():
+                prediction, _ = assembler.prediction(assembler.tensors(frame))
+            yield prediction
+
+    def propagate_device(self) -> Iterator[DeviceFrame]:
+        """Propagate as :meth:`propagate`, yielding each frame as sam2 left it on the device.
+
+        Nothing is computed or copied per frame beyond sam2's own work and the token hooks: the
+        consumer assembles the frame (:class:`FrameAssembler`), on another thread if it likes,
+        while this generator goes on with the next frame. Frames must be assembled in order.
         """
         if not self._prompts:
             raise InputError("no prompts were added: nothing to propagate")
@@ -271,7 +314,6 @@ class PropagationSession:
             by_frame[prompt.frame_index].append(prompt)
         starts = sorted(by_frame)
         num_frames = len(self.frames)
-        self._features = VideoFeatureTracker(len(all_ids), self._state["device"])
         # Autocast (bf16 on CUDA) encloses sam2's work only, never the `yield`: the consumer's
         # code (the fused heads, the policy) runs in float32 as on the CPU.
         with self.model.lock:
@@ -292,7 +334,7 @@ class PropagationSession:
                                 if step is None:
                                     break
                                 frame_idx, _, video_res_masks = step
-                                record = self._record(
+                                record = self._device_frame(
                                     int(frame_idx), all_ids, video_res_masks, capture.drain()
                                 )
                             yield record
@@ -335,7 +377,7 @@ class PropagationSession:
             _, video_res = self._predictor._get_orig_video_res_output(self._state, pred_masks)
         if len(self._capture.calls) != before + 1:
             raise RuntimeError("probe_points: expected one decoder call: sam2 internals changed")
-        call = self._capture.calls.pop()
+        call = self._capture.calls.pop().to_host()
         return (video_res[0, 0] > 0.0).cpu().numpy(), call
 
     def _prune(self, next_frame: int) -> None:
@@ -347,120 +389,49 @@ class PropagationSession:
         for key in [k for k in self._prompt_calls if k[0] < next_frame]:
             del self._prompt_calls[key]
 
-    def _record(
+    def _device_frame(
         self,
         frame_idx: int,
         all_ids: tuple[int, ...],
         video_res_masks: torch.Tensor,
-        calls: list[DecoderCall],
-    ) -> FramePrediction:
+        calls: list[DeviceCall],
+    ) -> DeviceFrame:
         # sam2 1.1.0 runs the decoder once per object (batch 1) on every frame that is not a
         # conditioning frame of that object, in object-index order; conditioning frames reuse
-        # the stored output of the prompt, whose tokens were captured in _apply.
+        # the stored output of the prompt, whose tokens were captured in _apply. Only host
+        # bookkeeping here: which call belongs to which object.
         tracked_ids = tuple(int(i) for i in self._state["obj_ids"])
-        per_obj: dict[int, tuple[DecoderCall, int, bool]] = {}
-        queue = [(call, row) for call in calls for row in range(call.iou_tokens.shape[0])]
+        queue = [(call, row) for call in calls for row in range(call.batch_size)]
+        per_obj: list[tuple[DeviceCall, int]] = []
+        prompted: list[bool] = []
+        cond: list[bool] = []
+        ptrs: list[torch.Tensor | None] = []
         for obj_id in tracked_ids:
             prompt_call = self._prompt_calls.get((frame_idx, obj_id))
             if prompt_call is not None:
-                per_obj[obj_id] = (prompt_call, 0, True)
+                per_obj.append((prompt_call, 0))
             elif queue:
-                call, row = queue.pop(0)
-                per_obj[obj_id] = (call, row, False)
+                per_obj.append(queue.pop(0))
             else:
                 raise RuntimeError(f"frame {frame_idx}: no decoder output captured for object {obj_id}")
+            prompted.append(prompt_call is not None)
+            out_dict = self._state["output_dict_per_obj"][self._state["obj_id_to_idx"][obj_id]]
+            out = out_dict["cond_frame_outputs"].get(frame_idx)
+            cond.append(out is not None)
+            if out is None:
+                out = out_dict["non_cond_frame_outputs"].get(frame_idx)
+            ptrs.append(out.get("obj_ptr") if out is not None else None)
         if queue:
             raise RuntimeError(
                 f"frame {frame_idx}: {len(queue)} unexpected decoder outputs: sam2 internals changed"
             )
-
-        o, h, w = len(all_ids), self.frames.height, self.frames.width
-        k, d = self.model.num_mask_tokens, self.model.token_dim
-        masks = np.zeros((o, h, w), dtype=bool)
-        tracked_masks = (video_res_masks[:, 0] > 0.0).cpu().numpy()
-        candidate_ious = np.full((o, k), np.nan, np.float32)
-        chosen = np.full(o, -1, np.int64)
-        object_scores = np.full(o, np.nan, np.float32)
-        iou_tokens = np.full((o, d), np.nan, np.float32)
-        mask_tokens = np.full((o, k, d), np.nan, np.float32)
-        is_prompt = np.zeros(o, bool)
-        candidate_masks = np.zeros((o, k, h, w), bool) if self.keep_candidates else None
-        candidate_valid = np.zeros((o, k), bool) if self.keep_candidates else None
-        entropy = np.full(o, np.nan, np.float32)
-        stability = np.full(o, np.nan, np.float32)
-        tracked = np.zeros(o, bool)
-        for row, obj_id in enumerate(tracked_ids):
-            i = all_ids.index(obj_id)
-            call, r, prompted = per_obj[obj_id]
-            masks[i] = tracked_masks[row]
-            candidate_ious[i] = call.candidate_ious[r]
-            chosen[i] = call.chosen[r]
-            object_scores[i] = call.object_score_logits[r]
-            iou_tokens[i] = call.iou_tokens[r]
-            mask_tokens[i] = call.mask_tokens[r]
-            is_prompt[i] = prompted
-            entropy[i] = call.entropy[r]
-            stability[i] = call.stability[r]
-            tracked[i] = True
-            if (
-                candidate_masks is not None
-                and candidate_valid is not None
-                and call.candidate_logits is not None
-            ):
-                logits = call.candidate_logits[r]  # (K, h, w), NaN where the token gave no mask
-                valid = ~torch.isnan(logits.flatten(1)[:, 0])
-                _, video = self._predictor._get_orig_video_res_output(self._state, logits[:, None])
-                candidate_masks[i] = (video[:, 0] > 0.0).cpu().numpy() & valid.cpu().numpy()[:, None, None]
-                candidate_valid[i] = valid.cpu().numpy()
-        sam_iou = np.full(o, np.nan, np.float32)
-        sam_iou[tracked] = candidate_ious[tracked, chosen[tracked]]
-        video_features = self._video_features(frame_idx, all_ids, tracked_ids, video_res_masks, tracked,
-                                              object_scores)
-        return FramePrediction(
+        return DeviceFrame(
             frame_index=frame_idx,
             object_ids=all_ids,
-            masks=masks,
-            sam_iou=sam_iou,
-            candidate_ious=candidate_ious,
-            chosen_candidate=chosen,
-            object_score_logits=object_scores,
-            iou_tokens=iou_tokens,
-            mask_tokens=mask_tokens,
-            is_prompt=is_prompt,
-            entropy=entropy,
-            stability=stability,
-            tracked=tracked,
-            candidate_masks=candidate_masks,
-            candidate_valid=candidate_valid,
-            video_features=video_features,
+            rows=tuple(all_ids.index(obj_id) for obj_id in tracked_ids),
+            calls=tuple(per_obj),
+            is_prompt=tuple(prompted),
+            is_cond=tuple(cond),
+            obj_ptrs=tuple(ptrs),
+            video_res_masks=video_res_masks,
         )
-
-    def _video_features(
-        self,
-        frame_idx: int,
-        all_ids: tuple[int, ...],
-        tracked_ids: tuple[int, ...],
-        video_res_masks: torch.Tensor,
-        tracked: np.ndarray,
-        object_scores: np.ndarray,
-    ) -> np.ndarray:
-        """``float32`` ``(O, F)`` video features (:mod:`usam_video.engine.features`)."""
-        assert self._features is not None
-        o = len(all_ids)
-        device = video_res_masks.device
-        masks = torch.zeros((o, self.frames.height, self.frames.width), dtype=torch.bool, device=device)
-        rows = [all_ids.index(obj_id) for obj_id in tracked_ids]
-        if rows:
-            masks[rows] = video_res_masks[:, 0] > 0.0
-        is_cond = np.zeros(o, bool)
-        ptrs: list[torch.Tensor | None] = [None] * o
-        for obj_id in tracked_ids:
-            i = all_ids.index(obj_id)
-            out_dict = self._state["output_dict_per_obj"][self._state["obj_id_to_idx"][obj_id]]
-            out = out_dict["cond_frame_outputs"].get(frame_idx)
-            is_cond[i] = out is not None
-            if out is None:
-                out = out_dict["non_cond_frame_outputs"].get(frame_idx)
-            if out is not None and out.get("obj_ptr") is not None:
-                ptrs[i] = out["obj_ptr"]
-        return self._features.update(frame_idx, masks, tracked, is_cond, object_scores, ptrs)

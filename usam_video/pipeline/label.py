@@ -11,15 +11,17 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from usam_video.background import BackgroundConsumer
 from usam_video.config import HeadsConfig, HumanBudget, ModelConfig, RunConfig, config_fingerprint
 from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.engine import BuiltModel, PropagationSession, build_model
@@ -33,10 +35,21 @@ from usam_video.review.planning import (
     tracks_of,
     video_limit,
 )
-from usam_video.scoring import Scorer, ThresholdPolicy
+from usam_video.scoring import Scorer, ThresholdPolicy, score_frame
 from usam_video.scoring.policy import OVER_BUDGET, FrameDecision, decide_frame
-from usam_video.store import PseudoLabelStore, VideoWriter
-from usam_video.types import FramePrediction, MaskUpdate, ObjectPrompt, Status, VideoRef, VideoResult
+from usam_video.store import PseudoLabelStore, VideoWriter, WriteCounts
+from usam_video.types import (
+    FramePrediction,
+    FrameScores,
+    MaskUpdate,
+    ObjectPrompt,
+    Status,
+    VideoRef,
+    VideoResult,
+)
+
+if TYPE_CHECKING:  # the engine's frame type loads torch: named here for annotations only
+    from usam_video.engine.frames import DeviceFrame
 
 __all__ = [
     "LabelContext",
@@ -241,14 +254,25 @@ def _label_claimed(
     fingerprint: str,
     started: float,
 ) -> VideoResult:
-    """Label a claimed video (see :func:`label_video`): read, propagate, score, decide, write."""
+    """Label a claimed video (see :func:`label_video`): read, propagate, score, decide, write.
+
+    This thread only drives SAM 2: each propagated frame goes, as sam2 left it on the device,
+    to a background thread that assembles it, scores it, decides and hands it to the store's
+    writer (its own thread), while SAM 2 already works on the next frame.
+    """
     frames = context.reader.frames(video_id)
-    # Candidate masks are upsampled only when the policy may swap one in.
-    session = PropagationSession(context.model, frames, keep_candidates=context.policy.swaps_candidates)
+    # Candidate masks are upsampled only when the policy may swap one in. No backbone warm-up:
+    # the first prompt computes frame 0's features anyway, and the store is still being set up.
+    session = PropagationSession(
+        context.model, frames, keep_candidates=context.policy.swaps_candidates, warm_up=False
+    )
     for prompt in prompts:
-        session.add_prompt(prompt)
+        session.add_prompt(prompt)  # checked here, before the store is touched
     prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
-    writer = store.begin_video(
+    # The store's arrays are created on a thread of their own while SAM 2 starts propagating:
+    # creating seven arrays costs as much as a few frames.
+    pending_writer = _begin_in_background(
+        store,
         ref,
         session.object_ids,
         context.score_names,
@@ -259,9 +283,76 @@ def _label_claimed(
         num_candidates=context.model.num_mask_tokens,
     )
     reviews = _ReviewInputs.for_video(context.run.policy.human_budget, ref.num_frames, session.object_ids)
-    for prediction in session.propagate():
-        scores = context.scorer(prediction)
-        decision = decide_frame(prediction, scores, context.policy, context.scorer, prompt_masks, corrected)
+    tally = _Tally.for_video(ref.num_frames, len(session.object_ids))
+    finish_frame = _frame_finisher(context, session, pending_writer, prompt_masks, corrected, reviews, tally)
+    try:
+        with BackgroundConsumer(finish_frame, maxsize=2, name=f"usam-finish-{video_id}") as consumer:
+            for frame in session.propagate_device():
+                consumer.put(frame)
+        writer = pending_writer.result()
+        _plan_human_reviews(context, video_id, reviews, writer)
+        counts = writer.finish()
+    except BaseException:
+        # The store's set-up may still run: wait for it, then stop its writer without completing.
+        if pending_writer.exception() is None:
+            pending_writer.result().abort()
+        raise
+    finally:
+        session.close()
+    seconds = time.perf_counter() - started
+    return _result_row(video_id, counts, tally.sam_iou, context.policy.reasons, seconds, "labelled")
+
+
+def _begin_in_background(store: PseudoLabelStore, *args: Any, **kwargs: Any) -> Future[VideoWriter]:
+    """``store.begin_video(*args, **kwargs)`` on a short-lived thread; its errors surface from
+    the returned future's ``result()``."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usam-begin")
+    try:
+        return pool.submit(store.begin_video, *args, **kwargs)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends once begin_video has returned
+
+
+def _frame_finisher(
+    context: LabelContext,
+    session: PropagationSession,
+    pending_writer: Future[VideoWriter],
+    prompt_masks: dict[tuple[int, int], np.ndarray],
+    corrected: set[tuple[int, int]],
+    reviews: _ReviewInputs,
+    tally: _Tally,
+) -> Callable[[DeviceFrame], None]:
+    """The host work of one frame, in frame order on the background thread: assemble on the
+    device, score on the device, two copies to the host, decide, hand to the writer."""
+    import torch
+
+    assembler = session.assembler()
+    scorer = context.scorer
+
+    def rescore(prediction: FramePrediction) -> FrameScores:
+        return score_frame(prediction, context.heads)
+
+    def finish_frame(frame: DeviceFrame) -> None:
+        with torch.inference_mode():
+            tensors = assembler.tensors(frame)
+            parts = assembler.split(tensors.numbers)
+            columns, candidates = scorer.score_tensors(
+                iou_tokens=parts["iou_tokens"],
+                mask_tokens=parts["mask_tokens"],
+                candidate_ious=parts["candidate_ious"],
+                chosen=parts["chosen"],
+                object_score_logits=parts["object_score_logits"],
+                entropy=parts["entropy"],
+                stability=parts["stability"],
+                video_features=tensors.video_features,
+            )
+            prediction, (host_columns, host_candidates) = assembler.prediction(
+                tensors, extras=(columns, candidates)
+            )
+        scores = scorer.frame_scores(prediction, host_columns, host_candidates)
+        # A task swap rescores its frame on the host (the heads' CPU copy): no device round trip.
+        decision = decide_frame(prediction, scores, context.policy, rescore, prompt_masks, corrected)
+        writer = pending_writer.result()  # set up by now, but for the first frame or two
         writer.write_frame(
             prediction.frame_index,
             decision.masks,
@@ -272,9 +363,29 @@ def _label_claimed(
             decision.source,
         )
         reviews.record(prediction, decision)
-    _plan_human_reviews(context, video_id, reviews, writer)
-    writer.finish()
-    return video_result(store, video_id, "labelled", time.perf_counter() - started)
+        tally.record(prediction, decision)
+
+    return finish_frame
+
+
+@dataclass
+class _Tally:
+    """SAM's predicted IoU of every stored mask, kept while the frames are written, for the
+    video's result row (the label loop never reads back what it has just written; the counts
+    come from the writer's :class:`~usam_video.store.WriteCounts`).
+
+    Attributes:
+        sam_iou: ``float32`` ``(T, O)`` (NaN where untracked).
+    """
+
+    sam_iou: np.ndarray
+
+    @classmethod
+    def for_video(cls, num_frames: int, num_objects: int) -> _Tally:
+        return cls(np.full((num_frames, num_objects), np.nan, np.float32))
+
+    def record(self, prediction: FramePrediction, decision: FrameDecision) -> None:
+        self.sam_iou[prediction.frame_index] = decision.scores.column("sam_iou")
 
 
 @dataclass
@@ -344,26 +455,38 @@ def video_result(store: PseudoLabelStore, video_id: str, outcome: str, seconds: 
     """A video's summary row from the store: counts by status and by queue reason, and the mean
     and lowest SAM predicted IoU of its tracked frame-objects."""
     table = store.frame_table(video_id)
-    counts = np.bincount(table.status.ravel(), minlength=len(Status))
-    queued = np.isin(table.status, [Status.QUEUED_REFINE, Status.QUEUED_HUMAN])
-    by_reason: dict[str, int] = {}
-    for code in table.reason[queued].tolist():
-        label = table.reason_label(int(code))
-        by_reason[label] = by_reason.get(label, 0) + 1
     sam = table.scores[..., table.score_names.index("sam_iou")]
-    tracked = np.isfinite(sam) & (table.status != Status.NOT_STARTED)
+    counts = WriteCounts.count(table.status, table.reason)
+    return _result_row(video_id, counts, sam, table.reasons, seconds, outcome)
+
+
+def _result_row(
+    video_id: str,
+    counts: WriteCounts,
+    sam_iou: np.ndarray,
+    reasons: Sequence[str],
+    seconds: float,
+    outcome: str,
+) -> VideoResult:
+    """The summary row of a video's counts and its ``float32`` ``(T, O)`` SAM predicted IoUs
+    (NaN where untracked; ``reasons[i]`` is reason code ``i + 1``)."""
+    by_reason: dict[str, int] = {}
+    for code, n in counts.reasons_of([Status.QUEUED_REFINE, Status.QUEUED_HUMAN]).items():
+        label = reasons[code - 1] if code else ""
+        by_reason[label] = by_reason.get(label, 0) + n
+    tracked = np.isfinite(sam_iou)
     return VideoResult(
         video_id,
         outcome,
-        frames=int(table.status.shape[0]),
-        objects=len(table.object_ids),
-        accepted=int(counts[Status.ACCEPTED]),
-        queued_refine=int(counts[Status.QUEUED_REFINE]),
-        queued_human=int(counts[Status.QUEUED_HUMAN]),
-        refined=int(counts[Status.REFINED]),
-        corrected=int(counts[Status.CORRECTED]),
-        mean_predicted_iou=float(sam[tracked].mean()) if tracked.any() else math.nan,
-        min_predicted_iou=float(sam[tracked].min()) if tracked.any() else math.nan,
+        frames=counts.frames,
+        objects=counts.objects,
+        accepted=counts.by_status[Status.ACCEPTED],
+        queued_refine=counts.by_status[Status.QUEUED_REFINE],
+        queued_human=counts.by_status[Status.QUEUED_HUMAN],
+        refined=counts.by_status[Status.REFINED],
+        corrected=counts.by_status[Status.CORRECTED],
+        mean_predicted_iou=float(sam_iou[tracked].mean()) if tracked.any() else math.nan,
+        min_predicted_iou=float(sam_iou[tracked].min()) if tracked.any() else math.nan,
         queued_by_reason=", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items())),
         seconds=seconds,
     )

@@ -18,6 +18,7 @@ UncertainSAM sets), for the chosen mask and for every candidate alike.
 
 from __future__ import annotations
 
+import copy
 import weakref
 
 import numpy as np
@@ -106,66 +107,147 @@ class Scorer:
         self._fused = FusedHeads(heads, device, token_heads) if heads is not None and token_heads else None
         # The registry's shift takes a head's raw sigmoid back to the stored scale (gaps: -0.5).
         self._shift = np.array([score_info(n).shift for n in token_heads], np.float32)
+        self._on_device: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._candidate_rows = [i for i, n in enumerate(token_heads) if score_info(n).per_candidate]
         video_heads = heads.video_head_names if heads is not None else ()
         self._video = [_VideoHead.build(heads, name, device) for name in video_heads]  # type: ignore[arg-type]
 
+    def _constants(self, device: torch.device, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The heads' shifts ``float32`` ``(H,)`` and the pairing's token of each of ``K``
+        candidates ``int64`` ``(K,)`` on ``device``, uploaded once."""
+        cached = self._on_device.get((device, k))
+        if cached is None:
+            cached = self._on_device[(device, k)] = (
+                torch.from_numpy(self._shift).to(device),
+                torch.tensor(token_index(self.pairing, k), dtype=torch.int64).to(device),
+            )
+        return cached
+
     def __call__(self, prediction: FramePrediction) -> FrameScores:
-        """Every score of one frame (``float32``; NaN for untracked objects)."""
+        """Every score of one frame (``float32``; NaN for untracked objects), on the CPU."""
         o = len(prediction.object_ids)
-        baseline = [
-            prediction.sam_iou.astype(np.float32),
-            (1.0 / (1.0 + np.exp(-prediction.object_score_logits.astype(np.float64)))).astype(np.float32),
-            prediction.entropy.astype(np.float32),
-            prediction.stability.astype(np.float32),
-        ]
         features = prediction.video_features
         if features is None:  # a producer without video features: their columns read NaN
             features = np.full((o, len(VIDEO_FEATURES)), np.nan, np.float32)
-        columns = np.concatenate([np.stack(baseline, axis=1), features.astype(np.float32)], axis=1)
-        candidates = prediction.candidate_ious.astype(np.float32)[:, :, None]
-        if self._fused is not None:
-            features = candidate_features(prediction, self.pairing)
-            if features.shape[2] != 2 * self._fused.token_dim:
-                raise HeadsError(
-                    f"heads from {self.heads.source}: expected {self._fused.token_dim}-d tokens, "  # type: ignore[union-attr]
-                    f"the model gives {features.shape[2] // 2}-d tokens. Use heads trained for this model."
-                )
-            k = features.shape[1]
-            out = self._fused(torch.from_numpy(np.ascontiguousarray(features.reshape(o * k, -1))))
-            out = out.float().cpu().numpy().reshape(len(self._fused), o, k)  # (H, O, K)
-            chosen = np.maximum(prediction.chosen_candidate, 0)
-            per_head = out[:, np.arange(o), chosen].T + self._shift  # (O, H)
-            per_head[~prediction.tracked] = np.nan
-            columns = np.concatenate([columns, per_head], axis=1)
-            if self._candidate_rows:
-                candidates = np.concatenate(
-                    [candidates, out[self._candidate_rows].transpose(1, 2, 0)], axis=2
-                )
-        if self._video:
-            tokens = head_features(prediction, self.pairing)
-            video = np.stack([head(tokens, columns) for head in self._video], axis=1)
-            video[~prediction.tracked] = np.nan
-            columns = np.concatenate([columns, video], axis=1)
-        candidates[~prediction.tracked] = np.nan
+        chosen = np.where(prediction.tracked, prediction.chosen_candidate, -1)
+
+        def t(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array, np.float32))
+
+        columns, candidates = self.score_tensors(
+            iou_tokens=t(prediction.iou_tokens),
+            mask_tokens=t(prediction.mask_tokens),
+            candidate_ious=t(prediction.candidate_ious),
+            chosen=torch.from_numpy(np.asarray(chosen, np.int64)),
+            object_score_logits=t(prediction.object_score_logits),
+            entropy=t(prediction.entropy),
+            stability=t(prediction.stability),
+            video_features=t(features),
+        )
+        return self.frame_scores(prediction, columns.cpu().numpy(), candidates.cpu().numpy())
+
+    def frame_scores(
+        self, prediction: FramePrediction, columns: np.ndarray, candidates: np.ndarray
+    ) -> FrameScores:
+        """Wrap the host copies of :meth:`score_tensors`' outputs for ``prediction``'s frame."""
         return FrameScores(
             prediction.frame_index,
             prediction.object_ids,
             self.names,
-            columns.astype(np.float32),
+            np.ascontiguousarray(columns, np.float32),
             self.candidate_names,
-            candidates.astype(np.float32),
+            np.ascontiguousarray(candidates, np.float32),
         )
+
+    @torch.inference_mode()
+    def score_tensors(
+        self,
+        *,
+        iou_tokens: torch.Tensor,
+        mask_tokens: torch.Tensor,
+        candidate_ious: torch.Tensor,
+        chosen: torch.Tensor,
+        object_score_logits: torch.Tensor,
+        entropy: torch.Tensor,
+        stability: torch.Tensor,
+        video_features: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every score of one frame, computed where the inputs are (the engine's device): no copy
+        to the host, no wait.
+
+        Args:
+            iou_tokens: ``float32`` ``(O, D)``; mask_tokens: ``float32`` ``(O, K, D)``;
+                candidate_ious: ``float32`` ``(O, K)``; object_score_logits, entropy,
+                stability: ``float32`` ``(O,)``; video_features: ``float32`` ``(O, F)``.
+            chosen: ``(O,)`` the chosen candidate, any real dtype; negative for an untracked
+                object (whose scores come out NaN).
+
+        Returns:
+            ``float32`` ``(O, S)`` scores in :attr:`names` order and ``float32`` ``(O, K, C)``
+            per-candidate scores in :attr:`candidate_names` order.
+        """
+        o, k = candidate_ious.shape
+        tracked = chosen >= 0
+        pick = chosen.clamp_min(0).long()
+        rows = torch.arange(o, device=pick.device)
+        device = candidate_ious.device
+        # Constants made on the device (a fill kernel): a tensor built from host values would be
+        # a blocking upload on a GPU, every frame.
+        nan = torch.full((), float("nan"), device=device)
+        sam_iou = torch.where(tracked, candidate_ious[rows, pick], nan)
+        # The object score in float64, as the stored column always was (sigmoid of the logit).
+        object_score = (1.0 / (1.0 + torch.exp(-object_score_logits.double()))).float()
+        baseline = torch.stack([sam_iou, object_score, entropy.float(), stability.float()], dim=1)
+        columns = torch.cat([baseline, video_features.float()], dim=1)
+        candidates = candidate_ious.float()[:, :, None]
+        if self._fused is not None and mask_tokens.shape[2] != self._fused.token_dim:
+            raise HeadsError(
+                f"heads from {self.heads.source}: expected {self._fused.token_dim}-d tokens, "  # type: ignore[union-attr]
+                f"the model gives {mask_tokens.shape[2]}-d tokens. Use heads trained for this model."
+            )
+        if self._fused is not None:
+            # (O, K, 2D): every candidate's IoU token beside the mask token its pairing sets there.
+            features = torch.cat(
+                [iou_tokens[:, None, :].expand(o, k, -1), mask_tokens[:, list(token_index(self.pairing, k))]],
+                dim=2,
+            ).reshape(o * k, -1)
+            out = self._fused(features).float().reshape(len(self._fused), o, k)  # (H, O, K)
+            per_head = out[:, rows, pick].T + self._constants(device, k)[0]  # (O, H)
+            per_head = torch.where(tracked[:, None], per_head, nan)
+            columns = torch.cat([columns, per_head], dim=1)
+            if self._candidate_rows:
+                candidates = torch.cat([candidates, out[self._candidate_rows].permute(1, 2, 0)], dim=2)
+        if self._video:
+            chosen_token = self._constants(device, k)[1][pick]
+            tokens = torch.cat([iou_tokens, mask_tokens[rows, chosen_token]], dim=1)
+            tokens = torch.where(tracked[:, None], tokens, nan)
+            video = torch.stack([head(tokens, columns) for head in self._video], dim=1)
+            video = torch.where(tracked[:, None], video, nan)
+            columns = torch.cat([columns, video], dim=1)
+        candidates = torch.where(tracked[:, None, None], candidates, nan)
+        return columns.float(), candidates.float()
 
 
 class _VideoHead:
     """A head on ``concat(iou_token, mask_token, normalised extra inputs)``; the extra inputs are
     score columns computed before the heads (baselines and video features)."""
 
-    def __init__(self, name: str, head: torch.nn.Module, columns: list[int], mean: np.ndarray,
-                 std: np.ndarray, shift: float, device: torch.device):
-        self.name, self.head, self.columns = name, head.to(device).eval(), columns
+    def __init__(
+        self,
+        name: str,
+        head: torch.nn.Module,
+        columns: list[int],
+        mean: np.ndarray,
+        std: np.ndarray,
+        shift: float,
+        device: torch.device,
+    ):
+        # A copy: Module.to moves in place, and the same head set may be scored on the engine's
+        # device and on the CPU (task swaps are rescored on the host) in one process.
+        self.name, self.head, self.columns = name, copy.deepcopy(head).to(device).eval(), columns
         self.mean, self.std, self.shift, self.device = mean, std, shift, device
+        self._mean = torch.from_numpy(mean).to(device)
+        self._std = torch.from_numpy(std).to(device)
 
     @classmethod
     def build(cls, heads: HeadSet, name: str, device: torch.device | str) -> _VideoHead:
@@ -187,15 +269,13 @@ class _VideoHead:
             torch.device(device),
         )
 
-    def __call__(self, tokens: np.ndarray, columns: np.ndarray) -> np.ndarray:
-        """``tokens`` ``float32`` ``(O, 2D)``, ``columns`` ``float32`` ``(O, S)`` -> ``float32`` ``(O,)``."""
-        extra = (columns[:, self.columns] - self.mean) / self.std
+    def __call__(self, tokens: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+        """``tokens`` ``float32`` ``(O, 2D)``, ``columns`` ``float32`` ``(O, S)`` -> ``float32`` ``(O,)``
+        (on the inputs' device)."""
+        extra = (columns[:, self.columns] - self._mean) / self._std
         # A missing input (entropy after a candidate swap, an untracked object) sits at the mean.
-        x = np.concatenate([tokens, np.nan_to_num(extra, nan=0.0)], axis=1)
-        x = np.nan_to_num(x, nan=0.0)
-        with torch.inference_mode():
-            out = self.head(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device))
-        return out.float().cpu().numpy() + self.shift
+        x = torch.nan_to_num(torch.cat([tokens, torch.nan_to_num(extra, nan=0.0)], dim=1), nan=0.0)
+        return self.head(x.to(self.device, torch.float32)).float().reshape(-1) + self.shift
 
 
 _SCORERS: weakref.WeakKeyDictionary[HeadSet, Scorer] = weakref.WeakKeyDictionary()

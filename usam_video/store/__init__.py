@@ -2,7 +2,14 @@
 
 from usam_video.store.training import TRAINING_FORMAT, TrainingContainer
 from usam_video.store.verify import ArrayCheck, VerifyReport, verify_store
-from usam_video.store.zarr_store import STORE_FORMAT, FrameTable, PseudoLabelStore, VideoSummary, VideoWriter
+from usam_video.store.zarr_store import (
+    STORE_FORMAT,
+    FrameTable,
+    PseudoLabelStore,
+    VideoSummary,
+    VideoWriter,
+    WriteCounts,
+)
 
 __all__ = [
     "STORE_FORMAT",
@@ -14,5 +21,6 @@ __all__ = [
     "TrainingContainer",
     "VideoSummary",
     "VideoWriter",
+    "WriteCounts",
     "verify_store",
 ]

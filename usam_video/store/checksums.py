@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import zarr
-from zarr.codecs import Crc32cCodec, ZstdCodec
+from zarr.codecs import Crc32cCodec, ShardingCodec, ZstdCodec
 
 __all__ = ["checksummed_codecs", "describe_read_error", "is_checksummed"]
 
@@ -30,5 +30,11 @@ def describe_read_error(exc: BaseException) -> str:
 
 
 def is_checksummed(array: zarr.Array) -> bool:
-    """True if every chunk of ``array`` carries a CRC-32C (arrays written before checksums do not)."""
-    return any(isinstance(codec, Crc32cCodec) for codec in array.metadata.codecs)
+    """True if every chunk of ``array`` carries a CRC-32C (arrays written before checksums do not).
+
+    In a sharded array (the masks) that is every inner chunk: the shard's own index always
+    carries one, so it is the inner codecs that count."""
+    codecs = array.metadata.codecs
+    while len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
+        codecs = codecs[0].codecs
+    return any(isinstance(codec, Crc32cCodec) for codec in codecs)

@@ -8,6 +8,7 @@ zarr stays imported only under ``usam_video/store``.
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,19 @@ import numpy as np
 import zarr
 
 from usam_video.store.checksums import checksummed_codecs
-from usam_video.store.zarr_store import PseudoLabelStore
+from usam_video.store.zarr_store import PseudoLabelStore, mask_layout
 from usam_video.types import VideoRef
 
-__all__ = ["SHARD_PER_FRAME", "codec_variants", "write_masks", "read_masks", "store_uses_default_codecs"]
+__all__ = [
+    "MASK_LAYOUTS",
+    "SHARD_PER_FRAME",
+    "codec_variants",
+    "read_masks",
+    "store_uses_default_codecs",
+    "write_mask_layout",
+    "write_masks",
+    "write_small_blocks",
+]
 
 #: Key in a variant asking for ``shards=(1, O, H, W)`` (one file per frame).
 SHARD_PER_FRAME = "shard_per_frame"
@@ -27,8 +37,9 @@ SHARD_PER_FRAME = "shard_per_frame"
 
 def codec_variants() -> dict[str, dict[str, Any]]:
     """Keyword arguments of ``zarr.create_array`` for each codec tried (``zstd-0 (store)`` is what
-    the store uses: zarr's default zstd-0 plus a CRC-32C per chunk). ``shard_per_frame: True``
-    asks for ``shards=(1, O, H, W)``."""
+    the store uses: zarr's default zstd-0 plus a CRC-32C per chunk, one shard per frame; the
+    ``(before)`` variant is the same codecs in the layout used before shards). ``shard_per_frame:
+    True`` asks for ``shards=(1, O, H, W)``."""
     from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
     from zarr.codecs.numcodecs import PackBits
 
@@ -36,7 +47,8 @@ def codec_variants() -> dict[str, dict[str, Any]]:
         warnings.simplefilter("ignore")  # "numcodecs codecs are not in the Zarr v3 specification"
         packbits = PackBits()
     return {
-        "zstd-0 (store)": checksummed_codecs(),
+        "zstd-0 (store)": {SHARD_PER_FRAME: True, **checksummed_codecs()},
+        "zstd-0 + CRC per frame-object (before)": checksummed_codecs(),
         "zstd-3": {"compressors": [ZstdCodec(level=3)]},
         "zstd-9": {"compressors": [ZstdCodec(level=9)]},
         "zstd-19": {"compressors": [ZstdCodec(level=19)]},
@@ -87,16 +99,88 @@ def read_masks(path: Path) -> np.ndarray:
 
 
 def store_uses_default_codecs(workdir: Path) -> bool:
-    """True if the store's masks array uses the codecs of the ``zstd-0 (store)`` variant."""
+    """True if the store's masks array uses the codecs and layout of the ``zstd-0 (store)``
+    variant (zstd-0 + CRC-32C per inner chunk, one shard per frame)."""
     pseudo = PseudoLabelStore.open(workdir / "codec-check")
-    pseudo.begin_video(VideoRef("bench", "v", 1, 8, 8), (1,), ("s",), (), {}, "x")
+    pseudo.begin_video(VideoRef("bench", "v", 1, 8, 8), (1,), ("s",), (), {}, "x").abort()
     stored = zarr.open_array(str(workdir / "codec-check" / "videos" / "v" / "masks"), mode="r")
     default = zarr.create_array(
         store=str(workdir / "codec-default"),
         shape=(1, 1, 8, 8),
-        chunks=(1, 1, 8, 8),
         dtype="bool",
         fill_value=False,
+        **mask_layout(1, 8, 8),
         **checksummed_codecs(),
     )
     return repr(getattr(stored.metadata, "codecs", None)) == repr(getattr(default.metadata, "codecs", 0))
+
+
+#: The masks layouts the storage benchmark compares for per-frame writes: frames per chunk (or
+#: shard) and whether the objects of those frames share one shard (one file).
+MASK_LAYOUTS: dict[str, dict[str, Any]] = {
+    "chunks (1,1,H,W) (before)": {"frames": 1, "shard": False},
+    "shard (1,O,H,W) (store)": {"frames": 1, "shard": True},
+    "chunks (8,1,H,W)": {"frames": 8, "shard": False},
+    "shard (8,O,H,W)": {"frames": 8, "shard": True},
+}
+
+
+def write_mask_layout(path: Path, pool: np.ndarray, num_frames: int, layout: str) -> float:
+    """Write ``num_frames`` frames of masks (frame ``t`` is ``pool[t % len(pool)]``, ``bool``
+    ``(P, O, H, W)``) in one of :data:`MASK_LAYOUTS`, with the store's codecs, as a writer gets
+    them: frame by frame, or a block of frames at a time (held in memory until full). Returns
+    the seconds spent writing (creating the array excluded)."""
+    _, o, h, w = pool.shape
+    spec = MASK_LAYOUTS[layout]
+    block = int(spec["frames"])
+    # In a shard, inner chunks stay per frame-object (one object's mask still reads alone).
+    shape: dict[str, Any] = {"chunks": (block, 1, h, w)}
+    if spec["shard"]:
+        shape = {"chunks": (1, 1, h, w), "shards": (block, o, h, w)}
+    array = zarr.create_array(
+        store=str(path),
+        shape=(num_frames, o, h, w),
+        dtype="bool",
+        fill_value=False,
+        **shape,
+        **checksummed_codecs(),
+    )
+    frames = np.arange(num_frames) % len(pool)
+    start = time.perf_counter()
+    for first in range(0, num_frames, block):
+        array[first : first + block] = pool[frames[first : first + block]]
+    return time.perf_counter() - start
+
+
+def write_small_blocks(
+    path: Path, num_frames: int, num_objects: int, block: int, num_scores: int = 12, candidates: int = 4
+) -> float:
+    """Write the store's six small arrays (scores, reason, source, revision, candidate scores
+    with ``candidates`` tokens of 3 scores, status) of ``num_frames`` frames in chunks of
+    ``block`` frames of every object, one whole block at a time; ``block`` 1 is the layout used
+    before blocks: chunks ``(1, 1, ...)``, one frame at a time. Returns the seconds spent
+    writing."""
+    rng = np.random.default_rng(0)
+    group = zarr.open_group(str(path), mode="w")
+    shapes = {
+        "scores": ((num_scores,), "float32"),
+        "reason": ((), "uint8"),
+        "source": ((), "uint8"),
+        "revision": ((), "uint32"),
+        "candidate_scores": ((candidates, 3), "float32"),
+        "status": ((), "uint8"),
+    }
+    arrays = {}
+    values = {}
+    for name, (tail, dtype) in shapes.items():
+        chunks = (1, 1, *tail) if block == 1 else (block, num_objects, *tail)
+        arrays[name] = group.create_array(
+            name, shape=(num_frames, num_objects, *tail), chunks=chunks, dtype=dtype, fill_value=0,
+            **checksummed_codecs(),
+        )  # fmt: skip
+        values[name] = (rng.random((num_frames, num_objects, *tail)) * 200).astype(dtype)
+    start = time.perf_counter()
+    for first in range(0, num_frames, block):
+        for name in shapes:  # status last, as the writer does
+            arrays[name][first : first + block] = values[name][first : first + block]
+    return time.perf_counter() - start

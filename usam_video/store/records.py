@@ -5,6 +5,7 @@ Frozen dataclasses over numpy arrays (no zarr): ``T`` frames, ``O`` objects, ``S
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from usam_video.types import MaskSource, Status
 
-__all__ = ["FrameTable", "HistoryEntry", "VideoSummary"]
+__all__ = ["FrameTable", "HistoryEntry", "VideoSummary", "WriteCounts"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,47 @@ class HistoryEntry:
     revision: int
     source: MaskSource
     status: Status
+
+
+@dataclass(frozen=True)
+class WriteCounts:
+    """What :meth:`usam_video.store.VideoWriter.finish` wrote: frame-objects per status and per
+    reason code, as finally written (after ``update_decisions``), counted from the writer's own
+    bookkeeping, not read back from the store.
+
+    Attributes:
+        frames: frames written (``T``); objects: objects per frame (``O``).
+        by_status: frame-objects per :class:`~usam_video.types.Status`, every status present
+            (0 where none); the values sum to ``frames * objects``.
+        by_reason: frame-objects per reason code (0 = no reason, ``i + 1`` = the video's
+            ``reasons[i]``), only codes that occur.
+        by_status_reason: frame-objects per ``(status, reason code)`` pair, only pairs that occur.
+    """
+
+    frames: int
+    objects: int
+    by_status: dict[Status, int]
+    by_reason: dict[int, int]
+    by_status_reason: dict[tuple[Status, int], int]
+
+    @classmethod
+    def count(cls, status: np.ndarray, reason: np.ndarray) -> WriteCounts:
+        """Counts of ``uint8`` ``(T, O)`` status and reason codes."""
+        frames, objects = status.shape
+        pairs = status.astype(np.int64) * 256 + reason.astype(np.int64)
+        codes, counts = np.unique(pairs.ravel(), return_counts=True)
+        joint = {(Status(int(c) // 256), int(c) % 256): int(n) for c, n in zip(codes, counts, strict=True)}
+        by_reason: dict[int, int] = {}
+        for (_, code), n in joint.items():
+            by_reason[code] = by_reason.get(code, 0) + n
+        by_status = {s: sum(n for (t, _), n in joint.items() if t == s) for s in Status}
+        return cls(frames, objects, by_status, dict(sorted(by_reason.items())), joint)
+
+    def reasons_of(self, statuses: Iterable[Status]) -> dict[int, int]:
+        """Frame-objects per reason code among those with one of ``statuses`` (e.g. the queued)."""
+        wanted = set(statuses)
+        out: dict[int, int] = {}
+        for (status, code), n in self.by_status_reason.items():
+            if status in wanted:
+                out[code] = out.get(code, 0) + n
+        return dict(sorted(out.items()))

@@ -83,11 +83,21 @@ class VerifyReport:
 
 
 def _chunk_name(array: zarr.Array, coords: tuple[int, ...]) -> str:
+    """A chunk named by its key and what it holds: ``chunk c/2/0 (frame 2, object index 0)``,
+    ``chunk c/0/0 (frames 0-31)``; an inner chunk of a shard also names the shard's file."""
     key = "c/" + "/".join(str(c) for c in coords)
+    shards = getattr(array, "shards", None)
+    if shards is not None:
+        shard = "c/" + "/".join(str(c * i // s) for c, i, s in zip(coords, array.chunks, shards, strict=True))
+        key = f"{key} in shard {shard}"
     if array.ndim >= 2 and array.chunks[:2] == (1, 1):
         return f"chunk {key} (frame {coords[0]}, object index {coords[1]})"
     if array.ndim >= 1 and array.chunks[0] == 1:
         return f"chunk {key} (entry {coords[0]})"
+    if array.ndim >= 2 and array.chunks[0] > 1:  # a block of frames (the small arrays)
+        first = coords[0] * array.chunks[0]
+        last = min(first + array.chunks[0], array.shape[0]) - 1
+        return f"chunk {key} (frames {first}-{last})"
     return f"chunk {key}"
 
 
@@ -189,14 +199,22 @@ def _pending_in_complete(group: zarr.Group, path: str, video_id: str) -> ArrayCh
     pending = np.argwhere(status == Status.PENDING)
     if not len(pending):
         return None
-    listed = ", ".join(f"c/{t}/{o}" for t, o in pending[:10].tolist())
-    more = f" and {len(pending) - 10} more" if len(pending) > 10 else ""
+    ct, co = group["status"].chunks[:2]
+    keys = sorted({(t // ct, o // co) for t, o in pending.tolist()})
+    listed = ", ".join(f"c/{t}/{o}" for t, o in keys[:10])
+    more = f" and {len(keys) - 10} more" if len(keys) > 10 else ""
+    where = ", ".join(f"frame {t} object index {o}" for t, o in pending[:10].tolist())
+    if len(pending) > 10:
+        where += f" and {len(pending) - 10} more"
     return ArrayCheck(
         f"{path}/status",
         video_id,
         0,
         True,
-        (f"chunks {listed}{more}: expected every frame-object written in a complete video, got none",),
+        (
+            f"chunks {listed}{more}: expected every frame-object written in a complete video, "
+            f"got none for {where}",
+        ),
     )
 
 
