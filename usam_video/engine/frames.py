@@ -217,7 +217,7 @@ class FrameAssembler:
         bools = [t.masks.reshape(o, -1)]
         if t.candidate_masks is not None:
             bools.append(t.candidate_masks.reshape(o, -1))
-        bool_copy = copy_to_host(torch.cat(bools, dim=1))
+        bool_copy = copy_to_host(bools[0] if len(bools) == 1 else torch.cat(bools, dim=1))
         flat = float_copy.wait()
         flags = bool_copy.wait()
 
