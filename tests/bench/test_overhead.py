@@ -12,9 +12,14 @@ def test_small_mode_reports_time_per_frame_and_ratios() -> None:
     figures = overhead.main(["--small"])
     (case,) = figures["cases"]
     assert case["frames"] == 6
-    assert set(case["s_per_frame"]) == {"bare", "session", "pipeline"}
+    assert set(case["s_per_frame"]) == {"bare", "bare_busy", "session", "pipeline"}
     for values in case["s_per_frame"].values():
         assert len(values) == figures["repeats"] == 1 and all(0 < v < 60 for v in values)
-    for key in ("ratio_of_medians", "median_paired_ratio", "session_median_paired_ratio"):
+    for key in (
+        "ratio_of_medians",
+        "median_paired_ratio",
+        "session_median_paired_ratio",
+        "busy_core_median_paired_ratio",
+    ):
         assert math.isfinite(case[key]) and case[key] > 0
     assert isinstance(figures["goal_met"], bool)

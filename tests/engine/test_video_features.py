@@ -121,3 +121,16 @@ def test_consumer_never_runs_under_autocast(small_model, video: Path, monkeypatc
         if r.frame_index == 2:
             break
     assert inside == [False, False, False]
+
+
+@pytest.mark.parametrize("n", [1, 7, 255, 256, 409_920, 1_000_003, 2_073_600])
+def test_count_true_is_exact(n: int) -> None:
+    """The byte-sum count equals torch's own bool sum, for lengths with and without a divisor
+    below 256 (1_000_003 is prime) and for rows all True (no uint8 overflow)."""
+    from usam_video.engine.features import count_true
+
+    gen = torch.Generator().manual_seed(n)
+    flat = torch.rand(3, n, generator=gen) > 0.4
+    flat[2] = True
+    np.testing.assert_array_equal(count_true(flat).numpy(), flat.sum(dim=1).numpy().astype(np.float32))
+    assert count_true(flat).dtype == torch.float32
