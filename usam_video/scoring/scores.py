@@ -245,9 +245,10 @@ class _VideoHead:
         # A copy: Module.to moves in place, and the same head set may be scored on the engine's
         # device and on the CPU (task swaps are rescored on the host) in one process.
         self.name, self.head, self.columns = name, copy.deepcopy(head).to(device).eval(), columns
-        self.mean, self.std, self.shift, self.device = mean, std, shift, device
-        self._mean = torch.from_numpy(mean).to(device)
-        self._std = torch.from_numpy(std).to(device)
+        self.shift, self.device = shift, device
+        # On the device once: the heads run where the frame's tensors are.
+        self.mean = torch.from_numpy(mean).to(device)
+        self.std = torch.from_numpy(std).to(device)
 
     @classmethod
     def build(cls, heads: HeadSet, name: str, device: torch.device | str) -> _VideoHead:
@@ -272,7 +273,7 @@ class _VideoHead:
     def __call__(self, tokens: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """``tokens`` ``float32`` ``(O, 2D)``, ``columns`` ``float32`` ``(O, S)`` -> ``float32`` ``(O,)``
         (on the inputs' device)."""
-        extra = (columns[:, self.columns] - self._mean) / self._std
+        extra = (columns[:, self.columns] - self.mean) / self.std
         # A missing input (entropy after a candidate swap, an untracked object) sits at the mean.
         x = torch.nan_to_num(torch.cat([tokens, torch.nan_to_num(extra, nan=0.0)], dim=1), nan=0.0)
         return self.head(x.to(self.device, torch.float32)).float().reshape(-1) + self.shift
