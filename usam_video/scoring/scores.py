@@ -107,19 +107,22 @@ class Scorer:
         self._fused = FusedHeads(heads, device, token_heads) if heads is not None and token_heads else None
         # The registry's shift takes a head's raw sigmoid back to the stored scale (gaps: -0.5).
         self._shift = np.array([score_info(n).shift for n in token_heads], np.float32)
-        self._on_device: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._on_device: dict[tuple[torch.device, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._candidate_rows = [i for i, n in enumerate(token_heads) if score_info(n).per_candidate]
         video_heads = heads.video_head_names if heads is not None else ()
         self._video = [_VideoHead.build(heads, name, device) for name in video_heads]  # type: ignore[arg-type]
 
-    def _constants(self, device: torch.device, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The heads' shifts ``float32`` ``(H,)`` and the pairing's token of each of ``K``
-        candidates ``int64`` ``(K,)`` on ``device``, uploaded once."""
+    def _constants(self, device: torch.device, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """On ``device``, uploaded once: the heads' shifts ``float32`` ``(H,)``, the pairing's mask
+        token of each of ``K`` candidates ``int64`` ``(K,)`` and the rows of the per-candidate
+        heads ``int64``. (Indexing a device tensor with a Python list uploads the list every time,
+        and on a GPU that upload waits for the device.)"""
         cached = self._on_device.get((device, k))
         if cached is None:
             cached = self._on_device[(device, k)] = (
                 torch.from_numpy(self._shift).to(device),
                 torch.tensor(token_index(self.pairing, k), dtype=torch.int64).to(device),
+                torch.tensor(self._candidate_rows, dtype=torch.int64).to(device),
             )
         return cached
 
@@ -205,20 +208,23 @@ class Scorer:
                 f"heads from {self.heads.source}: expected {self._fused.token_dim}-d tokens, "  # type: ignore[union-attr]
                 f"the model gives {mask_tokens.shape[2]}-d tokens. Use heads trained for this model."
             )
+        shift, paired, candidate_rows = self._constants(device, k)
         if self._fused is not None:
             # (O, K, 2D): every candidate's IoU token beside the mask token its pairing sets there.
             features = torch.cat(
-                [iou_tokens[:, None, :].expand(o, k, -1), mask_tokens[:, list(token_index(self.pairing, k))]],
+                [iou_tokens[:, None, :].expand(o, k, -1), mask_tokens.index_select(1, paired)],
                 dim=2,
             ).reshape(o * k, -1)
             out = self._fused(features).float().reshape(len(self._fused), o, k)  # (H, O, K)
-            per_head = out[:, rows, pick].T + self._constants(device, k)[0]  # (O, H)
+            per_head = out[:, rows, pick].T + shift  # (O, H)
             per_head = torch.where(tracked[:, None], per_head, nan)
             columns = torch.cat([columns, per_head], dim=1)
             if self._candidate_rows:
-                candidates = torch.cat([candidates, out[self._candidate_rows].permute(1, 2, 0)], dim=2)
+                candidates = torch.cat(
+                    [candidates, out.index_select(0, candidate_rows).permute(1, 2, 0)], dim=2
+                )
         if self._video:
-            chosen_token = self._constants(device, k)[1][pick]
+            chosen_token = paired[pick]
             tokens = torch.cat([iou_tokens, mask_tokens[rows, chosen_token]], dim=1)
             tokens = torch.where(tracked[:, None], tokens, nan)
             video = torch.stack([head(tokens, columns) for head in self._video], dim=1)
@@ -249,6 +255,7 @@ class _VideoHead:
         # On the device once: the heads run where the frame's tensors are.
         self.mean = torch.from_numpy(mean).to(device)
         self.std = torch.from_numpy(std).to(device)
+        self._columns = torch.tensor(columns, dtype=torch.int64).to(device)
 
     @classmethod
     def build(cls, heads: HeadSet, name: str, device: torch.device | str) -> _VideoHead:
@@ -273,7 +280,7 @@ class _VideoHead:
     def __call__(self, tokens: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
         """``tokens`` ``float32`` ``(O, 2D)``, ``columns`` ``float32`` ``(O, S)`` -> ``float32`` ``(O,)``
         (on the inputs' device)."""
-        extra = (columns[:, self.columns] - self.mean) / self.std
+        extra = (columns.index_select(1, self._columns) - self.mean) / self.std
         # A missing input (entropy after a candidate swap, an untracked object) sits at the mean.
         x = torch.nan_to_num(torch.cat([tokens, torch.nan_to_num(extra, nan=0.0)], dim=1), nan=0.0)
         return self.head(x.to(self.device, torch.float32)).float().reshape(-1) + self.shift
