@@ -239,7 +239,7 @@ class FrameAssembler:
         candidate_masks = None
         if t.candidate_masks is not None:
             candidate_masks = flags[:, h * w :].reshape(o, self.k, h, w)
-        chosen = np.nan_to_num(parts["chosen"], nan=-1.0).astype(np.int64)
+        chosen = parts["chosen"].astype(np.int64)  # exact small integers; -1 where untracked
         candidate_ious = np.array(parts["candidate_ious"])
         sam_iou = np.full(o, np.nan, np.float32)
         tracked = t.tracked

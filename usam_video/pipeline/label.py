@@ -335,17 +335,10 @@ def _frame_finisher(
     def finish_frame(frame: DeviceFrame) -> None:
         with torch.inference_mode():
             tensors = assembler.tensors(frame)
+            # split's blocks are score_tensors' keyword arguments (the IoU and mask tokens, the
+            # candidates' IoUs, the chosen candidate, the object logit, entropy, stability).
             parts = assembler.split(tensors.numbers)
-            columns, candidates = scorer.score_tensors(
-                iou_tokens=parts["iou_tokens"],
-                mask_tokens=parts["mask_tokens"],
-                candidate_ious=parts["candidate_ious"],
-                chosen=parts["chosen"],
-                object_score_logits=parts["object_score_logits"],
-                entropy=parts["entropy"],
-                stability=parts["stability"],
-                video_features=tensors.video_features,
-            )
+            columns, candidates = scorer.score_tensors(**parts, video_features=tensors.video_features)
             prediction, (host_columns, host_candidates) = assembler.prediction(
                 tensors, extras=(columns, candidates)
             )

@@ -5,7 +5,6 @@ from usam_video.scoring.policy import ThresholdPolicy
 from usam_video.scoring.scores import (
     BASELINE_SCORES,
     Scorer,
-    candidate_features,
     candidate_score_names,
     head_features,
     score_frame,
@@ -17,7 +16,6 @@ __all__ = [
     "FusedHeads",
     "Scorer",
     "ThresholdPolicy",
-    "candidate_features",
     "candidate_score_names",
     "head_features",
     "score_frame",

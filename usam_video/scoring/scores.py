@@ -1,11 +1,13 @@
 """Per-frame, per-object scores: SAM's own, mask-based baselines, and every USAM head.
 
 Score columns (store order): ``sam_iou`` (SamScore), ``object_score`` (sigmoid of the object
-logit), ``entropy`` (H_std, an uncertainty), ``stability`` (SAM's stability score), then one per
-token head (``HeadSet.token_head_names``), each evaluated on the chosen candidate's feature.
+logit), ``entropy`` (H_std, an uncertainty), ``stability`` (SAM's stability score), the video
+features (``VIDEO_FEATURES``), then one per token head (``HeadSet.token_head_names``), each
+evaluated on the chosen candidate's feature, then one per video head
+(``HeadSet.video_head_names``: the chosen candidate's feature plus normalised score columns).
 Heads with a registry ``shift`` (the ``*_gap`` heads, ``-0.5``) are shifted back so they read as
-gaps in IoU. Video heads (``HeadSet.video_head_names``: extra inputs after the tokens) are not
-scored here yet; their columns will follow the token heads, in their order.
+gaps in IoU. :meth:`Scorer.score_tensors` computes them all where the frame's tensors are (the
+engine's device); :meth:`Scorer.__call__` does the same for a host record.
 
 Candidate columns: for every decoder token ``k`` (0 single-mask, 1..3 multimask), SAM's
 predicted IoU and every token head the registry marks ``per_candidate``.
@@ -34,7 +36,6 @@ from usam_video.types import FramePrediction, FrameScores
 __all__ = [
     "BASELINE_SCORES",
     "Scorer",
-    "candidate_features",
     "candidate_score_names",
     "head_features",
     "score_frame",
@@ -80,15 +81,6 @@ def head_features(prediction: FramePrediction, pairing: str = "aligned") -> np.n
     mask = prediction.mask_tokens[np.arange(o), tokens]
     mask[~prediction.tracked] = np.nan
     return np.concatenate([prediction.iou_tokens, mask], axis=1)
-
-
-def candidate_features(prediction: FramePrediction, pairing: str = "aligned") -> np.ndarray:
-    """``float32`` ``(O, K, 2D)``: for every candidate ``k``, the IoU token concatenated with the
-    mask token ``pairing`` sets beside it (token ``k``, or ``max(k - 1, 0)`` for ``"reference"``)."""
-    o, k, d = prediction.mask_tokens.shape
-    iou = np.broadcast_to(prediction.iou_tokens[:, None, :], (o, k, d))
-    mask = prediction.mask_tokens[:, list(token_index(pairing, k))]
-    return np.concatenate([iou, mask], axis=2)
 
 
 class Scorer:
