@@ -730,7 +730,7 @@ CASES: list[Case] = [
         "verify/damaged-masks-chunk",
         lambda w, t: damaged(w, t, MASKS, "verify"),
         1,
-        (f"videos/{VIDEO}/masks", "in shard c/2/0/0/0 (frame 2, object index", "checksum", "DAMAGED"),
+        (f"videos/{VIDEO}/masks", "chunk c/2/0/0/0 (frame 2)", "checksum", "DAMAGED"),
     ),
     Case(
         "verify/damaged-status-chunk-one-video",

@@ -60,11 +60,11 @@ def test_overlapping_objects_are_kept_apart(tmp_path: Path) -> None:
     assert store.read_masks("v", 0).all()
 
 
-def test_masks_are_one_shard_per_frame_and_the_small_arrays_blocks_of_frames(tmp_path: Path) -> None:
+def test_masks_are_one_chunk_per_frame_and_the_small_arrays_blocks_of_frames(tmp_path: Path) -> None:
     store = PseudoLabelStore.open(tmp_path / "s.zarr")
     write_video(store)
     group = zarr.open_group(tmp_path / "s.zarr", mode="r")["videos/vid-1"]
-    assert group["masks"].chunks == (1, 1, 4, 5) and group["masks"].shards == (1, 2, 4, 5)
+    assert group["masks"].chunks == (1, 2, 4, 5) and group["masks"].shards is None
     assert group["scores"].chunks == (3, 2, 2)  # a block of min(32, T) frames, every object
     assert group["status"].chunks == (3, 2) and group["reason"].chunks == (3, 2)
     long = PseudoLabelStore.open(tmp_path / "long.zarr")
@@ -72,7 +72,7 @@ def test_masks_are_one_shard_per_frame_and_the_small_arrays_blocks_of_frames(tmp
     group = zarr.open_group(tmp_path / "long.zarr", mode="r")["videos/vid-1"]
     assert group["status"].chunks == (32, 2) and group["scores"].chunks == (32, 2, 2)
     assert sorted(p.name for p in (tmp_path / "long.zarr/videos/vid-1/status/c").iterdir()) == ["0", "1", "2"]
-    # rewriting one frame-object rewrites its frame's shard only, and one object still reads alone
+    # rewriting one frame-object rewrites its frame's chunk only; the other object is kept
     chunk_dir = tmp_path / "s.zarr/videos/vid-1/masks/c"
     before = {p: p.read_bytes() for p in chunk_dir.rglob("*") if p.is_file()}
     assert len(before) == 3  # one file per frame
@@ -204,8 +204,8 @@ def test_every_array_is_checksummed_and_the_store_has_an_id(tmp_path: Path) -> N
     assert sorted(group.array_keys()) == ["masks", "reason", "revision", "scores", "source", "status"]
     assert all(is_checksummed(group[name]) for name in group.array_keys())
     report = a.verify()
-    # masks: one inner chunk per frame-object (3 x 2); the 5 small arrays: one block each
-    assert report.status == "intact" and report.chunks == 3 * 2 + 5 and not report.problems
+    # masks: one chunk per frame (3); the 5 small arrays: one block each
+    assert report.status == "intact" and report.chunks == 3 + 5 and not report.problems
 
 
 def test_a_resumed_video_reuses_its_unfinished_generation(tmp_path: Path) -> None:
@@ -283,8 +283,8 @@ def test_every_read_names_store_video_and_array_and_verify_names_the_chunk(
     report = reopened.verify()
     assert report.status == "damaged" and len(report.problems) == 1, report.problems
     chunk = damage.rsplit("/c/", 1)[1] if "/c/" in damage else None
-    if "/masks/" in damage:  # a shard: the inner chunk hit is named, with its frame and file
-        expected = f"in shard c/{chunk} (frame 0, object index"
+    if "/masks/" in damage:  # one chunk per frame: the frame is named
+        expected = f"chunk c/{chunk} (frame 0)"
     else:
         expected = f"chunk c/{chunk} (frames 0-2)" if chunk else "zarr.json"
     assert expected in report.problems[0], report.problems

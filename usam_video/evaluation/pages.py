@@ -73,7 +73,6 @@ class Table:
 Block = Heading | Para | Image | Table
 
 
-
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 
 

@@ -32,8 +32,8 @@ def describe_read_error(exc: BaseException) -> str:
 def is_checksummed(array: zarr.Array) -> bool:
     """True if every chunk of ``array`` carries a CRC-32C (arrays written before checksums do not).
 
-    In a sharded array (the masks) that is every inner chunk: the shard's own index always
-    carries one, so it is the inner codecs that count."""
+    In a sharded array (the masks of stores written before issue #17) that is every inner
+    chunk: the shard's own index always carries one, so it is the inner codecs that count."""
     codecs = array.metadata.codecs
     while len(codecs) == 1 and isinstance(codecs[0], ShardingCodec):
         codecs = codecs[0].codecs

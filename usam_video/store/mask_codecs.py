@@ -17,10 +17,12 @@ import numpy as np
 import zarr
 
 from usam_video.store.checksums import checksummed_codecs
+from usam_video.store.chunks import ChunkWriter
 from usam_video.store.zarr_store import PseudoLabelStore, mask_layout
 from usam_video.types import VideoRef
 
 __all__ = [
+    "CHUNK_PER_FRAME",
     "MASK_LAYOUTS",
     "SHARD_PER_FRAME",
     "codec_variants",
@@ -33,13 +35,15 @@ __all__ = [
 
 #: Key in a variant asking for ``shards=(1, O, H, W)`` (one file per frame).
 SHARD_PER_FRAME = "shard_per_frame"
+#: Key in a variant asking for ``chunks=(1, O, H, W)`` (one chunk and file per frame).
+CHUNK_PER_FRAME = "chunk_per_frame"
 
 
 def codec_variants() -> dict[str, dict[str, Any]]:
     """Keyword arguments of ``zarr.create_array`` for each codec tried (``zstd-0 (store)`` is what
-    the store uses: zarr's default zstd-0 plus a CRC-32C per chunk, one shard per frame; the
+    the store uses: zarr's default zstd-0 plus a CRC-32C per chunk, one chunk per frame; the
     ``(before)`` variant is the same codecs in the layout used before shards). ``shard_per_frame:
-    True`` asks for ``shards=(1, O, H, W)``."""
+    True`` asks for ``shards=(1, O, H, W)``, ``chunk_per_frame: True`` for ``chunks=(1, O, H, W)``."""
     from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
     from zarr.codecs.numcodecs import PackBits
 
@@ -47,7 +51,7 @@ def codec_variants() -> dict[str, dict[str, Any]]:
         warnings.simplefilter("ignore")  # "numcodecs codecs are not in the Zarr v3 specification"
         packbits = PackBits()
     return {
-        "zstd-0 (store)": {SHARD_PER_FRAME: True, **checksummed_codecs()},
+        "zstd-0 (store)": {CHUNK_PER_FRAME: True, **checksummed_codecs()},
         "zstd-0 + CRC per frame-object (before)": checksummed_codecs(),
         "zstd-3": {"compressors": [ZstdCodec(level=3)]},
         "zstd-9": {"compressors": [ZstdCodec(level=9)]},
@@ -74,7 +78,7 @@ def write_masks(path: Path, masks: np.ndarray, variant: dict[str, Any]) -> None:
     """Write ``bool`` ``(T, O, H, W)`` masks frame by frame with the store's chunking
     ``(1, 1, H, W)`` and the codecs of ``variant`` (one of :func:`codec_variants`)."""
     t_, o, h, w = masks.shape
-    options = {k: v for k, v in variant.items() if k != SHARD_PER_FRAME}
+    options = {k: v for k, v in variant.items() if k not in (SHARD_PER_FRAME, CHUNK_PER_FRAME)}
     if variant.get(SHARD_PER_FRAME):
         options["shards"] = (1, o, h, w)
     with warnings.catch_warnings():
@@ -82,7 +86,7 @@ def write_masks(path: Path, masks: np.ndarray, variant: dict[str, Any]) -> None:
         array = zarr.create_array(
             store=str(path),
             shape=(t_, o, h, w),
-            chunks=(1, 1, h, w),
+            chunks=(1, o, h, w) if variant.get(CHUNK_PER_FRAME) else (1, 1, h, w),
             dtype="bool",
             fill_value=False,
             **options,
@@ -100,7 +104,7 @@ def read_masks(path: Path) -> np.ndarray:
 
 def store_uses_default_codecs(workdir: Path) -> bool:
     """True if the store's masks array uses the codecs and layout of the ``zstd-0 (store)``
-    variant (zstd-0 + CRC-32C per inner chunk, one shard per frame)."""
+    variant (zstd-0 + CRC-32C per chunk, one chunk per frame)."""
     pseudo = PseudoLabelStore.open(workdir / "codec-check")
     pseudo.begin_video(VideoRef("bench", "v", 1, 8, 8), (1,), ("s",), (), {}, "x").abort()
     stored = zarr.open_array(str(workdir / "codec-check" / "videos" / "v" / "masks"), mode="r")
@@ -119,17 +123,20 @@ def store_uses_default_codecs(workdir: Path) -> bool:
 #: shard) and whether the objects of those frames share one shard (one file).
 MASK_LAYOUTS: dict[str, dict[str, Any]] = {
     "chunks (1,1,H,W) (before)": {"frames": 1, "shard": False},
-    "shard (1,O,H,W) (store)": {"frames": 1, "shard": True},
+    "shard (1,O,H,W) (before #17)": {"frames": 1, "shard": True},
     "chunks (8,1,H,W)": {"frames": 8, "shard": False},
     "shard (8,O,H,W)": {"frames": 8, "shard": True},
+    "chunk (1,O,H,W) via zarr": {"frames": 1, "shard": False, "all_objects": True},
+    "chunk (1,O,H,W) (store)": {"frames": 1, "shard": False, "all_objects": True, "chunk_writer": True},
 }
 
 
 def write_mask_layout(path: Path, pool: np.ndarray, num_frames: int, layout: str) -> float:
     """Write ``num_frames`` frames of masks (frame ``t`` is ``pool[t % len(pool)]``, ``bool``
     ``(P, O, H, W)``) in one of :data:`MASK_LAYOUTS`, with the store's codecs, as a writer gets
-    them: frame by frame, or a block of frames at a time (held in memory until full). Returns
-    the seconds spent writing (creating the array excluded)."""
+    them: frame by frame, or a block of frames at a time (held in memory until full). The
+    store's own layout writes as its writer thread does (:class:`~usam_video.store.chunks.ChunkWriter`).
+    Returns the seconds spent writing (creating the array excluded)."""
     _, o, h, w = pool.shape
     spec = MASK_LAYOUTS[layout]
     block = int(spec["frames"])
@@ -137,6 +144,8 @@ def write_mask_layout(path: Path, pool: np.ndarray, num_frames: int, layout: str
     shape: dict[str, Any] = {"chunks": (block, 1, h, w)}
     if spec["shard"]:
         shape = {"chunks": (1, 1, h, w), "shards": (block, o, h, w)}
+    elif spec.get("all_objects"):
+        shape = {"chunks": (block, o, h, w)}
     array = zarr.create_array(
         store=str(path),
         shape=(num_frames, o, h, w),
@@ -145,10 +154,13 @@ def write_mask_layout(path: Path, pool: np.ndarray, num_frames: int, layout: str
         **shape,
         **checksummed_codecs(),
     )
+    fast = ChunkWriter.for_array(array) if spec.get("chunk_writer") else None
     frames = np.arange(num_frames) % len(pool)
     start = time.perf_counter()
     for first in range(0, num_frames, block):
-        array[first : first + block] = pool[frames[first : first + block]]
+        values = pool[frames[first : first + block]]
+        if fast is None or not fast.write(slice(first, first + block), values):
+            array[first : first + block] = values
     return time.perf_counter() - start
 
 

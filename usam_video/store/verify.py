@@ -83,8 +83,9 @@ class VerifyReport:
 
 
 def _chunk_name(array: zarr.Array, coords: tuple[int, ...]) -> str:
-    """A chunk named by its key and what it holds: ``chunk c/2/0 (frame 2, object index 0)``,
-    ``chunk c/0/0 (frames 0-31)``; an inner chunk of a shard also names the shard's file."""
+    """A chunk named by its key and what it holds: ``chunk c/2/0/0/0 (frame 2)``,
+    ``chunk c/2/0 (frame 2, object index 0)``, ``chunk c/0/0 (frames 0-31)``; an inner chunk of
+    a shard also names the shard's file."""
     key = "c/" + "/".join(str(c) for c in coords)
     shards = getattr(array, "shards", None)
     if shards is not None:
@@ -92,6 +93,8 @@ def _chunk_name(array: zarr.Array, coords: tuple[int, ...]) -> str:
         key = f"{key} in shard {shard}"
     if array.ndim >= 2 and array.chunks[:2] == (1, 1):
         return f"chunk {key} (frame {coords[0]}, object index {coords[1]})"
+    if array.ndim == 4 and array.chunks[0] == 1:  # a video's masks: one chunk per frame
+        return f"chunk {key} (frame {coords[0]})"
     if array.ndim >= 1 and array.chunks[0] == 1:
         return f"chunk {key} (entry {coords[0]})"
     if array.ndim >= 2 and array.chunks[0] > 1:  # a block of frames (the small arrays)

@@ -9,13 +9,18 @@ checks the shapes, copies the arrays and puts them on a bounded queue (:data:`QU
 frames; a full queue blocks the caller, so memory stays bounded), and one daemon thread per
 writer does the writing:
 
-* ``masks``: one shard per frame, written as soon as the frame arrives (the layout the storage
+* ``masks``: one chunk per frame, written as soon as the frame arrives (the layout the storage
   benchmark chose, see :func:`usam_video.store.zarr_store.mask_layout`);
 * the small arrays (``scores``, ``reason``, ``source``, ``revision``, ``candidate_scores`` and
   ``status``, chunked :data:`BLOCK_FRAMES` frames at a time): kept in memory per block of frames
   and written one whole chunk at a time once the block is full, at :meth:`VideoWriter.finish`,
   or once its oldest unwritten frame has waited :data:`FLUSH_AFTER_S` (so a slow run still shows
   its progress on disk, and ``inspect`` of a running video is never more than that behind).
+
+Whole chunks (every frame's masks, every full block) are encoded by the arrays' own zarr codecs
+and written by :class:`~usam_video.store.chunks.ChunkWriter`, byte for byte what zarr would
+write, without zarr's per-call Python (which held the interpreter lock beside SAM 2's thread);
+a partial block, an update and any store but a local one go through zarr.
 
 Status last: a block's ``status`` is written only after the masks of its frames and every other
 array of the block, so a crash (kill -9) never leaves a frame-object with a status but without
@@ -39,6 +44,7 @@ import numpy as np
 import zarr
 
 from usam_video.errors import StoreError
+from usam_video.store.chunks import ChunkWriter
 from usam_video.store.records import WriteCounts
 from usam_video.types import MaskSource, Status
 
@@ -116,6 +122,9 @@ class _Sink:
     def __init__(self, group: zarr.Group, queue_frames: int, flush_after_s: float):
         self.where = f"video {group.name.rsplit('/', 1)[-1]!r}"
         self.arrays: dict[str, zarr.Array] = {n: group[n] for n in ("masks", *_SMALL) if n in group}
+        # Whole chunks (a frame's masks, a full block) skip zarr's per-call machinery where the
+        # array allows it (see store/chunks.py); anything else goes through zarr.
+        self.chunk_writers = {n: ChunkWriter.for_array(a) for n, a in self.arrays.items()}
         self.block = int(self.arrays["status"].chunks[0])
         self.num_frames = int(self.arrays["status"].shape[0])
         self.flush_after_s = flush_after_s
@@ -161,7 +170,9 @@ class _Sink:
 
     def put(self, name: str, selection: Any, values: np.ndarray) -> None:
         """One write to the store (the seam tests use to make a write fail or stall)."""
-        self.arrays[name][selection] = values
+        fast = self.chunk_writers[name]
+        if fast is None or not fast.write(selection, values):
+            self.arrays[name][selection] = values
 
     def _frame(self, frame: _Frame) -> None:
         t = frame.index

@@ -5,7 +5,7 @@ Layout (``O`` objects, ``T`` frames, ``S`` score columns)::
     <store>/                      attrs: format, format_version
       videos/<video_id>/          attrs: video, object_ids, score_names, reasons,
                                          provenance, fingerprint, complete
-        masks   bool    (T, O, H, W)  chunks (1, 1, H, W) in shards (1, O, H, W): one file per frame
+        masks   bool    (T, O, H, W)  chunks (1, O, H, W): one file per frame
         scores  float32 (T, O, S)     chunks (B, O, S)   NaN until written
         status  uint8   (T, O)        chunks (B, O)      usam_video.types.Status
         reason  uint8   (T, O)        chunks (B, O)      0 none, i+1 = reasons[i]
@@ -31,10 +31,10 @@ error into a :class:`StoreError` naming the store, the video and the array.
 
 ``B`` is :data:`usam_video.store.writer.BLOCK_FRAMES` (32; fewer for a shorter video): the small
 arrays are written a block of frames at a time by the writer thread (:mod:`.writer`). Masks are
-one shard (file) per frame holding one chunk per object (:func:`mask_layout`), so one object's
-mask reads alone and rewriting one frame-object (a refinement, a human correction) rewrites that
-frame's shard only. Stores written before blocks and shards (every array chunked
-``(1, 1, ...)``) read the same: readers go through zarr's array API. Objects may overlap (SA-V
+one chunk (file) per frame holding every object (:func:`mask_layout`), so rewriting one
+frame-object (a refinement, a human correction) rewrites that frame's chunk only. Stores written
+before (masks in one shard per frame, or every array chunked ``(1, 1, ...)``) read the same:
+readers go through zarr's array API. Objects may overlap (SA-V
 masklets do): each object has its own mask plane. A video is complete only once ``complete`` is
 set after its last frame landed; a group found incomplete was interrupted and is rewritten from
 scratch by the next run.
@@ -89,32 +89,33 @@ _FAILURE_CHARS = 2000
 
 
 def mask_layout(num_objects: int, height: int, width: int) -> dict[str, Any]:
-    """``create_array`` chunking of a video's masks ``(T, O, H, W)``: one shard per frame.
+    """``create_array`` chunking of a video's masks ``(T, O, H, W)``: one chunk per frame.
 
     Chosen with the storage benchmark (``python -m usam_video.bench.storage``, BENCHMARKS.md
     section 4), which writes 64 frames one at a time in each layout with the store's codecs.
-    ms per frame on the writer thread / disk allocated per frame (2 shared CPUs, local disk)::
+    Before issue #17, ms per frame on the writer thread / disk allocated per frame (2 shared
+    CPUs, local disk)::
 
                           chunks (1,1,H,W)  shard (1,O,H,W)  chunks (8,1,H,W)  shard (8,O,H,W)
-                          (before)          (chosen)         8 frames held     8 frames held
         854x480,   2 obj   7.0 /  8.1 KiB    5.8 / 4.1 KiB    0.8 / 2.1 KiB     1.8 / 1.6 KiB
         854x480,   8 obj  18.9 / 32.1 KiB    8.7 / 7.1 KiB    2.7 / 6.1 KiB     4.3 / 4.6 KiB
         1920x1080, 2 obj   5.7 /  8.1 KiB    5.2 / 6.1 KiB    1.8 / 4.1 KiB     1.9 / 4.1 KiB
         1920x1080, 8 obj  23.3 / 32.1 KiB   13.5 / 9.1 KiB   13.9 / 9.6 KiB     9.3 / 8.1 KiB
 
-    The shard per frame is 1.1-2.2x faster than per-object chunks and takes one file per frame
-    instead of ``O`` (a quarter of the disk at 8 objects). Blocks of 8 frames are faster still at
-    small sizes, but the writer would hold ``8 x O x H x W`` bytes of masks on top of its bounded
-    queue (127 MiB at 1080p with 8 objects), their edge shrinks to 1.0-1.4x at 1080p with 8
-    objects, and a one-object correction would rewrite 8 frames. The writes run on the writer
-    thread, off the GPU's path: 13.5 ms per 1080p frame of 8 objects keeps up with 74 frames/s,
-    faster than SAM 2 propagates 8 objects. Inner chunks stay per object: one object's mask reads
-    alone, and every inner chunk carries its own CRC-32C (the shard index has one too).
+    The shard per frame was the layout until issue #17. Its cost is almost all zarr's Python
+    (the sharding codec encodes each inner chunk through its own pipeline), and on the writer
+    thread that Python holds the interpreter lock beside the thread that drives SAM 2. One chunk
+    of all ``O`` objects per frame keeps the shard's one file per frame, encodes in one pass
+    (2-3x less CPU than the shard through zarr) and, being a plain chunk, is written by
+    :class:`~usam_video.store.chunks.ChunkWriter` without zarr's per-call machinery (another
+    ~3x; section 4 has the figures). What it gives up: reading one object's mask decodes the
+    frame's ``O`` masks (zstd at memory speed: ~1 ms for eight 1080p masks), and the CRC-32C is
+    per frame rather than per frame-object (``verify`` names the frame). Frames are not blocked
+    together: a block would hold ``8 x O x H x W`` bytes of masks (127 MiB at 1080p with 8
+    objects) and a one-object correction would rewrite 8 frames. Stores written with shards or
+    per-object chunks read the same (readers go through zarr's array API).
     """
-    chunks = (1, 1, height, width)
-    return (
-        {"chunks": chunks, "shards": (1, num_objects, height, width)} if num_objects else {"chunks": chunks}
-    )
+    return {"chunks": (1, max(num_objects, 1), height, width)}
 
 
 class PseudoLabelStore:
