@@ -108,8 +108,8 @@ def mask_layout(num_objects: int, height: int, width: int) -> dict[str, Any]:
     of all ``O`` objects per frame keeps the shard's one file per frame, encodes in one pass
     (2-3x less CPU than the shard through zarr) and, being a plain chunk, is written by
     :class:`~usam_video.store.chunks.ChunkWriter` without zarr's per-call machinery (another
-    ~3x; section 4 has the figures). What it gives up: reading one object's mask decodes the
-    frame's ``O`` masks (zstd at memory speed: ~1 ms for eight 1080p masks), and the CRC-32C is
+    ~3x; BENCHMARKS.md section 2, "Session 5", has the figures). What it gives up: reading
+    one object's mask decodes the frame's ``O`` masks, and the CRC-32C is
     per frame rather than per frame-object (``verify`` names the frame). Frames are not blocked
     together: a block would hold ``8 x O x H x W`` bytes of masks (127 MiB at 1080p with 8
     objects) and a one-object correction would rewrite 8 frames. Stores written with shards or
