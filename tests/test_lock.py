@@ -90,8 +90,7 @@ def test_closure_follows_extras_and_markers() -> None:
 def test_every_pyproject_requirement_is_locked() -> None:
     pins = lock_pins(LOCK.read_text())
     missing = sorted(
-        canonicalize_name(r.name)
-        for r in pyproject_requirements()
+        canonicalize_name(r.name) for r in pyproject_requirements()
         if canonicalize_name(r.name) not in pins | dict.fromkeys(OUTSIDE_LOCK)
     )
     assert not missing, f"pyproject.toml requires {missing}, which requirements.lock lacks: run `make lock`"

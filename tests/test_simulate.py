@@ -59,11 +59,7 @@ def test_in_memory_relabel_equals_relabelling_a_store_copy(labelled, tmp_path: P
     store.replace_masks(
         [
             MaskUpdate(
-                "synth-002",
-                t,
-                o,
-                reader.ground_truth("synth-002", t).mask_of(o),
-                MaskSource.HUMAN,
+                "synth-002", t, o, reader.ground_truth("synth-002", t).mask_of(o), MaskSource.HUMAN,
                 Status.CORRECTED,
             )
             for t, o in picks
@@ -127,27 +123,14 @@ def test_simulate_review_command(prefect_harness, labelled, tmp_path: Path) -> N
     path.write_text(yaml.safe_dump(labelled.model_dump(mode="json")))
     result = CliRunner().invoke(
         app,
-        [
-            "simulate-review",
-            str(path),
-            "--budget",
-            "0.2",
-            "--score",
-            "entropy",
-            "--json",
-            "--out",
-            str(tmp_path / "out"),
-        ],
+        ["simulate-review", str(path), "--budget", "0.2", "--score", "entropy", "--json",
+         "--out", str(tmp_path / "out")],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["candidates"] == 25 and report["budgets"] == {"0.2": 5}
     names = [r["strategy"] for r in report["results"]]
     assert names == [
-        "oracle/per_frame",
-        "oracle/runs",
-        "entropy/per_frame",
-        "entropy/runs",
-        "random/per_frame",
+        "oracle/per_frame", "oracle/runs", "entropy/per_frame", "entropy/runs", "random/per_frame"
     ]
     assert (tmp_path / "out" / "gain-curves.png").is_file()

@@ -178,7 +178,9 @@ def test_video_head_ranks_masks_better_than_every_baseline(
                 for n in names:
                     rows[n].append(float(table.scores[frame, o, table.score_names.index(n)]))
     # every score as a confidence (higher = better mask), correlated with the true IoU
-    corr = {n: float(np.corrcoef(-to_uncertainty(n, np.array(v)), true)[0, 1]) for n, v in rows.items()}
+    corr = {
+        n: float(np.corrcoef(-to_uncertainty(n, np.array(v)), true)[0, 1]) for n, v in rows.items()
+    }
     assert corr["iou_video"] > max(corr[n] for n in names[1:]), corr
 
 

@@ -81,127 +81,46 @@ _INF = float("inf")
 _FIXED: dict[str, ScoreInfo] = {
     s.name: s
     for s in (
-        ScoreInfo(
-            "sam_iou",
-            "confidence",
-            0.0,
-            1.0,
-            per_candidate=True,
-            description="SAM's own predicted IoU of the chosen mask (SamScore)",
-        ),
-        ScoreInfo(
-            "object_score", "confidence", 0.0, 1.0, description="sigmoid of SAM 2's object-presence logit"
-        ),
-        ScoreInfo(
-            "entropy",
-            "uncertainty",
-            0.0,
-            1.0,
-            description="H_std: mean binary entropy of the mask probabilities",
-        ),
-        ScoreInfo(
-            "stability", "confidence", 0.0, 1.0, description="SAM's stability score of the chosen mask"
-        ),
-        ScoreInfo(
-            "model_gap",
-            "uncertainty",
-            -0.5,
-            0.5,
-            shift=-0.5,
-            description="predicted IoU gain of a larger SAM 2",
-        ),
-        ScoreInfo(
-            "prompt_gap",
-            "uncertainty",
-            -0.5,
-            0.5,
-            shift=-0.5,
-            description="predicted IoU gain of a dense prompt",
-        ),
-        ScoreInfo(
-            "task_gap",
-            "uncertainty",
-            -0.5,
-            0.5,
-            shift=-0.5,
-            description="predicted IoU gain of the best candidate",
-        ),
-        ScoreInfo(
-            "lost_video",
-            "uncertainty",
-            0.0,
-            1.0,
-            description="video head: probability that the track is lost or switched",
-        ),
-        ScoreInfo(
-            "prev_iou", "feature", 0.0, 1.0, description="IoU with the object's mask on the previous frame"
-        ),
-        ScoreInfo(
-            "area_prev_ratio",
-            "feature",
-            -_INF,
-            _INF,
-            description="log area ratio to the previous frame's mask",
-        ),
-        ScoreInfo(
-            "area_cond_ratio",
-            "feature",
-            -_INF,
-            _INF,
-            description="log area ratio to the mask of the last conditioning frame",
-        ),
-        ScoreInfo(
-            "overlap_others",
-            "feature",
-            0.0,
-            1.0,
-            description="fraction of the mask covered by other objects' masks",
-        ),
-        ScoreInfo(
-            "ptr_cos_cond",
-            "feature",
-            -1.0,
-            1.0,
-            description="cosine of the object pointer with its conditioning frames' (max)",
-        ),
-        ScoreInfo(
-            "object_score_trend",
-            "feature",
-            -_INF,
-            _INF,
-            description="object logit minus the previous frame's",
-        ),
-        ScoreInfo(
-            "frames_since_cond",
-            "feature",
-            0.0,
-            _INF,
-            description="frames since the object's last conditioning frame",
-        ),
-        ScoreInfo("area_fraction", "feature", 0.0, 1.0, description="mask area over the frame's area"),
+        ScoreInfo("sam_iou", "confidence", 0.0, 1.0, per_candidate=True,
+                  description="SAM's own predicted IoU of the chosen mask (SamScore)"),
+        ScoreInfo("object_score", "confidence", 0.0, 1.0,
+                  description="sigmoid of SAM 2's object-presence logit"),
+        ScoreInfo("entropy", "uncertainty", 0.0, 1.0,
+                  description="H_std: mean binary entropy of the mask probabilities"),
+        ScoreInfo("stability", "confidence", 0.0, 1.0,
+                  description="SAM's stability score of the chosen mask"),
+        ScoreInfo("model_gap", "uncertainty", -0.5, 0.5, shift=-0.5,
+                  description="predicted IoU gain of a larger SAM 2"),
+        ScoreInfo("prompt_gap", "uncertainty", -0.5, 0.5, shift=-0.5,
+                  description="predicted IoU gain of a dense prompt"),
+        ScoreInfo("task_gap", "uncertainty", -0.5, 0.5, shift=-0.5,
+                  description="predicted IoU gain of the best candidate"),
+        ScoreInfo("lost_video", "uncertainty", 0.0, 1.0,
+                  description="video head: probability that the track is lost or switched"),
+        ScoreInfo("prev_iou", "feature", 0.0, 1.0,
+                  description="IoU with the object's mask on the previous frame"),
+        ScoreInfo("area_prev_ratio", "feature", -_INF, _INF,
+                  description="log area ratio to the previous frame's mask"),
+        ScoreInfo("area_cond_ratio", "feature", -_INF, _INF,
+                  description="log area ratio to the mask of the last conditioning frame"),
+        ScoreInfo("overlap_others", "feature", 0.0, 1.0,
+                  description="fraction of the mask covered by other objects' masks"),
+        ScoreInfo("ptr_cos_cond", "feature", -1.0, 1.0,
+                  description="cosine of the object pointer with its conditioning frames' (max)"),
+        ScoreInfo("object_score_trend", "feature", -_INF, _INF,
+                  description="object logit minus the previous frame's"),
+        ScoreInfo("frames_since_cond", "feature", 0.0, _INF,
+                  description="frames since the object's last conditioning frame"),
+        ScoreInfo("area_fraction", "feature", 0.0, 1.0,
+                  description="mask area over the frame's area"),
         # Once a track has jumped onto another object it follows it smoothly: the frame-to-frame
         # features look normal again. Their extremes since the last conditioning frame remember.
-        ScoreInfo(
-            "min_prev_iou_since_cond",
-            "feature",
-            0.0,
-            1.0,
-            description="lowest prev_iou since the last conditioning frame",
-        ),
-        ScoreInfo(
-            "max_overlap_since_cond",
-            "feature",
-            0.0,
-            1.0,
-            description="highest overlap_others since the last conditioning frame",
-        ),
-        ScoreInfo(
-            "min_area_cond_ratio_since_cond",
-            "feature",
-            -_INF,
-            _INF,
-            description="lowest area_cond_ratio since the last conditioning frame",
-        ),
+        ScoreInfo("min_prev_iou_since_cond", "feature", 0.0, 1.0,
+                  description="lowest prev_iou since the last conditioning frame"),
+        ScoreInfo("max_overlap_since_cond", "feature", 0.0, 1.0,
+                  description="highest overlap_others since the last conditioning frame"),
+        ScoreInfo("min_area_cond_ratio_since_cond", "feature", -_INF, _INF,
+                  description="lowest area_cond_ratio since the last conditioning frame"),
     )
 }
 # Heads predicting an IoU: iou_tiny, iou_large, iou_dense_prompt, iou_unsupervised, iou_micro,
@@ -221,11 +140,7 @@ def score_info(name: str) -> ScoreInfo:
         return info
     if _IOU_HEAD.match(name):
         return ScoreInfo(
-            name,
-            "confidence",
-            0.0,
-            1.0,
-            per_candidate=name != "iou_video",
+            name, "confidence", 0.0, 1.0, per_candidate=name != "iou_video",
             description=f"USAM head: predicted IoU ({name.removeprefix('iou_')})",
         )
     raise ConfigError(

@@ -63,11 +63,7 @@ def test_token_index_of_each_pairing() -> None:
 def test_round_trip_with_video_head_inputs(tmp_path: Path) -> None:
     heads = {"iou_tiny": UsamHead(32), "lost_video": UsamHead(32, extra_inputs=2)}
     path = save_heads(
-        tmp_path,
-        heads,
-        pairing="aligned",
-        sam2_version="2.1",
-        sam2_size="micro",
+        tmp_path, heads, pairing="aligned", sam2_version="2.1", sam2_size="micro",
         inputs={"lost_video": VIDEO_INPUTS},
     )
     assert path == tmp_path / MANIFEST_FILE

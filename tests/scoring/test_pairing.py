@@ -81,13 +81,8 @@ def reference_dir(tmp_path: Path, head_states) -> Path:
 def aligned_dir(tmp_path: Path, head_states) -> Path:
     directory = _write_official(tmp_path / "aligned", head_states)
     manifest = {
-        "format": "usam-video-heads",
-        "version": 1,
-        "pairing": "aligned",
-        "token_dim": D,
-        "sam2_version": "2.1",
-        "sam2_size": "tiny",
-        "heads": {},
+        "format": "usam-video-heads", "version": 1, "pairing": "aligned", "token_dim": D,
+        "sam2_version": "2.1", "sam2_size": "tiny", "heads": {},
     }
     (directory / MANIFEST_FILE).write_text(json.dumps(manifest))
     return directory

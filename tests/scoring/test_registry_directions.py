@@ -33,6 +33,8 @@ DIRECTIONS = {
 BASE = np.linspace(0.05, 0.95, 19)  # true IoU of 19 masks, the worst first
 
 
+
+
 def informative(name: str) -> np.ndarray:
     """A score that orders the masks perfectly, in its own registry direction."""
     info = score_info(name)

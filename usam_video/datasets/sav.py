@@ -83,7 +83,6 @@ def masklet_file_name(video_id: str, source: str) -> str:
     """``<video>_<source>.json``: the train layout's masklets of ``source`` (manual or auto)."""
     return f"{video_id}_{source}.json"
 
-
 _MASK_NAME = re.compile(r"^(\d{5})\.png$")
 # Modes a binary object mask may come in; colour files are refused rather than guessed at.
 _BINARY_MODES = ("1", "L", "P")

@@ -410,7 +410,8 @@ def check_heads(
             "heads/manifest",
             True,
             f"{origin}\npairing {manifest.pairing} ({meaning}); {manifest.token_dim}-d tokens; "
-            f"SAM {manifest.sam2_version} {manifest.sam2_size}" + (f"; video heads {video}" if video else ""),
+            f"SAM {manifest.sam2_version} {manifest.sam2_size}"
+            + (f"; video heads {video}" if video else ""),
         )
     ]
     for head in wanted:

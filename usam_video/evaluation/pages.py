@@ -73,6 +73,7 @@ class Table:
 Block = Heading | Para | Image | Table
 
 
+
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 
 

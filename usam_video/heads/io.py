@@ -339,7 +339,9 @@ def random_heads(
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        heads = {name: UsamHead(d, len(inputs.get(name, HeadInputs()))).eval() for name in _ordered(names)}
+        heads = {
+            name: UsamHead(d, len(inputs.get(name, HeadInputs()))).eval() for name in _ordered(names)
+        }
     finally:
         torch.random.set_rng_state(generator_state)
     manifest = HeadsManifest(pairing, d, heads=inputs)

@@ -207,12 +207,7 @@ class ReviewSimulation:
                     if tracked[t, o]:
                         true_iou[t, o] = mask_iou(masks[o], ann.mask_of(obj), ann.void)
             tables[video_id] = (
-                tuple(table.object_ids),
-                tuple(table.score_names),
-                table.scores,
-                tracked,
-                eligible,
-                true_iou,
+                tuple(table.object_ids), tuple(table.score_names), table.scores, tracked, eligible, true_iou
             )
             before[video_id] = davis_sequence(
                 video_id, gt_maps[video_id], frames[1:-1], masks_by_frame, store.location

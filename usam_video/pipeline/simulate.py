@@ -51,7 +51,6 @@ __all__ = [
     "simulate_clicks",
 ]
 
-
 def candidates(store: PseudoLabelStore, run: RunConfig) -> list[tuple[str, int, int, dict[str, float]]]:
     """``(video, frame, object_id, scores)`` of tracked, non-prompt frame-objects with ground truth."""
     reader = open_dataset(run.dataset)

@@ -491,14 +491,8 @@ def train_from_container(config: TrainHeadsConfig) -> TrainReport:
         features, spec = video_head_inputs(samples, train)
         for i, (name, target) in enumerate(video_targets.items()):
             fits[name] = train_head(
-                name,
-                features,
-                target,
-                train,
-                val,
-                seed=config.seed + 100 + i,
-                extra_inputs=len(spec),
-                **options,
+                name, features, target, train, val, seed=config.seed + 100 + i,
+                extra_inputs=len(spec), **options,
             )
             inputs[name] = spec
     # Own heads learn on the chosen candidate's own token (TrainingSamples.features): "aligned".
@@ -582,5 +576,7 @@ def video_head_inputs(samples: TrainingSamples, train: np.ndarray) -> tuple[np.n
     # A constant input (std 0) would divide by zero: it carries no information, scale 1.
     std = np.where(np.isfinite(std) & (std > 1e-6), std, 1.0)
     extra = np.nan_to_num((raw - mean) / std, nan=0.0).astype(np.float32)
-    spec = HeadInputs(tuple(samples.input_names), tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    spec = HeadInputs(
+        tuple(samples.input_names), tuple(float(m) for m in mean), tuple(float(s) for s in std)
+    )
     return np.concatenate([samples.features(), extra], axis=1), spec

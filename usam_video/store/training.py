@@ -105,9 +105,8 @@ class TrainingContainer:
             for name in ("frame_index", "object_id", "video"):
                 root.create_array(name, shape=(0,), chunks=(65536,), dtype="int32")
             f = len(input_names or [])
-            root.create_array(
-                "inputs", shape=(0, f), chunks=(16384, max(f, 1)), dtype="float32", fill_value=np.nan
-            )
+            root.create_array("inputs", shape=(0, f), chunks=(16384, max(f, 1)), dtype="float32",
+                              fill_value=np.nan)
             targets = root.create_group("targets")
             for name in target_names:
                 targets.create_array(name, shape=(0,), chunks=(65536,), dtype="float32", fill_value=np.nan)
