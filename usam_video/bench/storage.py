@@ -9,7 +9,7 @@ written three ways from the same ``bool (O, H, W)`` masks:
 * ``store``: :class:`~usam_video.store.PseudoLabelStore` itself, ``begin_video`` +
   ``write_frame`` (masks plus the tiny scores/status/reason chunks): what the pipeline pays;
 * ``zarr/<codec>``: the masks array alone in the store's layout (``bool (T, O, H, W)``, one
-  shard per frame holding one chunk per frame-object), once with the store's codec (zarr's
+  chunk per frame holding every object), once with the store's codec (zarr's
   default for bool: zstd level 0, plus a CRC-32C per chunk), once in the layout used before
   shards (one file per frame-object), and once per alternative codec (zstd levels, PackBits +
   zstd, Blosc bit-shuffle, gzip), with and without one shard per frame.
@@ -18,7 +18,9 @@ Then the layouts side by side (issue #17: the store writes on a writer thread, i
 
 * masks written frame by frame at 854x480 and 1920x1080 with 2 and 8 objects in each of
   :data:`usam_video.store.mask_codecs.MASK_LAYOUTS` (one chunk per frame-object, one shard per
-  frame, blocks of 8 frames as chunks or as one shard): ms per frame, bytes, disk and files;
+  frame, blocks of 8 frames as chunks or as one shard, one chunk of every object per frame
+  through zarr and through the store's :class:`~usam_video.store.chunks.ChunkWriter`): ms per
+  frame, bytes, disk and files;
 * the six small arrays written in blocks of 1 (the layout before blocks), 8, 32 and 64 frames;
 * the store's own ``write_frame``: what its caller pays per frame, and the whole write until
   ``finish`` returns.
