@@ -332,7 +332,8 @@ def _frame_finisher(
     corrected: set[tuple[int, int]],
     reviews: _ReviewInputs,
     tally: _Tally,
-    batch: int = FINISH_BATCH,
+    *,
+    batch: int,
 ) -> Callable[[DeviceFrame | None], None]:
     """The host work of the frames, in frame order on the background thread: assemble each frame
     on the device, score ``batch`` frames at once on the device, two copies to the host per

@@ -45,7 +45,6 @@ class ChunkWriter:
 
     def __init__(self, array: zarr.Array, folder: Path):
         meta = array.metadata
-        self._array = array
         self._folder = folder
         self._meta = meta
         self._codecs = tuple(meta.codecs)  # type: ignore[union-attr]
