@@ -134,3 +134,161 @@ def test_count_true_is_exact(n: int) -> None:
     flat[2] = True
     np.testing.assert_array_equal(count_true(flat).numpy(), flat.sum(dim=1).numpy().astype(np.float32))
     assert count_true(flat).dtype == torch.float32
+
+
+# --------------------------------------------------------------------------- batches of frames
+
+
+def _random_frames(seed: int, num_objects: int, num_frames: int = 23, h: int = 20, w: int = 24):
+    """Frames as the assembler hands them to the tracker: objects entering late, conditioning
+    frames, empty masks, a missing object pointer now and then."""
+    rng = np.random.default_rng(seed)
+    enter = rng.integers(0, 8, num_objects)
+    enter[0] = 0
+    frames = []
+    for t in range(num_frames):
+        tracked = t >= enter
+        is_cond = ((t == enter) | (rng.random(num_objects) < 0.1)) & tracked
+        density = rng.random((num_objects, 1, 1)) * 0.6
+        masks = (rng.random((num_objects, h, w)) < density) & tracked[:, None, None]
+        if rng.random() < 0.2:
+            masks[:] = False
+        logits = np.where(tracked, rng.normal(size=num_objects), np.nan).astype(np.float32)
+        ptrs = [
+            rng.normal(size=16).astype(np.float32) if tracked[o] and rng.random() > 0.05 else None
+            for o in range(num_objects)
+        ]
+        frames.append((t, masks, tracked, is_cond, logits, ptrs))
+    return frames
+
+
+def _reference_features(frames, num_objects: int) -> np.ndarray:
+    """The features by their definitions (module docstring of usam_video.engine.features), one
+    object and one frame at a time in float64: ``(T, O, F)``."""
+    o_n = num_objects
+    prev = [None] * o_n
+    prev_area = np.zeros(o_n)
+    cond_area = np.zeros(o_n)
+    bank: list[list[np.ndarray]] = [[] for _ in range(o_n)]
+    prev_logit = np.full(o_n, np.nan)
+    extremes = np.zeros((o_n, 3))
+    last_cond = np.full(o_n, -1)
+    seen = np.zeros(o_n, bool)
+    out = np.full((len(frames), o_n, len(VIDEO_FEATURES)), np.nan)
+    for k, (t, masks, tracked, is_cond, logits, ptrs) in enumerate(frames):
+        first = ~seen
+        seen = seen | tracked
+        for i in range(o_n):
+            reset = is_cond[i] or first[i]
+            if reset:
+                last_cond[i] = t
+            m = masks[i]
+            area = float(m.sum())
+            inter = float((m & prev[i]).sum()) if prev[i] is not None else 0.0
+            union = area + prev_area[i] - inter
+            prev_iou = 1.0 if first[i] else (inter / union if union > 0 else 1.0)
+            area_prev = 0.0 if first[i] else np.log((area + 1) / (prev_area[i] + 1))
+            if reset:
+                cond_area[i] = area
+            area_cond = np.log((area + 1) / (cond_area[i] + 1))
+            others = np.delete(masks, i, axis=0).any(axis=0)
+            overlap = float((m & others).sum()) / area if area > 0 else 0.0
+            cos = 1.0
+            if ptrs[i] is not None and tracked[i]:
+                unit = ptrs[i].astype(np.float64) / np.linalg.norm(ptrs[i].astype(np.float64))
+                if is_cond[i] or not bank[i]:
+                    bank[i].append(unit)
+                cos = max(float(b @ unit) for b in bank[i])
+            had = not first[i] and not np.isnan(prev_logit[i])
+            trend = float(logits[i]) - prev_logit[i] if had else 0.0
+            now = np.array([prev_iou, overlap, area_cond])
+            kept = now if reset else np.array(
+                [min(extremes[i, 0], now[0]), max(extremes[i, 1], now[1]), min(extremes[i, 2], now[2])]
+            )  # fmt: skip
+            if tracked[i]:
+                prev_logit[i] = logits[i]
+                extremes[i] = kept
+                since = t - last_cond[i]
+                out[k, i] = [prev_iou, area_prev, area_cond, overlap, cos, trend, since, area / m.size, *kept]
+            prev[i], prev_area[i] = m, area
+    return out
+
+
+def _run_batched(frames, num_objects: int, batch: int) -> np.ndarray:
+    tracker = VideoFeatureTracker(num_objects, torch.device("cpu"))
+    outs = []
+    for start in range(0, len(frames), batch):
+        chunk = frames[start : start + batch]
+        outs.append(
+            tracker.update_many(
+                [c[0] for c in chunk],
+                torch.from_numpy(np.stack([c[1] for c in chunk])),
+                np.stack([c[2] for c in chunk]),
+                np.stack([c[3] for c in chunk]),
+                torch.from_numpy(np.stack([c[4] for c in chunk])),
+                [[None if p is None else torch.from_numpy(p) for p in c[5]] for c in chunk],
+            )
+        )
+    return torch.cat(outs).numpy()
+
+
+@pytest.mark.parametrize("num_objects", [1, 2, 4])
+@pytest.mark.parametrize("batch", [1, 3, 4, 7])
+def test_batched_features_follow_their_definitions(num_objects: int, batch: int) -> None:
+    """Every feature of every frame, whatever the batch: what carries between frames (previous
+    mask and area, conditioning area, last logit, extremes, the pointer bank) crosses batch
+    boundaries as it crosses frames."""
+    for seed in range(4):
+        frames = _random_frames(seed * 10 + num_objects, num_objects)
+        expected = _reference_features(frames, num_objects)
+        got = _run_batched(frames, num_objects, batch)
+        assert got.dtype == np.float32 and got.shape == expected.shape
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
+
+
+def test_batches_agree_with_single_frames() -> None:
+    """A batch gives each frame what single frames give it (``update`` is a batch of one)."""
+    frames = _random_frames(5, 3)
+    single = VideoFeatureTracker(3, torch.device("cpu"))
+    rows = []
+    for t, m, tr, c, lg, ps in frames:
+        pointers = [None if p is None else torch.from_numpy(p) for p in ps]
+        rows.append(single.update(t, torch.from_numpy(m), tr, c, lg, pointers).numpy())
+    one_by_one = np.stack(rows)
+    np.testing.assert_allclose(_run_batched(frames, 3, 4), one_by_one, rtol=0, atol=1e-6)
+
+
+def test_assembler_batches_equal_single_frames(small_model, video: Path) -> None:
+    """The same propagated frames (real SAM 2, an object entering on frame 6) assembled one at a
+    time and in batches of 4 (the last one partial): the same numbers and masks, the same
+    features."""
+    ds = open_dataset(DatasetConfig(name="vf", root=video))
+    a, b = ds.prompts("vf")
+    session = PropagationSession(small_model, ds.frames("vf"))
+    session.add_prompt(a)
+    session.add_prompt(ObjectPrompt(b.object_id, 6, mask=ds.ground_truth("vf", 6).mask_of(b.object_id)))
+    frames = list(session.propagate_device())
+    single = session.assembler()
+    ones = [single.tensors(f) for f in frames]
+    batched = session.assembler(batch=4)
+    fours = []
+    for f in frames:
+        batched.add(f)
+        if batched.pending == 4:
+            fours += batched.flush()
+    assert batched.pending == 2
+    fours += batched.flush()
+    assert batched.flush() == [] and len(fours) == len(ones) == 14
+    for x, y in zip(ones, fours, strict=True):
+        assert x.frame_index == y.frame_index
+        np.testing.assert_array_equal(x.tracked, y.tracked)
+        assert torch.equal(x.numbers.nan_to_num(-7.0), y.numbers.nan_to_num(-7.0))
+        assert torch.equal(x.masks, y.masks)
+        np.testing.assert_allclose(x.video_features.numpy(), y.video_features.numpy(), rtol=0, atol=1e-6)
+    assert not fours[0].tracked[1] and fours[6].tracked[1]
+    with pytest.raises(RuntimeError, match="at most 4"):
+        for f in frames[:5]:
+            batched.add(f)
+    with pytest.raises(RuntimeError, match="not flushed"):
+        batched.tensors(frames[0])

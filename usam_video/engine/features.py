@@ -30,6 +30,7 @@ facts they need (which objects are tracked, which frames condition them) go up i
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -64,10 +65,22 @@ def count_true(flat: torch.Tensor) -> torch.Tensor:
 class VideoFeatureTracker:
     """Keeps, per object, what the next frame's features compare against.
 
+    Frames are taken a batch at a time (:meth:`update_many`): the per-pixel counts of the batch
+    run as one operation each and the per-object arithmetic on ``(B, O)`` blocks, so the number
+    of device operations per frame falls with the batch (each one is a kernel launch on a GPU
+    and a hand-over of the interpreter lock beside SAM 2's thread on the CPU). What carries from
+    frame to frame (the previous mask and area, the last conditioning area, the last object
+    logit, the extremes) is resolved on the host from which objects are tracked and conditioned,
+    as gathers of the batch's own values.
+
     Args:
         num_objects: ``O``, every object of the session (untracked ones get NaN rows).
         device: where the masks live (the engine's device).
     """
+
+    #: Sign that turns the three extremes (min, max, min) into minima: ``max(a, b) = -min(-a, -b)``
+    #: exactly.
+    _EXTREME_SIGNS = (1.0, -1.0, 1.0)
 
     def __init__(self, num_objects: int, device: torch.device):
         self.num_objects = num_objects
@@ -75,9 +88,10 @@ class VideoFeatureTracker:
         self._prev: torch.Tensor | None = None  # bool (O, N): last frame's masks
         self._prev_area = torch.zeros(num_objects, device=device)
         self._cond_area = torch.zeros(num_objects, device=device)
-        self._cond_ptrs: list[list[torch.Tensor]] = [[] for _ in range(num_objects)]
+        self._cond_ptrs: list[torch.Tensor | None] = [None] * num_objects  # (M, C) unit pointers
         self._prev_logit = torch.full((num_objects,), float("nan"), device=device)
         self._extremes = torch.zeros((num_objects, 3), device=device)  # min prev_iou, max overlap, min area
+        self._signs = torch.tensor(self._EXTREME_SIGNS, device=device)
         # Host facts (from which objects are tracked and conditioned, never from device values).
         self._last_cond = np.full(num_objects, -1, np.int64)
         self._seen = np.zeros(num_objects, bool)
@@ -89,90 +103,179 @@ class VideoFeatureTracker:
         tracked: np.ndarray,
         is_cond: np.ndarray,
         object_score_logits: torch.Tensor | np.ndarray,
-        obj_ptrs: list[torch.Tensor | None],
+        obj_ptrs: Sequence[torch.Tensor | None],
     ) -> torch.Tensor:
-        """The features of one frame; call once per frame, in frame order. Nothing here waits for
-        the device.
+        """The features of one frame: :meth:`update_many` with a batch of one.
 
         Args:
-            masks: ``bool`` ``(O, H, W)`` on the device: every object's mask (empty if untracked).
-            tracked: ``bool`` ``(O,)``; is_cond: ``bool`` ``(O,)``: a conditioning frame of the
-                object (a prompt or a correction). Host arrays.
-            object_score_logits: ``float32`` ``(O,)`` on the device (a host array is uploaded).
-            obj_ptrs: per object its object pointer ``(C,)`` on the device, or None.
+            masks: ``bool`` ``(O, H, W)`` on the device; tracked, is_cond: ``bool`` ``(O,)`` host
+                arrays; object_score_logits: ``float32`` ``(O,)``; obj_ptrs: ``O`` pointers or None.
 
         Returns:
             ``float32`` ``(O, F)`` on the device, NaN rows for untracked objects.
         """
-        o = self.num_objects
-        tracked = np.asarray(tracked, bool)
-        is_cond = np.asarray(is_cond, bool)
-        seen = self._seen.copy()
-        self._last_cond = np.where(is_cond | ~seen, frame_index, self._last_cond)
-        since = (frame_index - self._last_cond).astype(np.float32)
-        self._seen |= tracked
-        # One upload of this frame's host facts: not yet seen, conditioning, tracked, since.
-        facts = to_device(np.stack([~seen, is_cond, tracked, since]).astype(np.float32), self.device)
-        first, cond, live = facts[0] > 0, facts[1] > 0, facts[2] > 0
-        logits = torch.as_tensor(object_score_logits).to(self.device, torch.float32)
+        logits = torch.as_tensor(object_score_logits)
+        return self.update_many(
+            [frame_index],
+            masks[None],
+            np.asarray(tracked, bool)[None],
+            np.asarray(is_cond, bool)[None],
+            logits[None],
+            [obj_ptrs],
+        )[0]
 
-        flat = masks.reshape(o, -1)
-        n = flat.shape[1]
+    def update_many(
+        self,
+        frame_indices: Sequence[int],
+        masks: torch.Tensor,
+        tracked: np.ndarray,
+        is_cond: np.ndarray,
+        object_score_logits: torch.Tensor | np.ndarray,
+        obj_ptrs: Sequence[Sequence[torch.Tensor | None]],
+    ) -> torch.Tensor:
+        """The features of ``B`` consecutive frames, in frame order (call again with the next
+        frames). Nothing here waits for the device.
+
+        Args:
+            frame_indices: the ``B`` frames' indices, increasing.
+            masks: ``bool`` ``(B, O, H, W)`` on the device: every object's mask (empty if
+                untracked).
+            tracked: ``bool`` ``(B, O)``; is_cond: ``bool`` ``(B, O)``: a conditioning frame of
+                the object (a prompt or a correction). Host arrays.
+            object_score_logits: ``float32`` ``(B, O)`` on the device (a host array is uploaded).
+            obj_ptrs: per frame, per object its object pointer ``(C,)`` on the device, or None.
+
+        Returns:
+            ``float32`` ``(B, O, F)`` on the device, NaN rows for untracked objects.
+        """
+        nb, o = len(frame_indices), self.num_objects
+        tracked = np.asarray(tracked, bool).reshape(nb, o)
+        is_cond = np.asarray(is_cond, bool).reshape(nb, o)
+        # Host facts, frame by frame: not yet seen (the object enters: a fresh start), frames
+        # since the last conditioning frame, and for each frame the batch row of the last
+        # reset (conditioning or entering) at or before it and of the last tracked row before
+        # it (-1: before this batch, i.e. the carried state).
+        first = np.empty((nb, o), bool)
+        since = np.empty((nb, o), np.float32)
+        reset_row = np.empty((nb, o), np.int64)
+        live_row = np.empty((nb + 1, o), np.int64)
+        last_reset = np.full(o, -1, np.int64)
+        last_live = np.full(o, -1, np.int64)
+        for b, t in enumerate(frame_indices):
+            first[b] = ~self._seen
+            reset = is_cond[b] | first[b]
+            self._last_cond = np.where(reset, t, self._last_cond)
+            since[b] = t - self._last_cond
+            self._seen |= tracked[b]
+            last_reset = np.where(reset, b, last_reset)
+            reset_row[b] = last_reset
+            live_row[b] = last_live
+            last_live = np.where(tracked[b], b, last_live)
+        live_row[nb] = last_live
+        # One upload of the batch's host facts (row indices shifted by one: 0 is the carried state).
+        facts = to_device(
+            np.concatenate(
+                [np.stack([first, is_cond, tracked, since]).astype(np.float32).reshape(4 * nb, o),
+                 (np.concatenate([reset_row, live_row]) + 1).astype(np.float32)]
+            ),
+            self.device,
+        )  # fmt: skip
+        first_t, cond_t, live = facts[:nb] > 0, facts[nb : 2 * nb] > 0, facts[2 * nb : 3 * nb] > 0
+        since_t = facts[3 * nb : 4 * nb]
+        rows = facts[4 * nb :].long()
+        reset_at, live_at = rows[:nb], rows[nb:]
+        logits = torch.as_tensor(object_score_logits).to(self.device, torch.float32).reshape(nb, o)
+
+        flat = masks.reshape(nb, o, -1)
+        n = flat.shape[2]
         # Counts are exact integers (float32 holds them exactly below 2**24 pixels).
-        area = count_true(flat)
+        area = count_true(flat.reshape(nb * o, n)).reshape(nb, o)
+        # Intersections with the previous frame: the carried mask for the batch's first frame.
         if self._prev is None:
-            inter = torch.zeros_like(area)
+            inter = [torch.zeros_like(area[:1])]
         else:
-            inter = count_true(flat & self._prev)
-        union = area + self._prev_area - inter
-        prev_iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
-        prev_iou = torch.where(first, torch.ones_like(prev_iou), prev_iou)
-        area_prev = torch.where(first, torch.zeros_like(area), torch.log((area + 1) / (self._prev_area + 1)))
-        self._cond_area = torch.where(cond | first, area, self._cond_area)
-        area_cond = torch.log((area + 1) / (self._cond_area + 1))
+            inter = [count_true(flat[0] & self._prev)[None]]
+        if nb > 1:
+            inter.append(count_true((flat[1:] & flat[:-1]).reshape((nb - 1) * o, n)).reshape(nb - 1, o))
+        inter_t = torch.cat(inter) if len(inter) > 1 else inter[0]
+        prev_area = torch.cat([self._prev_area[None], area[:-1]])
+        union = area + prev_area - inter_t
+        prev_iou = torch.where(union > 0, inter_t / union.clamp_min(1), torch.ones_like(union))
+        prev_iou = torch.where(first_t, torch.ones_like(prev_iou), prev_iou)
+        area_prev = torch.where(first_t, torch.zeros_like(area), torch.log((area + 1) / (prev_area + 1)))
+        # The area on each object's last conditioning (or entering) frame, else the carried one.
+        cond_area = torch.cat([self._cond_area[None], area]).gather(0, reset_at)
+        area_cond = torch.log((area + 1) / (cond_area + 1))
         # A pixel of object i is covered by another object where at least two masks hold it
         # (summed as bytes: at most 255 objects, the palette's limit).
         if o > 1:
-            cover = flat.view(torch.uint8).sum(dim=0, dtype=torch.uint8)
-            covered = count_true(flat & (cover >= 2)[None])
+            cover = flat.view(torch.uint8).sum(dim=1, dtype=torch.uint8)
+            covered = count_true((flat & (cover >= 2)[:, None]).reshape(nb * o, n)).reshape(nb, o)
         else:
             covered = torch.zeros_like(area)
         overlap = torch.where(area > 0, covered / area.clamp_min(1), torch.zeros_like(area))
-        cos = torch.ones(o, device=self.device)
-        for i in range(o):
-            ptr = obj_ptrs[i]
-            if ptr is None or not tracked[i]:
-                continue
-            ptr = torch.nn.functional.normalize(ptr.float().reshape(-1), dim=0)
-            if is_cond[i] or not self._cond_ptrs[i]:
-                self._cond_ptrs[i].append(ptr)
-            bank = torch.stack(self._cond_ptrs[i])
-            cos[i] = (bank @ ptr).max()
-        self._prev = flat  # the caller's masks of this frame, never modified afterwards
-        self._prev_area = area
+        cos = self._pointer_cosines(tracked, is_cond, obj_ptrs)
+        # The object logit of each object's last tracked frame before this one (NaN if none).
+        prev_logit = torch.cat([self._prev_logit[None], logits]).gather(0, live_at)
+        had_logit = (~first_t) & ~torch.isnan(prev_logit[:nb])
+        trend = torch.where(had_logit, logits - prev_logit[:nb], torch.zeros_like(logits))
 
-        had_logit = (~first) & ~torch.isnan(self._prev_logit)
-        trend = torch.where(had_logit, logits - self._prev_logit, torch.zeros_like(logits))
-        self._prev_logit = torch.where(live, logits, self._prev_logit)
-        # Extremes since the last conditioning frame (a conditioning frame starts them afresh).
-        now = torch.stack([prev_iou, overlap, area_cond], dim=1)
-        kept = torch.stack(
-            [
-                torch.minimum(self._extremes[:, 0], now[:, 0]),
-                torch.maximum(self._extremes[:, 1], now[:, 1]),
-                torch.minimum(self._extremes[:, 2], now[:, 2]),
-            ],
-            dim=1,
-        )
-        extremes = torch.where((cond | first)[:, None], now, kept)
-        self._extremes = torch.where(live[:, None], extremes, self._extremes)
-        out = torch.cat(
-            [
-                torch.stack(
-                    [prev_iou, area_prev, area_cond, overlap, cos, trend, facts[3], area / max(n, 1)], dim=1
-                ),
-                extremes,
-            ],
-            dim=1,
-        ).float()
-        return torch.where(live[:, None], out, torch.full_like(out, float("nan")))
+        # Extremes since the last conditioning frame (a conditioning frame starts them afresh),
+        # carried only through tracked frames: a short scan over the batch, as minima of signed
+        # values.
+        now = torch.stack([prev_iou, overlap, area_cond], dim=2) * self._signs
+        restart = (cond_t | first_t)[:, :, None]
+        carried = self._extremes * self._signs
+        extremes = []
+        steps = zip(now.unbind(0), restart.unbind(0), live[:, :, None].unbind(0), strict=True)
+        for now_b, restart_b, live_b in steps:
+            kept = torch.where(restart_b, now_b, torch.minimum(carried, now_b))
+            carried = torch.where(live_b, kept, carried)
+            extremes.append(kept)
+        extremes_t = torch.stack(extremes) * self._signs
+
+        self._prev = flat[-1]  # the caller's masks of the last frame, never modified afterwards
+        self._prev_area = area[-1]
+        self._cond_area = cond_area[-1]
+        self._prev_logit = prev_logit[nb]
+        self._extremes = carried * self._signs
+        columns = [prev_iou, area_prev, area_cond, overlap, cos, trend, since_t, area / max(n, 1)]
+        out = torch.cat([torch.stack(columns, dim=2), extremes_t], dim=2)
+        return torch.where(live[:, :, None], out, torch.full_like(out, float("nan")))
+
+    def _pointer_cosines(
+        self, tracked: np.ndarray, is_cond: np.ndarray, obj_ptrs: Sequence[Sequence[torch.Tensor | None]]
+    ) -> torch.Tensor:
+        """``float32`` ``(B, O)``: per object and frame, the largest cosine of its object pointer
+        with the pointers of its conditioning frames so far (its first tracked frame's pointer
+        when it has none yet); 1 where it has no pointer."""
+        nb, o = tracked.shape
+        cos = torch.ones((nb, o), device=self.device)
+        for i in range(o):
+            frames = [b for b in range(nb) if obj_ptrs[b][i] is not None and tracked[b, i]]
+            if not frames:
+                continue
+            units = torch.nn.functional.normalize(
+                torch.stack([obj_ptrs[b][i].reshape(-1) for b in frames]).float(), dim=1
+            )
+            # Which of these pointers join the bank: conditioning frames, or the first one seen.
+            size = 0 if self._cond_ptrs[i] is None else self._cond_ptrs[i].shape[0]
+            joins = []
+            for j, b in enumerate(frames):
+                if is_cond[b, i] or size + len(joins) == 0:
+                    joins.append(j)
+            bank = self._cond_ptrs[i]
+            if joins:
+                new = units[joins]
+                bank = new if bank is None else torch.cat([bank, new])
+                self._cond_ptrs[i] = bank
+            assert bank is not None
+            # Frame j sees the old bank and the pointers that joined at or before it.
+            sims = (units[:, None, :] * bank[None]).sum(dim=2)  # (k, M)
+            visible = np.ones((len(frames), bank.shape[0]), bool)
+            for m, j in enumerate(joins):
+                visible[:j, size + m] = False
+            if not visible.all():
+                sims = torch.where(to_device(visible, self.device), sims, torch.full_like(sims, -torch.inf))
+            cos[frames, i] = sims.max(dim=1).values
+        return cos

@@ -79,16 +79,42 @@ class FrameTensors:
     candidate_valid: torch.Tensor | None
 
 
+@dataclass(frozen=True, eq=False)
+class _Pending:
+    """A frame taken by :meth:`FrameAssembler.add`, waiting for its batch's video features."""
+
+    frame_index: int
+    object_ids: tuple[int, ...]
+    tracked: np.ndarray
+    is_prompt: np.ndarray
+    is_cond: np.ndarray
+    numbers: torch.Tensor
+    masks: torch.Tensor
+    ptrs: list[torch.Tensor | None]
+    candidate_masks: torch.Tensor | None
+    candidate_valid: torch.Tensor | None
+
+
+def _float32(t: torch.Tensor) -> torch.Tensor:
+    # A dtype check costs no device operation (each one is a kernel launch on a GPU).
+    return t if t.dtype == torch.float32 else t.float()
+
+
 class FrameAssembler:
     """Turns :class:`DeviceFrame` records into :class:`FrameTensors` and host records.
 
     Keeps the video-feature state, so frames must come in order, one assembler per session.
+    Frames go one at a time (:meth:`tensors`) or a batch at a time (:meth:`add` each frame, then
+    :meth:`flush`): a batch computes its video features in one pass, with a fraction of the
+    device operations per frame.
 
     Args:
         num_objects: ``O``; num_mask_tokens: ``K``; token_dim: ``D``.
         device: the engine's device.
         upsample: takes ``(K, 1, h, w)`` low-res logits to ``(K, 1, H, W)`` at video resolution
             (sam2's own resizing); needed only with ``keep_candidates``.
+        batch: the most frames :meth:`add` takes between two :meth:`flush` calls (the masks of
+            a batch share one ``bool`` ``(batch, O, H, W)`` block).
     """
 
     def __init__(
@@ -101,8 +127,14 @@ class FrameAssembler:
         device: torch.device,
         upsample: Callable[[torch.Tensor], torch.Tensor] | None = None,
         keep_candidates: bool = False,
+        batch: int = 1,
     ):
+        if batch < 1:
+            raise ValueError(f"batch: expected at least 1 frame, got {batch}")
         self.num_objects, self.k, self.d = num_objects, num_mask_tokens, token_dim
+        self.batch = batch
+        self._pending: list[_Pending] = []
+        self._block: torch.Tensor | None = None
         self.height, self.width, self.device = height, width, device
         self.upsample = upsample
         self.keep_candidates = keep_candidates
@@ -130,55 +162,114 @@ class FrameAssembler:
 
     def tensors(self, frame: DeviceFrame) -> FrameTensors:
         """Stack one frame's outputs over all objects and compute its video features (device
-        work only: no copy to the host, no wait)."""
+        work only: no copy to the host, no wait): :meth:`add` then :meth:`flush`."""
+        if self._pending:
+            raise RuntimeError(f"tensors: {len(self._pending)} added frame(s) not flushed yet")
+        self.add(frame)
+        return self.flush()[0]
+
+    @property
+    def pending(self) -> int:
+        """Frames added and not flushed yet."""
+        return len(self._pending)
+
+    def add(self, frame: DeviceFrame) -> None:
+        """Take one frame (in frame order): its per-object numbers are packed and its masks
+        thresholded now, into the batch's mask block, so sam2's logits can go; the video features
+        wait for :meth:`flush`. At most ``batch`` frames between flushes."""
         o = self.num_objects
+        if len(self._pending) >= self.batch:
+            raise RuntimeError(f"add: expected at most {self.batch} frame(s) between flushes")
+        if not self._pending:
+            # A fresh block per batch: the FrameTensors of the last one still view theirs.
+            self._block = torch.empty(
+                (self.batch, o, self.height, self.width), dtype=torch.bool, device=self.device
+            )
+        masks = self._block[len(self._pending)]
+        logits = frame.video_res_masks[:, 0]
+        if frame.rows == tuple(range(o)):
+            torch.gt(logits, 0.0, out=masks)
+        else:
+            masks.zero_()
+            for i, row in enumerate(frame.rows):
+                torch.gt(logits[i], 0.0, out=masks[row])
+        # One (B, P) block per decoder call, then one row per object in record order. The hooks
+        # keep float32 already (DeviceCall): only the chosen index changes type.
+        packed: dict[int, torch.Tensor] = {}
+        for call, _ in frame.calls:
+            if id(call) not in packed:
+                scalars = [call.chosen, call.object_score_logits, call.entropy, call.stability]
+                packed[id(call)] = torch.cat(
+                    [
+                        _float32(call.iou_tokens),
+                        _float32(call.mask_tokens).flatten(1),
+                        _float32(call.candidate_ious),
+                        torch.stack([_float32(x) for x in scalars], dim=1),
+                    ],
+                    dim=1,
+                )
+        if (
+            frame.rows == tuple(range(o))
+            and len(packed) == 1
+            and all(r == i for i, (_, r) in enumerate(frame.calls))
+        ):
+            numbers = next(iter(packed.values()))  # one call for every object, in order
+        else:
+            by_row = {
+                row: packed[id(call)][r : r + 1]
+                for row, (call, r) in zip(frame.rows, frame.calls, strict=True)
+            }
+            numbers = torch.cat([by_row.get(i, self._nan_row) for i in range(o)], dim=0)
         tracked = np.zeros(o, bool)
         is_prompt = np.zeros(o, bool)
         is_cond = np.zeros(o, bool)
         tracked[list(frame.rows)] = True
         is_prompt[list(frame.rows)] = frame.is_prompt
         is_cond[list(frame.rows)] = frame.is_cond
-        # One (B, P) block per decoder call, then one row per object in record order.
-        packed: dict[int, torch.Tensor] = {}
-        for call, _ in frame.calls:
-            if id(call) not in packed:
-                packed[id(call)] = torch.cat(
-                    [
-                        call.iou_tokens.float(),
-                        call.mask_tokens.float().flatten(1),
-                        call.candidate_ious.float(),
-                        call.chosen.float()[:, None],
-                        call.object_score_logits.float()[:, None],
-                        call.entropy.float()[:, None],
-                        call.stability.float()[:, None],
-                    ],
-                    dim=1,
-                )
-        by_row = {
-            row: packed[id(call)][r : r + 1] for row, (call, r) in zip(frame.rows, frame.calls, strict=True)
-        }
-        numbers = torch.cat([by_row.get(i, self._nan_row) for i in range(o)], dim=0)
-        logits = frame.video_res_masks[:, 0]
-        if frame.rows == tuple(range(o)):
-            masks = logits > 0.0
-        else:
-            empty = torch.zeros((1, self.height, self.width), dtype=torch.bool, device=logits.device)
-            tracked_rows = {row: i for i, row in enumerate(frame.rows)}
-            masks = torch.cat(
-                [logits[tracked_rows[i]][None] > 0.0 if i in tracked_rows else empty for i in range(o)]
-            )
         ptrs: list[torch.Tensor | None] = [None] * o
         for row, ptr in zip(frame.rows, frame.obj_ptrs, strict=True):
             ptrs[row] = ptr
-        logit = numbers[:, self._slices["object_score_logits"]][:, 0]
-        features = self.features.update(frame.frame_index, masks, tracked, is_cond, logit, ptrs)
         candidate_masks = candidate_valid = None
         if self.keep_candidates:
             candidate_masks, candidate_valid = self._candidates(frame)
-        return FrameTensors(
-            frame.frame_index, frame.object_ids, tracked, is_prompt, numbers, features, masks,
-            candidate_masks, candidate_valid,
+        self._pending.append(
+            _Pending(frame.frame_index, frame.object_ids, tracked, is_prompt, is_cond, numbers, masks,
+                     ptrs, candidate_masks, candidate_valid)
         )  # fmt: skip
+
+    def flush(self) -> list[FrameTensors]:
+        """The :class:`FrameTensors` of every frame added since the last flush, in order, with
+        their video features computed in one batch (device work only: no copy, no wait)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        n = len(pending)
+        numbers = torch.stack([p.numbers for p in pending])  # (n, O, P)
+        logit = numbers[:, :, self._slices["object_score_logits"].start]
+        features = self.features.update_many(
+            [p.frame_index for p in pending],
+            self._block[:n],
+            np.stack([p.tracked for p in pending]),
+            np.stack([p.is_cond for p in pending]),
+            logit,
+            [p.ptrs for p in pending],
+        )
+        tensors = []
+        for p, f in zip(pending, features.unbind(0), strict=True):
+            tensors.append(
+                FrameTensors(
+                    p.frame_index,
+                    p.object_ids,
+                    p.tracked,
+                    p.is_prompt,
+                    p.numbers,
+                    f,
+                    p.masks,
+                    p.candidate_masks,
+                    p.candidate_valid,
+                )  # fmt: skip
+            )
+        return tensors
 
     def _candidates(self, frame: DeviceFrame) -> tuple[torch.Tensor, torch.Tensor]:
         """Every token's mask at video resolution ``bool`` ``(O, K, H, W)`` and which tokens

@@ -264,9 +264,9 @@ class PropagationSession:
         """Stop the frame prefetching threads (they also stop when the session is collected)."""
         self._state["images"].close()
 
-    def assembler(self) -> FrameAssembler:
+    def assembler(self, batch: int = 1) -> FrameAssembler:
         """A :class:`FrameAssembler` for this session's frames (one per propagation: it keeps the
-        video features' state)."""
+        video features' state), taking up to ``batch`` frames per :meth:`FrameAssembler.flush`."""
         return FrameAssembler(
             len(self.object_ids),
             self.model.num_mask_tokens,
@@ -276,6 +276,7 @@ class PropagationSession:
             self._state["device"],
             upsample=self._upsample,
             keep_candidates=self.keep_candidates,
+            batch=batch,
         )
 
     def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ from usam_video.types import (
 )
 
 if TYPE_CHECKING:  # the engine's frame type loads torch: named here for annotations only
-    from usam_video.engine.frames import DeviceFrame, FrameTensors
+    from usam_video.engine.frames import DeviceFrame
 
 __all__ = [
     "LabelContext",
@@ -316,11 +316,13 @@ def _begin_in_background(store: PseudoLabelStore, *args: Any, **kwargs: Any) -> 
         pool.shutdown(wait=False)  # the thread ends once begin_video has returned
 
 
-#: Frames whose USAM heads run as one batch on the finishing thread. The nine heads read ~19 MB
-#: of weights per call whatever the number of rows, so on a CPU scoring one frame at a time is
-#: memory-bound (and its traffic slows SAM 2 on the other core); four frames per call read them
-#: a quarter as often, and the heads' Python runs once per batch. A frame's record then lands
-#: at most three frames later, and the finishing thread holds four frames' tensors.
+#: Frames whose video features and USAM heads run as one batch on the finishing thread. The nine
+#: heads read ~19 MB of weights per call whatever the number of rows, so on a CPU scoring one
+#: frame at a time is memory-bound (and its traffic slows SAM 2 on the other core); four frames
+#: per call read them a quarter as often. The video features of four frames take ~30 device
+#: operations a frame instead of ~110: each is a kernel launch on a GPU, and on the CPU a
+#: hand-over of the interpreter lock that SAM 2's own thread then waits for. A frame's record
+#: lands at most three frames later, and the finishing thread holds four frames' masks.
 FINISH_BATCH = 4
 
 
@@ -335,23 +337,22 @@ def _frame_finisher(
     *,
     batch: int,
 ) -> Callable[[DeviceFrame | None], None]:
-    """The host work of the frames, in frame order on the background thread: assemble each frame
-    on the device, score ``batch`` frames at once on the device, two copies to the host per
-    frame, decide, hand to the writer. ``None`` finishes the frames still held (the last batch)."""
+    """The host work of the frames, in frame order on the background thread: take each frame on
+    the device (its masks thresholded, its numbers packed), compute the video features of
+    ``batch`` frames and score them at once on the device, two copies to the host per frame,
+    decide, hand to the writer. ``None`` finishes the frames still held (the last batch)."""
     import torch
 
-    assembler = session.assembler()
+    assembler = session.assembler(batch=batch)
     scorer = context.scorer
-    held: list[FrameTensors] = []
 
     def rescore(prediction: FramePrediction) -> FrameScores:
         return score_frame(prediction, context.heads)
 
     def finish_held() -> None:
-        frames = list(held)
-        held.clear()
         o = assembler.num_objects
         with torch.inference_mode():
+            frames = assembler.flush()  # the batch's video features in one pass
             # split's blocks are score_tensors' keyword arguments (the IoU and mask tokens, the
             # candidates' IoUs, the chosen candidate, the object logit, entropy, stability); the
             # frames' rows are stacked, so every row is scored as it would be alone.
@@ -384,8 +385,8 @@ def _frame_finisher(
     def finish_frame(frame: DeviceFrame | None) -> None:
         if frame is not None:
             with torch.inference_mode():
-                held.append(assembler.tensors(frame))  # in order: the video features' state
-        if held and (frame is None or len(held) >= batch):
+                assembler.add(frame)  # in order: the video features' state
+        if assembler.pending and (frame is None or assembler.pending >= batch):
             finish_held()
 
     return finish_frame
