@@ -124,3 +124,18 @@ def test_close_stops_the_pool(jpeg_paths) -> None:
     time.sleep(0.05)
     after = {t.name for t in threading.enumerate() if t.name.startswith("usam-frames")}
     assert after <= before
+
+
+def test_normalisation_table_is_sam2s_arithmetic() -> None:
+    """Every byte value of every channel normalises as sam2's loader computes it (v / 255 in
+    float64, then float32, minus mean, over std), bit for bit."""
+    from usam_video.engine.predictor import normalise_frame
+
+    values = np.arange(256, dtype=np.uint8)
+    image = np.stack([np.roll(values, 85 * c) for c in range(3)], axis=-1).reshape(16, 16, 3)
+    expected = torch.from_numpy(image / 255.0).permute(2, 0, 1).to(torch.float32)
+    expected -= torch.tensor([0.485, 0.456, 0.406], dtype=torch.float32)[:, None, None]
+    expected /= torch.tensor([0.229, 0.224, 0.225], dtype=torch.float32)[:, None, None]
+    got = normalise_frame(image)
+    assert got.dtype == torch.float32 and got.shape == (3, 16, 16)
+    assert torch.equal(got, expected)

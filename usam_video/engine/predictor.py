@@ -47,14 +47,28 @@ def resize_frame(frame: np.ndarray, image_size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).resize((image_size, image_size)))
 
 
+def _normalisation_table() -> np.ndarray:
+    """``float32`` ``(3, 256)``: per channel, what sam2's frame loader makes of each ``uint8``
+    value: divided by 255 in float64, rounded to float32, minus the mean, over the std (float32
+    arithmetic, correctly rounded whatever the path)."""
+    values = torch.from_numpy(np.arange(256) / 255.0).to(torch.float32)
+    return ((values[None, :] - _MEAN[:, 0]) / _STD[:, 0]).numpy()
+
+
+_TABLE = _normalisation_table()
+
+
 def normalise_frame(resized: np.ndarray) -> torch.Tensor:
-    """``uint8`` ``(S, S, 3)`` -> ``float32`` ``(3, S, S)``, exactly as sam2's frame loader:
-    divided by 255 (float64, then a float32 copy: the same arithmetic as sam2's loader), minus
-    ImageNet mean, over std."""
-    image = torch.from_numpy(resized / 255.0).permute(2, 0, 1).to(torch.float32)
-    image -= _MEAN
-    image /= _STD
-    return image
+    """``uint8`` ``(S, S, 3)`` -> ``float32`` ``(3, S, S)``, exactly as sam2's frame loader
+    (divided by 255 in float64, then float32, minus ImageNet mean, over std), as a look-up of
+    each pixel's value: a byte has 256 values, so the table holds every result the arithmetic
+    can give, and the look-up writes each output once (the arithmetic made a float64 copy, a
+    float32 copy and two passes over it: 2.5x the time, beside SAM 2 on the other core)."""
+    height, width, _ = resized.shape
+    out = np.empty((3, height, width), np.float32)
+    for c in range(3):
+        np.take(_TABLE[c], resized[:, :, c], out=out[c])
+    return torch.from_numpy(out)
 
 
 def preprocess_frame(frame: np.ndarray, image_size: int) -> torch.Tensor:
