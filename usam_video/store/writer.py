@@ -119,9 +119,17 @@ class _Sink:
     ``abort`` is garbage-collected and its finalizer stops this thread.
     """
 
-    def __init__(self, group: zarr.Group, queue_frames: int, flush_after_s: float):
+    def __init__(
+        self,
+        group: zarr.Group,
+        queue_frames: int,
+        flush_after_s: float,
+        arrays: Mapping[str, zarr.Array] | None = None,
+    ):
         self.where = f"video {group.name.rsplit('/', 1)[-1]!r}"
-        self.arrays: dict[str, zarr.Array] = {n: group[n] for n in ("masks", *_SMALL) if n in group}
+        if arrays is None:
+            arrays = {n: group[n] for n in ("masks", *_SMALL) if n in group}
+        self.arrays: dict[str, zarr.Array] = {n: arrays[n] for n in ("masks", *_SMALL) if n in arrays}
         # Whole chunks (a frame's masks, a full block) skip zarr's per-call machinery where the
         # array allows it (see store/chunks.py); anything else goes through zarr.
         self.chunk_writers = {n: ChunkWriter.for_array(a) for n, a in self.arrays.items()}
@@ -308,7 +316,9 @@ class VideoWriter:
     """Writes one video's frames on a writer thread; :meth:`finish` marks the video complete.
 
     Use it as a context manager (``with store.begin_video(...) as writer:``) or call
-    :meth:`abort` on failure: leaving the block without :meth:`finish` aborts.
+    :meth:`abort` on failure: leaving the block without :meth:`finish` aborts. ``arrays`` are
+    the group's arrays when the caller has them open already (``begin_video`` just made them);
+    else they are opened from the group.
     """
 
     def __init__(
@@ -321,11 +331,14 @@ class VideoWriter:
         location: str = "",
         queue_frames: int = QUEUE_FRAMES,
         flush_after_s: float = FLUSH_AFTER_S,
+        arrays: Mapping[str, zarr.Array] | None = None,
     ):
         self._group = group
-        self._masks_shape = tuple(group["masks"].shape)
+        if arrays is None:  # opened here (each one's metadata read back)
+            arrays = {n: group[n] for n in ("masks", *_SMALL) if n in group}
+        self._masks_shape = tuple(arrays["masks"].shape)
         self._candidates_shape = (
-            tuple(group["candidate_scores"].shape) if "candidate_scores" in group else None
+            tuple(arrays["candidate_scores"].shape) if "candidate_scores" in arrays else None
         )
         self.generation = generation
         self._num_objects = num_objects
@@ -336,7 +349,7 @@ class VideoWriter:
         self._status = np.zeros((t, num_objects), np.uint8)
         self._reason = np.zeros((t, num_objects), np.uint8)
         self._closed = ""  # why no more writes are taken ("" while open)
-        self._sink = _Sink(group, queue_frames, flush_after_s)
+        self._sink = _Sink(group, queue_frames, flush_after_s, arrays)
         if location:  # begin_video stopped any earlier writer of the video before this one
             self._sink.key = (location, group.name.rsplit("/", 1)[-1])
             with _LIVE_LOCK:

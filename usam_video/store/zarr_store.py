@@ -390,35 +390,37 @@ class PseudoLabelStore:
         self._carry_corrections(video.video_id, video.height, video.width)
         if video.video_id in videos:
             del videos[video.video_id]
-        group = videos.create_group(video.video_id)
-        group.attrs.update(
-            {
-                "complete": False,
-                "video": {
-                    "dataset": video.dataset,
-                    "num_frames": video.num_frames,
-                    "height": video.height,
-                    "width": video.width,
-                    "fps": video.fps,
-                },
-                "object_ids": [int(i) for i in object_ids],
-                "score_names": list(score_names),
-                "reasons": list(reasons),
-                "provenance": provenance,
-                "fingerprint": fingerprint,
-                "candidate_score_names": list(candidate_score_names),
-                "generation": generation,
-            }
-        )
+        # The attributes go with the group, in one write of its metadata (setting them one by
+        # one rewrites it per key).
+        attributes = {
+            "complete": False,
+            "video": {
+                "dataset": video.dataset,
+                "num_frames": video.num_frames,
+                "height": video.height,
+                "width": video.width,
+                "fps": video.fps,
+            },
+            "object_ids": [int(i) for i in object_ids],
+            "score_names": list(score_names),
+            "reasons": list(reasons),
+            "provenance": provenance,
+            "fingerprint": fingerprint,
+            "candidate_score_names": list(candidate_score_names),
+            "generation": generation,
+        }
+        group = videos.create_group(video.video_id, attributes=attributes)
         t, o, s = video.num_frames, len(object_ids), len(score_names)
         h, w = video.height, video.width
         crc = checksummed_codecs()
-        group.create_array(
-            "masks", shape=(t, o, h, w), dtype="bool", fill_value=False, **mask_layout(o, h, w), **crc
-        )
+        arrays = {
+            "masks": group.create_array(
+                "masks", shape=(t, o, h, w), dtype="bool", fill_value=False, **mask_layout(o, h, w), **crc
+            )
+        }
         # Small arrays in blocks of frames, all objects in one chunk (see writer.BLOCK_FRAMES).
         b, ob = max(1, min(BLOCK_FRAMES, t)), max(o, 1)
-        group.create_array(
+        arrays["scores"] = group.create_array(
             "scores", shape=(t, o, s), chunks=(b, ob, max(s, 1)), dtype="float32", fill_value=np.nan, **crc
         )
         for name, dtype in (
@@ -427,10 +429,12 @@ class PseudoLabelStore:
             ("source", "uint8"),
             ("revision", "uint32"),
         ):
-            group.create_array(name, shape=(t, o), chunks=(b, ob), dtype=dtype, fill_value=0, **crc)
+            arrays[name] = group.create_array(
+                name, shape=(t, o), chunks=(b, ob), dtype=dtype, fill_value=0, **crc
+            )
         if candidate_score_names and num_candidates:
             c, k = len(candidate_score_names), num_candidates
-            group.create_array(
+            arrays["candidate_scores"] = group.create_array(
                 "candidate_scores",
                 shape=(t, o, k, c),
                 chunks=(b, ob, k, c),
@@ -438,7 +442,9 @@ class PseudoLabelStore:
                 fill_value=np.nan,
                 **crc,
             )
-        return VideoWriter(group, o, s, generation, location=self.location)
+        # The writer takes the arrays just made: opening them again would read each one's
+        # metadata back (this runs on a thread beside SAM 2's, whose lock it shares).
+        return VideoWriter(group, o, s, generation, location=self.location, arrays=arrays)
 
     def _unfinished_generation(self, video_id: str) -> int | None:
         """The generation of a video's incomplete group, or None (no group, complete, unreadable,
