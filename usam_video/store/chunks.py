@@ -16,8 +16,9 @@ existing one is removed, as zarr does with ``write_empty_chunks=False``.
 
 It only takes what it can write exactly like zarr: zarr v3 arrays on a local store, a regular
 chunk grid, no sharding, codecs that all encode synchronously, and a selection that is one
-whole chunk along the first axis. For anything else :meth:`ChunkWriter.write` returns False and
-the caller writes through zarr.
+whole chunk along the first axis (or all of the last chunk that lies inside the array: the
+last block of a video whose length is not a multiple of the block). For anything else
+:meth:`ChunkWriter.write` returns False and the caller writes through zarr.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class ChunkWriter:
 
     def write(self, selection: Any, values: np.ndarray) -> bool:
         """Write ``values`` at ``selection`` (an ``int`` or a ``slice`` of the first axis) if that
-        is exactly one whole chunk; return False (nothing written) otherwise."""
+        is exactly one whole chunk, or the whole in-bounds part of the array's last chunk;
+        return False (nothing written) otherwise."""
         c0 = self._chunks[0]
         if isinstance(selection, (int, np.integer)):
             start, stop = int(selection), int(selection) + 1
@@ -85,14 +87,26 @@ class ChunkWriter:
             start, stop = selection.start or 0, selection.stop
         else:
             return False
-        if stop is None or start % c0 or stop - start != c0 or stop > self._shape[0]:
-            return False  # not a whole chunk (the last, partial one included)
-        values = np.asarray(values)
-        if values.size != int(np.prod(self._chunks)):
+        if stop is None or start % c0 or stop > self._shape[0]:
             return False
-        chunk = np.ascontiguousarray(values, dtype=self._dtype).reshape(self._chunks)
+        rows = stop - start
+        # The last chunk of an array whose length is not a multiple of the chunk: zarr stores it
+        # at the full chunk shape, the part past the array's end at the fill value (what it
+        # writes when it makes the chunk; this store never shrinks an array, so nothing else is
+        # ever there).
+        edge = stop == self._shape[0] and 0 < rows < c0
+        if rows != c0 and not edge:
+            return False  # not a whole chunk
+        values = np.asarray(values)
+        if values.size != rows * int(np.prod(self._chunks[1:])):
+            return False
+        chunk = np.ascontiguousarray(values, dtype=self._dtype).reshape((rows, *self._chunks[1:]))
         coords = (start // c0,) + (0,) * (len(self._chunks) - 1)
         spec = self._meta.get_chunk_spec(coords, self._config, self._prototype)
+        if edge:
+            padded = np.full(self._chunks, spec.fill_value, self._dtype)
+            padded[:rows] = chunk
+            chunk = padded
         path = self._folder / self._meta.encode_chunk_key(coords)
         buffer: Any = self._prototype.nd_buffer.from_ndarray_like(chunk)
         if not spec.config.write_empty_chunks and buffer.all_equal(spec.fill_value):
