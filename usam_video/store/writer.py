@@ -120,16 +120,10 @@ class _Sink:
     """
 
     def __init__(
-        self,
-        group: zarr.Group,
-        queue_frames: int,
-        flush_after_s: float,
-        arrays: Mapping[str, zarr.Array] | None = None,
+        self, group: zarr.Group, arrays: Mapping[str, zarr.Array], queue_frames: int, flush_after_s: float
     ):
         self.where = f"video {group.name.rsplit('/', 1)[-1]!r}"
-        if arrays is None:
-            arrays = {n: group[n] for n in ("masks", *_SMALL) if n in group}
-        self.arrays: dict[str, zarr.Array] = {n: arrays[n] for n in ("masks", *_SMALL) if n in arrays}
+        self.arrays: dict[str, zarr.Array] = dict(arrays)
         # Whole chunks (a frame's masks, a full block) skip zarr's per-call machinery where the
         # array allows it (see store/chunks.py); anything else goes through zarr.
         self.chunk_writers = {n: ChunkWriter.for_array(a) for n, a in self.arrays.items()}
@@ -336,6 +330,8 @@ class VideoWriter:
         self._group = group
         if arrays is None:  # opened here (each one's metadata read back)
             arrays = {n: group[n] for n in ("masks", *_SMALL) if n in group}
+        else:
+            arrays = {n: arrays[n] for n in ("masks", *_SMALL) if n in arrays}
         self._masks_shape = tuple(arrays["masks"].shape)
         self._candidates_shape = (
             tuple(arrays["candidate_scores"].shape) if "candidate_scores" in arrays else None
@@ -349,7 +345,7 @@ class VideoWriter:
         self._status = np.zeros((t, num_objects), np.uint8)
         self._reason = np.zeros((t, num_objects), np.uint8)
         self._closed = ""  # why no more writes are taken ("" while open)
-        self._sink = _Sink(group, queue_frames, flush_after_s, arrays)
+        self._sink = _Sink(group, arrays, queue_frames, flush_after_s)
         if location:  # begin_video stopped any earlier writer of the video before this one
             self._sink.key = (location, group.name.rsplit("/", 1)[-1])
             with _LIVE_LOCK:
