@@ -25,6 +25,7 @@ import yaml
 from PIL import Image
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
+from zarr.codecs import ZstdCodec
 
 from tests.conftest import make_run_config
 from tests.review.helpers import QUEUE_ALL, VIDEO, labelled_template, one_torch_thread
@@ -464,7 +465,8 @@ def old_store(tmp: Path) -> Path:
     import usam_video.store.zarr_store as zarr_store
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(zarr_store, "checksummed_codecs", lambda: {})
+        # zarr's default codecs: zstd without a CRC-32C
+        patch.setattr(zarr_store, "checksummed_codecs", lambda: {"compressors": (ZstdCodec(level=0),)})
         store = PseudoLabelStore.open(tmp / "old.zarr")
         writer = store.begin_video(VideoRef("d", "v", 2, 8, 8), (1,), ("sam_iou",), ("r",), {}, "f")
         for t in range(2):

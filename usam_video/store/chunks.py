@@ -35,7 +35,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.storage import LocalStore
 
-__all__ = ["ChunkWriter"]
+__all__ = ["ChunkWriter", "write_file_atomic"]
 
 
 class ChunkWriter:
@@ -115,13 +115,20 @@ class ChunkWriter:
             return True
         for codec in self._codecs:
             buffer = codec._encode_sync(buffer, spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{uuid.uuid4().hex}.partial")  # zarr's own temporary name
-        try:
-            with open(partial, "wb") as f:
-                f.write(buffer.as_buffer_like())
-            os.replace(partial, path)  # never a torn chunk, even on a crash mid-write
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        write_file_atomic(path, buffer.as_buffer_like())
         return True
+
+
+def write_file_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` (bytes-like) to ``path`` as zarr's ``LocalStore`` does: to a temporary file
+    beside it (zarr's own ``.<hex>.partial`` name), then renamed over it, so that a crash
+    mid-write never leaves a torn file; missing parent folders are made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+    try:
+        with open(partial, "wb") as f:
+            f.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise

@@ -58,6 +58,7 @@ from zarr.core.sync import sync
 from usam_video.errors import InputError, StoreError, StoreNotFoundError, UsamVideoError, VideoNotFoundError
 from usam_video.store.checksums import checksummed_codecs, describe_read_error, is_checksummed
 from usam_video.store.claims import claim_video, release_video
+from usam_video.store.nodes import ArraySpec, create_video_nodes
 from usam_video.store.records import FrameTable, HistoryEntry, VideoSummary, WriteCounts
 from usam_video.store.writer import BLOCK_FRAMES, VideoWriter, stop_writer
 from usam_video.types import MaskSource, MaskUpdate, QueueEntry, Status, VideoRef
@@ -116,6 +117,23 @@ def mask_layout(num_objects: int, height: int, width: int) -> dict[str, Any]:
     per-object chunks read the same (readers go through zarr's array API).
     """
     return {"chunks": (1, max(num_objects, 1), height, width)}
+
+
+def _video_array_specs(t: int, o: int, s: int, h: int, w: int, c: int, k: int) -> dict[str, ArraySpec]:
+    """The arrays of a video's group: ``t`` frames, ``o`` objects, ``s`` scores, ``h x w`` masks,
+    ``c`` candidate scores for each of ``k`` candidate masks (``candidate_scores`` only if both)."""
+    crc = checksummed_codecs()["compressors"]
+    mask_chunks = mask_layout(o, h, w)["chunks"]
+    specs = {"masks": ArraySpec((t, o, h, w), mask_chunks, "bool", False, crc)}
+    # Small arrays in blocks of frames, all objects in one chunk (see writer.BLOCK_FRAMES).
+    b, ob = max(1, min(BLOCK_FRAMES, t)), max(o, 1)
+    specs["scores"] = ArraySpec((t, o, s), (b, ob, max(s, 1)), "float32", np.nan, crc)
+    small = (("status", "uint8"), ("reason", "uint8"), ("source", "uint8"), ("revision", "uint32"))
+    for name, dtype in small:
+        specs[name] = ArraySpec((t, o), (b, ob), dtype, 0, crc)
+    if c and k:
+        specs["candidate_scores"] = ArraySpec((t, o, k, c), (b, ob, k, c), "float32", np.nan, crc)
+    return specs
 
 
 class PseudoLabelStore:
@@ -388,8 +406,6 @@ class PseudoLabelStore:
         generation = self._unfinished_generation(video.video_id) or self._next_generation()
         # Corrections are snapshotted first: if this relabelling dies, the next run finds them.
         self._carry_corrections(video.video_id, video.height, video.width)
-        if video.video_id in videos:
-            del videos[video.video_id]
         # The attributes go with the group, in one write of its metadata (setting them one by
         # one rewrites it per key).
         attributes = {
@@ -409,41 +425,21 @@ class PseudoLabelStore:
             "candidate_score_names": list(candidate_score_names),
             "generation": generation,
         }
-        group = videos.create_group(video.video_id, attributes=attributes)
-        t, o, s = video.num_frames, len(object_ids), len(score_names)
-        h, w = video.height, video.width
-        crc = checksummed_codecs()
-        arrays = {
-            "masks": group.create_array(
-                "masks", shape=(t, o, h, w), dtype="bool", fill_value=False, **mask_layout(o, h, w), **crc
-            )
-        }
-        # Small arrays in blocks of frames, all objects in one chunk (see writer.BLOCK_FRAMES).
-        b, ob = max(1, min(BLOCK_FRAMES, t)), max(o, 1)
-        arrays["scores"] = group.create_array(
-            "scores", shape=(t, o, s), chunks=(b, ob, max(s, 1)), dtype="float32", fill_value=np.nan, **crc
-        )
-        for name, dtype in (
-            ("status", "uint8"),
-            ("reason", "uint8"),
-            ("source", "uint8"),
-            ("revision", "uint32"),
-        ):
-            arrays[name] = group.create_array(
-                name, shape=(t, o), chunks=(b, ob), dtype=dtype, fill_value=0, **crc
-            )
-        if candidate_score_names and num_candidates:
-            c, k = len(candidate_score_names), num_candidates
-            arrays["candidate_scores"] = group.create_array(
-                "candidate_scores",
-                shape=(t, o, k, c),
-                chunks=(b, ob, k, c),
-                dtype="float32",
-                fill_value=np.nan,
-                **crc,
-            )
+        specs = _video_array_specs(
+            video.num_frames, len(object_ids), len(score_names), video.height, video.width,
+            len(candidate_score_names) if num_candidates else 0, num_candidates,
+        )  # fmt: skip
+        created = create_video_nodes(videos, video.video_id, attributes, specs)
+        if created is None:  # not a local store: through zarr, node by node
+            if video.video_id in videos:
+                del videos[video.video_id]
+            group = videos.create_group(video.video_id, attributes=attributes)
+            arrays = {n: group.create_array(n, **sp.create_array_kwargs()) for n, sp in specs.items()}
+        else:
+            group, arrays = created
         # The writer takes the arrays just made: opening them again would read each one's
         # metadata back (this runs on a thread beside SAM 2's, whose lock it shares).
+        o, s = len(object_ids), len(score_names)
         return VideoWriter(group, o, s, generation, location=self.location, arrays=arrays)
 
     def _unfinished_generation(self, video_id: str) -> int | None:
