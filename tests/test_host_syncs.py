@@ -175,3 +175,28 @@ def test_frames_scored_in_batches_store_what_one_at_a_time_stores(
     np.testing.assert_array_equal(one.status, many.status)
     np.testing.assert_array_equal(one.reason, many.reason)
     np.testing.assert_allclose(one.scores, many.scores, rtol=0, atol=1e-5)
+
+
+def test_the_frames_held_are_finished_before_the_last_frame_arrives(
+    synth_root: Path, tmp_path: Path, small_model_config, monkeypatch
+) -> None:
+    """Batches are at most FINISH_BATCH frames, and the last holds the last frame alone: the
+    others are finished while SAM 2 still works on it, not after propagation has ended."""
+    import usam_video.pipeline.label as label
+    from usam_video.engine.frames import FrameAssembler
+
+    batches: list[list[int]] = []
+    real_flush = FrameAssembler.flush
+
+    def recording(self: FrameAssembler) -> list:
+        frames = real_flush(self)
+        batches.append([f.frame_index for f in frames])
+        return frames
+
+    monkeypatch.setattr(FrameAssembler, "flush", recording)
+    run = make_run_config(synth_root, tmp_path / "s.zarr", ["synth-002"], small_model_config)
+    result = label_video(load_context(run), "synth-002", PseudoLabelStore.open(run.store_path))
+    assert [i for batch in batches for i in batch] == list(range(result.frames))
+    assert all(1 <= len(batch) <= label.FINISH_BATCH for batch in batches)
+    assert batches[-1] == [result.frames - 1]
+    assert (result.frames - 1) % label.FINISH_BATCH  # without the rule, the last batch would hold more

@@ -117,3 +117,40 @@ def test_bad_prompts(small_model, synth_root: Path) -> None:
         session.add_prompt(ObjectPrompt(1, 9, np.zeros((96, 128), bool)))
     with pytest.raises(InputError, match="no prompts"):
         next(session.propagate())
+
+
+def test_entropy_and_stability_are_those_of_the_mask_the_decoder_returned(
+    small_model, synth_root: Path
+) -> None:
+    """The hooks keep the chosen mask's logits and the assembler computes their entropy and
+    stability later, for all objects at once (three here): the same numbers as computed from
+    the decoder's own output, call by call."""
+    from usam_video.engine.capture import mask_entropy, stability_score
+
+    ds = open_dataset(DatasetConfig(name="s", root=synth_root))
+    returned: list[torch.Tensor] = []
+
+    def on_decoder(module: torch.nn.Module, args: object, kwargs: dict, output: tuple) -> None:
+        masks, ious = output[0], output[1]
+        pick = (
+            torch.argmax(ious, dim=-1)
+            if masks.shape[1] > 1
+            else torch.zeros(masks.shape[0], dtype=torch.long)
+        )
+        returned.append(masks[torch.arange(masks.shape[0]), pick].clone())
+
+    handle = small_model.predictor.sam_mask_decoder.register_forward_hook(on_decoder, with_kwargs=True)
+    try:
+        session = PropagationSession(small_model, ds.frames("synth-002"))
+        for prompt in ds.prompts("synth-002"):
+            session.add_prompt(prompt)
+        records = list(session.propagate())[1:]  # the prompt frame's outputs are the prompts'
+    finally:
+        handle.remove()
+    # sam2 1.1.0: one call per object and frame, in object order; the last ones are propagation's
+    logits = torch.cat(returned[-3 * len(records) :]).reshape(len(records), 3, *returned[-1].shape[1:])
+    for record, frame_logits in zip(records, logits, strict=True):
+        assert len(record.object_ids) == 3
+        np.testing.assert_allclose(record.entropy, mask_entropy(frame_logits).numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(record.stability, stability_score(frame_logits).numpy(), rtol=0, atol=1e-6)
+        assert np.ptp(record.entropy) > 0  # three different masks, not one value repeated

@@ -11,6 +11,7 @@ Three hooks on modules sam2 already has, no method replaced:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,13 @@ class DeviceCall:
         candidate_ious: ``float32`` ``(B, K)``: the decoder's IoU head on ``iou_tokens``.
         chosen: ``int64`` ``(B,)``: the token whose mask the decoder returned.
         object_score_logits: ``float32`` ``(B,)``.
-        entropy: ``float32`` ``(B,)``: :func:`mask_entropy` of the chosen mask's logits.
-        stability: ``float32`` ``(B,)``: :func:`stability_score` of the chosen mask's logits.
+        chosen_logits: ``(B, h, w)`` low-res logits of the mask the decoder returned (sam2's
+            dtype: ``float32``, ``bfloat16`` under autocast). Its :attr:`entropy` and
+            :attr:`stability` are computed from them when first asked for, not in the hook: the
+            hook runs on the thread that drives SAM 2, between two of its decoder calls, and
+            the ~15 operations per object (each a kernel launch on a GPU) belong to whoever
+            consumes the call (:class:`~usam_video.engine.frames.FrameAssembler` computes them for
+            all of a frame's objects at once, on its own thread).
         candidate_logits: ``float32`` ``(B, K, h, w)`` low-res logits of every token's mask
             (NaN for tokens the decoder did not return), kept only when the capture was asked to
             (``keep_logits``); else None.
@@ -71,13 +77,22 @@ class DeviceCall:
     candidate_ious: torch.Tensor
     chosen: torch.Tensor
     object_score_logits: torch.Tensor
-    entropy: torch.Tensor
-    stability: torch.Tensor
+    chosen_logits: torch.Tensor
     candidate_logits: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
         return int(self.iou_tokens.shape[0])
+
+    @cached_property
+    def entropy(self) -> torch.Tensor:
+        """``float32`` ``(B,)``: :func:`mask_entropy` of the chosen mask's logits."""
+        return mask_entropy(self.chosen_logits).detach()
+
+    @cached_property
+    def stability(self) -> torch.Tensor:
+        """``float32`` ``(B,)``: :func:`stability_score` of the chosen mask's logits."""
+        return stability_score(self.chosen_logits).detach()
 
     def to_host(self) -> DecoderCall:
         """The numpy copy (a synchronisation on a GPU: for one-off calls such as probes)."""
@@ -198,8 +213,7 @@ class TokenCapture:
                 candidate_ious=all_ious.detach(),
                 chosen=chosen.detach().to(torch.int64),
                 object_score_logits=output[3][:, 0].detach().float(),
-                entropy=mask_entropy(chosen_logits).detach(),
-                stability=stability_score(chosen_logits).detach(),
+                chosen_logits=chosen_logits.detach(),  # its entropy and stability: later
                 candidate_logits=kept,
             )
         )

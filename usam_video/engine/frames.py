@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from usam_video.engine.capture import DeviceCall
+from usam_video.engine.capture import DeviceCall, mask_entropy, stability_score
 from usam_video.engine.features import VideoFeatureTracker
 from usam_video.engine.transfer import copy_to_host
 from usam_video.score_registry import VIDEO_FEATURES
@@ -93,6 +93,20 @@ class _Pending:
     ptrs: list[torch.Tensor | None]
     candidate_masks: torch.Tensor | None
     candidate_valid: torch.Tensor | None
+
+
+def _mask_stats(calls: tuple[tuple[DeviceCall, int], ...]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Entropy and stability (``float32`` ``(B,)`` each) of every distinct decoder call of a
+    frame, keyed by ``id(call)``: computed for all of them in one batch (sam2 1.1.0 makes one
+    call per object, so one pass instead of one per object)."""
+    distinct = list({id(call): call for call, _ in calls}.values())
+    if len(distinct) == 1:
+        return {id(distinct[0]): (distinct[0].entropy, distinct[0].stability)}
+    logits = torch.cat([call.chosen_logits for call in distinct])
+    sizes = [call.batch_size for call in distinct]
+    entropy = mask_entropy(logits).split(sizes)
+    stability = stability_score(logits).split(sizes)
+    return {id(call): (e, st) for call, e, st in zip(distinct, entropy, stability, strict=True)}
 
 
 def _float32(t: torch.Tensor) -> torch.Tensor:
@@ -195,10 +209,12 @@ class FrameAssembler:
                 torch.gt(logits[i], 0.0, out=masks[row])
         # One (B, P) block per decoder call, then one row per object in record order. The hooks
         # keep float32 already (DeviceCall): only the chosen index changes type.
+        stats = _mask_stats(frame.calls)
         packed: dict[int, torch.Tensor] = {}
         for call, _ in frame.calls:
             if id(call) not in packed:
-                scalars = [call.chosen, call.object_score_logits, call.entropy, call.stability]
+                entropy, stability = stats[id(call)]
+                scalars = [call.chosen, call.object_score_logits, entropy, stability]
                 packed[id(call)] = torch.cat(
                     [
                         _float32(call.iou_tokens),

@@ -285,7 +285,15 @@ def _label_claimed(
     reviews = _ReviewInputs.for_video(context.run.policy.human_budget, ref.num_frames, session.object_ids)
     tally = _Tally.for_video(ref.num_frames, len(session.object_ids))
     finish_frame = _frame_finisher(
-        context, session, pending_writer, prompt_masks, corrected, reviews, tally, batch=FINISH_BATCH
+        context,
+        session,
+        pending_writer,
+        prompt_masks,
+        corrected,
+        reviews,
+        tally,
+        batch=FINISH_BATCH,
+        last_frame=ref.num_frames - 1,
     )
     try:
         with BackgroundConsumer(finish_frame, maxsize=2, name=f"usam-finish-{video_id}") as consumer:
@@ -336,11 +344,16 @@ def _frame_finisher(
     tally: _Tally,
     *,
     batch: int,
+    last_frame: int,
 ) -> Callable[[DeviceFrame | None], None]:
     """The host work of the frames, in frame order on the background thread: take each frame on
     the device (its masks thresholded, its numbers packed), compute the video features of
     ``batch`` frames and score them at once on the device, two copies to the host per frame,
-    decide, hand to the writer. ``None`` finishes the frames still held (the last batch)."""
+    decide, hand to the writer. ``None`` finishes the frames still held (the last batch).
+
+    The frames held are also finished once frame ``last_frame - 1`` arrives, batch full or not:
+    they are then finished while SAM 2 still works on the last frame, and what is left once
+    propagation has ended (time no one else overlaps) is that one frame."""
     import torch
 
     assembler = session.assembler(batch=batch)
@@ -386,7 +399,9 @@ def _frame_finisher(
         if frame is not None:
             with torch.inference_mode():
                 assembler.add(frame)  # in order: the video features' state
-        if assembler.pending and (frame is None or assembler.pending >= batch):
+        if assembler.pending and (
+            frame is None or assembler.pending >= batch or frame.frame_index == last_frame - 1
+        ):
             finish_held()
 
     return finish_frame
