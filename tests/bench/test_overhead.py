@@ -20,6 +20,9 @@ def test_small_mode_reports_time_per_frame_and_ratios() -> None:
         "median_paired_ratio",
         "session_median_paired_ratio",
         "busy_core_median_paired_ratio",
+        "with_prompt_median_paired_ratio",
     ):
         assert math.isfinite(case[key]) and case[key] > 0
+    # Timing bare sam2's prompt too can only lower the pipeline's ratio.
+    assert case["with_prompt_median_paired_ratio"] < case["median_paired_ratio"]
     assert isinstance(figures["goal_met"], bool)
