@@ -13,14 +13,15 @@ import threading
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from usam_video.datasets.base import FrameSource
+from usam_video.datasets.decode import DecodeProcesses, resize_frame
 
 __all__ = [
     "Sam2Frames",
@@ -39,12 +40,6 @@ _IMG_STD = (0.229, 0.224, 0.225)
 
 _MEAN = torch.tensor(_IMG_MEAN, dtype=torch.float32)[:, None, None]
 _STD = torch.tensor(_IMG_STD, dtype=torch.float32)[:, None, None]
-
-
-def resize_frame(frame: np.ndarray, image_size: int) -> np.ndarray:
-    """``uint8`` ``(H, W, 3)`` RGB -> ``uint8`` ``(S, S, 3)``: Pillow's default resize, as sam2's
-    frame loader does."""
-    return np.asarray(Image.fromarray(frame).resize((image_size, image_size)))
 
 
 def _normalisation_table() -> np.ndarray:
@@ -114,12 +109,17 @@ class Sam2Frames:
         device: torch.device | None = None,
         workers: int | None = None,
         ahead: int | None = None,
+        processes: bool = True,
     ):
         self.source = source
         self.image_size = image_size
         self.device = device if device is not None else torch.device("cpu")
         self.workers = workers if workers is not None else default_prefetch_workers()
         self.ahead = ahead if ahead is not None else self.workers + 2
+        # Prefetched frames are decoded by worker processes where the source can say how
+        # (usam_video.datasets.decode): a decoding thread beside SAM 2's slows it by 4-7 %, a
+        # process does not. The threads then only wait for them and normalise.
+        self.processes = processes and self.ahead > 0
         self._cuda = self.device.type == "cuda"
         self._read_lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
@@ -173,16 +173,34 @@ class Sam2Frames:
                 self._pending[j] = self._executor.submit(self._load, j)
 
     def _load(self, index: int) -> Any:
-        """Decode and resize frame ``index`` (on a worker thread, or inline on a miss)."""
-        if self.source.concurrent_reads:
-            frame = self.source.read_frame(index)
-        else:
-            with self._read_lock:  # one reader at a time: the source is not thread-safe
-                frame = self.source[index]
-        resized = resize_frame(frame, self.image_size)
+        """Decode and resize frame ``index`` (on a worker process or thread, or inline on a
+        miss); normalise it on the CPU, or pin it for the upload."""
+        resized = self._resized_by_process(index) if self.processes else None
+        if resized is None:
+            if self.source.concurrent_reads:
+                frame = self.source.read_frame(index)
+            else:
+                with self._read_lock:  # one reader at a time: the source is not thread-safe
+                    frame = self.source[index]
+            resized = resize_frame(frame, self.image_size)
         if not self._cuda:
             return normalise_frame(resized)
         return torch.from_numpy(np.ascontiguousarray(resized)).pin_memory()
+
+    def _resized_by_process(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` decoded and resized by a worker process, or None where none can
+        (the source has no :meth:`~FrameSource.frame_task`, or no worker runs)."""
+        task = self.source.frame_task(index)
+        if task is None:
+            return None
+        future = DecodeProcesses.submit(task, self.image_size, self.workers)
+        if future is None:
+            return None
+        try:
+            return future.result()  # a read error (FrameReadError) is raised here, as on a thread
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory): threads from now
+            DecodeProcesses.disable(f"{type(exc).__name__}: {exc}")
+            return None
 
 
 class StreamingVideoPredictor(SAM2VideoPredictor):
