@@ -92,7 +92,10 @@ class Sam2Frames:
 
     Frames are decoded and resized (in ``uint8``) on a small thread pool, up to ``ahead`` frames
     ahead of the last one asked for, in the direction of travel, so the model never waits for
-    a decode. At most ``ahead`` frames are held beyond the one being read: memory does not grow
+    a decode. Where the source can say how to read a frame anywhere
+    (:meth:`FrameSource.frame_task`, JPEG files) and ``processes`` is set, the decoding and
+    resizing run in worker processes (:mod:`usam_video.datasets.decode`) and the threads only
+    wait for them and normalise: a decoding thread costs SAM 2's thread its interpreter lock. At most ``ahead`` frames are held beyond the one being read: memory does not grow
     with the video's length. On the CPU the pool also normalises (the result is bit-identical to
     :func:`preprocess_frame`); on CUDA it hands pinned ``uint8`` pixels, uploaded
     ``non_blocking`` and normalised on the device (a quarter of the bytes to copy, and no wait).
