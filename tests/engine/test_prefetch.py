@@ -167,7 +167,7 @@ class _TaskSource(_Recording):
 
 def test_frames_with_a_task_are_decoded_in_another_process() -> None:
     source = _TaskSource(6, functools.partial(_worker_pid_frame, os.getpid()))
-    frames = Sam2Frames(source, 8, workers=1, ahead=2)
+    frames = Sam2Frames(source, 8, workers=1, ahead=2, processes=True)
     expected = preprocess_frame(np.ones((8, 8, 3), np.uint8), 8)
     for i in range(6):
         assert torch.equal(frames[i], expected), f"frame {i} was not decoded by a worker process"
@@ -180,7 +180,7 @@ def test_a_bad_jpeg_read_by_a_worker_names_its_file(tmp_path: Path, jpeg_paths) 
     for path, original in zip(paths, jpeg_paths, strict=False):
         path.write_bytes(original.read_bytes())
     paths[2].write_bytes(b"not a jpeg")
-    frames = Sam2Frames(JpegFolderSource(paths, 72, 100), 32, workers=1, ahead=2)
+    frames = Sam2Frames(JpegFolderSource(paths, 72, 100), 32, workers=1, ahead=2, processes=True)
     frames[0], frames[1]
     with pytest.raises(FrameReadError, match="00002.jpg: expected a readable JPEG frame"):
         frames[2]
@@ -195,10 +195,22 @@ def test_a_dead_worker_sends_decoding_back_to_threads(monkeypatch) -> None:
     monkeypatch.setattr(DecodeProcesses, "_pool", None)  # a pool of this test's own
     monkeypatch.setattr(DecodeProcesses, "_unavailable", None)
     source = _TaskSource(4, _dying_frame)
-    frames = Sam2Frames(source, 8, workers=1, ahead=1)
+    frames = Sam2Frames(source, 8, workers=1, ahead=1, processes=True)
     for i in range(4):
         assert torch.equal(frames[i], preprocess_frame(np.full((8, 8, 3), i, np.uint8), 8))
     frames.close()
     assert sorted(set(source.decoded)) == [0, 1, 2, 3]  # on threads, by the source itself
     assert DecodeProcesses._unavailable is not None
     assert DecodeProcesses.submit(_dying_frame, 8, 1) is None
+
+
+def test_processes_by_default_for_large_frames_only(jpeg_paths) -> None:
+    """Tiny frames decode faster than a hand-over to a process costs; 480p ones do not."""
+    from usam_video.engine.predictor import PROCESS_DECODE_MIN_PIXELS
+
+    small = Sam2Frames(JpegFolderSource(jpeg_paths, 72, 100), 32)
+    large = Sam2Frames(JpegFolderSource(jpeg_paths, 480, 854), 32)
+    assert 72 * 100 < PROCESS_DECODE_MIN_PIXELS <= 480 * 854
+    assert not small.processes and large.processes
+    assert not Sam2Frames(JpegFolderSource(jpeg_paths, 480, 854), 32, ahead=0).processes  # no prefetch
+    small.close(), large.close()

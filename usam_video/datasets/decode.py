@@ -10,8 +10,10 @@ was **4-7 % slower** with a thread decoding at its pace, and **no slower** (0.99
 process doing the same (BENCHMARKS.md section 2, "Session 7").
 
 So frames whose source can say how to read one frame anywhere
-(:meth:`~usam_video.datasets.base.FrameSource.frame_task`: JPEG files) are decoded and resized
-by a small pool of worker processes, shared by every frames object of this process and started
+(:meth:`~usam_video.datasets.base.FrameSource.frame_task`: JPEG files) and that are large enough
+to be worth the hand-over (``usam_video.engine.predictor.PROCESS_DECODE_MIN_PIXELS``: at 128x128
+a process made the session 3.9 % slower than a thread, at 854x480 3.1 % faster) are decoded
+and resized by a small pool of worker processes, shared by every frames object of this process and started
 on first use. The pixels are the same: the task is the source's own reading code and the resize
 is :func:`resize_frame` in both places (tested bit for bit). Sources bound to a decoder's state
 (an mp4 read through decord) are read on threads as before, and so is everything when worker

@@ -24,6 +24,7 @@ from usam_video.datasets.base import FrameSource
 from usam_video.datasets.decode import DecodeProcesses, resize_frame
 
 __all__ = [
+    "PROCESS_DECODE_MIN_PIXELS",
     "Sam2Frames",
     "StreamingVideoPredictor",
     "default_prefetch_workers",
@@ -77,6 +78,14 @@ def preprocess_frames(frames: np.ndarray, image_size: int) -> torch.Tensor:
     return torch.stack([preprocess_frame(frame, image_size) for frame in frames])
 
 
+#: Frames this large or larger are decoded by worker processes by default (where the source
+#: allows it). Measured with the session alone against bare sam2 (DAVIS blackswan 854x480, 10
+#: rounds: 3.1 % faster than decoding on threads; generated 128x128, 8 rounds: 3.9 % slower, as
+#: handing a frame to a process and back costs more Python beside SAM 2 than decoding a tiny JPEG
+#: does). The threshold lies between the two measured sizes; nothing between them was measured.
+PROCESS_DECODE_MIN_PIXELS = 200_000
+
+
 def default_prefetch_workers() -> int:
     """Threads decoding and resizing ahead of the model: half the cores, 1 to 4 (the model's own
     host thread and the frame consumer need the rest)."""
@@ -93,12 +102,14 @@ class Sam2Frames:
     Frames are decoded and resized (in ``uint8``) on a small thread pool, up to ``ahead`` frames
     ahead of the last one asked for, in the direction of travel, so the model never waits for
     a decode. Where the source can say how to read a frame anywhere
-    (:meth:`FrameSource.frame_task`, JPEG files) and ``processes`` is set, the decoding and
-    resizing run in worker processes (:mod:`usam_video.datasets.decode`) and the threads only
-    wait for them and normalise: a decoding thread costs SAM 2's thread its interpreter lock. At most ``ahead`` frames are held beyond the one being read: memory does not grow
-    with the video's length. On the CPU the pool also normalises (the result is bit-identical to
-    :func:`preprocess_frame`); on CUDA it hands pinned ``uint8`` pixels, uploaded
-    ``non_blocking`` and normalised on the device (a quarter of the bytes to copy, and no wait).
+    (:meth:`FrameSource.frame_task`, JPEG files) and ``processes`` asks for it (by default: frames
+    of at least :data:`PROCESS_DECODE_MIN_PIXELS`), the decoding and resizing run in worker
+    processes (:mod:`usam_video.datasets.decode`) and the threads only wait for them and
+    normalise: a decoding thread costs SAM 2's thread its interpreter lock. At most ``ahead``
+    frames are held beyond the one being read: memory does not grow with the video's length. On
+    the CPU the pool also normalises (the result is bit-identical to :func:`preprocess_frame`);
+    on CUDA it hands pinned ``uint8`` pixels, uploaded ``non_blocking`` and normalised on the
+    device (a quarter of the bytes to copy, and no wait).
 
     A source that allows concurrent reads (``FrameSource.concurrent_reads``, e.g. JPEG files)
     is decoded by every worker at once; any other (an mp4's decoder) is read by one worker at
@@ -112,7 +123,7 @@ class Sam2Frames:
         device: torch.device | None = None,
         workers: int | None = None,
         ahead: int | None = None,
-        processes: bool = True,
+        processes: bool | None = None,
     ):
         self.source = source
         self.image_size = image_size
@@ -120,8 +131,10 @@ class Sam2Frames:
         self.workers = workers if workers is not None else default_prefetch_workers()
         self.ahead = ahead if ahead is not None else self.workers + 2
         # Prefetched frames are decoded by worker processes where the source can say how
-        # (usam_video.datasets.decode): a decoding thread beside SAM 2's slows it by 4-7 %, a
+        # (usam_video.datasets.decode): a decoding thread beside SAM 2's slows it by 2-7 %, a
         # process does not. The threads then only wait for them and normalise.
+        if processes is None:
+            processes = source.height * source.width >= PROCESS_DECODE_MIN_PIXELS
         self.processes = processes and self.ahead > 0
         self._cuda = self.device.type == "cuda"
         self._read_lock = threading.Lock()
