@@ -8,9 +8,8 @@ that start each object, and the ground truth where the dataset has it.
 from __future__ import annotations
 
 import abc
-import functools
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Self
@@ -21,7 +20,7 @@ from PIL import Image
 from usam_video.errors import FrameReadError
 from usam_video.types import FrameAnnotation, ObjectPrompt, VideoRef
 
-__all__ = ["FrameSource", "JpegFolderSource", "DatasetReader", "decode_jpeg_frame"]
+__all__ = ["FrameSource", "JpegFolderSource", "DatasetReader"]
 
 
 class FrameSource(abc.ABC):
@@ -39,12 +38,6 @@ class FrameSource(abc.ABC):
         """Frame ``index`` as ``uint8`` ``(H, W, 3)`` RGB, bypassing any cache; thread-safe only
         where :attr:`concurrent_reads` says so (else the same as ``self[index]``)."""
         return self[index]
-
-    def frame_task(self, index: int) -> Callable[[], np.ndarray] | None:
-        """A picklable callable that returns frame ``index`` as :meth:`read_frame` does, in any
-        process (a worker decoding beside SAM 2, :mod:`usam_video.datasets.decode`); None where
-        only this object can read it (a video decoder's state)."""
-        return None
 
     @abc.abstractmethod
     def __getitem__(self, index: int) -> np.ndarray:
@@ -115,13 +108,6 @@ class JpegFolderSource(FrameSource):
             raise IndexError(f"frame {index} out of range 0..{len(self._paths) - 1}")
         return self._decode(index)
 
-    def frame_task(self, index: int) -> Callable[[], np.ndarray]:
-        """:func:`decode_jpeg_frame` of frame ``index``'s file (one path and the size: cheap to
-        send to another process)."""
-        if not 0 <= index < len(self._paths):
-            raise IndexError(f"frame {index} out of range 0..{len(self._paths) - 1}")
-        return functools.partial(decode_jpeg_frame, self._paths[index], self.height, self.width)
-
     def close(self) -> None:
         """Stop the read-ahead thread (also happens when the source is garbage collected)."""
         for future in self._pending.values():
@@ -152,26 +138,18 @@ class JpegFolderSource(FrameSource):
 
     def _decode(self, index: int) -> np.ndarray:
         # Runs on the read-ahead thread too: touches nothing but its own path.
-        return decode_jpeg_frame(self._paths[index], self.height, self.width)
-
-
-def decode_jpeg_frame(path: Path, height: int, width: int) -> np.ndarray:
-    """One JPEG frame as ``uint8`` ``(H, W, 3)`` RGB, checked to be ``height x width``.
-
-    Raises:
-        FrameReadError: the file is missing or unreadable, or of another size.
-    """
-    try:
-        with Image.open(path) as image:
-            frame = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise FrameReadError(f"{path}: expected a readable JPEG frame, got: {exc}") from exc
-    if frame.shape[:2] != (height, width):
-        raise FrameReadError(
-            f"{path}: expected a frame of {height}x{width} (HxW) like frame 0, "
-            f"got {frame.shape[0]}x{frame.shape[1]}."
-        )
-    return frame
+        path = self._paths[index]
+        try:
+            with Image.open(path) as image:
+                frame = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError) as exc:
+            raise FrameReadError(f"{path}: expected a readable JPEG frame, got: {exc}") from exc
+        if frame.shape[:2] != (self.height, self.width):
+            raise FrameReadError(
+                f"{path}: expected a frame of {self.height}x{self.width} (HxW) like frame 0, "
+                f"got {frame.shape[0]}x{frame.shape[1]}."
+            )
+        return frame
 
 
 class DatasetReader(abc.ABC):

@@ -13,18 +13,16 @@ import threading
 import weakref
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from usam_video.datasets.base import FrameSource
-from usam_video.datasets.decode import DecodeProcesses, resize_frame
 
 __all__ = [
-    "PROCESS_DECODE_MIN_PIXELS",
     "Sam2Frames",
     "StreamingVideoPredictor",
     "default_prefetch_workers",
@@ -41,6 +39,12 @@ _IMG_STD = (0.229, 0.224, 0.225)
 
 _MEAN = torch.tensor(_IMG_MEAN, dtype=torch.float32)[:, None, None]
 _STD = torch.tensor(_IMG_STD, dtype=torch.float32)[:, None, None]
+
+
+def resize_frame(frame: np.ndarray, image_size: int) -> np.ndarray:
+    """``uint8`` ``(H, W, 3)`` RGB -> ``uint8`` ``(S, S, 3)``: Pillow's default resize, as sam2's
+    frame loader does."""
+    return np.asarray(Image.fromarray(frame).resize((image_size, image_size)))
 
 
 def _normalisation_table() -> np.ndarray:
@@ -78,14 +82,6 @@ def preprocess_frames(frames: np.ndarray, image_size: int) -> torch.Tensor:
     return torch.stack([preprocess_frame(frame, image_size) for frame in frames])
 
 
-#: Frames this large or larger are decoded by worker processes by default (where the source
-#: allows it). Measured with the session alone against bare sam2 (DAVIS blackswan 854x480, 10
-#: rounds: 3.1 % faster than decoding on threads; generated 128x128, 8 rounds: 3.9 % slower, as
-#: handing a frame to a process and back costs more Python beside SAM 2 than decoding a tiny JPEG
-#: does). The threshold lies between the two measured sizes; nothing between them was measured.
-PROCESS_DECODE_MIN_PIXELS = 200_000
-
-
 def default_prefetch_workers() -> int:
     """Threads decoding and resizing ahead of the model: half the cores, 1 to 4 (the model's own
     host thread and the frame consumer need the rest)."""
@@ -101,15 +97,10 @@ class Sam2Frames:
 
     Frames are decoded and resized (in ``uint8``) on a small thread pool, up to ``ahead`` frames
     ahead of the last one asked for, in the direction of travel, so the model never waits for
-    a decode. Where the source can say how to read a frame anywhere
-    (:meth:`FrameSource.frame_task`, JPEG files) and ``processes`` asks for it (by default: frames
-    of at least :data:`PROCESS_DECODE_MIN_PIXELS`), the decoding and resizing run in worker
-    processes (:mod:`usam_video.datasets.decode`) and the threads only wait for them and
-    normalise: a decoding thread costs SAM 2's thread its interpreter lock. At most ``ahead``
-    frames are held beyond the one being read: memory does not grow with the video's length. On
-    the CPU the pool also normalises (the result is bit-identical to :func:`preprocess_frame`);
-    on CUDA it hands pinned ``uint8`` pixels, uploaded ``non_blocking`` and normalised on the
-    device (a quarter of the bytes to copy, and no wait).
+    a decode. At most ``ahead`` frames are held beyond the one being read: memory does not grow
+    with the video's length. On the CPU the pool also normalises (the result is bit-identical to
+    :func:`preprocess_frame`); on CUDA it hands pinned ``uint8`` pixels, uploaded
+    ``non_blocking`` and normalised on the device (a quarter of the bytes to copy, and no wait).
 
     A source that allows concurrent reads (``FrameSource.concurrent_reads``, e.g. JPEG files)
     is decoded by every worker at once; any other (an mp4's decoder) is read by one worker at
@@ -123,19 +114,12 @@ class Sam2Frames:
         device: torch.device | None = None,
         workers: int | None = None,
         ahead: int | None = None,
-        processes: bool | None = None,
     ):
         self.source = source
         self.image_size = image_size
         self.device = device if device is not None else torch.device("cpu")
         self.workers = workers if workers is not None else default_prefetch_workers()
         self.ahead = ahead if ahead is not None else self.workers + 2
-        # Prefetched frames are decoded by worker processes where the source can say how
-        # (usam_video.datasets.decode): a decoding thread beside SAM 2's slows it by 2-7 %, a
-        # process does not. The threads then only wait for them and normalise.
-        if processes is None:
-            processes = source.height * source.width >= PROCESS_DECODE_MIN_PIXELS
-        self.processes = processes and self.ahead > 0
         self._cuda = self.device.type == "cuda"
         self._read_lock = threading.Lock()
         self._pending: dict[int, Future[Any]] = {}
@@ -189,34 +173,16 @@ class Sam2Frames:
                 self._pending[j] = self._executor.submit(self._load, j)
 
     def _load(self, index: int) -> Any:
-        """Decode and resize frame ``index`` (on a worker process or thread, or inline on a
-        miss); normalise it on the CPU, or pin it for the upload."""
-        resized = self._resized_by_process(index) if self.processes else None
-        if resized is None:
-            if self.source.concurrent_reads:
-                frame = self.source.read_frame(index)
-            else:
-                with self._read_lock:  # one reader at a time: the source is not thread-safe
-                    frame = self.source[index]
-            resized = resize_frame(frame, self.image_size)
+        """Decode and resize frame ``index`` (on a worker thread, or inline on a miss)."""
+        if self.source.concurrent_reads:
+            frame = self.source.read_frame(index)
+        else:
+            with self._read_lock:  # one reader at a time: the source is not thread-safe
+                frame = self.source[index]
+        resized = resize_frame(frame, self.image_size)
         if not self._cuda:
             return normalise_frame(resized)
         return torch.from_numpy(np.ascontiguousarray(resized)).pin_memory()
-
-    def _resized_by_process(self, index: int) -> np.ndarray | None:
-        """Frame ``index`` decoded and resized by a worker process, or None where none can
-        (the source has no :meth:`~FrameSource.frame_task`, or no worker runs)."""
-        task = self.source.frame_task(index)
-        if task is None:
-            return None
-        future = DecodeProcesses.submit(task, self.image_size, self.workers)
-        if future is None:
-            return None
-        try:
-            return future.result()  # a read error (FrameReadError) is raised here, as on a thread
-        except BrokenProcessPool as exc:  # a worker died (killed, out of memory): threads from now
-            DecodeProcesses.disable(f"{type(exc).__name__}: {exc}")
-            return None
 
 
 class StreamingVideoPredictor(SAM2VideoPredictor):
