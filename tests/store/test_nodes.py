@@ -84,10 +84,24 @@ def test_whatever_was_at_the_path_is_replaced_whole(tmp_path: Path) -> None:
     assert dict(zarr.open_group(tmp_path / "s.zarr" / "videos" / "v").attrs) == ATTRIBUTES
 
 
-def test_a_store_that_is_not_local_is_left_to_zarr(tmp_path: Path) -> None:
+def test_a_store_that_is_not_local_is_left_to_zarr(monkeypatch) -> None:
+    """Another store gets the same nodes through zarr's own calls, an earlier group replaced."""
     memory = zarr.open_group(zarr.storage.MemoryStore(), mode="w").require_group("videos")
-    assert create_video_nodes(memory, "v", ATTRIBUTES, _video_array_specs(4, 1, 1, 2, 3, 0, 0)) is None
-    assert "v" not in memory
+    memory.create_group("v").create_array("stale", shape=(1,), dtype="uint8")
+    calls: list[str] = []
+    real = zarr.Group.create_array
+
+    def counting(self: zarr.Group, name: str, **kwargs: Any) -> zarr.Array:
+        calls.append(name)
+        return real(self, name, **kwargs)
+
+    monkeypatch.setattr(zarr.Group, "create_array", counting)
+    specs = _video_array_specs(4, 1, 1, 2, 3, 0, 0)
+    group, arrays = create_video_nodes(memory, "v", ATTRIBUTES, specs)
+    assert sorted(calls) == sorted(specs)  # through zarr, one call per array
+    assert sorted(memory["v"].array_keys()) == sorted(specs)  # the stale array is gone
+    assert dict(memory["v"].attrs) == ATTRIBUTES
+    assert arrays["masks"].shape == (4, 1, 2, 3) and not arrays["masks"][:].any()
 
 
 def test_begin_video_creates_its_nodes_without_zarrs_create_calls(tmp_path: Path, monkeypatch) -> None:

@@ -16,8 +16,8 @@ array the store makes), so nothing reading the store can tell. The checks zarr r
 are made once: the parent is an existing group (the caller has it open), and whatever was at
 the video's path is removed first, as ``begin_video`` replaces a video's group anyway.
 
-Only zarr v3 groups on a local store take this path; for any other store it returns None and
-the caller creates the nodes through zarr.
+Only zarr v3 groups on a local store take this path; any other store gets the same nodes
+through zarr's ``create_group`` and ``create_array``.
 """
 
 from __future__ import annotations
@@ -84,18 +84,20 @@ class ArraySpec:
 
 def create_video_nodes(
     parent: zarr.Group, name: str, attributes: Mapping[str, Any], arrays: Mapping[str, ArraySpec]
-) -> tuple[zarr.Group, dict[str, zarr.Array]] | None:
+) -> tuple[zarr.Group, dict[str, zarr.Array]]:
     """Create group ``name`` under ``parent`` with ``attributes`` and ``arrays``; return the open
-    group and arrays, or None (nothing done) where ``parent`` is not a zarr v3 group on a local
-    store.
+    group and arrays. Anything already at ``parent/name`` is replaced whole.
 
-    Anything already at ``parent/name`` is removed first (a video's group is replaced whole).
-    The group's document is written before its arrays', each atomically: a crash part-way leaves
-    a group with fewer arrays, never a torn document.
+    On a local zarr v3 store the documents are written directly: the group's before its arrays',
+    each atomically, so a crash part-way leaves a group with fewer arrays, never a torn document.
+    Any other store goes through zarr, node by node.
     """
     store = parent.store_path.store
     if not isinstance(store, LocalStore) or parent.metadata.zarr_format != 3:
-        return None
+        if name in parent:
+            del parent[name]
+        group = parent.create_group(name, attributes=dict(attributes))
+        return group, {n: group.create_array(n, **spec.create_array_kwargs()) for n, spec in arrays.items()}
     folder = Path(store.root) / parent.store_path.path / name
     if folder.exists():
         shutil.rmtree(folder)

@@ -328,10 +328,9 @@ class VideoWriter:
         arrays: Mapping[str, zarr.Array] | None = None,
     ):
         self._group = group
-        if arrays is None:  # opened here (each one's metadata read back)
-            arrays = {n: group[n] for n in ("masks", *_SMALL) if n in group}
-        else:
-            arrays = {n: arrays[n] for n in ("masks", *_SMALL) if n in arrays}
+        # Opened from the group (each one's metadata read back) unless the caller has them.
+        source: Any = group if arrays is None else arrays
+        arrays = {n: source[n] for n in ("masks", *_SMALL) if n in source}
         self._masks_shape = tuple(arrays["masks"].shape)
         self._candidates_shape = (
             tuple(arrays["candidate_scores"].shape) if "candidate_scores" in arrays else None

@@ -429,14 +429,7 @@ class PseudoLabelStore:
             video.num_frames, len(object_ids), len(score_names), video.height, video.width,
             len(candidate_score_names) if num_candidates else 0, num_candidates,
         )  # fmt: skip
-        created = create_video_nodes(videos, video.video_id, attributes, specs)
-        if created is None:  # not a local store: through zarr, node by node
-            if video.video_id in videos:
-                del videos[video.video_id]
-            group = videos.create_group(video.video_id, attributes=attributes)
-            arrays = {n: group.create_array(n, **sp.create_array_kwargs()) for n, sp in specs.items()}
-        else:
-            group, arrays = created
+        group, arrays = create_video_nodes(videos, video.video_id, attributes, specs)
         # The writer takes the arrays just made: opening them again would read each one's
         # metadata back (this runs on a thread beside SAM 2's, whose lock it shares).
         o, s = len(object_ids), len(score_names)
