@@ -13,6 +13,7 @@ from PIL import Image
 from tests.conftest import SHARED_DATA
 from tests.datasets.conftest import coded_frames, read_code
 from usam_video.datasets import JpegFolderSource, Mp4Source
+from usam_video.datasets.base import resize_frame
 from usam_video.datasets.mp4_writer import write_mjpeg_mp4
 from usam_video.datasets.sources import jpeg_frame_size, jpeg_sequence
 from usam_video.errors import DatasetNotFoundError, FrameReadError, InputError
@@ -194,3 +195,45 @@ def test_jpeg_sequence_rules(tmp_path: Path) -> None:
         jpeg_sequence(tmp_path / "strict", "strict")
     with pytest.raises(DatasetNotFoundError, match="video 'nope', found no folder"):
         jpeg_sequence(tmp_path / "nope", "nope")
+
+
+def test_jpeg_read_resized_is_the_frame_resized(tmp_path: Path) -> None:
+    """The prefetch path (decoded image straight to Pillow's resize) gives the pixels of the
+    frame read and then resized, for RGB and for a grey JPEG (converted to RGB as sam2 does)."""
+    paths = _jpeg_folder(tmp_path / "v", 3)
+    grey = tmp_path / "v" / "00003.jpg"
+    Image.fromarray(list(coded_frames(4, 64, 480))[3][:, :, 0]).save(grey, quality=90)
+    source = JpegFolderSource([*paths, grey], 64, 480)
+    for i in range(4):
+        for size in (32, 256):
+            got = source.read_resized(i, size)
+            assert got.dtype == np.uint8 and got.shape == (size, size, 3)
+            np.testing.assert_array_equal(got, resize_frame(source.read_frame(i), size))
+    with pytest.raises(IndexError, match="frame 4 out of range"):
+        source.read_resized(4, 32)
+
+
+def test_jpeg_read_resized_errors_name_the_file(tmp_path: Path) -> None:
+    paths = _jpeg_folder(tmp_path / "v", 4)
+    paths[1].write_bytes(paths[1].read_bytes()[:300])  # header intact, pixels cut off
+    paths[2].write_bytes(b"not a jpeg")
+    Image.fromarray(next(coded_frames(1, 32, 480))).save(paths[3], quality=90)  # wrong size
+    source = JpegFolderSource(paths, 64, 480)
+    before = {p: p.read_bytes() for p in paths}
+    with pytest.raises(FrameReadError, match="00001.jpg: expected a readable JPEG"):
+        source.read_resized(1, 32)
+    with pytest.raises(FrameReadError, match="00002.jpg: expected a readable JPEG"):
+        source.read_resized(2, 32)
+    with pytest.raises(FrameReadError, match=r"00003.jpg: expected a frame of 64x480 .* got 32x480"):
+        source.read_resized(3, 32)
+    with pytest.raises(FrameReadError, match=r"00003.jpg: expected a frame of 64x480 .* got 32x480"):
+        source[3]
+    assert {p: p.read_bytes() for p in paths} == before  # reading never writes
+    assert source.read_resized(0, 32).shape == (32, 32, 3)
+
+
+def test_mp4_read_resized_is_the_frame_resized(tmp_path: Path) -> None:
+    path = tmp_path / "coded.mp4"
+    write_mjpeg_mp4(path, coded_frames(4, 64, 480))
+    with Mp4Source(path) as source:
+        np.testing.assert_array_equal(source.read_resized(2, 48), resize_frame(source[2], 48))

@@ -101,14 +101,14 @@ def test_unsafe_source_is_read_one_at_a_time_and_ahead_is_bounded() -> None:
 def test_concurrent_source_decodes_on_several_threads(jpeg_paths) -> None:
     seen: set[str] = set()
     source = JpegFolderSource(jpeg_paths, 72, 100)
-    decode = source._decode
+    read_resized = source.read_resized
 
-    def spy(index: int) -> np.ndarray:
+    def spy(index: int, image_size: int) -> np.ndarray:
         seen.add(threading.current_thread().name)
         time.sleep(0.02)
-        return decode(index)
+        return read_resized(index, image_size)
 
-    source._decode = spy  # type: ignore[method-assign]
+    source.read_resized = spy  # type: ignore[method-assign]
     frames = Sam2Frames(source, 32, workers=3, ahead=4)
     for i in range(len(source)):
         frames[i]

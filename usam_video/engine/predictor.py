@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
-from usam_video.datasets.base import FrameSource
+from usam_video.datasets.base import FrameSource, resize_frame
 
 __all__ = [
     "Sam2Frames",
@@ -39,12 +38,6 @@ _IMG_STD = (0.229, 0.224, 0.225)
 
 _MEAN = torch.tensor(_IMG_MEAN, dtype=torch.float32)[:, None, None]
 _STD = torch.tensor(_IMG_STD, dtype=torch.float32)[:, None, None]
-
-
-def resize_frame(frame: np.ndarray, image_size: int) -> np.ndarray:
-    """``uint8`` ``(H, W, 3)`` RGB -> ``uint8`` ``(S, S, 3)``: Pillow's default resize, as sam2's
-    frame loader does."""
-    return np.asarray(Image.fromarray(frame).resize((image_size, image_size)))
 
 
 def _normalisation_table() -> np.ndarray:
@@ -175,11 +168,11 @@ class Sam2Frames:
     def _load(self, index: int) -> Any:
         """Decode and resize frame ``index`` (on a worker thread, or inline on a miss)."""
         if self.source.concurrent_reads:
-            frame = self.source.read_frame(index)
+            resized = self.source.read_resized(index, self.image_size)
         else:
             with self._read_lock:  # one reader at a time: the source is not thread-safe
                 frame = self.source[index]
-        resized = resize_frame(frame, self.image_size)
+            resized = resize_frame(frame, self.image_size)  # outside the lock: in parallel
         if not self._cuda:
             return normalise_frame(resized)
         return torch.from_numpy(np.ascontiguousarray(resized)).pin_memory()
