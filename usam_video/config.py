@@ -165,6 +165,15 @@ class ModelConfig(_Strict):
         "building one with false does not turn it off again. Ignored on the CPU (logged)",
         json_schema_extra={"fingerprint": "omit_default"},
     )
+    prefetch_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="threads decoding and resizing frames ahead of the model; default half the "
+        "cores, 1 to 8 (engine.predictor.default_prefetch_workers). Lower it when several "
+        "pipelines share a machine. It never changes a result, so it is not in the fingerprint",
+        json_schema_extra={"fingerprint": "omit"},
+    )
 
     @model_validator(mode="after")
     def _weights_are_explicit(self) -> ModelConfig:
@@ -719,15 +728,16 @@ def load_train_heads_config(path: Path) -> TrainHeadsConfig:
 
 def _omit_neutral_defaults(config: Any, dumped: Any) -> Any:
     """``dumped`` (``config``'s JSON dump) less every field marked ``{"fingerprint":
-    "omit_default"}`` that holds its default, at any depth."""
+    "omit_default"}`` that holds its default, and every field marked ``{"fingerprint": "omit"}``
+    (settings that never change a result), at any depth."""
     if isinstance(config, BaseModel) and isinstance(dumped, dict):
         for name, info in type(config).model_fields.items():
             if name not in dumped:
                 continue
             value = getattr(config, name)
             extra = info.json_schema_extra
-            neutral = isinstance(extra, dict) and extra.get("fingerprint") == "omit_default"
-            if neutral and value == info.default:
+            marker = extra.get("fingerprint") if isinstance(extra, dict) else None
+            if marker == "omit" or (marker == "omit_default" and value == info.default):
                 del dumped[name]
             else:
                 dumped[name] = _omit_neutral_defaults(value, dumped[name])
@@ -742,8 +752,9 @@ def config_fingerprint(config: BaseModel) -> str:
     """A short stable hash of a config's content (used to tell whether stored output is current).
 
     Every field counts, defaults included, except fields added later with the marker
-    ``json_schema_extra={"fingerprint": "omit_default"}`` while they hold their default: adding
-    such an option leaves the fingerprints of existing stores unchanged.
+    ``json_schema_extra={"fingerprint": "omit_default"}`` while they hold their default (adding
+    such an option leaves the fingerprints of existing stores unchanged) and fields marked
+    ``{"fingerprint": "omit"}``, which never change a result (e.g. how many threads decode).
     """
     payload = json.dumps(_omit_neutral_defaults(config, config.model_dump(mode="json")), sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

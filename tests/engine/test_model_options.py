@@ -28,6 +28,8 @@ from usam_video.config import (
 )
 from usam_video.engine import TokenCapture, build_model
 from usam_video.engine.factory import image_encoder_compiled
+from usam_video.engine.predictor import default_prefetch_workers
+from usam_video.errors import ConfigError
 
 SMALL_RANDOM = CONFIGS / "models" / "small-random.yaml"
 
@@ -84,7 +86,7 @@ def test_defaults_leave_existing_fingerprints_unchanged() -> None:
     )
     dumped = run.model_dump(mode="json")
     for entry in (dumped["model"], dumped["policy"]["model_refinement"]["model"]):
-        del entry["compile_image_encoder"], entry["tf32"]
+        del entry["compile_image_encoder"], entry["tf32"], entry["prefetch_workers"]
     legacy = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
     assert config_fingerprint(run) == legacy
 
@@ -199,3 +201,34 @@ def test_compiled_encoder_and_tf32_propagate_with_token_capture_on_cuda(synth_ro
             assert np.isfinite(record.mask_tokens).all() and np.isfinite(record.candidate_ious).all()
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_prefetch_workers_is_never_in_the_fingerprint(tmp_path: Path) -> None:
+    model = ModelConfig(name="t", sam2_config="x.yaml", random_init=True)
+    assert config_fingerprint(model.model_copy(update={"prefetch_workers": 6})) == config_fingerprint(model)
+    path = tmp_path / "m.yaml"
+    path.write_text(f"name: m\nsam2_config: {SMALL_SAM2_CONFIG}\nrandom_init: true\nprefetch_workers: 0\n")
+    with pytest.raises(ConfigError, match=r"m\.yaml.*prefetch_workers"):
+        load_model_config(path)
+
+
+def test_session_uses_the_configured_prefetch_workers(small_model, synth_root: Path) -> None:
+    from dataclasses import replace
+
+    from usam_video.datasets import open_dataset
+    from usam_video.engine import PropagationSession
+
+    frames = open_dataset(DatasetConfig(name="s", root=synth_root)).frames("synth-000")
+    model = replace(small_model, config=small_model.config.model_copy(update={"prefetch_workers": 3}))
+    session = PropagationSession(model, frames)
+    assert session._state["images"].workers == 3
+    session.close()
+    session = PropagationSession(small_model, frames)
+    assert session._state["images"].workers == default_prefetch_workers()
+    session.close()
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(None, 1), (1, 1), (2, 1), (8, 4), (16, 8), (64, 8)])
+def test_default_prefetch_workers(cores: int | None, workers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert default_prefetch_workers() == workers

@@ -76,9 +76,14 @@ def preprocess_frames(frames: np.ndarray, image_size: int) -> torch.Tensor:
 
 
 def default_prefetch_workers() -> int:
-    """Threads decoding and resizing ahead of the model: half the cores, 1 to 4 (the model's own
-    host thread and the frame consumer need the rest)."""
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    """Threads decoding and resizing ahead of the model: half the cores, 1 to 8 (the model's own
+    host thread, the finishing and writer threads need the rest).
+
+    Why up to 8: a 1920x1080 JPEG decoded and resized to SAM 2's 1024x1024 input takes ~40 ms
+    of one core (BENCHMARKS section 2, session 8), while SAM 2.1 tiny takes ~11 ms a frame on a
+    GPU; four threads would only just keep up, eight leave a margin. Each thread holds the
+    interpreter lock only between Pillow's calls."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
 class Sam2Frames:
@@ -183,16 +188,21 @@ class StreamingVideoPredictor(SAM2VideoPredictor):
 
     @torch.inference_mode()
     def init_state_from_frames(
-        self, source: FrameSource, offload_state_to_cpu: bool = False, warm_up: bool = True
+        self,
+        source: FrameSource,
+        offload_state_to_cpu: bool = False,
+        warm_up: bool = True,
+        prefetch_workers: int | None = None,
     ) -> dict[str, Any]:
         """Build sam2's inference state over a lazy frame source (no up-front decoding).
 
-        Returns the same dict ``init_state`` returns, with ``images`` a :class:`Sam2Frames`.
+        Returns the same dict ``init_state`` returns, with ``images`` a :class:`Sam2Frames`
+        (``prefetch_workers`` threads; default :func:`default_prefetch_workers`).
         ``warm_up`` runs the image encoder on frame 0 now, as ``init_state`` does.
         """
         compute_device = self.device
         state: dict[str, Any] = {
-            "images": Sam2Frames(source, self.image_size, device=compute_device),
+            "images": Sam2Frames(source, self.image_size, device=compute_device, workers=prefetch_workers),
             "num_frames": len(source),
             # Frames reach the device one at a time, prefetched (Sam2Frames).
             "offload_video_to_cpu": True,

@@ -107,7 +107,9 @@ class PropagationSession:
         self._capture: TokenCapture | None = None
         self._predictor = model.predictor
         with self._autocast():
-            self._state: dict[str, Any] = self._predictor.init_state_from_frames(frames, warm_up=warm_up)
+            self._state: dict[str, Any] = self._predictor.init_state_from_frames(
+                frames, warm_up=warm_up, prefetch_workers=model.config.prefetch_workers
+            )
         self._prompts: list[ObjectPrompt] = []
         self._prompt_calls: dict[tuple[int, int], DeviceCall] = {}  # (frame, obj_id) -> call
 
