@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Self
@@ -159,41 +159,28 @@ class JpegFolderSource(FrameSource):
         beside SAM 2, that was ~2 of its ~9.5 ms a frame at 854x480 (same pixels)."""
         if not 0 <= index < len(self._paths):
             raise IndexError(f"frame {index} out of range 0..{len(self._paths) - 1}")
-        with self._open(index) as image:
-            return self._pixels(index, lambda: _rgb(image).resize((image_size, image_size)))
+        return self._decode(index, image_size)
 
-    def _decode(self, index: int) -> np.ndarray:
+    def _decode(self, index: int, image_size: int | None = None) -> np.ndarray:
+        """Frame ``index`` as ``uint8`` RGB, resized to ``image_size`` squared if given; a frame
+        that cannot be read or has the wrong size is a :class:`FrameReadError` naming its file."""
         # Runs on the read-ahead thread too: touches nothing but its own path.
-        with self._open(index) as image:
-            return self._pixels(index, lambda: _rgb(image))
-
-    def _open(self, index: int) -> Image.Image:
-        """The frame's file opened (header read, pixels not yet decoded), its size checked."""
         path = self._paths[index]
         try:
-            image = Image.open(path)
+            with Image.open(path) as image:
+                if image.size != (self.width, self.height):  # from the header: before decoding
+                    raise FrameReadError(
+                        f"{path}: expected a frame of {self.height}x{self.width} (HxW) like frame 0, "
+                        f"got {image.size[1]}x{image.size[0]}."
+                    )
+                rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy if RGB
+                if image_size is not None:
+                    rgb = rgb.resize((image_size, image_size))
+                return np.asarray(rgb, dtype=np.uint8)
+        except FrameReadError:
+            raise
         except (OSError, ValueError) as exc:
             raise FrameReadError(f"{path}: expected a readable JPEG frame, got: {exc}") from exc
-        if image.size != (self.width, self.height):
-            image.close()
-            raise FrameReadError(
-                f"{path}: expected a frame of {self.height}x{self.width} (HxW) like frame 0, "
-                f"got {image.size[1]}x{image.size[0]}."
-            )
-        return image
-
-    def _pixels(self, index: int, make: Callable[[], Image.Image]) -> np.ndarray:
-        """``make()`` (which decodes the image) as a ``uint8`` array; a decoding error names
-        the file."""
-        try:
-            return np.asarray(make(), dtype=np.uint8)
-        except (OSError, ValueError) as exc:
-            raise FrameReadError(f"{self._paths[index]}: expected a readable JPEG frame, got: {exc}") from exc
-
-
-def _rgb(image: Image.Image) -> Image.Image:
-    """``image.convert("RGB")`` without the copy Pillow makes when it is RGB already."""
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 class DatasetReader(abc.ABC):
