@@ -154,14 +154,14 @@ def _busy_core() -> Iterator[None]:
 
 
 def measure_case(case: VideoCase, repeats: int, warmup: int = 1) -> dict[str, Any]:
-    """Alternate the three variants on one video; return per-round seconds/frame and ratios."""
+    """Alternate the four variants on one video; return per-round seconds/frame and ratios."""
     prompt_share: list[float] = []
     with tempfile.TemporaryDirectory(prefix="usam-bench-overhead-") as tmp:
         variants, num_frames = _variants(case, Path(tmp), prompt_share)
         times = alternate(variants, repeats=repeats, warmup=warmup)
     paired = [p / b for p, b in zip(times["pipeline"], times["bare"], strict=True)]
-    # Bare sam2 with its prompt frame timed too (add_new_mask: that frame's image encoder and
-    # decoder), which the pipeline's figure includes: not the goal's definition, shown beside it.
+    # Bare sam2 with its prompt frame timed too (frame 0's image encoder and add_new_mask), which
+    # the pipeline's figure includes: not the goal's definition, shown beside it.
     with_prompt = [b + p for b, p in zip(times["bare"], prompt_share[-repeats:], strict=True)]
     paired_with_prompt = [p / b for p, b in zip(times["pipeline"], with_prompt, strict=True)]
     paired_session = [s / b for s, b in zip(times["session"], times["bare"], strict=True)]

@@ -28,7 +28,6 @@ __all__ = [
     "normalise_frame",
     "preprocess_frame",
     "preprocess_frames",
-    "resize_frame",
 ]
 
 # sam2's ImageNet normalisation (utils/misc.py load_video_frames defaults).
@@ -66,7 +65,7 @@ def normalise_frame(resized: np.ndarray) -> torch.Tensor:
 
 def preprocess_frame(frame: np.ndarray, image_size: int) -> torch.Tensor:
     """``uint8`` ``(H, W, 3)`` RGB -> ``float32`` ``(3, S, S)``, exactly as sam2's frame loader
-    (:func:`resize_frame` then :func:`normalise_frame`)."""
+    (:func:`~usam_video.datasets.base.resize_frame` then :func:`normalise_frame`)."""
     return normalise_frame(resize_frame(frame, image_size))
 
 
