@@ -1,5 +1,6 @@
 """Propagation with token capture on the real SAM 2 architecture (small config, random weights)."""
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -66,23 +67,78 @@ def test_decoder_iou_head_on_captured_token_reproduces_predicted_iou(small_model
         assert (r.chosen_candidate == 1 + np.argmax(r.candidate_ious[:, 1:], axis=1)).all()
 
 
-def test_masks_equal_stock_sam2_on_a_jpeg_folder(small_model, synth_root: Path) -> None:
-    """Our lazy frame source and inference state give sam2's own results, bit for bit."""
+def _ours_and_stock(
+    model, synth_root: Path, video: str, prompts: list[ObjectPrompt] | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Every frame's masks from a session and from stock sam2 (``init_state`` on the folder),
+    from the video's own first-frame masks or from ``prompts``."""
     ds = open_dataset(DatasetConfig(name="s", root=synth_root))
-    prompts = ds.prompts("synth-001")
-    session = PropagationSession(small_model, ds.frames("synth-001"))
+    prompts = prompts or ds.prompts(video)
+    session = PropagationSession(model, ds.frames(video))
     for p in prompts:
         session.add_prompt(p)
     ours = [r.masks for r in session.propagate()]
 
-    predictor = small_model.predictor
-    state = predictor.init_state(str(synth_root / "JPEGImages/480p/synth-001"))
+    predictor = model.predictor
+    state = predictor.init_state(str(synth_root / "JPEGImages/480p" / video))
     for p in prompts:
         predictor.add_new_mask(state, 0, p.object_id, torch.from_numpy(p.mask))
     stock = [(logits[:, 0] > 0).cpu().numpy() for _, _, logits in predictor.propagate_in_video(state)]
-    assert len(ours) == len(stock)
+    return ours, stock
+
+
+def test_masks_equal_stock_sam2_on_a_jpeg_folder(small_model, synth_root: Path) -> None:
+    """Our lazy frame source and inference state, and the resize to video resolution done by
+    the assembler instead of in sam2's loop, give sam2's own results, bit for bit."""
+    ours, stock = _ours_and_stock(small_model, synth_root, "synth-001")
+    assert len(ours) == len(stock) == 6
     for a, b in zip(ours, stock, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_masks_equal_stock_sam2_with_non_overlapping_masks(
+    small_model, synth_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sam2 applies its non-overlap constraint where it resizes to video resolution: the
+    assembler's resize applies it too."""
+    boxes = [(10, 70, 10, 90), (30, 90, 40, 120)]  # two overlapping prompts: overlapping masks
+    prompts = []
+    for object_id, (y0, y1, x0, x1) in enumerate(boxes, start=1):
+        mask = np.zeros((96, 128), bool)
+        mask[y0:y1, x0:x1] = True
+        prompts.append(ObjectPrompt(object_id=object_id, frame_index=0, mask=mask))
+    plain, _ = _ours_and_stock(small_model, synth_root, "synth-001", prompts)
+    monkeypatch.setattr(small_model.predictor, "non_overlap_masks", True)
+    ours, stock = _ours_and_stock(small_model, synth_root, "synth-001", prompts)
+    for a, b in zip(ours, stock, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert (a.sum(axis=0) <= 1).all()  # no pixel in two objects' masks
+    # the constraint changed something here (else this test could not tell it was applied)
+    assert any((m.sum(axis=0) > 1).any() for m in plain)
+
+
+def test_low_res_output_leaves_the_resize_to_the_caller_on_its_own_thread_only(
+    small_model, synth_root: Path
+) -> None:
+    predictor = small_model.predictor
+    state = predictor.init_state(str(synth_root / "JPEGImages/480p/synth-001"))
+    mask = np.zeros((96, 128), bool)
+    mask[20:60, 30:90] = True
+    predictor.add_new_mask(state, 0, 1, torch.from_numpy(mask))
+    low = torch.randn(2, 1, 64, 64)
+    beside: dict[str, tuple[int, ...]] = {}
+
+    def resize_on_another_thread() -> None:
+        beside["shape"] = tuple(predictor._get_orig_video_res_output(state, low)[1].shape)
+
+    with predictor.low_res_output():
+        _, _, masks = next(iter(predictor.propagate_in_video(state)))
+        other = threading.Thread(target=resize_on_another_thread)
+        other.start()
+        other.join()
+    assert tuple(masks.shape) == (1, 1, 64, 64)  # the decoder's resolution (image_size / 4)
+    assert beside["shape"] == (2, 1, 96, 128)  # another thread still resizes
+    assert tuple(predictor._get_orig_video_res_output(state, low)[1].shape) == (2, 1, 96, 128)
 
 
 def test_lazy_frames_equal_sam2_loader(small_model, synth_root: Path) -> None:

@@ -39,7 +39,8 @@ class DeviceFrame:
         is_prompt: per tracked object: its output on this frame is its prompt's.
         is_cond: per tracked object: this frame is one of its conditioning frames.
         obj_ptrs: per tracked object, its object pointer ``(C,)`` on the device, or None.
-        video_res_masks: ``(N, 1, H, W)`` mask logits at video resolution, on the device.
+        mask_logits: ``(N, 1, h, w)`` mask logits as sam2's decoder output them, on the device,
+            not yet resized to video resolution (the assembler does that, off SAM 2's thread).
     """
 
     frame_index: int
@@ -49,7 +50,7 @@ class DeviceFrame:
     is_prompt: tuple[bool, ...]
     is_cond: tuple[bool, ...]
     obj_ptrs: tuple[torch.Tensor | None, ...]
-    video_res_masks: torch.Tensor
+    mask_logits: torch.Tensor
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,8 +126,9 @@ class FrameAssembler:
     Args:
         num_objects: ``O``; num_mask_tokens: ``K``; token_dim: ``D``.
         device: the engine's device.
-        upsample: takes ``(K, 1, h, w)`` low-res logits to ``(K, 1, H, W)`` at video resolution
-            (sam2's own resizing); needed only with ``keep_candidates``.
+        upsample: takes ``(N, 1, h, w)`` low-res logits to ``(N, 1, H, W)`` at video resolution
+            (sam2's own resizing, with its non-overlap constraint when the model sets it): for
+            every frame's masks (:attr:`DeviceFrame.mask_logits`) and the candidates.
         batch: the most frames :meth:`add` takes between two :meth:`flush` calls (the masks of
             a batch share one ``bool`` ``(batch, O, H, W)`` block).
     """
@@ -139,7 +141,7 @@ class FrameAssembler:
         height: int,
         width: int,
         device: torch.device,
-        upsample: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        upsample: Callable[[torch.Tensor], torch.Tensor],
         keep_candidates: bool = False,
         batch: int = 1,
     ):
@@ -200,7 +202,7 @@ class FrameAssembler:
                 (self.batch, o, self.height, self.width), dtype=torch.bool, device=self.device
             )
         masks = self._block[len(self._pending)]
-        logits = frame.video_res_masks[:, 0]
+        logits = self.upsample(frame.mask_logits)[:, 0]  # sam2's resize, here instead of in sam2
         if frame.rows == tuple(range(o)):
             torch.gt(logits, 0.0, out=masks)
         else:
@@ -293,8 +295,6 @@ class FrameAssembler:
         o, k = self.num_objects, self.k
         masks = torch.zeros((o, k, self.height, self.width), dtype=torch.bool, device=self.device)
         valid = torch.zeros((o, k), dtype=torch.bool, device=self.device)
-        if self.upsample is None:
-            raise RuntimeError("keep_candidates needs the session's upsampling")
         for row, (call, r) in zip(frame.rows, frame.calls, strict=True):
             if call.candidate_logits is None:
                 continue

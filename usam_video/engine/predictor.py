@@ -1,18 +1,23 @@
 """A sam2 video predictor that reads frames from a lazy source instead of a folder path.
 
 Selected through sam2's own seam (the ``++model._target_=`` override in the factory), it only
-adds a constructor of the inference state; tracking is sam2's code, unchanged. The state
+adds a constructor of the inference state and a switch that leaves the resizing of the
+propagated masks to video resolution to the consumer (:meth:`StreamingVideoPredictor.low_res_output`);
+tracking is sam2's code, unchanged. The state
 mirrors ``SAM2VideoPredictor.init_state`` of sam2 1.1.0 (the version we pin; a test checks the
 keys still match).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -182,8 +187,43 @@ class Sam2Frames:
         return torch.from_numpy(np.ascontiguousarray(resized)).pin_memory()
 
 
+#: Set, on one thread, while that thread runs sam2 under
+#: :meth:`StreamingVideoPredictor.low_res_output`; a context variable, so that the finishing
+#: thread, which resizes the masks meanwhile through the same method, is never affected.
+_LOW_RES_OUTPUT: ContextVar[bool] = ContextVar("usam_low_res_output", default=False)
+
+
 class StreamingVideoPredictor(SAM2VideoPredictor):
-    """``SAM2VideoPredictor`` plus :meth:`init_state_from_frames`."""
+    """``SAM2VideoPredictor`` plus :meth:`init_state_from_frames` and :meth:`low_res_output`."""
+
+    @contextlib.contextmanager
+    def low_res_output(self) -> Iterator[None]:
+        """Within the block (on this thread only), sam2's output masks stay at the decoder's
+        resolution: ``propagate_in_video`` yields ``(N, 1, h, w)`` logits (``h = w =
+        image_size / 4``) instead of resizing them to the video's ``(N, 1, H, W)``.
+
+        The consumer resizes them with :meth:`_get_orig_video_res_output` outside the block,
+        the same function sam2 would have run, so the masks are identical. Why: that resize
+        (and sam2's non-overlap constraint, when set) is sam2's only per-frame work that tracking
+        never reads, and at video resolution it is large: on one CPU thread ~10 ms of a ~55 ms
+        854x480 frame with 2 objects, ~60-80 ms of a ~350 ms 1080p frame with 8. Done on the
+        finishing thread, it leaves SAM 2's thread. sam2 1.1.0 calls the method in
+        ``propagate_in_video`` only for the yielded masks (a test checks the masks match).
+        """
+        token = _LOW_RES_OUTPUT.set(True)
+        try:
+            yield
+        finally:
+            _LOW_RES_OUTPUT.reset(token)
+
+    def _get_orig_video_res_output(
+        self, inference_state: dict[str, Any], any_res_masks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """sam2's resize to video resolution, skipped under :meth:`low_res_output`."""
+        if _LOW_RES_OUTPUT.get():
+            masks = any_res_masks.to(inference_state["device"], non_blocking=True)
+            return masks, masks
+        return super()._get_orig_video_res_output(inference_state, any_res_masks)
 
     @torch.inference_mode()
     def init_state_from_frames(

@@ -282,8 +282,9 @@ class PropagationSession:
         )
 
     def _upsample(self, low_res: torch.Tensor) -> torch.Tensor:
-        """``(N, 1, h, w)`` low-res logits -> ``(N, 1, H, W)`` at video resolution (sam2's resize)."""
-        with torch.inference_mode():
+        """``(N, 1, h, w)`` low-res logits -> ``(N, 1, H, W)`` at video resolution (sam2's resize,
+        under the autocast sam2's own call in its propagation loop would have run under)."""
+        with torch.inference_mode(), self._autocast():
             return self._predictor._get_orig_video_res_output(self._state, low_res)[1]
 
     def propagate(self) -> Iterator[FramePrediction]:
@@ -332,13 +333,15 @@ class PropagationSession:
                             self._state, start_frame_idx=start, max_frame_num_to_track=end - start
                         )
                         while True:
-                            with self._autocast():
+                            # sam2 yields its low-res logits: the assembler resizes them to
+                            # video resolution, on the consumer's thread if it has one.
+                            with self._autocast(), self._predictor.low_res_output():
                                 step = next(stream, None)
                                 if step is None:
                                     break
-                                frame_idx, _, video_res_masks = step
+                                frame_idx, _, low_res_masks = step
                                 record = self._device_frame(
-                                    int(frame_idx), all_ids, video_res_masks, capture.drain()
+                                    int(frame_idx), all_ids, low_res_masks, capture.drain()
                                 )
                             yield record
                             # Pruned after the consumer is done with the frame, so that
@@ -396,7 +399,7 @@ class PropagationSession:
         self,
         frame_idx: int,
         all_ids: tuple[int, ...],
-        video_res_masks: torch.Tensor,
+        low_res_masks: torch.Tensor,
         calls: list[DeviceCall],
     ) -> DeviceFrame:
         # sam2 1.1.0 runs the decoder once per object (batch 1) on every frame that is not a
@@ -436,5 +439,5 @@ class PropagationSession:
             is_prompt=tuple(prompted),
             is_cond=tuple(cond),
             obj_ptrs=tuple(ptrs),
-            video_res_masks=video_res_masks,
+            mask_logits=low_res_masks,
         )
