@@ -305,9 +305,11 @@ class PropagationSession:
     def propagate_device(self) -> Iterator[DeviceFrame]:
         """Propagate as :meth:`propagate`, yielding each frame as sam2 left it on the device.
 
-        Nothing is computed or copied per frame beyond sam2's own work and the token hooks: the
-        consumer assembles the frame (:class:`FrameAssembler`), on another thread if it likes,
-        while this generator goes on with the next frame. Frames must be assembled in order.
+        Nothing is computed or copied per frame beyond sam2's tracking and the token hooks, not
+        even sam2's resize of the masks to video resolution (:attr:`DeviceFrame.mask_logits` stay
+        at the decoder's resolution): the consumer assembles the frame
+        (:class:`FrameAssembler`), on another thread if it likes, while this generator goes on
+        with the next frame. Frames must be assembled in order.
         """
         if not self._prompts:
             raise InputError("no prompts were added: nothing to propagate")
