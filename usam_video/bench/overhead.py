@@ -174,6 +174,7 @@ def measure_case(case: VideoCase, repeats: int, warmup: int = 1) -> dict[str, An
         "median_s_per_frame": {name: median(values) for name, values in times.items()},
         "ratio_of_medians": median(times["pipeline"]) / median(times["bare"]),
         "median_paired_ratio": median(paired),
+        "paired_ratio_range": (min(paired), max(paired)),
         "session_median_paired_ratio": median(paired_session),
         "busy_core_median_paired_ratio": median(paired_busy),
         "with_prompt_median_paired_ratio": median(paired_with_prompt),
@@ -200,8 +201,14 @@ def _report(figures: dict[str, Any]) -> str:
     ]
     for case in figures["cases"]:
         ratio, goal = case["median_paired_ratio"], case["goal"]
+        low, high = case["paired_ratio_range"]
         verdict = "MET" if ratio <= goal else f"NOT MET (by {ratio - goal:.3f})"
-        lines.append(f"goal pipeline/bare-propagate <= {goal} on {case['video']}: {ratio:.3f} -> {verdict}")
+        # The rounds' spread beside the median: on a shared machine it is often wider than the
+        # distance to the goal, and the verdict should be read with it.
+        lines.append(
+            f"goal pipeline/bare-propagate <= {goal} on {case['video']}: {ratio:.3f} "
+            f"(rounds {low:.3f}-{high:.3f}) -> {verdict}"
+        )
     return "\n".join(lines)
 
 
