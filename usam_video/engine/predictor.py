@@ -2,8 +2,8 @@
 
 Selected through sam2's own seam (the ``++model._target_=`` override in the factory), it only
 adds a constructor of the inference state and a switch that leaves the resizing of the
-propagated masks to video resolution to the consumer (:meth:`StreamingVideoPredictor.low_res_output`);
-tracking is sam2's code, unchanged. The state
+propagated masks to video resolution to the consumer
+(:meth:`StreamingVideoPredictor.low_res_output`); tracking is sam2's code, unchanged. The state
 mirrors ``SAM2VideoPredictor.init_state`` of sam2 1.1.0 (the version we pin; a test checks the
 keys still match).
 """
@@ -205,7 +205,7 @@ class StreamingVideoPredictor(SAM2VideoPredictor):
         The consumer resizes them with :meth:`_get_orig_video_res_output` outside the block,
         the same function sam2 would have run, so the masks are identical. Why: that resize
         (and sam2's non-overlap constraint, when set) is sam2's only per-frame work that tracking
-        never reads, and at video resolution it is large: on one CPU thread ~10 ms of a ~55 ms
+        never reads, and at video resolution it is large: on one CPU thread ~3 ms of a ~58 ms
         854x480 frame with 2 objects, ~60-80 ms of a ~350 ms 1080p frame with 8. Done on the
         finishing thread, it leaves SAM 2's thread. sam2 1.1.0 calls the method in
         ``propagate_in_video`` only for the yielded masks (a test checks the masks match).
