@@ -381,8 +381,7 @@ class PropagationSession:
         point_inputs = self._point_inputs(points, labels)
         before = len(self._capture.calls)
         _, pred_masks = self._single_frame(out_dict, frame_index, point_inputs, current["pred_masks"])
-        with torch.inference_mode():
-            _, video_res = self._predictor._get_orig_video_res_output(self._state, pred_masks)
+        video_res = self._upsample(pred_masks)
         if len(self._capture.calls) != before + 1:
             raise RuntimeError("probe_points: expected one decoder call: sam2 internals changed")
         call = self._capture.calls.pop().to_host()
