@@ -34,11 +34,16 @@ def test_cpu_smoke_runs_every_arm_and_source(tmp_path: Path, capsys: pytest.Capt
         assert row["syncs_per_frame"] == dict.fromkeys(gpu.ARMS)  # n/a on the CPU
         assert row["extra_syncs_per_frame"] is None
         assert row["peak_gpu_bytes"] == dict.fromkeys(gpu.ARMS)
+        host = row["host_per_frame"]
+        assert host["pipeline"]["finisher_cpu_ms"] > 0 and host["pipeline"]["writer_cpu_ms"] > 0
+        assert host["bare"]["finisher_cpu_ms"] == host["bare_copy"]["finisher_cpu_ms"] == 0
+        assert all(host[arm]["caller_cpu_ms"] > 0 for arm in gpu.ARMS)
     assert figures["settings"]["random_weights"] and figures["settings"]["cpu_smoke"]
     assert len(figures["goals"]) == 2 * len(figures["results"])
     assert all(goal["met"] is None for goal in figures["goals"])
     printed = capsys.readouterr().out
     assert "weights: RANDOM" in printed and "understated" in printed
+    assert "host time per frame" in printed and "finisher CPU" in printed
     goal_lines = [line for line in printed.splitlines() if line.startswith("goal ")]
     assert len(goal_lines) == 8 and all(line.endswith("-> NOT MEASURED") for line in goal_lines)
 
@@ -79,4 +84,5 @@ def test_small_mode_on_cuda() -> None:
         # every frame's masks copied to the host: at least one more sync per frame
         assert syncs["bare_copy"] >= syncs["bare"] + 0.9
         assert row["extra_syncs_per_frame"] == pytest.approx(syncs["pipeline"] - syncs["bare"])
+        assert row["host_per_frame"]["pipeline"]["finisher_cpu_ms"] > 0
     assert all(goal["met"] in (True, False) for goal in figures["goals"])

@@ -28,3 +28,10 @@ def test_small_mode_reports_time_per_frame_and_ratios() -> None:
     # Timing bare sam2's prompt too can only lower the pipeline's ratio.
     assert case["with_prompt_median_paired_ratio"] < case["median_paired_ratio"]
     assert isinstance(figures["goal_met"], bool)
+    # Host time by thread: the pipeline's own threads did work; bare sam2 starts none.
+    host = case["host_per_frame"]
+    assert set(host) == {"bare", "bare_busy", "pipeline"}
+    for role in ("prefetch", "finisher", "writer"):
+        assert host["pipeline"][f"{role}_cpu_ms"] > 0
+        assert host["bare"][f"{role}_cpu_ms"] == 0
+    assert 0 < host["bare"]["caller_cpu_ms"] < 60_000

@@ -79,6 +79,7 @@ from usam_video.bench.common import (
     write_synthetic_video,
     write_video_as_mp4,
 )
+from usam_video.bench.threads import HOST_LEGEND, ThreadProfiler, host_table, median_per_frame
 
 __all__ = [
     "ARMS",
@@ -204,12 +205,14 @@ class Case:
 
 @dataclass(frozen=True)
 class ArmRun:
-    """One run of one arm: frames, timed seconds, peak GPU bytes (None on the CPU), syncs."""
+    """One run of one arm: frames, timed seconds, peak GPU bytes (None on the CPU), syncs, and
+    the timed part's host time per frame by thread (:meth:`HostProfile.per_frame`)."""
 
     frames: int
     seconds: float
     peak_bytes: int | None = None
     syncs: int | None = None
+    host: dict[str, float | None] | None = None
 
 
 def _reset_peak(cuda: bool) -> None:
@@ -263,16 +266,17 @@ def _bare(
         torch.cuda.synchronize()
     frames = 0
     elapsed = stopwatch()
-    with autocast(), _counting(counter):
+    with ThreadProfiler() as profiler, autocast(), _counting(counter):
         for _frame_index, _object_ids, mask_logits in predictor.propagate_in_video(state):
             if copy_masks:
                 (mask_logits > 0).cpu().numpy()  # as sam2's tools/vos_inference.py
             frames += 1
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = elapsed()
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = elapsed()
     del state
-    return ArmRun(frames, seconds, _peak(cuda), counter.count if counter is not None else None)
+    host = None if profiler.profile is None else profiler.profile.per_frame(max(frames, 1))
+    return ArmRun(frames, seconds, _peak(cuda), counter.count if counter is not None else None, host)
 
 
 def _pipeline(context: Any, video: str, workdir: Path, counter: SyncCounter | None = None) -> ArmRun:
@@ -285,19 +289,21 @@ def _pipeline(context: Any, video: str, workdir: Path, counter: SyncCounter | No
     store = PseudoLabelStore.open(path)
     _reset_peak(cuda)
     elapsed = stopwatch()
-    with _counting(counter):
-        result = label_video(context, video, store)
-    if cuda:
-        import torch
+    with ThreadProfiler() as profiler:
+        with _counting(counter):
+            result = label_video(context, video, store)
+        if cuda:
+            import torch
 
-        torch.cuda.synchronize()
-    seconds = elapsed()
+            torch.cuda.synchronize()
+        seconds = elapsed()  # not the wait for its threads' ends (the profiler's exit)
     peak = _peak(cuda)
     del store
     shutil.rmtree(path.parent, ignore_errors=True)
     if result.outcome != "labelled":
         raise RuntimeError(f"pipeline: expected video {video!r} labelled, got {result}")
-    return ArmRun(result.frames, seconds, peak, counter.count if counter is not None else None)
+    host = None if profiler.profile is None else profiler.profile.per_frame(max(result.frames, 1))
+    return ArmRun(result.frames, seconds, peak, counter.count if counter is not None else None, host)
 
 
 def _source_path(case: Case, video: str, davis_root: Path, plain_root: Path) -> Path:
@@ -359,6 +365,8 @@ def _measure_case(
         "syncs_per_frame": syncs,
         "extra_syncs_per_frame": extra,
         "peak_gpu_bytes": peaks,
+        # The timed runs' host time per frame, thread by thread: why a ratio is what it is.
+        "host_per_frame": {name: median_per_frame([r.host for r in runs[name] if r.host]) for name in ARMS},
     }
 
 
@@ -502,6 +510,8 @@ def _report(figures: dict[str, Any]) -> str:
     for goal in figures["goals"]:
         verdict = {True: "MET", False: "NOT MET", None: "NOT MEASURED"}[goal["met"]]
         lines.append(f"goal {goal['goal']} [{goal['case']}]: {goal['value']} -> {verdict}")
+    host = [(r["case"], arm, r["host_per_frame"][arm]) for r in figures["results"] for arm in ARMS]
+    lines += [HOST_LEGEND, host_table(host)]
     return "\n".join(lines)
 
 

@@ -52,6 +52,7 @@ from usam_video.bench.common import (
     stopwatch,
     write_synthetic_video,
 )
+from usam_video.bench.threads import HOST_LEGEND, ThreadProfiler, host_table, median_per_frame
 
 __all__ = ["GOAL_RATIO", "GOAL_RATIO_1080P", "VideoCase", "main", "measure_case"]
 
@@ -72,10 +73,12 @@ class VideoCase:
 
 
 def _variants(
-    case: VideoCase, workdir: Path, prompt_share: list[float]
+    case: VideoCase, workdir: Path, prompt_share: list[float], host: dict[str, list[dict[str, Any]]]
 ) -> tuple[dict[str, Callable[[], float]], int]:
     """Build the model and heads once; return the timed callables and the frame count. Each run
-    of ``bare`` appends to ``prompt_share`` its (untimed) prompt's seconds per frame."""
+    of ``bare`` appends to ``prompt_share`` its (untimed) prompt's seconds per frame; each run of
+    ``bare`` and ``pipeline`` appends to ``host[arm]`` its timed part's host time per frame, by
+    thread (:class:`~usam_video.bench.threads.ThreadProfiler`)."""
     import torch
 
     from usam_video.engine import PropagationSession
@@ -90,7 +93,7 @@ def _variants(
     prompts = reader.prompts(case.video)  # read once: bare sam2 gets its masks for free
     counter = iter(range(1_000_000))
 
-    def bare(prompt_times: list[float] | None = None) -> float:
+    def bare(prompt_times: list[float] | None = None, arm: str = "bare") -> float:
         state = predictor.init_state(jpeg_folder)
         # init_state ran the image encoder on frame 0 (its "warm up") and cached the result for
         # add_new_mask; the pipeline's time has that encoder in it, so the "with its prompt"
@@ -102,8 +105,11 @@ def _variants(
             predictor.add_new_mask(state, prompt.frame_index, prompt.object_id, torch.from_numpy(prompt.mask))
         prompt_seconds = prompting()
         elapsed = stopwatch()  # from the first propagate step: decoding and prompts are not timed
-        frames = sum(1 for _ in predictor.propagate_in_video(state))
-        seconds = elapsed()
+        with ThreadProfiler() as profiler:
+            frames = sum(1 for _ in predictor.propagate_in_video(state))
+            seconds = elapsed()
+        if profiler.profile is not None:
+            host.setdefault(arm, []).append(profiler.profile.per_frame(frames))
         if frames != num_frames:
             raise RuntimeError(f"bare sam2: expected {num_frames} frames, got {frames}")
         if prompt_times is not None:
@@ -121,8 +127,11 @@ def _variants(
     def pipeline() -> float:
         store = PseudoLabelStore.open(workdir / f"store-{next(counter)}.zarr")  # fresh: no skipping
         elapsed = stopwatch()
-        result = label_video(context, case.video, store)
-        seconds = elapsed()
+        with ThreadProfiler() as profiler:
+            result = label_video(context, case.video, store)
+            seconds = elapsed()  # not the wait for its threads' ends (the profiler's exit)
+        if profiler.profile is not None:
+            host.setdefault("pipeline", []).append(profiler.profile.per_frame(num_frames))
         if result.outcome != "labelled" or result.frames != num_frames:
             raise RuntimeError(f"pipeline: expected {num_frames} frames labelled, got {result}")
         return seconds / num_frames
@@ -131,7 +140,7 @@ def _variants(
         # The same bare run while another process keeps a second core busy: what any work
         # beside SAM 2 (a prefetch, a writer thread) costs SAM 2 itself on this machine.
         with _busy_core():
-            return bare()
+            return bare(arm="bare_busy")
 
     return {
         "bare": lambda: bare(prompt_share),
@@ -156,8 +165,9 @@ def _busy_core() -> Iterator[None]:
 def measure_case(case: VideoCase, repeats: int, warmup: int = 1) -> dict[str, Any]:
     """Alternate the four variants on one video; return per-round seconds/frame and ratios."""
     prompt_share: list[float] = []
+    host: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="usam-bench-overhead-") as tmp:
-        variants, num_frames = _variants(case, Path(tmp), prompt_share)
+        variants, num_frames = _variants(case, Path(tmp), prompt_share, host)
         times = alternate(variants, repeats=repeats, warmup=warmup)
     paired = [p / b for p, b in zip(times["pipeline"], times["bare"], strict=True)]
     # Bare sam2 with its prompt frame timed too (frame 0's image encoder and add_new_mask), which
@@ -178,6 +188,8 @@ def measure_case(case: VideoCase, repeats: int, warmup: int = 1) -> dict[str, An
         "session_median_paired_ratio": median(paired_session),
         "busy_core_median_paired_ratio": median(paired_busy),
         "with_prompt_median_paired_ratio": median(paired_with_prompt),
+        # The timed rounds' host time per frame, thread by thread (warm-up runs left out).
+        "host_per_frame": {arm: median_per_frame(rows[-repeats:]) for arm, rows in host.items()},
     }
 
 
@@ -209,6 +221,10 @@ def _report(figures: dict[str, Any]) -> str:
             f"goal pipeline/bare-propagate <= {goal} on {case['video']}: {ratio:.3f} "
             f"(rounds {low:.3f}-{high:.3f}) -> {verdict}"
         )
+    host = [
+        (c["video"], arm, c["host_per_frame"][arm]) for c in figures["cases"] for arm in c["host_per_frame"]
+    ]
+    lines += [HOST_LEGEND, host_table(host)]
     return "\n".join(lines)
 
 
