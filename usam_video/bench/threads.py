@@ -152,7 +152,7 @@ class ThreadProfiler:
                         profiler._cpu[role] = profiler._cpu.get(role, 0.0) + spent
 
         self._open = True
-        threading.Thread.run = run  # type: ignore[method-assign]
+        threading.Thread.run = run  # type: ignore[method-assign,assignment]
         self._start_use = thread_use()
         self._start_wall = time.perf_counter()
         return self
