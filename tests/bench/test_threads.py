@@ -57,6 +57,10 @@ def test_a_thread_still_running_at_the_end_is_counted_unfinished_not_as_cpu() ->
     assert profiler.profile is not None
     assert profiler.profile.unfinished == 1
     assert "prefetch" not in profiler.profile.helpers_cpu_s  # it ended after the profile closed
+    figures = profiler.profile.per_frame(5)
+    assert figures["unfinished_threads"] == 1.0
+    assert "still running at the end" in host_table([("video", "pipeline", figures)])
+    assert "still running" not in host_table([("video", "pipeline", {"unfinished_threads": 0.0})])
 
 
 def test_one_profiler_at_a_time_and_the_lock_is_released_after_an_error() -> None:

@@ -96,7 +96,8 @@ class HostProfile:
         return max(0.0, self.wall_s - self.caller.cpu_s - (self.caller.run_queue_s or 0.0))
 
     def per_frame(self, frames: int) -> dict[str, float | None]:
-        """Milliseconds per frame (switches per frame) of each figure, by name."""
+        """Milliseconds per frame (switches per frame) of each figure, by name; and
+        ``unfinished_threads``, the count of threads whose CPU is missing (not per frame)."""
         ms = 1e3 / frames
         caller = self.caller
         out: dict[str, float | None] = {
@@ -109,6 +110,7 @@ class HostProfile:
         }
         for role in [r for _, r in ROLES] + [OTHER_ROLE]:
             out[f"{role}_cpu_ms"] = self.helpers_cpu_s.get(role, 0.0) * ms
+        out["unfinished_threads"] = float(self.unfinished)
         return out
 
 
@@ -207,7 +209,12 @@ def host_table(rows: Sequence[tuple[str, str, dict[str, Any]]]) -> str:
     body = [
         [case, arm, *(cell(figures.get(name)) for name, _ in HOST_COLUMNS)] for case, arm, figures in rows
     ]
-    return format_table(["case", "arm", *(header for _, header in HOST_COLUMNS)], body)
+    table = format_table(["case", "arm", *(header for _, header in HOST_COLUMNS)], body)
+    missing = [f"{case} {arm}" for case, arm, figures in rows if (figures.get("unfinished_threads") or 0) > 0]
+    if missing:
+        # A thread still running when its call ended: its CPU is not in the row (say so).
+        table += "\nthreads still running at the end, their CPU not counted: " + "; ".join(missing)
+    return table
 
 
 #: What the columns of :func:`host_table` mean, printed above it.
