@@ -22,7 +22,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ROLES", "HostProfile", "ThreadProfiler", "ThreadUse", "median_per_frame", "thread_use"]
+__all__ = [
+    "HOST_COLUMNS",
+    "HOST_LEGEND",
+    "OTHER_ROLE",
+    "ROLES",
+    "HostProfile",
+    "ThreadProfiler",
+    "ThreadUse",
+    "host_table",
+    "median_per_frame",
+    "role_of",
+    "thread_use",
+]
 
 #: A started thread's role, by the start of its name (the names the library gives its threads).
 ROLES: tuple[tuple[str, str], ...] = (
@@ -119,7 +131,8 @@ class ThreadProfiler:
     ...``; then ``p.profile``), from the thread that enters it.
 
     Threads started inside are followed by wrapping ``threading.Thread.run`` for as long as the
-    context is open (one profiler at a time). On exit it waits up to ``join_s`` for them to end,
+    context is open (one profiler at a time; a ``Thread`` subclass with a ``run`` of its own is not
+    followed: the library's threads take a ``target``). On exit it waits up to ``join_s`` for them to end,
     so that the last of their work counts; any still running are counted in ``unfinished``.
     """
 
