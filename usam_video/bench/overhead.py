@@ -21,7 +21,8 @@ load on a shared machine mostly cancels out in the paired ratio; the goal reads 
 Beside it, for information only: ``pipeline / bare`` with bare sam2's prompt frame timed too
 (the image encoder on that frame, which ``init_state`` runs up front as its warm-up, and the
 ``add_new_mask`` calls), which the pipeline's own time necessarily includes: one frame of ``T``
-(2 % of the 50-frame DAVIS row).
+(2 % of the 50-frame DAVIS row). Below the goals: each arm's host time per frame, thread by
+thread (:mod:`usam_video.bench.threads`): where the pipeline's extra time goes.
 
     python -m usam_video.bench.overhead           # 128x128, DAVIS blackswan, 1080p 8 objects
     python -m usam_video.bench.overhead --small   # a tiny generated video, 1 round
@@ -77,8 +78,8 @@ def _variants(
 ) -> tuple[dict[str, Callable[[], float]], int]:
     """Build the model and heads once; return the timed callables and the frame count. Each run
     of ``bare`` appends to ``prompt_share`` its (untimed) prompt's seconds per frame; each run of
-    ``bare`` and ``pipeline`` appends to ``host[arm]`` its timed part's host time per frame, by
-    thread (:class:`~usam_video.bench.threads.ThreadProfiler`)."""
+    ``bare``, ``bare_busy`` and ``pipeline`` appends to ``host[arm]`` its timed part's host time
+    per frame, by thread (:class:`~usam_video.bench.threads.ThreadProfiler`)."""
     import torch
 
     from usam_video.engine import PropagationSession
