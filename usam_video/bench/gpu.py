@@ -24,7 +24,9 @@ Each case first runs every arm once on a ``--warmup-frames`` prefix of its video
 ``compiled`` the first one compiles, max-autotune: minutes), then ``--repeats`` rounds alternated
 (A, B, C, C, B, A, ...), medians. Reported per case: frames/s of each arm, pipeline/bare and
 pipeline/bare_copy, peak GPU memory (``torch.cuda.max_memory_allocated``, reset at the start of
-each arm) and CUDA synchronisations per frame.
+each arm) and CUDA synchronisations per frame; below the goals, each arm's host time per frame,
+thread by thread (:mod:`usam_video.bench.threads`): SAM 2's thread's CPU and blocked time, and
+the CPU of the pipeline's prefetch, finishing and writer threads.
 
 Synchronisations are counted in one more, untimed, run of every arm with
 ``torch.cuda.set_sync_debug_mode("warn")``: torch then warns "called a synchronizing CUDA
