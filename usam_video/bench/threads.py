@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from usam_video.bench.common import format_table, median
+
 __all__ = [
     "HOST_COLUMNS",
     "HOST_LEGEND",
@@ -190,14 +192,12 @@ class ThreadProfiler:
 
 def median_per_frame(rows: Sequence[dict[str, float | None]]) -> dict[str, Any]:
     """Field by field median of :meth:`HostProfile.per_frame` rows (None where any row has None)."""
-    import statistics
-
     if not rows:
         return {}
     out: dict[str, Any] = {}
     for name in rows[0]:
         values = [row[name] for row in rows]
-        out[name] = None if any(v is None for v in values) else statistics.median(values)  # type: ignore[type-var]
+        out[name] = None if any(v is None for v in values) else median(values)  # type: ignore[arg-type]
     return out
 
 
@@ -214,7 +214,6 @@ HOST_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def host_table(rows: Sequence[tuple[str, str, dict[str, Any]]]) -> str:
     """A table of ``(case, arm, median_per_frame(...))`` rows: ms per frame, waits per frame."""
-    from usam_video.bench.common import format_table
 
     def cell(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f}"
