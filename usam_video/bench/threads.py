@@ -29,6 +29,7 @@ __all__ = [
     "HOST_LEGEND",
     "OTHER_ROLE",
     "ROLES",
+    "ROLE_NAMES",
     "HostProfile",
     "ThreadProfiler",
     "ThreadUse",
@@ -47,6 +48,8 @@ ROLES: tuple[tuple[str, str], ...] = (
 )
 #: The role of a started thread whose name matches none of :data:`ROLES`.
 OTHER_ROLE = "other"
+#: Every role, in the order the figures and the table give them.
+ROLE_NAMES: tuple[str, ...] = (*(role for _, role in ROLES), OTHER_ROLE)
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class HostProfile:
             if caller.voluntary_switches is None
             else caller.voluntary_switches / frames,
         }
-        for role in [r for _, r in ROLES] + [OTHER_ROLE]:
+        for role in ROLE_NAMES:
             out[f"{role}_cpu_ms"] = self.helpers_cpu_s.get(role, 0.0) * ms
         out["unfinished_threads"] = float(self.unfinished)
         return out
@@ -207,8 +210,7 @@ HOST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("caller_blocked_ms", "blocked"),
     ("caller_run_queue_ms", "run queue"),
     ("caller_switches", "waits/fr"),
-    *((f"{role}_cpu_ms", f"{role} CPU") for _, role in ROLES),
-    (f"{OTHER_ROLE}_cpu_ms", f"{OTHER_ROLE} CPU"),
+    *((f"{role}_cpu_ms", f"{role} CPU") for role in ROLE_NAMES),
 )
 
 
