@@ -46,6 +46,7 @@ __all__ = [
     "load_train_heads_config",
     "load_train_model_config",
     "config_fingerprint",
+    "load_yaml_model",
 ]
 
 
@@ -77,6 +78,11 @@ class DatasetConfig(_Strict):
     format: Literal["davis", "mose", "sav", "video"] = "davis"
     root: Path
     resolution: str = Field(default="480p", description="davis: the JPEGImages/<resolution> folder")
+    frame_gaps: bool = Field(
+        default=False,
+        description="davis: frame numbers may skip (a davis-format release holds only its fully "
+        "released frames); frame index = position, the first frame's mask prompts",
+    )
     split: str | None = Field(
         default=None,
         description="davis: ImageSets/2017/<split>.txt list; mose: the <root>/<split>/ folder "
@@ -88,10 +94,11 @@ class DatasetConfig(_Strict):
         description="sav: which masklets start objects and serve as ground truth; with 'both' "
         "auto masklet ids are offset by 1000 so they never collide with manual ones",
     )
-    layout: Literal["mp4", "frames"] = Field(
+    layout: Literal["mp4", "frames", "release"] = Field(
         default="mp4",
-        description="sav: 'mp4' (train: <video>.mp4 + JSON masklets) or 'frames' "
-        "(val/test: JPEGImages_24fps + Annotations_6fps PNGs)",
+        description="sav: 'mp4' (train: <video>.mp4 + JSON masklets), 'frames' "
+        "(val/test: JPEGImages_24fps + Annotations_6fps PNGs) or 'release' (a usam-video release: "
+        "JPEGImages_24fps + annotations/<video>_manual.json, every frame annotated, null = not released)",
     )
     prompts: Path | None = Field(
         default=None,
@@ -101,6 +108,7 @@ class DatasetConfig(_Strict):
     #: Fields only one format reads: a non-default value for another format is an error, not a no-op.
     _FORMAT_ONLY_FIELDS: ClassVar[dict[str, str]] = {
         "resolution": "davis",
+        "frame_gaps": "davis",
         "annotation_source": "sav",
         "layout": "sav",
         "prompts": "video",
@@ -124,8 +132,8 @@ class DatasetConfig(_Strict):
             raise ValueError("give either 'split' or 'videos', not both")
         if self.format == "sav" and self.layout == "mp4" and self.split is not None:
             raise ValueError("'split' names sav_<split>.txt of layout 'frames'; layout 'mp4' has no list")
-        if self.format == "sav" and self.layout == "frames" and self.annotation_source != "manual":
-            raise ValueError("SA-V val/test (layout 'frames') ship manual masklets only")
+        if self.format == "sav" and self.layout != "mp4" and self.annotation_source != "manual":
+            raise ValueError(f"SA-V layout '{self.layout}' holds manual masklets only")
         if self.format == "video" and self.prompts is None:
             raise ValueError("format 'video' needs 'prompts', the JSON file of per-object prompts")
         return self
@@ -607,6 +615,18 @@ def _policy_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
         elif isinstance(model, dict):
             data = {**data, "model_refinement": {**refinement, "model": _model_data(model, base)}}
     return data
+
+
+def load_yaml_model(model: type[_T], path: Path) -> _T:
+    """Load a YAML file and validate it as ``model``: the loader
+    of config kinds that live beside the layer that uses them (the release policy).
+
+    Raises:
+        ConfigError: naming the file, a missing file, bad YAML or every invalid field.
+    """
+    path = Path(path)
+    with _naming_unset_variables(path):
+        return _validate(model, _read_yaml(path), path)
 
 
 def load_policy_config(path: Path) -> PolicyConfig:

@@ -56,6 +56,12 @@ class FrameSource(abc.ABC):
     def __getitem__(self, index: int) -> np.ndarray:
         """Return frame ``index`` as ``uint8`` ``(H, W, 3)`` RGB."""
 
+    def source_file(self, index: int) -> Path | None:
+        """The JPEG file frame ``index`` is decoded from, or None when frames are not files of
+        their own (an mp4). A release copies such files byte for byte instead of re-encoding."""
+        del index
+        return None
+
     def close(self) -> None:  # noqa: B027  (optional hook: most sources hold nothing to release)
         """Release decoders and threads early; a closed source must not be read again."""
 
@@ -114,6 +120,13 @@ class JpegFolderSource(FrameSource):
             self._cache.popitem(last=False)
         self._schedule(index)
         return frame
+
+    def source_file(self, index: int) -> Path | None:
+        """The JPEG file of frame ``index``."""
+        if not 0 <= index < len(self._paths):
+            raise IndexError(f"frame {index} out of range 0..{len(self._paths) - 1}")
+        path = self._paths[index]
+        return path if path.suffix.lower() in (".jpg", ".jpeg") else None
 
     def read_frame(self, index: int) -> np.ndarray:
         """Decode frame ``index`` now, without the cache (safe on several threads at once)."""

@@ -71,7 +71,17 @@ class DavisReader(DatasetReader):
 
     @lru_cache(maxsize=64)  # noqa: B019  (a reader lives for one run; caching its listings is the point)
     def _frame_paths(self, video_id: str) -> tuple[Path, ...]:
-        return jpeg_sequence(self._images / video_id, video_id)
+        return jpeg_sequence(self._images / video_id, video_id, allow_gaps=self._config.frame_gaps)
+
+    def frame_numbers(self, video_id: str) -> tuple[int, ...]:
+        """The file number of each frame index: ``0, 1, 2, ...`` unless ``frame_gaps`` (a
+        release keeps its frames' numbers in the video it came from)."""
+        return tuple(int(p.stem) for p in self._frame_paths(video_id))
+
+    def _mask_path(self, video_id: str, frame_index: int) -> Path:
+        numbers = self.frame_numbers(video_id)
+        number = numbers[frame_index] if 0 <= frame_index < len(numbers) else frame_index
+        return self._annotations / video_id / f"{number:05d}.png"
 
     @lru_cache(maxsize=64)  # noqa: B019  (a reader lives for one run; caching its listings is the point)
     def _frame_size(self, video_id: str) -> tuple[int, int]:
@@ -82,7 +92,7 @@ class DavisReader(DatasetReader):
     def video(self, video_id: str) -> VideoRef:
         paths = self._frame_paths(video_id)
         height, width = self._frame_size(video_id)
-        first_mask = self._annotations / video_id / "00000.png"
+        first_mask = self._mask_path(video_id, 0)
         if not first_mask.is_file():
             raise AnnotationError(
                 f"{first_mask}: expected the first-frame annotation of video {video_id!r}, found nothing."
@@ -101,7 +111,7 @@ class DavisReader(DatasetReader):
 
     def prompts(self, video_id: str) -> list[ObjectPrompt]:
         ref = self.video(video_id)
-        path = self._annotations / video_id / "00000.png"
+        path = self._mask_path(video_id, 0)
         labels = read_palette_png(path)
         object_ids = sorted(int(v) for v in np.unique(labels) if v not in (0, VOID_INDEX))
         if not object_ids:
@@ -114,16 +124,16 @@ class DavisReader(DatasetReader):
 
     def annotated_frames(self, video_id: str) -> list[int]:
         folder = self._annotations / video_id
-        num_frames = len(self._frame_paths(video_id))
+        index_of = {number: t for t, number in enumerate(self.frame_numbers(video_id))}
         found = []
         for path in folder.glob("*.png"):
-            if path.stem.isdigit() and int(path.stem) < num_frames:
-                found.append(int(path.stem))
+            if path.stem.isdigit() and int(path.stem) in index_of:
+                found.append(index_of[int(path.stem)])
         return sorted(found)
 
     def index_map(self, video_id: str, frame_index: int) -> np.ndarray | None:
         """``uint8`` ``(H, W)`` palette indices of a frame (0 bg, ids, 255 void), or None."""
-        path = self._annotations / video_id / f"{frame_index:05d}.png"
+        path = self._mask_path(video_id, frame_index)
         if not path.is_file():
             return None
         ref = self.video(video_id)

@@ -26,6 +26,17 @@ Object ids: the masklet index (0-based, as the SA-V evaluator's ``<obj:03d>`` fo
 manual masklets and in the frames layout. ``annotation_source: auto`` uses the auto masklet
 index as is; with ``both``, auto masklet ``j`` becomes object ``AUTO_ID_OFFSET + j`` (1000 +
 j) so it never collides with a manual id.
+
+``layout: release`` (what ``usam-video release --format sav`` writes)::
+
+    <root>/JPEGImages_24fps/<video>/%05d.jpg
+    <root>/annotations/<video>_manual.json   masklet[t][k] on *every* frame (its ``fps`` equals
+                                             the frame folder's 24), null = not released
+    <root>/sav_<split>.txt
+
+Object ids are the JSON's ``masklet_id`` (the store's ids). A null entry is a frame-object the
+release left out: the object is missing from that frame's ground truth (never "absent"), and
+the first non-null, non-empty mask prompts it.
 """
 
 from __future__ import annotations
@@ -56,6 +67,7 @@ __all__ = [
     "ANNOTATION_STEP",
     "AUTO_ID_OFFSET",
     "FRAMES_DIR",
+    "RELEASE_ANNOTATIONS_DIR",
     "SAV_FPS",
     "masklet_file_name",
     "split_list_name",
@@ -72,6 +84,8 @@ SAV_FPS = 24.0
 #: use these).
 FRAMES_DIR = "JPEGImages_24fps"
 ANNOTATIONS_DIR = "Annotations_6fps"
+#: The release layout's masklet folder: ``<root>/<RELEASE_ANNOTATIONS_DIR>/<video>_manual.json``.
+RELEASE_ANNOTATIONS_DIR = "annotations"
 
 
 def split_list_name(split: str) -> str:
@@ -99,6 +113,7 @@ class _Masklets:
     object_ids: tuple[int, ...]
     files: tuple[Path, ...]
     rles: tuple[tuple[dict[str, Any] | None, ...], ...]
+    step: int = ANNOTATION_STEP  # video frames per annotated frame
 
 
 class SavReader(DatasetReader):
@@ -117,6 +132,12 @@ class SavReader(DatasetReader):
             )
         self._images = self.root / FRAMES_DIR
         self._annotations = self.root / ANNOTATIONS_DIR
+        released = self.root / RELEASE_ANNOTATIONS_DIR
+        if self.layout == "release" and not (self._images.is_dir() and released.is_dir()):
+            raise DatasetError(
+                f"{self.root}: expected a usam-video sav release with {FRAMES_DIR}/ and "
+                f"{RELEASE_ANNOTATIONS_DIR}/, found {sorted(p.name for p in self.root.iterdir())}."
+            )
         if self.layout == "frames" and not (self._images.is_dir() and self._annotations.is_dir()):
             raise DatasetError(
                 f"{self.root}: expected the SA-V val/test layout with JPEGImages_24fps/ and "
@@ -131,7 +152,7 @@ class SavReader(DatasetReader):
     def list_videos(self) -> list[str]:
         if self._config.videos is not None:
             return list(self._config.videos)
-        if self.layout == "frames":
+        if self.layout in ("frames", "release"):
             if self._config.split is not None:
                 list_file = self.root / split_list_name(self._config.split)
                 if not list_file.is_file():
@@ -159,7 +180,16 @@ class SavReader(DatasetReader):
         files: list[Path] = []
         columns: list[list[dict[str, Any] | None]] = []  # per object, per annotated frame
         lengths: dict[Path, int] = {}
+        step = ANNOTATION_STEP
         for source in self._sources():
+            if self.layout == "release":
+                path = self.root / RELEASE_ANNOTATIONS_DIR / masklet_file_name(video_id, source)
+                rows, ids, step = _read_release_json(path, video_id, ref)
+                lengths[path] = len(rows)
+                object_ids += ids
+                files += [path] * len(ids)
+                columns += [[row[k] for row in rows] for k in range(len(ids))]
+                continue
             path = self.root / masklet_file_name(video_id, source)
             rows = _read_masklet_json(path, video_id, ref)
             offset = AUTO_ID_OFFSET if source == "auto" and self.annotation_source == "both" else 0
@@ -181,7 +211,7 @@ class SavReader(DatasetReader):
             )
         num_annotated = next(iter(lengths.values()), 0)
         rles = tuple(tuple(col[t] for col in columns) for t in range(num_annotated))
-        return _Masklets(tuple(object_ids), tuple(files), rles)
+        return _Masklets(tuple(object_ids), tuple(files), rles, step)
 
     def _decode(self, masklets: _Masklets, k: int, t: int, ref: VideoRef) -> np.ndarray:
         """``bool`` ``(H, W)`` mask of object ``k`` (position) on annotated frame ``t``."""
@@ -261,7 +291,7 @@ class SavReader(DatasetReader):
         first frame (decord has no size query) and validates the masklet JSON structure;
         the frames layout reads JPEG and PNG headers only."""
         ref = self._geometry(video_id)
-        if self.layout == "mp4":
+        if self.layout != "frames":
             self._masklets(video_id)
         return ref
 
@@ -279,6 +309,8 @@ class SavReader(DatasetReader):
         paths = self._frame_paths(video_id)
         height, width = jpeg_frame_size(paths, video_id)
         ref = VideoRef(self.name, video_id, len(paths), height, width, SAV_FPS)
+        if self.layout == "release":
+            return ref
         for frames in self._object_pngs(video_id).values():
             for frame, png in frames.items():
                 if frame >= len(paths):
@@ -301,8 +333,9 @@ class SavReader(DatasetReader):
         return JpegFolderSource(self._frame_paths(video_id), ref.height, ref.width)
 
     def annotated_frames(self, video_id: str) -> list[int]:
-        if self.layout == "mp4":
-            return [ANNOTATION_STEP * t for t in range(len(self._masklets(video_id).rles))]
+        if self.layout != "frames":
+            masklets = self._masklets(video_id)
+            return [masklets.step * t for t in range(len(masklets.rles))]
         self.video(video_id)
         return list(next(iter(self._object_pngs(video_id).values())))
 
@@ -314,14 +347,14 @@ class SavReader(DatasetReader):
         """
         ref = self.video(video_id)
         prompts: list[ObjectPrompt] = []
-        if self.layout == "mp4":
+        if self.layout != "frames":
             masklets = self._masklets(video_id)
             for k, obj in enumerate(masklets.object_ids):
                 # RLE areas need no decoding: only the first non-empty mask is decoded.
                 for t, row in enumerate(masklets.rles):
                     if row[k] is not None and _rle_area(masklets, k, t, ref) > 0:
                         prompts.append(
-                            ObjectPrompt(obj, ANNOTATION_STEP * t, self._decode(masklets, k, t, ref))
+                            ObjectPrompt(obj, masklets.step * t, self._decode(masklets, k, t, ref))
                         )
                         break
         else:
@@ -341,13 +374,16 @@ class SavReader(DatasetReader):
     def ground_truth(self, video_id: str, frame_index: int) -> FrameAnnotation | None:
         """All objects on an annotated frame (an absent one has an empty mask); masks may overlap."""
         ref = self.video(video_id)
-        if self.layout == "mp4":
+        if self.layout != "frames":
             masklets = self._masklets(video_id)
-            t, rest = divmod(frame_index, ANNOTATION_STEP)
+            t, rest = divmod(frame_index, masklets.step)
             if rest or not 0 <= t < len(masklets.rles):
                 return None
-            masks = [self._decode(masklets, k, t, ref) for k in range(len(masklets.object_ids))]
-            object_ids = masklets.object_ids
+            # A release's null entry is a frame-object it left out: not part of the truth.
+            row = masklets.rles[t]
+            keep = [k for k in range(len(row)) if self.layout != "release" or row[k] is not None]
+            masks = [self._decode(masklets, k, t, ref) for k in keep]
+            object_ids = tuple(masklets.object_ids[k] for k in keep)
         else:
             objects = self._object_pngs(video_id)
             if frame_index not in next(iter(objects.values())):
@@ -361,7 +397,7 @@ class SavReader(DatasetReader):
 def _where(masklets: _Masklets, k: int, t: int, ref: VideoRef) -> str:
     return (
         f"{masklets.files[k]}: expected a decodable COCO RLE for object {masklets.object_ids[k]} on "
-        f"annotated frame {t} (video frame {ANNOTATION_STEP * t}) of video {ref.video_id!r}, got"
+        f"annotated frame {t} (video frame {masklets.step * t}) of video {ref.video_id!r}, got"
     )
 
 
@@ -374,30 +410,41 @@ def _rle_area(masklets: _Masklets, k: int, t: int, ref: VideoRef) -> int:
         raise RleError(f"{_where(masklets, k, t, ref)}: {exc}.") from exc
 
 
+def _load_masklet_file(path: Path, video_id: str) -> Any:
+    if not path.is_file():
+        raise AnnotationError(f"{path}: expected the masklet file of SA-V video {video_id!r}, found nothing.")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AnnotationError(
+            f"{path}: expected a readable JSON file (video {video_id!r}), got: {exc}"
+        ) from exc
+
+
 def _read_masklet_json(path: Path, video_id: str, ref: VideoRef) -> Sequence[Sequence[dict[str, Any] | None]]:
     """Load and validate ``masklet`` of one SA-V JSON against the video's geometry.
 
     Returns:
         ``rows[t][o]``: RLE dict or None, ``T_a`` rows of ``O`` entries each.
     """
-    if not path.is_file():
-        raise AnnotationError(f"{path}: expected the masklet file of SA-V video {video_id!r}, found nothing.")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise AnnotationError(
-            f"{path}: expected a readable JSON file (video {video_id!r}), got: {exc}"
-        ) from exc
+    return _check_masklet_rows(path, _load_masklet_file(path, video_id), video_id, ref, ANNOTATION_STEP)
+
+
+def _check_masklet_rows(
+    path: Path, data: Any, video_id: str, ref: VideoRef, step: int
+) -> Sequence[Sequence[dict[str, Any] | None]]:
+    """``data["masklet"]`` checked: one row per annotated frame (one every ``step`` video
+    frames), the same object count in each, every entry a COCO RLE of the video's size or null."""
     rows = data.get("masklet") if isinstance(data, dict) else None
     if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
         got = f"keys {sorted(data)}" if isinstance(data, dict) else type(data).__name__
         raise AnnotationError(
             f"{path}: expected a 'masklet' list of per-frame object lists (video {video_id!r}), got {got}."
         )
-    max_annotated = math.ceil(ref.num_frames / ANNOTATION_STEP)
+    max_annotated = math.ceil(ref.num_frames / step)
     if len(rows) > max_annotated:
         raise AnnotationError(
-            f"{path}: expected at most {max_annotated} annotated frames (one every {ANNOTATION_STEP}) for "
+            f"{path}: expected at most {max_annotated} annotated frames (one every {step}) for "
             f"the {ref.num_frames} frames of video {video_id!r}, got {len(rows)}."
         )
     count = len(rows[0]) if rows else 0
@@ -405,7 +452,7 @@ def _read_masklet_json(path: Path, video_id: str, ref: VideoRef) -> Sequence[Seq
         if len(row) != count:
             raise AnnotationError(
                 f"{path}: expected {count} objects on every annotated frame like frame 0 (video "
-                f"{video_id!r}), got {len(row)} on annotated frame {t} (video frame {ANNOTATION_STEP * t})."
+                f"{video_id!r}), got {len(row)} on annotated frame {t} (video frame {step * t})."
             )
         for k, rle in enumerate(row):
             if rle is None:
@@ -420,6 +467,32 @@ def _read_masklet_json(path: Path, video_id: str, ref: VideoRef) -> Sequence[Seq
                 raise AnnotationError(
                     f"{path}: expected RLE size [{ref.height}, {ref.width}] of video {video_id!r}, got "
                     f"{rle['size']} for masklet {k} on annotated frame {t} "
-                    f"(video frame {ANNOTATION_STEP * t})."
+                    f"(video frame {step * t})."
                 )
     return rows
+
+
+def _read_release_json(
+    path: Path, video_id: str, ref: VideoRef
+) -> tuple[list[list[dict[str, Any] | None]], list[int], int]:
+    """``masklet`` rows, object ids (``masklet_id``) and the annotation step of a release JSON.
+
+    The step is the frame folder's rate (24) over the file's ``fps``: 1 for every release.
+    """
+    data = _load_masklet_file(path, video_id)
+    fps = data.get("fps") if isinstance(data, dict) else None
+    if not isinstance(fps, int | float) or fps <= 0 or SAV_FPS % fps:
+        raise AnnotationError(
+            f"{path}: expected 'fps' dividing the frame folder's {SAV_FPS:g} (every frame annotated: "
+            f"{SAV_FPS:g}), got {fps!r}."
+        )
+    step = int(SAV_FPS // fps)
+    rows = data.get("masklet")
+    ids = data.get("masklet_id")
+    count = len(rows[0]) if isinstance(rows, list) and rows and isinstance(rows[0], list) else 0
+    if not isinstance(ids, list) or len(ids) != count or not all(isinstance(i, int) for i in ids):
+        raise AnnotationError(
+            f"{path}: expected 'masklet_id' with one integer id per masklet ({count}), got {str(ids)[:60]}."
+        )
+    checked = _check_masklet_rows(path, data, video_id, ref, step)
+    return [list(row) for row in checked], [int(i) for i in ids], step

@@ -151,7 +151,9 @@ class Mp4Source(FrameSource):
         return array
 
 
-def jpeg_sequence(folder: Path, video_id: str, strict_names: bool = True) -> tuple[Path, ...]:
+def jpeg_sequence(
+    folder: Path, video_id: str, strict_names: bool = True, allow_gaps: bool = False
+) -> tuple[Path, ...]:
     """The frames of one video, in order, from file names only.
 
     Args:
@@ -160,6 +162,8 @@ def jpeg_sequence(folder: Path, video_id: str, strict_names: bool = True) -> tup
         strict_names: frames are exactly ``00000.jpg, 00001.jpg, ...`` (DAVIS, MOSE, SA-V). When
             False any ``<digits>.jpg``/``.jpeg`` is a frame, numbered from whatever the first
             is (``ffmpeg -i x.mp4 %05d.jpg`` starts at 1); frame index = position.
+        allow_gaps: the numbering may skip frames (a DAVIS-layout release keeps only its fully
+            released frames, under their video frame numbers); frame index = position.
 
     Raises:
         DatasetNotFoundError: no such folder.
@@ -183,6 +187,8 @@ def jpeg_sequence(folder: Path, video_id: str, strict_names: bool = True) -> tup
         raise FrameReadError(
             f"{folder}: expected frames named 00000.jpg, 00001.jpg, ... of video {video_id!r}, found none."
         )
+    if allow_gaps:
+        return tuple(numbered[i] for i in sorted(numbered))
     first = 0 if strict_names else min(numbered)
     last = max(numbered)
     if len(numbered) != last - first + 1:

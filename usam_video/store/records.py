@@ -31,6 +31,7 @@ class VideoSummary:
     provenance: dict[str, Any]
     fingerprint: str
     failure: str = ""  # why the last labelling of an incomplete video failed ("" if unknown)
+    fps: float | None = None  # the video's frame rate, when its dataset knows it
 
 
 @dataclass(frozen=True, eq=False)

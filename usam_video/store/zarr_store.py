@@ -187,6 +187,12 @@ class PseudoLabelStore:
         value = self._root.attrs.get("store_id")
         return str(value) if value else None
 
+    @property
+    def generation(self) -> int:
+        """The store's write generation: grows with every labelling, refinement and import (a
+        release numbers itself by it, so releasing an unchanged store gives the same number)."""
+        return int(self._root.attrs.get("generation", 0))
+
     # --- reading -------------------------------------------------------------------------
     def _damaged(self, video_id: str | None, what: str, exc: BaseException) -> StoreError:
         where = f"{self.location}: " + (f"video {video_id!r}, " if video_id is not None else "")
@@ -281,6 +287,7 @@ class PseudoLabelStore:
                 provenance=dict(attrs.get("provenance", {})),
                 fingerprint=str(attrs.get("fingerprint", "")),
                 failure=str(attrs.get("failure", "")),
+                fps=float(video["fps"]) if isinstance(video.get("fps"), int | float) else None,
             )
 
     def frame_table(self, video_id: str) -> FrameTable:

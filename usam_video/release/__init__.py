@@ -1,0 +1,69 @@
+"""Training datasets out of a store: one writer per format (sav, davis, ytvis, coco), the
+release policy, the risk-controlled threshold from an audit, and the manifest.
+
+Imports the store, datasets and the score registry (never the engine): a release reads masks
+and frames, it runs no model.
+"""
+
+from usam_video.release.audit import AuditSet, draw_audit, ground_truth_audit, mask_iou
+from usam_video.release.build import (
+    MANIFEST,
+    RELEASE_FORMAT,
+    TABLE,
+    ReleaseResult,
+    check_release_out,
+    parse_splits,
+    plan_splits,
+    releasable_videos,
+    verify_release,
+    write_release,
+)
+from usam_video.release.formats import DAVIS_RESOLUTION, FORMATS, check_format
+from usam_video.release.policy import (
+    ReleasePolicy,
+    VideoSelection,
+    load_release_policy,
+    policy_confidence,
+    select_video,
+)
+from usam_video.release.risk import (
+    METHOD,
+    RiskCertificate,
+    binomial_cdf,
+    binomial_upper_bound,
+    certify_threshold,
+    check_risk_target,
+    min_audit_for,
+)
+
+__all__ = [
+    "AuditSet",
+    "DAVIS_RESOLUTION",
+    "FORMATS",
+    "MANIFEST",
+    "METHOD",
+    "RELEASE_FORMAT",
+    "TABLE",
+    "ReleasePolicy",
+    "ReleaseResult",
+    "RiskCertificate",
+    "VideoSelection",
+    "binomial_cdf",
+    "binomial_upper_bound",
+    "certify_threshold",
+    "check_format",
+    "check_release_out",
+    "check_risk_target",
+    "draw_audit",
+    "ground_truth_audit",
+    "load_release_policy",
+    "mask_iou",
+    "min_audit_for",
+    "parse_splits",
+    "plan_splits",
+    "policy_confidence",
+    "releasable_videos",
+    "select_video",
+    "verify_release",
+    "write_release",
+]
