@@ -81,8 +81,8 @@ def export_flow(
     create_table_artifact(
         export_rows(result),
         key=artifact_key("export", store),
-        description=f"{result.total_frames} frames ({result.frame_objects} frame-objects) of {store} "
-        f"exported as {result.format} to {out}",
+        description=f"{result.total_frames} frames ({result.queued} queued frame-objects, "
+        f"{result.context} more for context) of {store} exported as {result.format} to {out}",
     )
     return result
 
@@ -92,11 +92,10 @@ def import_flow(store: str, path: str, relabel: bool = True) -> ImportResult:
     """Import corrected masks and re-propagate; publishes ``review-import-<store>``."""
     result = import_task.submit(store, path, relabel).result()
     if not result.total_corrected:
-        get_run_logger().info("nothing to import: %d entries already in the store", result.skipped)
+        get_run_logger().info("nothing to import: %s", result.describe())
     create_table_artifact(
         import_rows(result),
         key=artifact_key("import", store),
-        description=f"{result.total_corrected} corrections from {path} into {store} "
-        f"({result.skipped} unchanged entries skipped)",
+        description=f"{result.total_corrected} corrections from {path} into {store} ({result.describe()})",
     )
     return result

@@ -34,7 +34,7 @@ def test_export_then_import_without_relabel(template: Path, tmp_path: Path) -> N
         app, ["export", str(store), "--format", "png", "--out", str(out), "--video", VIDEO]
     )
     assert result.exit_code == 0, result.output
-    assert (out / "manifest.json").is_file() and "10 frame-objects" in result.output
+    assert (out / "manifest.json").is_file() and "10 queued frame-objects to review" in result.output
     edit_png(out, 3, 2, rectangle())
 
     result = runner.invoke(app, ["import", str(store), str(out), "--no-relabel"])

@@ -26,8 +26,10 @@ def test_smoke_run_queues_frames_that_export_and_import_back(tmp_path: Path) -> 
     assert 4 <= len(queued) <= 12 and {e.status.label for e in queued} == {"queued_human"}
 
     export = export_queue(store, "png", tmp_path / "review")
-    assert export.frame_objects >= len(queued)
-    # Unedited, every exported mask comes back as a confirmed correction (README says so).
+    assert export.queued == len(queued) and export.frame_objects >= len(queued)
+    # Unedited, every queued mask comes back as a confirmed correction and the ones shown for
+    # context are left as they were (README says so).
     result = import_corrections(store, export.out, relabel=False)
-    assert result.total_corrected == export.frame_objects
+    assert result.total_corrected == result.confirmed == export.queued
+    assert result.not_queued == export.context and result.edited == 0
     assert PseudoLabelStore.open(store, "r").queue() == []

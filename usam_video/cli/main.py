@@ -128,6 +128,7 @@ def queue(
 ) -> None:
     """The queued frame-objects (for refinement or human review) with reasons and scores."""
     from usam_video.store import PseudoLabelStore
+    from usam_video.types import Status
 
     try:
         opened = PseudoLabelStore.open(store, mode="r")
@@ -157,7 +158,10 @@ def queue(
         ]
         print(json.dumps({"store": str(store), "queued": rows, "incomplete_videos": incomplete}, indent=1))
         return
-    table = Table(title=f"queue of {store} ({len(entries)} frame-objects)")
+    # Split by route as `export` counts: export (without --all-queued) takes the human ones.
+    human = sum(e.status == Status.QUEUED_HUMAN for e in entries)
+    title = f"{len(entries)} frame-objects: {human} for human review, {len(entries) - human} for refinement"
+    table = Table(title=f"queue of {store} ({title})")
     for col in ("video", "frame", "object", "route", "reason", "review plan", "sam_iou"):
         table.add_column(col)
     for e in entries:

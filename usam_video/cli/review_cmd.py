@@ -35,10 +35,15 @@ def print_export_result(store: Path, result: Any) -> None:
 def export(
     store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
     fmt: str = typer.Option(..., "--format", help="cvat (CVAT for video 1.1 XML), coco (JSON, RLE) or png"),
-    out: Path = typer.Option(..., "--out", help="new (or empty) folder for the export"),
+    out: Path = typer.Option(
+        ..., "--out", help="new or empty folder, or an unedited earlier export (replaced) for the export"
+    ),
     video: str | None = typer.Option(None, "--video", help="only this video"),
     all_queued: bool = typer.Option(
         False, "--all-queued", help="also frames queued for automatic refinement (not only human review)"
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="replace --out even if it holds other files or an edited earlier export"
     ),
 ) -> None:
     """Export the frames queued for human review with all their objects' masks, the frames'
@@ -46,13 +51,24 @@ def export(
     from usam_video.pipeline.review import export_queue
 
     try:
-        result = export_queue(store, fmt, out, video_id=video, include_refine=all_queued)
+        result = export_queue(store, fmt, out, video_id=video, include_refine=all_queued, force=force)
     except UsamVideoError as exc:
         _fail(exc)
     print_export_result(store, result)
     if not result.total_frames:
         console.print("nothing queued for review: the export holds no frames.")
-    console.print(f"{result.frame_objects} frame-objects; manifest: {result.manifest}")
+    # The same count as `queue`: what the reviewer is asked about; the rest of each frame is context.
+    context = (
+        f", and {result.context} other frame-object{'' if result.context == 1 else 's'} of those frames "
+        "for context (left as they are unless edited)"
+        if result.context
+        else ""
+    )
+    console.print(
+        f"{result.queued} queued frame-object{'' if result.queued == 1 else 's'} to review{context}; "
+        f"manifest: {result.manifest}",
+        highlight=False,
+    )
     for path in result.annotations:
         console.print(f"wrote {path}")
 
@@ -75,8 +91,9 @@ def import_(
         result = import_corrections(store, path, relabel=not no_relabel)
     except UsamVideoError as exc:
         _fail(exc)
-    if not result.total_corrected:
-        console.print(f"nothing to import: {result.skipped} entries already in the store.")
+    resumed = "; resumed an interrupted run of this import" if result.resumed else ""
+    if not result.total_corrected and not result.relabelled:
+        console.print(f"nothing to import: {result.describe()}{resumed}.", highlight=False)
         return
     table = Table(title=f"corrections imported from {path} ({result.format})")
     table.add_column("video")
@@ -84,7 +101,7 @@ def import_(
     for video_id, n in result.corrected.items():
         table.add_row(video_id, str(n))
     console.print(table)
-    console.print(f"skipped (unchanged): {result.skipped}; store generation {result.generation}")
+    console.print(f"{result.describe()}; store generation {result.generation}{resumed}", highlight=False)
     if result.relabelled:
         failed = _print_results(list(result.relabelled))
         if failed:

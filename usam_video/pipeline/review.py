@@ -2,9 +2,11 @@
 
 ``export_queue`` writes the queued frames for annotators (frames decoded with the dataset
 reader of the run config kept in the store). ``import_corrections`` validates an annotator's
-files completely, writes them as corrections in one batch (``replace_masks``: the replaced masks
-go to the history), then propagates every touched video again with the corrections as SAM 2
-conditioning frames (``relabel_videos``), which keeps them exactly and rescores the rest.
+files completely, writes the edited and the confirmed (queued, unchanged) masks as corrections in
+one batch named by the import's id (``replace_masks``: the replaced masks go to the history; a
+rerun after a kill resumes that batch), then propagates every touched video again with the
+corrections as SAM 2 conditioning frames (``relabel_videos``), which keeps them exactly and
+rescores the rest.
 """
 
 from __future__ import annotations
@@ -32,28 +34,39 @@ def export_queue(
     out: str | Path,
     video_id: str | None = None,
     include_refine: bool = False,
+    force: bool = False,
 ) -> ExportResult:
     """Export the frames queued for human review (and for refinement with ``include_refine``)
-    of a store as ``fmt`` (cvat, coco or png) into the new folder ``out``.
+    of a store as ``fmt`` (cvat, coco or png) into the new folder ``out`` (written under a
+    temporary name and renamed at the end).
+
+    Args:
+        force: replace a non-empty ``out`` that is not an unedited earlier export.
 
     Raises:
         StoreNotFoundError: no store at ``store_path``.
-        InputError: unknown format, non-empty ``out``, no run config in a video's provenance.
+        InputError: unknown format, an ``out`` that is not new, empty or an unedited earlier
+            export, no run config in a video's provenance.
     """
     store = PseudoLabelStore.open(store_path, mode="r")
 
     def frame_sources(vid: str) -> FrameSource:
         return open_dataset(run_config_of(store, vid).dataset).frames(vid)
 
-    return export_review(store, fmt, out, frame_sources, video_id=video_id, include_refine=include_refine)
+    return export_review(
+        store, fmt, out, frame_sources, video_id=video_id, include_refine=include_refine, force=force
+    )
 
 
 def import_corrections(store_path: str | Path, path: str | Path, relabel: bool = True) -> ImportResult:
     """Import corrected masks (an export folder, a CVAT .xml, a COCO .json or a masks/ folder).
 
     Every entry is validated before anything is written; a bad one rejects the whole import and
-    leaves the store byte-identical. Entries that change nothing are skipped, so importing the
-    same files twice is a no-op the second time.
+    leaves the store byte-identical. Edited masks and the unchanged masks of queued frame-objects
+    (confirmed by the reviewer) become corrections; unchanged ones that were not queued are left
+    as they were. Entries already imported are skipped, so importing the same files twice is a
+    no-op the second time, and a rerun after an interrupted import finishes it as if it had not
+    been interrupted (same generation, no history row twice).
 
     Args:
         relabel: propagate the touched videos again from their corrections (forward and
@@ -70,11 +83,24 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
     """
     # Read-only first: opening a missing store for writing would create one.
     plan = plan_import(PseudoLabelStore.open(store_path, mode="r"), path)
-    if not plan.updates:
-        return ImportResult(Path(path), plan.source.format, {}, len(plan.skipped))
-    generation = PseudoLabelStore.open(store_path).replace_masks(plan.updates)
+    counts = {
+        "edited": len(plan.edited),
+        "confirmed": len(plan.confirmed),
+        "not_queued": len(plan.not_queued),
+        "import_id": plan.import_id,
+        "resumed": plan.resumed,
+    }
+    if not plan.updates and not plan.resumed:
+        return ImportResult(Path(path), plan.source.format, {}, len(plan.skipped), **counts)
+    # A resumed import with nothing left to write still closes its record in the store.
+    writable = PseudoLabelStore.open(store_path)
+    generation = writable.replace_masks(plan.updates, batch_id=plan.import_id)
+    # Every video of the batch, the part written before an interruption included: the first run
+    # died before relabelling any of them.
+    batch = writable.batch(plan.import_id)
+    videos = sorted(batch.history) if batch is not None else list(plan.videos)
     relabelled: list[VideoResult] = []
-    for video_id in plan.videos if relabel else ():
+    for video_id in videos if relabel else ():
         # The corrections are stored already: a video that fails to relabel (its dataset moved,
         # say) is reported as failed and the others still run, as in label_dataset.
         try:
@@ -83,7 +109,13 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
             log.error("relabelling video %s after the import failed: %s", video_id, exc)
             relabelled.append(VideoResult(video_id, "failed", error=f"{type(exc).__name__}: {exc}"))
     return ImportResult(
-        Path(path), plan.source.format, plan.counts(), len(plan.skipped), tuple(relabelled), generation
+        Path(path),
+        plan.source.format,
+        plan.counts(),
+        len(plan.skipped),
+        tuple(relabelled),
+        generation,
+        **counts,
     )
 
 

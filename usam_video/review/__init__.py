@@ -12,9 +12,11 @@ from usam_video.review.importer import (
     ImportPlan,
     ImportResult,
     ImportSource,
+    import_id,
     locate_import,
     plan_import,
     read_import,
+    view_edits,
 )
 from usam_video.review.manifest import (
     EXPORT_FORMATS,
@@ -23,6 +25,9 @@ from usam_video.review.manifest import (
     ManifestEntry,
     ManifestFrame,
     ManifestVideo,
+    changed_files,
+    export_files,
+    mask_digest,
     read_manifest,
     write_manifest,
 )
@@ -59,9 +64,11 @@ __all__ = [
     "ImportPlan",
     "ImportResult",
     "ImportSource",
+    "import_id",
     "locate_import",
     "plan_import",
     "read_import",
+    "view_edits",
     # planner: which frame-objects to review
     "MASS_KINDS",
     "PLANNER_KINDS",
@@ -76,6 +83,9 @@ __all__ = [
     "ManifestEntry",
     "ManifestFrame",
     "ManifestVideo",
+    "changed_files",
+    "export_files",
+    "mask_digest",
     "read_manifest",
     "write_manifest",
     # formats

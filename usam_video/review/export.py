@@ -6,6 +6,15 @@ that frame (an annotator fixes a frame as a whole). Each frame's image is writte
 ``images/<video>/<frame:05d>.jpg`` and referenced by relative path, so the export folder loads
 directly into CVAT (a task per video from ``images/<video>/``) or a COCO viewer.
 
+Each manifest entry says whether its frame-object was queued (what ``usam-video queue`` lists
+and the reviewer is asked to look at) or only shown for context beside a queued object of its
+frame; an unchanged context object is left as it is by the import.
+
+The export is written under a hidden temporary sibling of ``out`` and renamed to ``out`` at the
+end, so a failed export leaves nothing behind. ``out`` must be new, empty, or an earlier export
+of ours (its ``manifest.json`` is the marker) left exactly as written; anything else (a user's
+folder, an export with edits not yet imported) is refused unless ``force``.
+
 The export never writes to the store. Frames come from a caller-supplied ``frame_sources``
 (video id -> :class:`~usam_video.datasets.FrameSource`): the pipeline builds it from the run
 config kept in the store, so this package needs neither the engine nor the pipeline.
@@ -14,6 +23,9 @@ config kept in the store, so this package needs neither the engine nor the pipel
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +39,15 @@ from usam_video.review.coco import COCO_FILE, write_coco
 from usam_video.review.cvat import cvat_annotation_path, write_cvat_video
 from usam_video.review.manifest import (
     EXPORT_FORMATS,
+    MANIFEST_NAME,
     Manifest,
     ManifestEntry,
     ManifestFrame,
     ManifestVideo,
+    changed_files,
+    export_files,
+    mask_digest,
+    read_manifest,
     write_manifest,
 )
 from usam_video.review.png import MASKS_DIR, write_png_frames
@@ -56,6 +73,8 @@ class ExportResult:
         frames: exported frames per video.
         frame_objects: exported frame-objects (manifest entries) in all.
         skipped_videos: video id -> why it was not exported (incomplete).
+        queued: the exported frame-objects that were queued (what ``queue`` lists); the others
+            are shown for context only.
     """
 
     out: Path
@@ -65,6 +84,12 @@ class ExportResult:
     frames: Mapping[str, int]
     frame_objects: int
     skipped_videos: Mapping[str, str] = field(default_factory=dict)
+    queued: int = 0
+
+    @property
+    def context(self) -> int:
+        """Exported frame-objects that were not queued (shown beside a queued object)."""
+        return self.frame_objects - self.queued
 
     @property
     def total_frames(self) -> int:
@@ -97,12 +122,62 @@ def select_frames(
     return selected, skipped
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse an ``out`` the export must not replace (see the module docstring)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"{out}: expected a folder for the export, got a file. Choose another --out.")
+    if force or not any(out.iterdir()):
+        return
+    try:
+        previous = read_manifest(out / MANIFEST_NAME)
+    except InputError:
         raise InputError(
-            f"{out}: expected a new or empty folder for the export, found existing content. "
-            "Choose another --out or remove it."
+            f"{out}: expected a new or empty folder, or an earlier export (with its {MANIFEST_NAME}), "
+            "got a folder with other content. Choose another --out, or pass --force to replace it "
+            "and everything in it."
+        ) from None
+    if not previous.files:
+        raise InputError(
+            f"{out}: expected an earlier export that records its files, got one written before "
+            "exports did, so its edits cannot be told apart. Import it first if it holds edits, "
+            "then pass --force to replace it, or choose another --out."
         )
+    changed = changed_files(out, previous)
+    if changed:
+        more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+        raise InputError(
+            f"{out / changed[0]}: expected an earlier export left as written, got a file edited or "
+            f"added since that export{more}. Import the edits first (usam-video import STORE "
+            f"{out}), then pass --force to replace the folder, or choose another --out."
+        )
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost ancestor of ``path`` (or itself) that does not exist yet, or None."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move a finished export from ``staging`` to ``out``, replacing what ``_check_out`` let
+    through. The old folder is renamed aside first, so no moment mixes old and new files."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    aside = out.with_name(f".{out.name}.replaced-{uuid.uuid4().hex[:8]}")
+    os.rename(out, aside)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        os.rename(aside, out)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _write_image(path: Path, frame: np.ndarray, height: int, width: int, where: str) -> None:
@@ -122,21 +197,60 @@ def export_review(
     frame_sources: FrameSources,
     video_id: str | None = None,
     include_refine: bool = False,
+    force: bool = False,
 ) -> ExportResult:
     """Write the queued frames of ``store`` in format ``fmt`` (cvat, coco or png) to ``out``.
 
-    ``manifest.json`` is written last: a folder without it is an unfinished export.
+    Everything is written under a temporary sibling of ``out`` and renamed at the end: a failed
+    export leaves neither ``out`` nor the temporary folder.
+
+    Args:
+        force: replace a non-empty ``out`` that is not an unedited earlier export of ours.
 
     Raises:
-        InputError: unknown format, a non-empty ``out``, frames that do not match the store.
+        InputError: unknown format, an ``out`` it may not replace, frames that do not match the store.
         VideoNotFoundError: ``video_id`` is not in the store.
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export format: expected one of {list(EXPORT_FORMATS)}, got {fmt!r}.")
     out = Path(out)
-    _check_out(out)
+    _check_out(out, force)
     selected, skipped = select_frames(store, video_id, include_refine)
-    out.mkdir(parents=True, exist_ok=True)
+    created = _first_missing(out.parent)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Not tempfile.mkdtemp: its mode 0700 would stay on the export the annotators open.
+    staging = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
+    staging.mkdir()
+    try:
+        result = _write_export(store, fmt, staging, frame_sources, selected, include_refine)
+        _publish(staging, out)
+    except BaseException:
+        # Also on KeyboardInterrupt: nothing half-written may look like an export.
+        shutil.rmtree(staging, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    return ExportResult(
+        out=out,
+        format=fmt,
+        manifest=out / MANIFEST_NAME,
+        annotations=tuple(out / p.relative_to(staging) for p in result.annotations),
+        frames=result.frames,
+        frame_objects=result.frame_objects,
+        skipped_videos=skipped,
+        queued=result.queued,
+    )
+
+
+def _write_export(
+    store: PseudoLabelStore,
+    fmt: str,
+    out: Path,
+    frame_sources: FrameSources,
+    selected: Mapping[str, list[int]],
+    include_refine: bool,
+) -> ExportResult:
+    """Write an export into the (new, empty) folder ``out``; ``manifest.json`` last."""
     statuses = ("queued_human", *(("queued_refine",) if include_refine else ()))
 
     videos: dict[str, ManifestVideo] = {}
@@ -167,16 +281,20 @@ def export_review(
                     )
                 )
                 manifest_frames.append(ManifestFrame(vid, t, task_frame, image))
+                masks = exported[-1].masks
                 for o, obj in enumerate(summary.object_ids):
+                    label = Status(int(status[o])).label
                     entries.append(
                         ManifestEntry(
                             vid,
                             t,
                             obj,
                             int(table.revision[t, o]) if table.revision is not None else 0,
-                            Status(int(status[o])).label,
+                            label,
                             MaskSource(int(table.source[t, o])).label if table.source is not None else "",
                             table.reason_label(int(table.reason[t, o])),
+                            queued=label in statuses,
+                            mask_sha256=mask_digest(masks[o]),
                         )
                     )
         frames_by_video[vid] = exported
@@ -202,6 +320,7 @@ def export_review(
         videos=videos,
         frames=tuple(manifest_frames),
         entries=tuple(entries),
+        files=export_files(out),  # before the manifest, which is not among them
     )
     return ExportResult(
         out=out,
@@ -210,5 +329,5 @@ def export_review(
         annotations=tuple(written),
         frames={vid: len(exported_frames) for vid, exported_frames in frames_by_video.items()},
         frame_objects=len(entries),
-        skipped_videos=skipped,
+        queued=sum(e.queued for e in entries),
     )

@@ -7,17 +7,31 @@ frame-object whose store ``revision`` moved since the export (someone corrected 
 export again). It only reads the store; the caller writes the plan with
 ``PseudoLabelStore.replace_masks`` and then re-propagates the touched videos.
 
+What becomes a correction (``corrected``, source ``human``), per frame-object in the files:
+
+- **edited**: its mask differs from the one exported (the manifest's ``mask_sha256``);
+- **confirmed**: unchanged, and it was *queued*: the reviewer was asked to look at it and left
+  it as it is, so it is a reviewed mask;
+- **not queued**: unchanged and exported only for context beside a queued object of its frame:
+  left exactly as it was (status, source, revision).
+
+Frame-objects left out of the files (a partial review) are not touched either.
+
+Nothing the annotator drew is dropped silently: an export records the sha256 of every file it
+wrote, and an import refuses an export whose view-only files (``palette/``, ``images/``) were
+edited or added to, naming each file and where the edit belongs.
+
 Idempotency: an entry whose mask equals the stored mask and whose frame-object is already
 ``corrected`` is skipped before the revision check, as is an empty mask for an object not yet
-started on its frame; so running the same import twice changes nothing the second time.
-
-Every frame-object present in the files is imported, edited or not: the annotator reviewed the
-exported frames as a whole, so an unchanged mask is a confirmed one. Frame-objects left out of
-the files (a partial review) are not touched.
+started on its frame; so running the same import twice changes nothing the second time. Each
+import has an id (:func:`import_id`: the sha256 of its manifest and the annotation files it
+reads), under which the store records the import's generation and history rows: an import
+killed mid-way and run again resumes under the same generation and keeps no replaced mask twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +41,9 @@ import numpy as np
 from usam_video.errors import InputError
 from usam_video.review.coco import COCO_FILE, read_coco_file
 from usam_video.review.cvat import read_cvat_file
-from usam_video.review.manifest import MANIFEST_NAME, Manifest, read_manifest
-from usam_video.review.png import MASKS_DIR, read_png_folder
+from usam_video.review.export import IMAGES_DIR
+from usam_video.review.manifest import MANIFEST_NAME, Manifest, changed_files, mask_digest, read_manifest
+from usam_video.review.png import MASKS_DIR, PALETTE_DIR, read_png_folder
 from usam_video.review.records import ParsedMask
 from usam_video.store import FrameTable, PseudoLabelStore, VideoSummary
 from usam_video.types import MaskSource, MaskUpdate, Status, VideoResult
@@ -38,6 +53,8 @@ __all__ = [
     "ImportPlan",
     "ImportResult",
     "locate_import",
+    "import_id",
+    "view_edits",
     "read_import",
     "plan_import",
     "store_mismatch",
@@ -60,13 +77,24 @@ class ImportPlan:
 
     Attributes:
         updates: one ``MaskUpdate`` (``HUMAN``, ``CORRECTED``, mask ``bool`` ``(H, W)``) per
-            frame-object that changes.
-        skipped: ``(video, frame, object)`` of entries that would change nothing.
+            frame-object that changes: the edited and the confirmed ones.
+        skipped: ``(video, frame, object)`` of entries already in the store (imported before) or
+            empty masks of objects not started on their frame.
+        edited, confirmed, not_queued: ``(video, frame, object)`` of the entries whose mask was
+            edited; unchanged and queued (confirmed by the reviewer); unchanged and not queued
+            (left as they are). ``edited`` and ``confirmed`` together are ``updates``.
+        import_id: the import's id (:func:`import_id`).
+        resumed: a first run of this import was interrupted; this one resumes it.
     """
 
     source: ImportSource
     updates: tuple[MaskUpdate, ...]
     skipped: tuple[tuple[str, int, int], ...]
+    edited: tuple[tuple[str, int, int], ...] = ()
+    confirmed: tuple[tuple[str, int, int], ...] = ()
+    not_queued: tuple[tuple[str, int, int], ...] = ()
+    import_id: str = ""
+    resumed: bool = False
 
     @property
     def videos(self) -> tuple[str, ...]:
@@ -86,12 +114,16 @@ class ImportResult:
     """What an import did.
 
     Attributes:
-        corrected: frame-objects written as corrections, per video.
-        skipped: entries that changed nothing (already imported, or empty masks of objects not
-            yet started).
+        corrected: frame-objects written as corrections (edited + confirmed), per video.
+        skipped: entries already in the store (imported before), or empty masks of objects not
+            yet started.
         relabelled: the re-propagation of every touched video (empty with ``relabel=False`` or
             when nothing changed).
         generation: the store generation of the written corrections, or None if nothing was written.
+        edited: corrections whose mask the annotator changed.
+        confirmed: queued frame-objects left unchanged, written as confirmed corrections.
+        not_queued: unchanged frame-objects that were only shown for context: left as they were.
+        import_id: the import's id; resumed: this run finished an interrupted run of it.
     """
 
     path: Path
@@ -100,10 +132,24 @@ class ImportResult:
     skipped: int
     relabelled: tuple[VideoResult, ...] = field(default_factory=tuple)
     generation: int | None = None
+    edited: int = 0
+    confirmed: int = 0
+    not_queued: int = 0
+    import_id: str = ""
+    resumed: bool = False
 
     @property
     def total_corrected(self) -> int:
         return sum(self.corrected.values())
+
+    def describe(self) -> str:
+        """One line of counts, e.g. ``1 edited, 10 confirmed unchanged (queued), 1 not queued
+        (unchanged, left as it was), 0 already in the store``."""
+        left = "it was" if self.not_queued == 1 else "they were"
+        return (
+            f"{self.edited} edited, {self.confirmed} confirmed unchanged (queued), "
+            f"{self.not_queued} not queued (unchanged, left as {left}), {self.skipped} already in the store"
+        )
 
 
 def _manifest_near(path: Path) -> Path:
@@ -129,6 +175,12 @@ def locate_import(path: str | Path) -> ImportSource:
     if path.is_file() and path.name == MANIFEST_NAME:
         path = path.parent
     if path.is_dir():
+        if path.name == PALETTE_DIR and (path.parent / MANIFEST_NAME).is_file():
+            raise InputError(
+                f"{path}: expected the export folder or its {MASKS_DIR}/ folder, got {PALETTE_DIR}/, a view "
+                f"of the masks that the import does not read. Edit {MASKS_DIR}/<video>/<object:03d>/"
+                f"<frame:05d>.png and import {path.parent}."
+            )
         if path.name == MASKS_DIR and not (path / MANIFEST_NAME).exists():
             manifest = read_manifest(path.parent / MANIFEST_NAME)
             return ImportSource("png", (path,), manifest)
@@ -149,6 +201,51 @@ def locate_import(path: str | Path) -> ImportSource:
         f"{path}: wrong format: expected a CVAT .xml file, a COCO .json file or an export folder "
         f"(manifest.json with masks/), got a {suffix or 'suffix-less'} file."
     )
+
+
+def import_id(source: ImportSource) -> str:
+    """The id of an import: hex sha256 of the export's manifest and of every annotation file the
+    import reads (path relative to the export, then bytes), so the same files give the same id
+    on a rerun and any other edit gives another."""
+    if source.manifest.path is None:
+        raise InputError("import: expected a manifest read from a file, got one built in memory.")
+    root = source.manifest.path.parent
+    digest = hashlib.sha256(source.manifest.path.read_bytes())
+    for path in source.paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            rel = file.relative_to(root).as_posix() if file.is_relative_to(root) else file.name
+            digest.update(f"\0{rel}\0{file.stat().st_size}\0".encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def view_edits(source: ImportSource) -> list[str]:
+    """One problem per file the import does not read that was edited or added since the export
+    (``palette/`` and ``images/``): the annotator drew there, and the import would drop it."""
+    manifest = source.manifest
+    if manifest.path is None:
+        return []
+    root = manifest.path.parent
+    annotations = {
+        "png": f"{MASKS_DIR}/<video>/<object:03d>/<frame:05d>.png (one binary PNG per object)",
+        "cvat": "the CVAT annotations (annotations/<video>.xml)",
+        "coco": "the COCO annotations (annotations.json)",
+    }[source.format]
+    problems = []
+    for rel in changed_files(root, manifest, under=(PALETTE_DIR, IMAGES_DIR)):
+        parts = rel.split("/")
+        frame = Path(parts[-1]).stem
+        where = annotations
+        palette = parts[0] == PALETTE_DIR
+        if palette and len(parts) == 3 and frame.isdigit():
+            where = f"{MASKS_DIR}/{parts[1]}/<object:03d>/{frame}.png (one binary PNG per object)"
+        what = "palette/ is a view of the masks" if palette else "images/ are the video's frames"
+        problems.append(
+            f"{rel}: edited or added since the export, but {what} and the import does not read it. "
+            f"Make the edit in {where}, then delete {rel} (or export again)."
+        )
+    return problems
 
 
 def read_import(source: ImportSource) -> tuple[list[ParsedMask], list[str]]:
@@ -196,32 +293,38 @@ class _StoreView:
         return self._masks[key][o]
 
 
-def _check(view: _StoreView, manifest: Manifest, p: ParsedMask) -> tuple[str | None, bool]:
-    """One parsed mask against the store and the manifest: ``(problem or None, skip)``."""
+def _check(
+    view: _StoreView, manifest: Manifest, p: ParsedMask, resumed_generation: int | None
+) -> tuple[str | None, str]:
+    """One parsed mask against the store and the manifest: ``(problem or None, kind)`` with kind
+    ``skip``, ``edited``, ``confirmed`` or ``not_queued`` ("" with a problem).
+
+    ``resumed_generation``: the generation of this import's interrupted first run, whose writes
+    are this import's own, not a change since the export."""
     if p.video_id not in view.videos:
         return (
             f"{p.where}: unknown video {p.video_id!r}: expected one of the store {sorted(view.videos)}.",
-            False,
+            "",
         )
     summary = view.summary(p.video_id)
     if not summary.complete:
         return (
             f"{p.where}: video {p.video_id!r} is incomplete (interrupted); rerun it and export again.",
-            False,
+            "",
         )
     if not 0 <= p.frame < summary.num_frames:
-        return f"{p.where}: unknown frame {p.frame}: expected a frame in 0..{summary.num_frames - 1}.", False
+        return f"{p.where}: unknown frame {p.frame}: expected a frame in 0..{summary.num_frames - 1}.", ""
     if p.object_id not in summary.object_ids:
         return (
             f"{p.where}: unknown object {p.object_id}: expected one of {list(summary.object_ids)} "
             f"of video {p.video_id!r}.",
-            False,
+            "",
         )
     if p.mask.shape != (summary.height, summary.width):
         return (
             f"{p.where}: wrong size: expected a {summary.height}x{summary.width} (HxW) mask, "
             f"got {p.mask.shape[0]}x{p.mask.shape[1]}.",
-            False,
+            "",
         )
     o = summary.object_ids.index(p.object_id)
     table = view.table(p.video_id)
@@ -229,25 +332,34 @@ def _check(view: _StoreView, manifest: Manifest, p: ParsedMask) -> tuple[str | N
     stored = view.mask(p.video_id, p.frame, o)
     # Skipped before the revision check: re-running an import is a no-op, not an error.
     if status == Status.CORRECTED and np.array_equal(stored, p.mask):
-        return None, True
+        return None, "skip"
     if status == Status.NOT_STARTED and not p.mask.any():
-        return None, True
+        return None, "skip"
     entry = manifest.entry(p.video_id, p.frame, p.object_id)
     if entry is None:
         return (
             f"{p.where}: unknown frame: video {p.video_id!r} frame {p.frame} is not a frame of this "
             "export (only exported frames can be imported).",
-            False,
+            "",
         )
+    # Edited or not is judged against what the export wrote, not against the store: after an
+    # interrupted import the store may hold the edit already. Older manifests: the store's mask
+    # (the revision check below makes sure it is the exported one).
+    if entry.mask_sha256:
+        edited = mask_digest(p.mask) != entry.mask_sha256
+    else:
+        edited = not np.array_equal(stored, p.mask)
+    if not edited and not entry.queued:
+        return None, "not_queued"  # never asked about, not changed: nothing to write
     revision = int(table.revision[p.frame, o]) if table.revision is not None else 0
-    if revision != entry.revision:
+    if revision != entry.revision and revision != resumed_generation:
         source = MaskSource(int(table.source[p.frame, o])).label if table.source is not None else "?"
         return (
             f"{p.where}: changed since the export: revision {entry.revision} ({entry.status}) at export, "
             f"now {revision} ({status.label}, source {source}). Export again and redo this frame.",
-            False,
+            "",
         )
-    return None, False
+    return None, "edited" if edited else "confirmed"
 
 
 def _same_location(a: str, b: str) -> bool:
@@ -280,12 +392,22 @@ def store_mismatch(store: PseudoLabelStore, manifest: Manifest) -> str | None:
     )
 
 
+def _rejected(path: str | Path, problems: list[str]) -> InputError:
+    """One error for every problem: a single one on one line, several as a list."""
+    if len(problems) == 1:
+        return InputError(f"{path}: rejected the whole import; the store is unchanged: {problems[0]}")
+    return InputError(
+        f"{path}: rejected the whole import ({len(problems)} bad entries); the store is unchanged:\n  - "
+        + "\n  - ".join(problems)
+    )
+
+
 def plan_import(store: PseudoLabelStore, path: str | Path) -> ImportPlan:
     """Parse and validate an import completely, reading (never writing) the store.
 
     Raises:
-        InputError: naming every bad entry, or an export of another store; nothing may be
-            written then.
+        InputError: naming every bad entry, an edit in a file the import does not read, or an
+            export of another store; nothing may be written then.
     """
     source = locate_import(path)
     mismatch = store_mismatch(store, source.manifest)
@@ -293,10 +415,17 @@ def plan_import(store: PseudoLabelStore, path: str | Path) -> ImportPlan:
         raise InputError(
             f"{path}: rejected the whole import (another store's export); the store is unchanged: " + mismatch
         )
+    edits_elsewhere = view_edits(source)
+    if edits_elsewhere:
+        raise _rejected(path, edits_elsewhere)
     parsed, problems = read_import(source)
+    identity = import_id(source)
+    earlier = store.batch(identity)
+    resumed_generation = earlier.generation if earlier is not None and not earlier.complete else None
     view = _StoreView(store)
     updates: list[MaskUpdate] = []
     skipped: list[tuple[str, int, int]] = []
+    kinds: dict[str, list[tuple[str, int, int]]] = {"edited": [], "confirmed": [], "not_queued": []}
     seen: set[tuple[str, int, int]] = set()
     for p in parsed:
         key = (p.video_id, p.frame, p.object_id)
@@ -304,12 +433,15 @@ def plan_import(store: PseudoLabelStore, path: str | Path) -> ImportPlan:
             problems.append(f"{p.where}: expected one mask per frame-object, got another for {key}.")
             continue
         seen.add(key)
-        problem, skip = _check(view, source.manifest, p)
+        problem, kind = _check(view, source.manifest, p, resumed_generation)
         if problem is not None:
             problems.append(problem)
-        elif skip:
+        elif kind == "skip":
             skipped.append(key)
+        elif kind == "not_queued":
+            kinds[kind].append(key)
         else:
+            kinds[kind].append(key)
             updates.append(
                 MaskUpdate(
                     p.video_id, p.frame, p.object_id, p.mask.astype(bool), MaskSource.HUMAN, Status.CORRECTED
@@ -318,9 +450,14 @@ def plan_import(store: PseudoLabelStore, path: str | Path) -> ImportPlan:
     if not problems:
         problems = store.validate_updates(updates)  # the store's own checks, same as replace_masks
     if problems:
-        entries = f"{len(problems)} bad entr{'y' if len(problems) == 1 else 'ies'}"
-        raise InputError(
-            f"{path}: rejected the whole import ({entries}); the store is unchanged:\n  - "
-            + "\n  - ".join(problems)
-        )
-    return ImportPlan(source, tuple(updates), tuple(skipped))
+        raise _rejected(path, problems)
+    return ImportPlan(
+        source,
+        tuple(updates),
+        tuple(skipped),
+        edited=tuple(kinds["edited"]),
+        confirmed=tuple(kinds["confirmed"]),
+        not_queued=tuple(kinds["not_queued"]),
+        import_id=identity,
+        resumed=resumed_generation is not None,
+    )

@@ -5,6 +5,15 @@ CVAT, its frame number in the per-video task) and every exported frame-object wi
 ``revision`` it had at export time. An import refuses a frame-object whose revision moved since
 (someone corrected or relabelled it after the export).
 
+Each entry says whether the frame-object was ``queued`` (its status was one of ``statuses``:
+the reviewer was asked to look at it) or only shown because another object of its frame was,
+and carries ``mask_sha256`` (:func:`mask_digest`) of the mask exported: the import tells an
+edited mask from an unchanged one by it, whatever the store holds by then (an interrupted import
+may have written part of the batch). ``files`` maps every file the export wrote (relative path)
+to its sha256: the import refuses an export whose view-only files (``palette/``, ``images/``)
+were edited, because it would not read those edits. Manifests written before these fields read
+``queued`` from ``status`` and skip the two checks.
+
 ``store_id`` is the exporting store's UUID: an import refuses an export of another store.
 Exports written before store ids (no ``store_id``) are accepted only by the store at the path
 their ``store`` names; stores made before ids export ``store_id: ""`` and are matched the same way.
@@ -18,11 +27,14 @@ Layout::
      "videos": {"<video>": {"height": H, "width": W, "num_frames": T, "object_ids": [...],
                             "annotations": "annotations/<video>.xml" | "annotations.json" | "masks/<video>"}},
      "frames": [{"video_id", "frame", "task_frame", "image": "images/<video>/<frame:05d>.jpg"}],
-     "entries": [{"video_id", "frame", "object_id", "revision", "status", "source", "reason"}]}
+     "entries": [{"video_id", "frame", "object_id", "revision", "status", "source", "reason",
+                  "queued": bool, "mask_sha256": "<hex>"}],
+     "files": {"<relative path>": "<sha256>", ...}}
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -30,7 +42,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from usam_video.errors import InputError
+from usam_video.hashing import file_sha256
 
 __all__ = [
     "MANIFEST_NAME",
@@ -40,6 +55,9 @@ __all__ = [
     "ManifestFrame",
     "ManifestEntry",
     "Manifest",
+    "mask_digest",
+    "export_files",
+    "changed_files",
     "read_manifest",
     "write_manifest",
 ]
@@ -49,6 +67,15 @@ MANIFEST_FORMAT = "usam-video-review-export"
 MANIFEST_FORMAT_VERSION = 1
 #: The annotation formats an export can be written in (and an import read back).
 EXPORT_FORMATS: tuple[str, ...] = ("cvat", "coco", "png")
+
+
+def mask_digest(mask: np.ndarray) -> str:
+    """Hex sha256 of a ``bool`` ``(H, W)`` mask: its shape and its bits packed row by row (the
+    same for a mask read back from any format, so export and import compare masks by it)."""
+    mask = np.asarray(mask, dtype=bool)
+    digest = hashlib.sha256(np.asarray(mask.shape, np.int64).tobytes())
+    digest.update(np.packbits(mask, axis=None).tobytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -75,7 +102,13 @@ class ManifestFrame:
 
 @dataclass(frozen=True)
 class ManifestEntry:
-    """One exported frame-object and its state in the store at export time."""
+    """One exported frame-object and its state in the store at export time.
+
+    Attributes:
+        queued: the reviewer was asked to look at it (its status was queued); False for an object
+            exported only because another object of its frame was queued.
+        mask_sha256: :func:`mask_digest` of the exported mask ("" in older manifests).
+    """
 
     video_id: str
     frame: int
@@ -84,6 +117,8 @@ class ManifestEntry:
     status: str
     source: str
     reason: str = ""
+    queued: bool = True
+    mask_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,6 +133,8 @@ class Manifest:
     frames: tuple[ManifestFrame, ...]
     entries: tuple[ManifestEntry, ...]
     store_id: str = ""  # "" for exports (or stores) made before store ids
+    #: Relative path -> sha256 of every file the export wrote (empty in older manifests).
+    files: Mapping[str, str] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
 
     def entry(self, video_id: str, frame: int, object_id: int) -> ManifestEntry | None:
@@ -137,7 +174,35 @@ class Manifest:
             },
             "frames": [asdict(f) for f in self.frames],
             "entries": [asdict(e) for e in self.entries],
+            "files": dict(sorted(self.files.items())),
         }
+
+
+def export_files(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file under an export folder but its manifest."""
+    return {
+        path.relative_to(folder).as_posix(): file_sha256(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST_NAME
+    }
+
+
+def changed_files(folder: Path, manifest: Manifest, under: tuple[str, ...] = ()) -> list[str]:
+    """The files of an export folder edited or added since the export, relative to it, sorted.
+
+    Only files under the top-level folders ``under`` count (all when empty). A deleted file is
+    not a change: nothing was drawn in it. Empty for manifests written before ``files``.
+    """
+    if not manifest.files:
+        return []
+    changed = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if not path.is_file() or rel == MANIFEST_NAME or (under and rel.split("/", 1)[0] not in under):
+            continue
+        if manifest.files.get(rel) != file_sha256(path):
+            changed.append(rel)
+    return changed
 
 
 def write_manifest(folder: Path, manifest: Manifest) -> Path:
@@ -188,9 +253,13 @@ def read_manifest(path: Path) -> Manifest:
                 str(e["status"]),
                 str(e["source"]),
                 str(e.get("reason", "")),
+                # Older manifests: the reviewer was asked about the entries with a queued status.
+                bool(e.get("queued", str(e["status"]) in data.get("statuses", ()))),
+                str(e.get("mask_sha256", "")),
             )
             for e in data["entries"]
         )
+        files = {str(k): str(v) for k, v in (data.get("files") or {}).items()}
         fmt = str(data["annotation_format"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InputError(
@@ -207,5 +276,6 @@ def read_manifest(path: Path) -> Manifest:
         videos=videos,
         frames=frames,
         entries=entries,
+        files=files,
         path=path,
     )

@@ -8,6 +8,7 @@ from usam_video.store.zarr_store import (
     PseudoLabelStore,
     VideoSummary,
     VideoWriter,
+    WriteBatch,
     WriteCounts,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "TrainingContainer",
     "VideoSummary",
     "VideoWriter",
+    "WriteBatch",
     "WriteCounts",
     "verify_store",
 ]
