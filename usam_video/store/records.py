@@ -13,7 +13,7 @@ import numpy as np
 
 from usam_video.types import MaskSource, Status
 
-__all__ = ["FrameTable", "HistoryEntry", "VideoSummary", "WriteCounts"]
+__all__ = ["FrameTable", "HistoryEntry", "VideoSummary", "WriteBatch", "WriteCounts"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,25 @@ class HistoryEntry:
     revision: int
     source: MaskSource
     status: Status
+
+
+@dataclass(frozen=True)
+class WriteBatch:
+    """A named batch of mask replacements (one import) as the store recorded it.
+
+    Attributes:
+        batch_id: the caller's id for the batch (an import: sha256 of its manifest and files).
+        generation: the batch's generation, the ``revision`` of every mask it wrote.
+        complete: every update of the batch landed; False for an interrupted batch, which a
+            rerun with the same id resumes under the same generation.
+        history: video id -> ``(start, end)``: the rows ``start <= i < end`` of the video's
+            history are this batch's (``end`` is the row count so far while incomplete).
+    """
+
+    batch_id: str
+    generation: int
+    complete: bool
+    history: dict[str, tuple[int, int]]
 
 
 @dataclass(frozen=True)

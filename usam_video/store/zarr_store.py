@@ -59,7 +59,7 @@ from usam_video.errors import InputError, StoreError, StoreNotFoundError, UsamVi
 from usam_video.store.checksums import checksummed_codecs, describe_read_error, is_checksummed
 from usam_video.store.claims import claim_video, release_video
 from usam_video.store.nodes import ArraySpec, create_video_nodes
-from usam_video.store.records import FrameTable, HistoryEntry, VideoSummary, WriteCounts
+from usam_video.store.records import FrameTable, HistoryEntry, VideoSummary, WriteBatch, WriteCounts
 from usam_video.store.writer import BLOCK_FRAMES, VideoWriter, stop_writer
 from usam_video.types import MaskSource, MaskUpdate, QueueEntry, Status, VideoRef
 
@@ -75,6 +75,7 @@ __all__ = [
     "VideoSummary",
     "FrameTable",
     "HistoryEntry",
+    "WriteBatch",
     "WriteCounts",
     "checksummed_codecs",
     "mask_layout",
@@ -495,28 +496,96 @@ class PseudoLabelStore:
             problems.append(f"expected one update per frame-object, got several for {duplicates}.")
         return problems
 
-    def replace_masks(self, updates: Sequence[MaskUpdate]) -> int:
+    def batch(self, batch_id: str) -> WriteBatch | None:
+        """The record of the named batch of :meth:`replace_masks`, or None if never begun."""
+        entry = (self._root.attrs.get("batches") or {}).get(batch_id)
+        if not isinstance(entry, dict):
+            return None
+        history = {}
+        for vid, (start, end) in (entry.get("history") or {}).items():
+            # An incomplete batch's rows run to the end of the history written so far.
+            end = end if entry.get("complete") else self._history_rows(vid)
+            history[str(vid)] = (int(start), int(end))
+        return WriteBatch(batch_id, int(entry["generation"]), bool(entry.get("complete")), history)
+
+    def _history_rows(self, video_id: str) -> int:
+        if "history" not in self._root or video_id not in self._root["history"]:
+            return 0
+        return int(self._root[f"history/{video_id}/meta"].shape[0])
+
+    def _begin_batch(self, batch_id: str | None, updates: Sequence[MaskUpdate]) -> WriteBatch:
+        """Take the next generation and, for a named batch, record it in the same metadata write
+        (a kill between the two would let a rerun take another generation)."""
+        generation = int(self._root.attrs.get("generation", 0)) + 1
+        starts = {vid: self._history_rows(vid) for vid in sorted({u.video_id for u in updates})}
+        if batch_id is None:
+            self._root.attrs["generation"] = generation
+        else:
+            batches = dict(self._root.attrs.get("batches") or {})
+            batches[batch_id] = {
+                "generation": generation,
+                "complete": False,
+                "history": {vid: [n, n] for vid, n in starts.items()},
+            }
+            self._root.attrs.update({"generation": generation, "batches": batches})
+        return WriteBatch(batch_id or "", generation, False, {vid: (n, n) for vid, n in starts.items()})
+
+    def _finish_batch(self, batch: WriteBatch) -> None:
+        batches = dict(self._root.attrs.get("batches") or {})
+        history = {vid: [start, self._history_rows(vid)] for vid, (start, _) in batch.history.items()}
+        batches[batch.batch_id] = {"generation": batch.generation, "complete": True, "history": history}
+        self._root.attrs["batches"] = batches
+
+    def _in_batch_history(self, batch: WriteBatch, video_id: str, t: int, object_id: int) -> bool:
+        """Whether the (resumed) batch already kept frame ``t`` object ``object_id``'s replaced mask."""
+        start, end = batch.history.get(video_id, (0, 0))
+        if end <= start:
+            return False
+        meta = self._root[f"history/{video_id}/meta"][start:end]
+        return bool(((meta[:, 0] == t) & (meta[:, 1] == object_id)).any())
+
+    def replace_masks(self, updates: Sequence[MaskUpdate], batch_id: str | None = None) -> int:
         """Replace frame-object masks, keeping each replaced mask in the video's history.
 
         The whole batch is validated before anything is written (a bad entry leaves the store
         unchanged). Returns the batch's generation (the new revision of every updated mask).
 
+        A named batch (``batch_id``, e.g. an import's id) is recorded in the store with its
+        generation and the history rows it wrote. Rerun after an interruption (a kill -9 mid-way)
+        with the same id and the updates not yet done (or all of them), it resumes: same
+        generation, and no frame-object's replaced mask is kept twice in the history, so the
+        store ends as after an uninterrupted write. A complete batch is not written again.
+
         Raises:
-            InputError: listing every bad update.
+            InputError: listing every bad update, or updates for a batch already complete.
         """
         problems = self.validate_updates(updates)
         if problems:
             raise InputError(
                 f"{self.location}: rejected {len(problems)} bad update(s):\n  " + "\n  ".join(problems)
             )
-        if not updates:
+        batch = self.batch(batch_id) if batch_id is not None else None
+        if batch is not None and batch.complete:
+            if updates:
+                raise InputError(
+                    f"{self.location}: batch {batch_id}: expected no updates for a batch written in "
+                    f"full (generation {batch.generation}), got {len(updates)}. Export again and "
+                    "import the new export."
+                )
+            return batch.generation
+        if not updates and batch is None:
             return int(self._root.attrs.get("generation", 0))
-        generation = self._next_generation()
+        if batch is None:
+            batch = self._begin_batch(batch_id, updates)
+        generation = batch.generation
         for u in updates:
             group = self._group(u.video_id)
             o = list(group.attrs["object_ids"]).index(u.object_id)
             t = u.frame_index
-            self._append_history(u.video_id, group, t, o, u.object_id)
+            # Resumed: the interrupted run may have kept this mask already, and may even have
+            # written the new one over it, which must not go to the history as "replaced".
+            if not (batch_id is not None and self._in_batch_history(batch, u.video_id, t, u.object_id)):
+                self._append_history(u.video_id, group, t, o, u.object_id)
             group["masks"][t, o] = u.mask
             if u.scores is not None:
                 group["scores"][t, o] = u.scores.astype(np.float32)
@@ -528,6 +597,8 @@ class PseudoLabelStore:
             group["source"][t, o] = int(u.source)
             group["revision"][t, o] = generation
             group["status"][t, o] = int(u.status)
+        if batch_id is not None:
+            self._finish_batch(batch)
         return generation
 
     def set_decisions(
