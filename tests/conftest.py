@@ -93,3 +93,41 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=90):
         yield
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory):
+    """Three generated videos of 12 frames (the "test" seed stream, never trained on)."""
+    from usam_video.config import DatasetConfig
+    from usam_video.datasets.synthetic import generated_specs, write_davis_dataset
+
+    root = tmp_path_factory.mktemp("release-data")
+    names = write_davis_dataset(root, generated_specs("test", 3, num_frames=12), split="test")
+    return DatasetConfig(name="generated-test", root=root, videos=names)
+
+
+@pytest.fixture(scope="session")
+def micro_store(generated, tmp_path_factory) -> Path:
+    """The template store: never modify it (copy it with :func:`store_copy`)."""
+    import torch
+
+    from usam_video.config import HeadsConfig, RunConfig, load_model_config, load_policy_config
+    from usam_video.pipeline import label_dataset
+
+    store = tmp_path_factory.mktemp("release-store") / "store.zarr"
+    run = RunConfig(
+        name="release-test",
+        dataset=generated,
+        model=load_model_config(CONFIGS / "models" / "micro.yaml"),
+        heads=HeadsConfig(directory=REPO_ROOT / "usam_video" / "weights" / "heads-micro", token_dim=128),
+        policy=load_policy_config(CONFIGS / "policies" / "trained.yaml"),
+        store=str(store),
+    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        results = label_dataset(run)
+    finally:
+        torch.set_num_threads(before)
+    assert all(r.outcome == "labelled" for r in results)
+    return store

@@ -28,6 +28,7 @@ DEPLOYMENTS = {
     "refine/refine",
     "evaluate/evaluate",
     "train-heads/train-heads",
+    "release/release",
 }
 
 
@@ -47,9 +48,11 @@ def test_deployments_file_declares_the_service() -> None:
         "flows/refine.py:refine_flow",
         "flows/evaluate.py:evaluate_flow",
         "flows/train_heads.py:train_heads_flow",
+        "flows/release.py:release_flow",
     }
     assert all(Path(REPO_ROOT, d["entrypoint"].split(":")[0]).is_file() for d in specs.values())
-    assert deployments_in() == ["nightly", "local", "refine", "evaluate", "train-heads"]
+    assert deployments_in() == ["nightly", "local", "refine", "evaluate", "train-heads", "release"]
+    assert Path(REPO_ROOT, specs["release"]["parameters"]["policy"]).is_file()
     assert work_pools_in() == ["usam-gpu", "usam-local"]
     assert GPU_LIMIT == GPU_LIMIT_NAME  # the limit deploy creates is the one the flows acquire
 

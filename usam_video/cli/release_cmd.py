@@ -57,11 +57,11 @@ def release(
 ) -> None:
     """Write the store's released frame-objects as a training dataset, with a manifest (sha256 of
     every file), a table of every frame-object, and with --max-risk a certified threshold."""
-    from usam_video.pipeline.release import release_store
-    from usam_video.release import ReleasePolicy, load_release_policy, parse_splits
+    from usam_video.pipeline.release import load_policy_file, release_store
+    from usam_video.release import parse_splits
 
     try:
-        rules = load_release_policy(policy) if policy is not None else ReleasePolicy()
+        rules = load_policy_file(policy)
         outcome = release_store(
             store, fmt, out, policy=rules, max_risk=max_risk, delta=delta, audit_size=audit_size,
             audit_seed=audit_seed, video_ids=list(video) if video else None,

@@ -27,6 +27,7 @@ from usam_video.release import (
     check_risk_target,
     draw_audit,
     ground_truth_audit,
+    load_release_policy,
     releasable_videos,
     select_video,
     write_release,
@@ -34,7 +35,7 @@ from usam_video.release import (
 from usam_video.score_registry import direction_of
 from usam_video.store import PseudoLabelStore
 
-__all__ = ["ReleaseOutcome", "release_store"]
+__all__ = ["ReleaseOutcome", "load_policy_file", "release_store"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,15 @@ class ReleaseOutcome:
 
     result: ReleaseResult
     audit: AuditSet | None
+
+
+def load_policy_file(path: str | Path | None) -> ReleasePolicy:
+    """The release policy YAML at ``path``, or the default policy when None.
+
+    Raises:
+        ConfigError: naming the file and what is wrong.
+    """
+    return load_release_policy(Path(path)) if path is not None else ReleasePolicy()
 
 
 class _Readers:
