@@ -221,22 +221,29 @@ def _kill_before_the_record_closes(monkeypatch, calls: int) -> None:
     monkeypatch.setattr(PseudoLabelStore, "_finish_batch", die)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(pristine, tmp_path_factory) -> dict[str, object]:
+    """An export with two edited masks and the store after importing it without interruption."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    reference, out = _case(pristine, root)
+    for t in (2, 4):
+        EDITORS["png"](out, t, 1, rectangle(t, t, 40, 60))
+    done = import_corrections(reference, out, relabel=False)
+    assert (done.edited, done.confirmed, done.not_queued) == (2, 7, 1)
+    state = _state(reference)
+    assert len(state["history"]) == 9
+    return {"out": out, "result": done, "state": state, "digest": tree_digest(reference)}
+
+
 @pytest.mark.parametrize(
     ("kill", "calls"),
     [(_kill_after_history_append, 1), (_kill_after_history_append, 2), (_kill_before_the_record_closes, 0)],
     ids=["after-first-history-row", "after-second-history-row", "before-the-record-closes"],
 )
 def test_a_rerun_after_kill_9_ends_as_an_uninterrupted_import(
-    pristine, tmp_path, monkeypatch, kill, calls
+    pristine, uninterrupted, tmp_path, monkeypatch, kill, calls
 ) -> None:
-    reference, out = _case(pristine, tmp_path / "reference")
-    for t in (2, 4):
-        EDITORS["png"](out, t, 1, rectangle(t, t, 40, 60))
-    done = import_corrections(reference, out, relabel=False)
-    assert (done.edited, done.confirmed, done.not_queued) == (2, 7, 1)
-    expected = _state(reference)
-    assert len(expected["history"]) == 9
-
+    out, done = uninterrupted["out"], uninterrupted["result"]
     store = copy_store(pristine["store"], tmp_path / "s.zarr")
     kill(monkeypatch, calls)
     with pytest.raises(Killed):
@@ -245,13 +252,13 @@ def test_a_rerun_after_kill_9_ends_as_an_uninterrupted_import(
     rerun = import_corrections(store, out, relabel=False)
     assert rerun.resumed and rerun.import_id == done.import_id
     assert rerun.generation == done.generation
-    assert _state(store) == expected  # no history row twice, the same revisions
-    assert tree_digest(store) == tree_digest(reference)
+    assert _state(store) == uninterrupted["state"]  # no history row twice, the same revisions
+    assert tree_digest(store) == uninterrupted["digest"]
 
     # and once more: nothing left to do
     again = import_corrections(store, out, relabel=False)
     assert not again.resumed and again.total_corrected == 0 and again.skipped == 9
-    assert tree_digest(store) == tree_digest(reference)
+    assert tree_digest(store) == uninterrupted["digest"]
 
 
 # --- exports: atomic, and never into a folder that is not an unedited export of ours -----------
@@ -328,3 +335,35 @@ def test_a_failed_export_leaves_no_folder(pristine, tmp_path, monkeypatch, fmt) 
         export_queue(store, fmt, tmp_path / "new" / "deeper" / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]  # no out, no staging, no parents
     assert tree_digest(store) == before
+
+
+# --- what the commands print --------------------------------------------------------------------
+def test_queue_export_and_import_print_the_same_counts(pristine, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from usam_video.cli import app
+
+    runner = CliRunner()
+    store = copy_store(pristine["store"], tmp_path / "s.zarr")
+    out = tmp_path / "out"
+    queue = runner.invoke(app, ["queue", str(store)], terminal_width=200)
+    assert queue.exit_code == 0 and "9 frame-objects: 9 for human review, 0 for refinement" in queue.output
+    export = runner.invoke(app, ["export", str(store), "--format", "png", "--out", str(out)])
+    assert export.exit_code == 0, export.output
+    assert "9 queued frame-objects to review, and 1 other frame-object of those frames" in export.output
+
+    _paint_palette(out)
+    before = tree_digest(store)
+    refused = runner.invoke(app, ["import", str(store), str(out), "--no-relabel"])
+    assert refused.exit_code == 2 and tree_digest(store) == before
+    [line] = refused.output.strip().splitlines()  # one line, naming the file and where to edit
+    assert f"palette/{VIDEO}/00002.png: edited" in line and f"masks/{VIDEO}/<object:03d>/00002.png" in line
+
+    (out / "palette" / VIDEO / "00002.png").unlink()
+    EDITORS["png"](out, 2, 1, rectangle())
+    done = runner.invoke(app, ["import", str(store), str(out), "--no-relabel"])
+    assert done.exit_code == 0, done.output
+    assert (
+        "1 edited, 8 confirmed unchanged (queued), 1 not queued (unchanged, left as it was), "
+        "0 already in the store" in done.output
+    )
