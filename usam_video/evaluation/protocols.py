@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from usam_video.errors import EvaluationError
+from usam_video.evaluation.coverage import CoverageReport, coverage_report
 from usam_video.evaluation.jf import DavisSequenceResult, db_eval_iou, evaluate_davis_sequence
 from usam_video.evaluation.ranking import RankingReport, evaluate_ranking, uncertainty_from_confidence
 from usam_video.evaluation.sav import SavVideoResult, evaluate_sav_video
@@ -24,6 +25,7 @@ from usam_video.score_registry import direction_of, is_known
 from usam_video.types import FrameAnnotation
 
 __all__ = [
+    "coverage_of_items",
     "RANDOM_SAMPLE",
     "FrameMasks",
     "RankingItems",
@@ -214,6 +216,28 @@ def rank_items(
     if report.degenerate:
         note = "every ranked mask already equals its ground truth: relative AUC is undefined"
     return report, note, directions, dropped
+
+
+def coverage_of_items(items: RankingItems, bad_iou: float = 0.5) -> CoverageReport | None:
+    """Coverage at 2/5/10 % risk (:mod:`usam_video.evaluation.coverage`) of every directed
+    score of the ranking items and of the oracle; items with a non-finite score are left out,
+    as in :func:`rank_items`. None without items or directed scores."""
+    names = items.score_names or ()
+    columns = [j for j, name in enumerate(names) if score_direction(name) in ("confidence", "uncertainty")]
+    if not items.base_iou or not columns:
+        return None
+    base = np.asarray(items.base_iou, dtype=np.float64)
+    scores = np.stack(items.scores).astype(np.float64)[:, columns]
+    finite = np.all(np.isfinite(scores), axis=1)
+    if not finite.any():
+        return None
+    picked = [names[j] for j in columns]
+    return coverage_report(
+        base[finite],
+        {name: scores[finite, i] for i, name in enumerate(picked)},
+        {name: str(score_direction(name)) for name in picked},
+        bad_iou=bad_iou,
+    )
 
 
 def davis_sequence(

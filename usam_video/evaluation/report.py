@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from usam_video.evaluation.coverage import CoverageReport
 from usam_video.evaluation.jf import DavisReport
 from usam_video.evaluation.plots import plot_ranking_curves
 from usam_video.evaluation.ranking import RankingReport
@@ -59,6 +60,8 @@ class EvaluationResult:
         unranked_scores: ``{score: reason}`` of store scores left out of the ranking.
         dropped_items: ranking items left out for a non-finite score.
         random_seed: seed of :data:`~usam_video.evaluation.protocols.RANDOM_SAMPLE`, None when not drawn.
+        coverage: coverage at 2/5/10 % risk of every directed score and the oracle, on the
+            ranking's frame-objects (:mod:`usam_video.evaluation.coverage`); None without ranking.
     """
 
     source: str
@@ -74,6 +77,7 @@ class EvaluationResult:
     unranked_scores: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dropped_items: int = 0
     random_seed: int | None = None
+    coverage: CoverageReport | None = None
 
     @property
     def videos(self) -> tuple[str, ...]:
@@ -168,6 +172,7 @@ class EvaluationResult:
             "ranking": ranking,
             "ranking_note": self.ranking_note,
             "unranked_scores": dict(self.unranked_scores),
+            "coverage": None if self.coverage is None else self.coverage.as_dict(),
         }
 
 
@@ -259,6 +264,24 @@ def evaluation_markdown(result: EvaluationResult, ranking_png: Path | bytes | No
     ]
     if result.ranking_note:
         lines += ["", f"Note: {result.ranking_note}."]
+    if result.coverage is not None:
+        cov = result.coverage
+        risks = " | ".join(f"coverage at {r:.0%} risk" for r in cov.risks)
+        lines += [
+            "",
+            "## Coverage at a fixed risk",
+            "",
+            f"Share of the {cov.items} frame-objects released most confident first while the share of bad "
+            f"ones (IoU < {cov.bad_iou:g}; {cov.bad_share:.1%} of all) stays at or under the risk; "
+            "threshold chosen on the truth (best case).",
+            "",
+            f"| score | {risks} | mean IoU of the most confident half |",
+            "|---|" + "---:|" * (len(cov.risks) + 1),
+        ]
+        lines += [
+            f"| {r.score} | " + " | ".join(f"{c:.3f}" for c in r.coverage) + f" | {_fmt(r.top_half_iou, 3)} |"
+            for r in cov.rows
+        ]
     if ranking_png is not None:
         data = ranking_png if isinstance(ranking_png, bytes) else Path(ranking_png).read_bytes()
         encoded = base64.b64encode(data).decode("ascii")

@@ -51,6 +51,7 @@ from usam_video.evaluation.jf import VOID_LABEL, DavisReport, DavisSequenceResul
 from usam_video.evaluation.protocols import (
     RANDOM_SAMPLE,
     RankingItems,
+    coverage_of_items,
     davis_sequence,
     masks_to_index_map,
     rank_items,
@@ -217,6 +218,7 @@ def evaluate_predictions(
         unranked_scores=dict(items.unranked),
         dropped_items=dropped,
         random_seed=random_seed if ranking is not None else None,
+        coverage=coverage_of_items(items) if store is not None else None,
     )
 
 
