@@ -26,12 +26,13 @@ from prefect.concurrency.sync import concurrency
 from flows.collect import as_they_complete
 from flows.gpu_limit import GPU_LIMIT_NAME, ensure_gpu_limit
 from usam_video.config import load_run_config
-from usam_video.errors import InputError, UsamVideoError
+from usam_video.errors import DamagedVideoError, InputError, UsamVideoError, WriteError
 from usam_video.pipeline import (
     apply_run_budget,
     label_video,
     list_videos,
     load_context,
+    prepare_store,
     run_score_plot,
     untrained_warnings,
 )
@@ -54,10 +55,11 @@ REPORT_VIDEOS = 20
 
 
 def _retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry transient failures (CUDA OOM, I/O hiccups), never bad input: it fails the same way."""
+    """Retry transient failures (CUDA OOM, I/O hiccups), never bad input, a write the OS refused
+    (read-only, no space) or a damaged video: they fail the same way until someone acts."""
     try:
         state.result()
-    except InputError:
+    except (InputError, WriteError, DamagedVideoError):
         return False
     except Exception:
         return True
@@ -187,6 +189,7 @@ def pseudo_label_dataset(
         use_gpu_limit = context.model.device.type == "cuda"
     if use_gpu_limit:
         ensure_gpu_limit(run.gpu_concurrency)
+    prepare_store(run)  # a foreign folder, a regular file or a read-only place: refused once, here
     videos = list_videos(run)
     key = _artifact_key(run.name)
     progress = create_progress_artifact(

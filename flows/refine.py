@@ -32,7 +32,7 @@ def refine_flow(store: str, videos: list[str] | None = None) -> list[RefineResul
     for i, result, error in as_they_complete(futures):
         if error is not None:  # reported as it happens; the others go on
             logger.error("refining %s failed: %s", ids[i], error)
-            result = RefineResult(ids[i], 0, -1, f"failed: {error}")
+            result = RefineResult(ids[i], 0, 0, "", error=f"{type(error).__name__}: {error}")
         assert result is not None
         done[i] = result
     results = [done[i] for i in range(len(ids))]  # in the order the videos were given

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import zarr
 
-from usam_video.errors import StoreError
+from usam_video.errors import StoreError, StoreWriteError
 from usam_video.store import PseudoLabelStore, VideoWriter, WriteCounts
 from usam_video.store import writer as writer_module
 from usam_video.store.checksums import checksummed_codecs
@@ -147,9 +147,10 @@ def test_an_error_on_the_writer_thread_is_raised_in_the_next_call(
         "set_review_plan": lambda: writer.set_review_plan([]),
         "finish": writer.finish,
     }
-    with pytest.raises(OSError, match="No space left") as raised:
+    with pytest.raises(StoreWriteError, match="No space left on device") as raised:
         calls[next_call]()
-    assert any("video 'vid', frame 2" in note for note in raised.value.__notes__)
+    # One line naming the video and the frame, with the OS's reason; still an OSError of ENOSPC.
+    assert "video 'vid', frame 2" in str(raised.value) and raised.value.errno == 28
     with pytest.raises(StoreError, match="expected an open writer, got one failed: OSError"):
         writer.finish()  # and never completes afterwards
     writer.abort()  # harmless

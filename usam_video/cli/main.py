@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from usam_video.cli.app import app, console, err_console, repo_configs_dir
+from usam_video.cli.app import app, console, err_console, one_line_task_failures, repo_configs_dir
 from usam_video.cli.app import fail as _fail
 from usam_video.errors import UsamVideoError
 
@@ -118,6 +118,14 @@ def inspect(
     console.print(table)
     if videos:
         console.print(f"scores: {', '.join(videos[0]['scores'])}")
+    else:  # an empty table alone reads as "nothing wrong"
+        console.print(
+            f"{escape(str(store))}: no video labelled yet. A video is stored from its first labelled "
+            "frame on; one whose run failed before its first frame (a missing prompt, unreadable "
+            "frames) leaves nothing here: its error is in that run's output.",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @app.command()
@@ -257,17 +265,23 @@ def _print_results(results: list[Any]) -> int:
 def run(config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml)")) -> None:
     """Pseudo-label a dataset with the Prefect flow (embedded server unless PREFECT_API_URL is set)."""
     from usam_video.config import load_run_config
-    from usam_video.pipeline import load_context, untrained_warnings
+    from usam_video.pipeline import load_context, prepare_store
 
     try:
         run_cfg = load_run_config(config)
-        for warning in untrained_warnings(load_context(run_cfg)):
-            err_console.print(f"[bold yellow]warning:[/] {warning}")
+        # Built here to refuse a bad config before Prefect starts; its random-weight warnings
+        # are the flow's to log (once per run, where the dashboard shows them too).
+        load_context(run_cfg)
+        prepare_store(run_cfg)  # a regular file, a user's folder, a read-only place: refused now
     except UsamVideoError as exc:
         _fail(exc)
     from flows.pseudo_label import pseudo_label_dataset
 
-    results = pseudo_label_dataset(str(config.resolve()))
+    try:
+        with one_line_task_failures():
+            results = pseudo_label_dataset(str(config.resolve()))
+    except UsamVideoError as exc:
+        _fail(exc)
     failed = _print_results(results)
     console.print(f"store: {run_cfg.store}")
     if failed:
@@ -357,7 +371,8 @@ def demo(
     from usam_video.pipeline.report import write_static_report
 
     try:
-        index = write_static_report(store, out / "report", config)
+        # The demo owns its output folder: a report from before marker files is replaced too.
+        index = write_static_report(store, out / "report", config, force=True)
     except UsamVideoError as exc:
         _fail(exc)
     console.print(f"review report (open in a browser): {index}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from usam_video.cli.app import app, console, fail
+from usam_video.cli.app import app, console, err_console, fail, one_line_task_failures
 from usam_video.errors import UsamVideoError
 
 __all__ = ["refine"]
@@ -28,12 +29,22 @@ def refine(
     from flows.refine import refine_flow
 
     try:
-        results = refine_flow(str(store), list(video) if video else None)
+        with one_line_task_failures():
+            results = refine_flow(str(store), list(video) if video else None)
     except UsamVideoError as exc:
         fail(exc)
     table = Table(title=f"refinement of {store}")
     for col in ("video", "refined", "left queued", "model"):
         table.add_column(col)
     for r in results:
-        table.add_row(r.video_id, str(r.refined), str(r.left_queued), r.model or "-")
+        if r.failed:  # nothing is known of its queue: the reason instead of counts
+            table.add_row(r.video_id, f"[red]failed[/]: {escape(r.error)}", "-", "-")
+        else:
+            table.add_row(r.video_id, str(r.refined), str(r.left_queued), r.model or "-")
     console.print(table)
+    failed = [r for r in results if r.failed]
+    if failed:
+        for r in failed:  # one line each, whole, for logs and scripts
+            err_console.print(f"[bold red]error:[/] {escape(r.error)}", soft_wrap=True)
+        err_console.print(f"[bold red]{len(failed)} of {len(results)} video(s) failed to refine[/]")
+        raise typer.Exit(1)

@@ -20,7 +20,9 @@ __all__ = ["report"]
 @app.command()
 def report(
     store: str = typer.Argument(..., help="a usam-video Zarr store (a path or an fsspec URL)"),
-    out: Path = typer.Option(..., "--out", help="folder for index.html and videos/ (created)"),
+    out: Path = typer.Option(
+        ..., "--out", help="folder for index.html and videos/ (new, empty, or an earlier report)"
+    ),
     dataset: Path = typer.Option(
         None, "--dataset", help="dataset config YAML for frames and ground truth (default: the store's own)"
     ),
@@ -31,6 +33,12 @@ def report(
     jf: bool = typer.Option(
         True, "--jf/--no-jf", help="J&F against the ground truth, when the dataset has it"
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="write into a non-empty folder that is not an earlier report (its index.html and "
+        "videos/ are replaced, other files kept)",
+    ),
 ) -> None:
     """Write a store's review report as static HTML: which videos and frames need a curator, and why."""
     from usam_video.config import load_dataset_config
@@ -38,7 +46,9 @@ def report(
 
     try:
         config = load_dataset_config(dataset) if dataset is not None else None
-        index = write_static_report(store, out, config, max_pages=max_videos, worst=worst, ground_truth=jf)
+        index = write_static_report(
+            store, out, config, max_pages=max_videos, worst=worst, ground_truth=jf, force=force
+        )
     except UsamVideoError as exc:
         _fail(exc)
     console.print(f"review report: {index.resolve()}", soft_wrap=True)

@@ -455,17 +455,22 @@ def check_store(store: str | Path) -> Check:
     """Every chunk of an existing store read and its checksum checked (``usam-video verify``).
 
     Damage is fatal (a run or an export would read it); a store written before checksums is a
-    warning (it reads, but nothing proves it intact); a store not created yet is fine.
+    warning (it reads, but nothing proves it intact); a store not created yet, or an empty
+    folder, is fine; a regular file, a folder of other files or another Zarr group is fatal (a
+    run refuses it).
     """
     from usam_video.store import PseudoLabelStore
 
     location = str(store)
-    if "://" not in location.removeprefix("file://") and not Path(location.removeprefix("file://")).exists():
+    local = Path(location.removeprefix("file://"))
+    if "://" not in location.removeprefix("file://") and not local.exists():
         return Check("store", True, f"{location}: not created yet")
     try:
         report = PseudoLabelStore.open(location, mode="r").verify()
     except StoreNotFoundError:
-        return Check("store", True, f"{location}: not created yet")
+        # Only an empty folder (or nothing at a URL) gets here: open() refuses anything else.
+        state = "an empty folder" if local.is_dir() else "not created yet"
+        return Check("store", True, f"{location}: {state}; a run creates the store there")
     except UsamVideoError as exc:
         return Check("store", False, _first_line(exc, limit=400))
     videos = len({c.video_id for c in report.checks if c.video_id})

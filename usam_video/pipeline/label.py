@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -53,9 +53,11 @@ if TYPE_CHECKING:  # the engine's frame type loads torch: named here for annotat
 
 __all__ = [
     "LabelContext",
+    "SKIPPED_COMPLETE",
     "code_version",
     "list_videos",
     "load_context",
+    "prepare_store",
     "label_video",
     "label_dataset",
     "untrained_warnings",
@@ -69,6 +71,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Why a video was skipped, in its result row (the run's table and the flow's summary artifact).
+SKIPPED_COMPLETE = "already complete under this config"
 
 
 def code_version() -> str:
@@ -125,6 +130,13 @@ def load_context(run: RunConfig) -> LabelContext:
 def _cached_scorer(heads_json: str, model_json: str) -> Scorer:
     # The fused heads live on the engine's device.
     return Scorer(_cached_heads(heads_json), _cached_model(model_json).device)
+
+
+def prepare_store(run: RunConfig) -> None:
+    """Open the run's store once, creating it if absent, before any video starts: a regular
+    file, a folder of other files, another Zarr group or a read-only place is refused here with
+    one :class:`~usam_video.errors.StoreError` instead of failing every video alike."""
+    PseudoLabelStore.open(run.store_path)
 
 
 def list_videos(run: RunConfig) -> list[str]:
@@ -222,8 +234,13 @@ def label_video(
     started = time.perf_counter()
     store = store or PseudoLabelStore.open(context.run.store_path)
     fingerprint = run_fingerprint(context.run)
+    if store.is_complete(video_id):
+        # A damaged chunk is reported, never skipped as complete nor relabelled over (its
+        # corrections are read from it); an incomplete video holds nothing kept and is redone.
+        store.require_intact(video_id)
     if not force and store.is_complete(video_id, fingerprint):
-        return video_result(store, video_id, "skipped", time.perf_counter() - started)
+        skipped = video_result(store, video_id, "skipped", time.perf_counter() - started)
+        return replace(skipped, error=SKIPPED_COMPLETE)
     ref = context.reader.video(video_id)
     prompts, corrected = _prompts_with_corrections(
         context.reader.prompts(video_id), store.corrections(video_id)
@@ -235,7 +252,9 @@ def label_video(
         return VideoResult(video_id, "skipped", error=f"being labelled by {holder}")
     try:
         if not force and store.is_complete(video_id, fingerprint):  # finished while we waited
-            return VideoResult(video_id, "skipped", seconds=time.perf_counter() - started)
+            return VideoResult(
+                video_id, "skipped", seconds=time.perf_counter() - started, error=SKIPPED_COMPLETE
+            )
         return _label_claimed(context, store, video_id, ref, prompts, corrected, fingerprint, started)
     except Exception as exc:  # e.g. an mp4 broken mid-way: inspect and queue say why it is incomplete
         store.record_failure(video_id, f"{type(exc).__name__}: {exc}")

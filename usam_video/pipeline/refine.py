@@ -27,12 +27,18 @@ __all__ = ["RefineResult", "refinable_videos", "refine_video", "refine_store"]
 
 @dataclass(frozen=True)
 class RefineResult:
-    """What refinement did to one video."""
+    """What refinement did to one video: frame-objects refined and left queued, the model used,
+    and, for a video whose refinement failed, why (``error``; the counts are then 0)."""
 
     video_id: str
     refined: int
     left_queued: int
     model: str
+    error: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error)
 
 
 def refine_video(store: PseudoLabelStore, video_id: str) -> RefineResult:
@@ -41,7 +47,13 @@ def refine_video(store: PseudoLabelStore, video_id: str) -> RefineResult:
     The larger model tracks the same prompts (and every human correction, as conditioning
     frames); its masks replace the queued frame-objects (status ``refined``, source ``model``),
     rescored from its own tokens. Corrected frame-objects are never touched.
+
+    Raises:
+        DamagedVideoError: a chunk of the video fails its checksum (nothing is written).
+        StoreWriteError: the OS refused a write (read-only store, full disk).
     """
+    # Every chunk is read first: refining writes masks and history beside the damaged ones.
+    store.require_intact(video_id)
     run = run_config_of(store, video_id)
     policy = ThresholdPolicy(run.policy)
     table = store.frame_table(video_id)

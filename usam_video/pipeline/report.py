@@ -50,6 +50,7 @@ from usam_video.evaluation.pages import (
     render_html,
     render_markdown,
 )
+from usam_video.output_folder import atomic_output_folder, check_output_folder
 from usam_video.pipeline.evaluate import jf_with_baseline
 from usam_video.score_registry import is_known, score_info, to_uncertainty
 from usam_video.store import PseudoLabelStore
@@ -449,7 +450,8 @@ def _video_blocks(report: RunReport, video_id: str, images: _Images | None) -> l
         Heading(1, (Code(video_id), f": uncertainty rank {report.rank(video_id)} of {len(report.videos)}"))
     ]
     facts: list[Inline] = [
-        f"{d.frames} frames, {d.objects} objects; score ",
+        f"{d.frames} frame{'s' if d.frames != 1 else ''}, {d.objects} object{'s' if d.objects != 1 else ''}; "
+        "score ",
         Code(d.score),
         f" ({_direction_text(d.score)}). Video uncertainty {_num(d.uncertainty)} (mean of its worst "
         f"{TAIL_FRACTION:.0%} frames). Queued for a human: {d.queued_human}, for refinement: "
@@ -640,23 +642,41 @@ def write_static_report(
     max_pages: int | None = None,
     worst: int = 4,
     ground_truth: bool = True,
+    force: bool = False,
 ) -> Path:
     """Write a store's review report as static HTML: ``index.html`` (a row per video, most
     uncertain first, linking to its page) and ``videos/<video>.html`` with its timeline PNG and
     worst-frame JPEG beside it. Opens in any browser without a server; attachable to a release.
 
+    ``out_dir`` must be new, empty or an earlier report left unchanged (its marker file lists
+    what it holds; :mod:`usam_video.output_folder`); the report is written beside it under a
+    temporary name and moved into place at the end, so a failure leaves nothing half-written.
+
     Args:
         dataset: where frames and ground truth come from (default each video's own).
         max_pages: how many of the most uncertain videos get a page (None: every video).
         worst, ground_truth: as :func:`build_report`.
+        force: write into a non-empty folder that is not an earlier report: the report's own
+            entries (``index.html``, ``videos/``) replace those of the same names, the rest stay.
 
     Returns:
         The path of ``index.html``.
+
+    Raises:
+        InputError: ``out_dir`` is a regular file or a user's non-empty folder (without ``force``).
+        WriteError: the OS refused a write (read-only folder, full disk), with its reason.
     """
+    check_output_folder(Path(out_dir), "report", force)  # before the store is read
     report = build_report(
         store_path, dataset=dataset, max_pages=max_pages, worst=worst, ground_truth=ground_truth
     )
-    out = Path(out_dir)
+    with atomic_output_folder(out_dir, "report", force) as staging:
+        _write_html(report, staging)
+    return Path(out_dir) / "index.html"
+
+
+def _write_html(report: RunReport, out: Path) -> None:
+    """The report's pages and images under ``out`` (see :func:`write_static_report`)."""
     pages_dir = out / "videos"
     pages_dir.mkdir(parents=True, exist_ok=True)
     links: dict[str, str] = {}
@@ -675,8 +695,6 @@ def write_static_report(
         for d in report.videos
     )
     blocks.append(Table(_index_header(report, "video"), rows))
-    index = out / "index.html"
-    index.write_text(
+    (out / "index.html").write_text(
         render_html(f"Review report of {report.store}", blocks, lambda p: quote(p.name)), encoding="utf-8"
     )
-    return index

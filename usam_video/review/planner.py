@@ -373,11 +373,12 @@ def _plan_runs(
         value = run.value * od**k * vd**m
         f0, f1, fp = (int(track.frames[p]) for p in (run.start, run.end, run.onset))
         length = run.end - run.start + 1
+        frames = f"{length} frame" + ("" if length == 1 else "s")
         if run.onset == run.start:
-            head = f"onset of a low run of {length} frames ({f0}-{f1})"
+            head = f"onset of a low run of {frames} ({f0}-{f1})"
         else:
             head = (
-                f"first eligible frame of a low run of {length} frames ({f0}-{f1}; "
+                f"first eligible frame of a low run of {frames} ({f0}-{f1}; "
                 f"{f0}-{fp - 1} not eligible)"
             )
         reason = f"{head}, downstream error mass {run.value:.3g}"

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from usam_video.errors import StoreError
+from usam_video.errors import StoreError, UsamVideoError, store_write_error
 from usam_video.store.chunks import ChunkWriter
 from usam_video.store.records import WriteCounts
 from usam_video.types import MaskSource, Status
@@ -460,7 +460,11 @@ class VideoWriter:
             )
         self._sink.stop()
         self._check_open()  # an error in the last moments
-        self._group.attrs["complete"] = True
+        try:
+            self._group.attrs["complete"] = True
+        except OSError as exc:  # a full disk at the very end: the video stays incomplete
+            self._closed = "failed"
+            raise store_write_error(f"{self.video}, marking it complete", exc) from exc
         self._closed = "finished"
         self._finalizer.detach()
         return WriteCounts.count(self._status, self._reason)
@@ -494,6 +498,9 @@ class VideoWriter:
             self._closed = "failed"
             self._sink.stop(discard=True)
             self._finalizer.detach()
+            if isinstance(error, OSError) and not isinstance(error, UsamVideoError):
+                # A full disk or a read-only store: one line with the OS's reason, not a traceback.
+                raise store_write_error(f"{self.video}, {self._sink.doing}", error) from error
             error.add_note(
                 f"usam-video: raised by the store's writer thread, {self.video}, {self._sink.doing}."
             )

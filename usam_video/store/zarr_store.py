@@ -43,19 +43,28 @@ scratch by the next run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import zarr
 import zarr.errors
 from zarr.core.sync import sync
 
-from usam_video.errors import InputError, StoreError, StoreNotFoundError, UsamVideoError, VideoNotFoundError
+from usam_video.errors import (
+    DamagedVideoError,
+    InputError,
+    StoreError,
+    StoreNotFoundError,
+    UsamVideoError,
+    VideoNotFoundError,
+    store_write_error,
+)
 from usam_video.store.checksums import checksummed_codecs, describe_read_error, is_checksummed
 from usam_video.store.claims import claim_video, release_video
 from usam_video.store.nodes import ArraySpec, create_video_nodes
@@ -85,6 +94,7 @@ __all__ = [
 
 STORE_FORMAT = "usam-video-pseudo-labels"
 STORE_FORMAT_VERSION = 1
+_R = TypeVar("_R")
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Cut a failure message kept in a video's attributes to this many characters.
 _FAILURE_CHARS = 2000
@@ -137,6 +147,74 @@ def _video_array_specs(t: int, o: int, s: int, h: int, w: int, c: int, k: int) -
     return specs
 
 
+def _check_local_location(location: str, mode: str) -> None:
+    """Refuse what a local store path must not be before zarr touches it: a regular file, or a
+    non-empty folder that holds no Zarr group (a user's folder: never adopted, never written).
+
+    Raises:
+        StoreNotFoundError: nothing there, or an empty folder (``mode="r"`` only).
+        StoreError: a regular file, or a folder of other files.
+    """
+    path = Path(location)
+    if path.is_file() or (path.exists() and not path.is_dir()):
+        raise StoreError(
+            f"{location}: expected a usam-video store (a folder), got a regular file. "
+            "Point 'store' at a new path, an empty folder or a store this tool wrote."
+        )
+    if not path.exists():
+        if mode == "r":
+            raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.")
+        return
+    if (path / "zarr.json").exists():
+        return  # a Zarr group: open() checks whose it is
+    try:
+        entries = sorted(p.name for p in path.iterdir())
+    except OSError as exc:
+        raise store_write_error(location, exc) from exc
+    if not entries:
+        if mode == "r":
+            raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found an empty folder.")
+        return
+    shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    raise StoreError(
+        f"{location}: expected a usam-video store or an empty folder, got a folder of other files "
+        f"({shown}). Point 'store' at a new path: usam-video never writes into a folder it did not create."
+    )
+
+
+def _members(root: zarr.Group) -> list[str]:
+    """The names in a group's folder other than its ``zarr.json``, listed, never parsed."""
+
+    async def names() -> list[str]:
+        return sorted([n async for n in root.store.list_dir(root.store_path.path) if n != "zarr.json"])
+
+    return sync(names())
+
+
+@contextlib.contextmanager
+def _writing(where: str) -> Iterator[None]:
+    """Turn an OS error of a write (read-only, no space, not a directory) into a
+    :class:`StoreWriteError` naming ``where`` and the OS's reason; our own errors pass through."""
+    try:
+        yield
+    except UsamVideoError:
+        raise
+    except OSError as exc:
+        raise store_write_error(where, exc) from exc
+
+
+def _writes(method: Callable[..., _R]) -> Callable[..., _R]:
+    """A store method whose OS errors (read-only, no space, not a directory) become one
+    :class:`StoreWriteError` naming the store and the OS's reason (see :func:`_writing`)."""
+
+    @functools.wraps(method)
+    def wrapper(self: PseudoLabelStore, *args: Any, **kwargs: Any) -> _R:
+        with _writing(self.location):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class PseudoLabelStore:
     """A Zarr v3 store of pseudo-labels (see the module docstring for the layout)."""
 
@@ -153,8 +231,8 @@ class PseudoLabelStore:
         """
         location = str(path).removeprefix("file://")
         is_url = "://" in location
-        if mode == "r" and not is_url and not Path(location).exists():
-            raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.")
+        if not is_url:
+            _check_local_location(location, mode)
         try:
             try:
                 root = zarr.open_group(location, mode=mode)
@@ -163,22 +241,29 @@ class PseudoLabelStore:
                 root = zarr.open_group(location, mode="r+")
         except FileNotFoundError as exc:
             raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.") from exc
+        except OSError as exc:  # read-only, no space, not a directory: the OS's reason, not zarr's
+            raise store_write_error(location, exc) from exc
         except Exception as exc:  # zarr raises several types for foreign or broken folders
             raise StoreError(f"{location}: expected a Zarr v3 group, got: {exc}") from exc
         attrs = dict(root.attrs)
-        if not attrs and mode != "r":
-            root.attrs.update(
-                {
-                    "format": STORE_FORMAT,
-                    "format_version": STORE_FORMAT_VERSION,
-                    "store_id": str(uuid.uuid4()),
-                }
-            )
-            root.require_group("videos")
+        if not attrs and mode != "r" and not _members(root):
+            # A group with no attributes and nothing in it is one this call (or a concurrent
+            # one) has just made; a group with members is someone else's and is never adopted.
+            with _writing(location):
+                root.attrs.update(
+                    {
+                        "format": STORE_FORMAT,
+                        "format_version": STORE_FORMAT_VERSION,
+                        "store_id": str(uuid.uuid4()),
+                    }
+                )
+                root.require_group("videos")
         elif attrs.get("format") != STORE_FORMAT:
+            found = f"attributes {sorted(attrs)}" if attrs else f"members {_members(root)[:5]}"
             raise StoreError(
                 f"{location}: expected a usam-video store (attribute format={STORE_FORMAT!r}), "
-                f"got attributes {sorted(attrs)}. Point to a store this tool wrote, or an empty folder."
+                f"got another Zarr group ({found}). Point to a store this tool wrote, a new path "
+                "or an empty folder: usam-video never writes into a Zarr group it did not create."
             )
         return cls(root, location)
 
@@ -354,6 +439,25 @@ class PseudoLabelStore:
 
         return verify_store(self, video_id)
 
+    def require_intact(self, video_id: str) -> None:
+        """Read every chunk of a video (see :meth:`verify`) before it is skipped as complete or
+        written into, so that damage is reported instead of hidden or built upon.
+
+        Raises:
+            DamagedVideoError: naming the video, its first damaged arrays and chunks, the remedy.
+        """
+        report = self.verify(video_id)
+        if report.intact:
+            return
+        problems = report.problems
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise DamagedVideoError(
+            f"{self.location}: video {video_id!r}: expected intact data, got damage: "
+            f"{'; '.join(problems[:3])}{more}. Nothing was written into it. Run 'usam-video verify "
+            f"{self.location}' for the full list; restore the store from a copy, or delete "
+            f"videos/{video_id} and rerun to relabel it."
+        )
+
     def record_failure(self, video_id: str, message: str) -> None:
         """Keep why labelling failed in an *incomplete* video's attributes (``inspect`` shows it).
 
@@ -366,11 +470,13 @@ class PseudoLabelStore:
                 return
             group = self._group(video_id)
             if not group.attrs.get("complete", False):
-                group.attrs["failure"] = message[:_FAILURE_CHARS]
+                with _writing(self.location):  # a full disk may refuse the note too
+                    group.attrs["failure"] = message[:_FAILURE_CHARS]
         except StoreError:
             return
 
     # --- claims: one writer per video ---------------------------------------------------------
+    @_writes
     def claim(self, video_id: str, owner: str | None = None, stale_after_s: float = 6 * 3600) -> str | None:
         """Claim a video for writing; returns None on success, else the live owner's name.
 
@@ -379,11 +485,13 @@ class PseudoLabelStore:
         """
         return claim_video(self.location, video_id, owner, stale_after_s)
 
+    @_writes
     def release(self, video_id: str, owner: str | None = None) -> None:
         """Release a claim this owner holds (no-op otherwise)."""
         release_video(self.location, video_id, owner)
 
     # --- writing -------------------------------------------------------------------------
+    @_writes
     def begin_video(
         self,
         video: VideoRef,
@@ -544,6 +652,7 @@ class PseudoLabelStore:
         meta = self._root[f"history/{video_id}/meta"][start:end]
         return bool(((meta[:, 0] == t) & (meta[:, 1] == object_id)).any())
 
+    @_writes
     def replace_masks(self, updates: Sequence[MaskUpdate], batch_id: str | None = None) -> int:
         """Replace frame-object masks, keeping each replaced mask in the video's history.
 
@@ -601,6 +710,7 @@ class PseudoLabelStore:
             self._finish_batch(batch)
         return generation
 
+    @_writes
     def set_decisions(
         self, video_id: str, entries: Sequence[tuple[int, int]], status: Status, reason: str
     ) -> None:
@@ -625,6 +735,7 @@ class PseudoLabelStore:
         entries = self._attrs(video_id, group).get("review_plan") or []
         return {(int(e["frame"]), int(e["object"])): dict(e) for e in entries}
 
+    @_writes
     def set_review_plan(self, video_id: str, entries: Sequence[Mapping[str, Any]]) -> None:
         """Replace a video's review plan (``frame``, ``object``, ``rank``, ``reason`` per pick),
         e.g. when the run budget re-plans across videos."""
