@@ -35,10 +35,15 @@ def artifact_key(kind: str, store: str) -> str:
 
 @task(task_run_name="export-{fmt}")
 def export_task(
-    store: str, fmt: str, out: str, video: str | None = None, include_refine: bool = False
+    store: str,
+    fmt: str,
+    out: str,
+    video: str | None = None,
+    include_refine: bool = False,
+    force: bool = False,
 ) -> ExportResult:
     """Export the queued frames of ``store`` as ``fmt`` into ``out``."""
-    return export_queue(store, fmt, out, video_id=video, include_refine=include_refine)
+    return export_queue(store, fmt, out, video_id=video, include_refine=include_refine, force=force)
 
 
 @task(task_run_name="import-corrections")
@@ -74,10 +79,15 @@ def import_rows(result: ImportResult) -> list[dict[str, Any]]:
 
 @flow(name="review-export")
 def export_flow(
-    store: str, fmt: str, out: str, video: str | None = None, include_refine: bool = False
+    store: str,
+    fmt: str,
+    out: str,
+    video: str | None = None,
+    include_refine: bool = False,
+    force: bool = False,
 ) -> ExportResult:
     """Export the frames queued for human review; publishes ``review-export-<store>``."""
-    result = export_task.submit(store, fmt, out, video, include_refine).result()
+    result = export_task.submit(store, fmt, out, video, include_refine, force).result()
     create_table_artifact(
         export_rows(result),
         key=artifact_key("export", store),

@@ -20,7 +20,8 @@ __all__ = ["export", "import_", "print_export_result"]
 
 
 def print_export_result(store: Path, result: Any) -> None:
-    """The frames exported per video, and the videos left out with why."""
+    """The frames exported per video, the videos left out with why, and the frame-objects to
+    review (the count ``queue`` shows) beside those shown for context."""
     table = Table(title=f"export of {store} ({result.format})")
     table.add_column("video")
     table.add_column("frames", justify="right")
@@ -29,6 +30,18 @@ def print_export_result(store: Path, result: Any) -> None:
     console.print(table)
     for video_id, why in result.skipped_videos.items():
         err_console.print(f"[bold yellow]not exported:[/] {video_id}: {why}")
+    # The same count as `queue`: what the reviewer is asked about; the rest of each frame is context.
+    context = (
+        f", and {result.context} other frame-object{'' if result.context == 1 else 's'} of those frames "
+        "for context (left as they are unless edited)"
+        if result.context
+        else ""
+    )
+    console.print(
+        f"{result.queued} queued frame-object{'' if result.queued == 1 else 's'} to review{context}; "
+        f"manifest: {result.manifest}",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -57,18 +70,6 @@ def export(
     print_export_result(store, result)
     if not result.total_frames:
         console.print("nothing queued for review: the export holds no frames.")
-    # The same count as `queue`: what the reviewer is asked about; the rest of each frame is context.
-    context = (
-        f", and {result.context} other frame-object{'' if result.context == 1 else 's'} of those frames "
-        "for context (left as they are unless edited)"
-        if result.context
-        else ""
-    )
-    console.print(
-        f"{result.queued} queued frame-object{'' if result.queued == 1 else 's'} to review{context}; "
-        f"manifest: {result.manifest}",
-        highlight=False,
-    )
     for path in result.annotations:
         console.print(f"wrote {path}")
 

@@ -187,9 +187,14 @@ def evaluate_run(
 def export_run(
     store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
     fmt: str = typer.Option(..., "--format", help="cvat, coco or png"),
-    out: Path = typer.Option(..., "--out", help="new (or empty) folder for the export"),
+    out: Path = typer.Option(
+        ..., "--out", help="new or empty folder, or an unedited earlier export (replaced) for the export"
+    ),
     video: str | None = typer.Option(None, "--video", help="only this video"),
     all_queued: bool = typer.Option(False, "--all-queued", help="also frames queued for refinement"),
+    force: bool = typer.Option(
+        False, "--force", help="replace --out even if it holds other files or an edited earlier export"
+    ),
     task_runner: str = typer.Option("thread", "--task-runner", help=_RUNNER_HELP),
     workers: int = typer.Option(2, "--workers", help="threads, or Dask worker processes"),
     dask_address: str | None = typer.Option(None, "--dask-address", help=_ADDRESS_HELP),
@@ -199,10 +204,9 @@ def export_run(
 
     flow = _runner_flow(export_flow, task_runner, workers, dask_address)
     try:
-        result = flow(str(store), fmt, str(out.resolve()), video, all_queued)
+        result = flow(str(store), fmt, str(out.resolve()), video, all_queued, force)
     except UsamVideoError as exc:
         _fail(exc)
     from usam_video.cli.review_cmd import print_export_result
 
     print_export_result(store, result)
-    console.print(f"{result.frame_objects} frame-objects; manifest: {result.manifest}")
