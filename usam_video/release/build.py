@@ -299,9 +299,9 @@ def write_release(
                     )  # fmt: skip
                     wanted = np.flatnonzero(writer.wants(video))
                     pending: list[Future[None]] = []
-                    for t in wanted:
-                        masks = store.read_masks(video_id, int(t))  # zarr reads stay on this thread
-                        pending.append(pool.submit(_write_frame, writer, video, int(t), masks))
+                    # zarr reads stay on this thread; encoding and file writes go to the pool
+                    for t, masks in store.iter_masks(video_id, [int(t) for t in wanted]):
+                        pending.append(pool.submit(_write_frame, writer, video, t, masks))
                         if len(pending) >= _IN_FLIGHT:
                             pending.pop(0).result()
                     for future in pending:
