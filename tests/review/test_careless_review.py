@@ -20,7 +20,7 @@ from PIL import Image
 
 from tests.review.helpers import EDITORS, VIDEO, copy_store, labelled_template, rectangle
 from tests.test_corrections import tree_digest
-from usam_video.errors import InputError
+from usam_video.errors import InputError, WriteError
 from usam_video.pipeline import export_queue, import_corrections
 from usam_video.store import PseudoLabelStore
 from usam_video.types import Status
@@ -277,13 +277,13 @@ def _a_file(out: Path) -> None:
 
 
 BAD_EXPORTS: list[tuple[str, Callable[[Path], None], list[str]]] = [
-    ("user-folder", _user_folder, ["export", "other content", "--force"]),
+    ("user-folder", _user_folder, ["export", "other files (notes.txt)", "--force"]),
     (
         "edited-earlier-export",
         _edited_export,
         [f"masks/{VIDEO}/001/00002.png", "edited", "Import", "--force"],
     ),
-    ("out-is-a-file", _a_file, ["expected a folder", "got a file"]),
+    ("out-is-a-file", _a_file, ["expected a folder for the export", "got a regular file"]),
 ]
 
 
@@ -303,9 +303,10 @@ def test_export_refuses_a_folder_it_may_not_replace(pristine, tmp_path, make, me
     assert tree_digest(store) == before
     assert (tree_digest(out) if out.is_dir() else out.read_bytes()) == before_out
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["s.zarr", "first", "out"])
-    if out.is_dir():  # --force replaces it
+    if out.is_dir():  # --force writes the export's entries over those of the same names
         export_queue(store, "png", out, force=True)
-        assert not (out / "notes.txt").exists() and (out / "manifest.json").is_file()
+        assert tree_digest(out / "masks") == tree_digest(tmp_path / "first" / "masks")
+        assert (out / "notes.txt").is_file() == (make is _user_folder)  # the user's file is kept
 
 
 def test_an_unedited_earlier_export_is_replaced(pristine, tmp_path) -> None:
@@ -328,12 +329,20 @@ def test_a_failed_export_leaves_no_folder(pristine, tmp_path, monkeypatch, fmt) 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
+    earlier = export_queue(store, fmt, tmp_path / "earlier").out  # replaceable: ours, unedited
     writer = {"png": "write_png_frames", "coco": "write_coco", "cvat": "write_cvat_video"}[fmt]
     monkeypatch.setattr(export_module, writer, disk_full)
-    before = tree_digest(store)
-    with pytest.raises(OSError, match="No space left"):
-        export_queue(store, fmt, tmp_path / "new" / "deeper" / "out")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]  # no out, no staging, no parents
+    before, before_earlier = tree_digest(store), tree_digest(earlier)
+    for out in (tmp_path / "new" / "out", earlier):
+        with pytest.raises(WriteError) as excinfo:
+            export_queue(store, fmt, out)
+        message = str(excinfo.value)
+        assert "\n" not in message and str(out) in message and "No space left" in message, message
+    assert not (tmp_path / "new" / "out").exists() and tree_digest(earlier) == before_earlier
+    leftovers = [
+        p.name for p in (*tmp_path.iterdir(), *(tmp_path / "new").iterdir()) if p.name.startswith(".")
+    ]
+    assert leftovers == []  # no temporary folder either
     assert tree_digest(store) == before
 
 

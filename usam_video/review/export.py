@@ -10,10 +10,11 @@ Each manifest entry says whether its frame-object was queued (what ``usam-video 
 and the reviewer is asked to look at) or only shown for context beside a queued object of its
 frame; an unchanged context object is left as it is by the import.
 
-The export is written under a hidden temporary sibling of ``out`` and renamed to ``out`` at the
-end, so a failed export leaves nothing behind. ``out`` must be new, empty, or an earlier export
-of ours (its ``manifest.json`` is the marker) left exactly as written; anything else (a user's
-folder, an export with edits not yet imported) is refused unless ``force``.
+The export goes through :func:`usam_video.output_folder.atomic_output_folder`, as ``report``
+does: written under a hidden temporary sibling of ``out`` and renamed at the end, so a failed
+export leaves nothing behind; ``out`` must be new, empty, or an earlier export of ours left
+exactly as written (its marker file lists what it wrote). Anything else is refused unless
+``force``; an earlier export edited since is refused with the advice to import it first.
 
 The export never writes to the store. Frames come from a caller-supplied ``frame_sources``
 (video id -> :class:`~usam_video.datasets.FrameSource`): the pipeline builds it from the run
@@ -23,9 +24,6 @@ config kept in the store, so this package needs neither the engine nor the pipel
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from PIL import Image
 
 from usam_video.datasets import FrameSource
 from usam_video.errors import InputError, VideoNotFoundError
+from usam_video.output_folder import MARKER, atomic_output_folder
 from usam_video.review.coco import COCO_FILE, write_coco
 from usam_video.review.cvat import cvat_annotation_path, write_cvat_video
 from usam_video.review.manifest import (
@@ -122,62 +121,24 @@ def select_frames(
     return selected, skipped
 
 
-def _check_out(out: Path, force: bool) -> None:
-    """Refuse an ``out`` the export must not replace (see the module docstring)."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise InputError(f"{out}: expected a folder for the export, got a file. Choose another --out.")
-    if force or not any(out.iterdir()):
+def _refuse_unimported_edits(out: Path, force: bool) -> None:
+    """Refuse an earlier export of ours whose files were edited since, with the remedy that
+    keeps the annotator's work (import it first); :func:`atomic_output_folder` refuses any other
+    folder that is not its own unchanged output."""
+    if force or not (out / MANIFEST_NAME).is_file():
         return
     try:
         previous = read_manifest(out / MANIFEST_NAME)
     except InputError:
-        raise InputError(
-            f"{out}: expected a new or empty folder, or an earlier export (with its {MANIFEST_NAME}), "
-            "got a folder with other content. Choose another --out, or pass --force to replace it "
-            "and everything in it."
-        ) from None
-    if not previous.files:
-        raise InputError(
-            f"{out}: expected an earlier export that records its files, got one written before "
-            "exports did, so its edits cannot be told apart. Import it first if it holds edits, "
-            "then pass --force to replace it, or choose another --out."
-        )
-    changed = changed_files(out, previous)
+        return  # not ours: atomic_output_folder says so
+    changed = [rel for rel in changed_files(out, previous) if rel != MARKER]
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
         raise InputError(
             f"{out / changed[0]}: expected an earlier export left as written, got a file edited or "
             f"added since that export{more}. Import the edits first (usam-video import STORE "
-            f"{out}), then pass --force to replace the folder, or choose another --out."
+            f"{out}), then pass --force to replace the export, or choose another --out."
         )
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost ancestor of ``path`` (or itself) that does not exist yet, or None."""
-    missing = None
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-        missing = folder
-    return missing
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Move a finished export from ``staging`` to ``out``, replacing what ``_check_out`` let
-    through. The old folder is renamed aside first, so no moment mixes old and new files."""
-    if not out.exists():
-        os.rename(staging, out)
-        return
-    aside = out.with_name(f".{out.name}.replaced-{uuid.uuid4().hex[:8]}")
-    os.rename(out, aside)
-    try:
-        os.rename(staging, out)
-    except BaseException:
-        os.rename(aside, out)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _write_image(path: Path, frame: np.ndarray, height: int, width: int, where: str) -> None:
@@ -202,34 +163,24 @@ def export_review(
     """Write the queued frames of ``store`` in format ``fmt`` (cvat, coco or png) to ``out``.
 
     Everything is written under a temporary sibling of ``out`` and renamed at the end: a failed
-    export leaves neither ``out`` nor the temporary folder.
+    export leaves ``out`` as it was and no temporary folder.
 
     Args:
-        force: replace a non-empty ``out`` that is not an unedited earlier export of ours.
+        force: write into a non-empty ``out`` that is not an unedited earlier export of ours
+            (its entries of the export's names are replaced, its other files kept).
 
     Raises:
         InputError: unknown format, an ``out`` it may not replace, frames that do not match the store.
         VideoNotFoundError: ``video_id`` is not in the store.
+        WriteError: the OS refused a write (read-only, no space), with its reason.
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"export format: expected one of {list(EXPORT_FORMATS)}, got {fmt!r}.")
     out = Path(out)
-    _check_out(out, force)
+    _refuse_unimported_edits(out, force)
     selected, skipped = select_frames(store, video_id, include_refine)
-    created = _first_missing(out.parent)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkdtemp: its mode 0700 would stay on the export the annotators open.
-    staging = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-    staging.mkdir()
-    try:
+    with atomic_output_folder(out, "export", force) as staging:
         result = _write_export(store, fmt, staging, frame_sources, selected, include_refine)
-        _publish(staging, out)
-    except BaseException:
-        # Also on KeyboardInterrupt: nothing half-written may look like an export.
-        shutil.rmtree(staging, ignore_errors=True)
-        if created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-        raise
     return ExportResult(
         out=out,
         format=fmt,
