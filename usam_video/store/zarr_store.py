@@ -168,7 +168,8 @@ def _check_local_location(location: str, mode: str) -> None:
     if (path / "zarr.json").exists():
         return  # a Zarr group: open() checks whose it is
     try:
-        entries = sorted(p.name for p in path.iterdir())
+        # A ".partial" file is zarr.json being written by a process creating the store now.
+        entries = sorted(p.name for p in path.iterdir() if not p.name.endswith(".partial"))
     except OSError as exc:
         raise store_write_error(location, exc) from exc
     if not entries:
@@ -246,6 +247,10 @@ class PseudoLabelStore:
         except Exception as exc:  # zarr raises several types for foreign or broken folders
             raise StoreError(f"{location}: expected a Zarr v3 group, got: {exc}") from exc
         attrs = dict(root.attrs)
+        if not attrs and _members(root):
+            # A process creating the store writes its attributes before its first member: read
+            # them again before calling the group someone else's.
+            attrs = dict(zarr.open_group(location, mode="r").attrs)
         if not attrs and mode != "r" and not _members(root):
             # A group with no attributes and nothing in it is one this call (or a concurrent
             # one) has just made; a group with members is someone else's and is never adopted.
