@@ -261,6 +261,34 @@ def test_a_rerun_after_kill_9_ends_as_an_uninterrupted_import(
     assert tree_digest(store) == uninterrupted["digest"]
 
 
+def test_a_rerun_with_files_edited_after_the_kill_finishes_the_interrupted_import(
+    pristine, uninterrupted, tmp_path, monkeypatch
+) -> None:
+    """Killed, then the annotator fixes one more mask before running it again: another import
+    id, the same export; the rerun finishes the interrupted import instead of keeping a replaced
+    mask twice."""
+    store, out = copy_store(pristine["store"], tmp_path / "s.zarr"), tmp_path / "out"
+    shutil.copytree(uninterrupted["out"], out)
+    _kill_after_history_append(monkeypatch, 2)
+    with pytest.raises(Killed):
+        import_corrections(store, out, relabel=False)
+    monkeypatch.undo()
+    EDITORS["png"](out, 5, 2, rectangle(1, 1, 9, 9))
+    reference = copy_store(pristine["store"], tmp_path / "reference.zarr")
+    expected = import_corrections(reference, out, relabel=False)  # the final files, in one go
+
+    rerun = import_corrections(store, out, relabel=False)
+    assert rerun.resumed and rerun.import_id == expected.import_id != uninterrupted["result"].import_id
+    got, want = _state(store), _state(reference)
+    for name in ("status", "source", "revision", "masks"):
+        assert got[name] == want[name], name
+    assert sorted(got["history"]) == sorted(want["history"])  # one row per replaced mask
+    assert sorted(got["history_masks"]) == sorted(want["history_masks"])  # the masks replaced
+    assert got["root"]["generation"] == want["root"]["generation"]
+    [batch] = PseudoLabelStore.open(store, "r").batches()
+    assert batch.complete and batch.generation == rerun.generation == expected.generation
+
+
 # --- exports: atomic, and never into a folder that is not an unedited export of ours -----------
 def _user_folder(out: Path) -> None:
     out.mkdir()

@@ -83,21 +83,32 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
     """
     # Read-only first: opening a missing store for writing would create one.
     plan = plan_import(PseudoLabelStore.open(store_path, mode="r"), path)
-    counts = {
-        "edited": len(plan.edited),
-        "confirmed": len(plan.confirmed),
-        "not_queued": len(plan.not_queued),
-        "import_id": plan.import_id,
-        "resumed": plan.resumed,
-    }
+
+    def result(
+        corrected: dict[str, int], relabelled: tuple[VideoResult, ...] = (), generation: int | None = None
+    ) -> ImportResult:
+        return ImportResult(
+            Path(path),
+            plan.source.format,
+            corrected,
+            len(plan.skipped),
+            relabelled,
+            generation,
+            edited=len(plan.edited),
+            confirmed=len(plan.confirmed),
+            not_queued=len(plan.not_queued),
+            import_id=plan.import_id,
+            resumed=plan.resumed,
+        )
+
     if not plan.updates and not plan.resumed:
-        return ImportResult(Path(path), plan.source.format, {}, len(plan.skipped), **counts)
+        return result({})
     # A resumed import with nothing left to write still closes its record in the store.
     writable = PseudoLabelStore.open(store_path)
-    generation = writable.replace_masks(plan.updates, batch_id=plan.import_id)
+    generation = writable.replace_masks(plan.updates, batch_id=plan.batch_id, key=plan.export_key)
     # Every video of the batch, the part written before an interruption included: the first run
     # died before relabelling any of them.
-    batch = writable.batch(plan.import_id)
+    batch = writable.batch(plan.batch_id)
     videos = sorted(batch.history) if batch is not None else list(plan.videos)
     relabelled: list[VideoResult] = []
     for video_id in videos if relabel else ():
@@ -108,15 +119,7 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
         except UsamVideoError as exc:
             log.error("relabelling video %s after the import failed: %s", video_id, exc)
             relabelled.append(VideoResult(video_id, "failed", error=f"{type(exc).__name__}: {exc}"))
-    return ImportResult(
-        Path(path),
-        plan.source.format,
-        plan.counts(),
-        len(plan.skipped),
-        tuple(relabelled),
-        generation,
-        **counts,
-    )
+    return result(plan.counts(), tuple(relabelled), generation)
 
 
 def write_review_plan(

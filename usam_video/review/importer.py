@@ -54,6 +54,7 @@ __all__ = [
     "ImportResult",
     "locate_import",
     "import_id",
+    "export_key",
     "view_edits",
     "read_import",
     "plan_import",
@@ -84,7 +85,10 @@ class ImportPlan:
             edited; unchanged and queued (confirmed by the reviewer); unchanged and not queued
             (left as they are). ``edited`` and ``confirmed`` together are ``updates``.
         import_id: the import's id (:func:`import_id`).
-        resumed: a first run of this import was interrupted; this one resumes it.
+        resumed: a first run of this import (or of another import of the same export) was
+            interrupted; this one finishes it.
+        batch_id: the store batch to write under: the interrupted one, else ``import_id``.
+        export_key: the export's key (:func:`export_key`), recorded with the batch.
     """
 
     source: ImportSource
@@ -95,6 +99,8 @@ class ImportPlan:
     not_queued: tuple[tuple[str, int, int], ...] = ()
     import_id: str = ""
     resumed: bool = False
+    batch_id: str = ""
+    export_key: str = ""
 
     @property
     def videos(self) -> tuple[str, ...]:
@@ -201,6 +207,14 @@ def locate_import(path: str | Path) -> ImportSource:
         f"{path}: wrong format: expected a CVAT .xml file, a COCO .json file or an export folder "
         f"(manifest.json with masks/), got a {suffix or 'suffix-less'} file."
     )
+
+
+def export_key(source: ImportSource) -> str:
+    """Hex sha256 of the export's manifest: the store keys an import's batch by it, so a rerun
+    with edited files still finds the interrupted import of the same export."""
+    if source.manifest.path is None:
+        raise InputError("import: expected a manifest read from a file, got one built in memory.")
+    return hashlib.sha256(source.manifest.path.read_bytes()).hexdigest()
 
 
 def import_id(source: ImportSource) -> str:
@@ -419,8 +433,13 @@ def plan_import(store: PseudoLabelStore, path: str | Path) -> ImportPlan:
     if edits_elsewhere:
         raise _rejected(path, edits_elsewhere)
     parsed, problems = read_import(source)
-    identity = import_id(source)
+    identity, export = import_id(source), export_key(source)
     earlier = store.batch(identity)
+    if earlier is None or earlier.complete:
+        # Killed, then the annotator changed a file before running it again: a new id, the same
+        # export. The interrupted import is finished by this one (its generation, its history).
+        interrupted = [b for b in store.batches(export) if not b.complete]
+        earlier = interrupted[-1] if interrupted else earlier
     resumed_generation = earlier.generation if earlier is not None and not earlier.complete else None
     view = _StoreView(store)
     updates: list[MaskUpdate] = []
@@ -460,4 +479,6 @@ def plan_import(store: PseudoLabelStore, path: str | Path) -> ImportPlan:
         not_queued=tuple(kinds["not_queued"]),
         import_id=identity,
         resumed=resumed_generation is not None,
+        batch_id=earlier.batch_id if resumed_generation is not None and earlier is not None else identity,
+        export_key=export,
     )

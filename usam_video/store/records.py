@@ -81,12 +81,15 @@ class WriteBatch:
             rerun with the same id resumes under the same generation.
         history: video id -> ``(start, end)``: the rows ``start <= i < end`` of the video's
             history are this batch's (``end`` is the row count so far while incomplete).
+        key: what the batch belongs to (an import: the sha256 of its export's manifest), so a
+            later batch of the same key can finish an interrupted one ("" when not given).
     """
 
     batch_id: str
     generation: int
     complete: bool
     history: dict[str, tuple[int, int]]
+    key: str = ""
 
 
 @dataclass(frozen=True)

@@ -634,14 +634,23 @@ class PseudoLabelStore:
             # An incomplete batch's rows run to the end of the history written so far.
             end = end if entry.get("complete") else self._history_rows(vid)
             history[str(vid)] = (int(start), int(end))
-        return WriteBatch(batch_id, int(entry["generation"]), bool(entry.get("complete")), history)
+        complete = bool(entry.get("complete"))
+        return WriteBatch(batch_id, int(entry["generation"]), complete, history, str(entry.get("key", "")))
+
+    def batches(self, key: str | None = None) -> list[WriteBatch]:
+        """Every recorded batch of :meth:`replace_masks` (only those of ``key`` if given), oldest
+        generation first."""
+        found = [self.batch(str(i)) for i in (self._root.attrs.get("batches") or {})]
+        return sorted(
+            (b for b in found if b is not None and (key is None or b.key == key)), key=lambda b: b.generation
+        )
 
     def _history_rows(self, video_id: str) -> int:
         if "history" not in self._root or video_id not in self._root["history"]:
             return 0
         return int(self._root[f"history/{video_id}/meta"].shape[0])
 
-    def _begin_batch(self, batch_id: str | None, updates: Sequence[MaskUpdate]) -> WriteBatch:
+    def _begin_batch(self, batch_id: str | None, updates: Sequence[MaskUpdate], key: str) -> WriteBatch:
         """Take the next generation and, for a named batch, record it in the same metadata write
         (a kill between the two would let a rerun take another generation)."""
         generation = int(self._root.attrs.get("generation", 0)) + 1
@@ -654,14 +663,36 @@ class PseudoLabelStore:
                 "generation": generation,
                 "complete": False,
                 "history": {vid: [n, n] for vid, n in starts.items()},
+                "key": key,
             }
             self._root.attrs.update({"generation": generation, "batches": batches})
-        return WriteBatch(batch_id or "", generation, False, {vid: (n, n) for vid, n in starts.items()})
+        return WriteBatch(batch_id or "", generation, False, {vid: (n, n) for vid, n in starts.items()}, key)
+
+    def _extend_batch(self, batch: WriteBatch, updates: Sequence[MaskUpdate]) -> WriteBatch:
+        """A resumed batch that now touches videos it did not: their history rows start here
+        (recorded before any is written, so a second interruption still finds them)."""
+        videos = sorted({u.video_id for u in updates} - set(batch.history))
+        new = {vid: self._history_rows(vid) for vid in videos}
+        if not new:
+            return batch
+        history = {**batch.history, **{vid: (n, n) for vid, n in new.items()}}
+        batches = dict(self._root.attrs.get("batches") or {})
+        batches[batch.batch_id] = {
+            **batches[batch.batch_id],
+            "history": {vid: [start, end] for vid, (start, end) in history.items()},
+        }
+        self._root.attrs["batches"] = batches
+        return WriteBatch(batch.batch_id, batch.generation, False, history, batch.key)
 
     def _finish_batch(self, batch: WriteBatch) -> None:
         batches = dict(self._root.attrs.get("batches") or {})
         history = {vid: [start, self._history_rows(vid)] for vid, (start, _) in batch.history.items()}
-        batches[batch.batch_id] = {"generation": batch.generation, "complete": True, "history": history}
+        batches[batch.batch_id] = {
+            "generation": batch.generation,
+            "complete": True,
+            "history": history,
+            "key": batch.key,
+        }
         self._root.attrs["batches"] = batches
 
     def _in_batch_history(self, batch: WriteBatch, video_id: str, t: int, object_id: int) -> bool:
@@ -673,7 +704,7 @@ class PseudoLabelStore:
         return bool(((meta[:, 0] == t) & (meta[:, 1] == object_id)).any())
 
     @_writes
-    def replace_masks(self, updates: Sequence[MaskUpdate], batch_id: str | None = None) -> int:
+    def replace_masks(self, updates: Sequence[MaskUpdate], batch_id: str | None = None, key: str = "") -> int:
         """Replace frame-object masks, keeping each replaced mask in the video's history.
 
         The whole batch is validated before anything is written (a bad entry leaves the store
@@ -684,6 +715,7 @@ class PseudoLabelStore:
         with the same id and the updates not yet done (or all of them), it resumes: same
         generation, and no frame-object's replaced mask is kept twice in the history, so the
         store ends as after an uninterrupted write. A complete batch is not written again.
+        ``key`` is recorded with a new batch (see :class:`WriteBatch`); a resumed one keeps its own.
 
         Raises:
             InputError: listing every bad update, or updates for a batch already complete.
@@ -705,7 +737,9 @@ class PseudoLabelStore:
         if not updates and batch is None:
             return int(self._root.attrs.get("generation", 0))
         if batch is None:
-            batch = self._begin_batch(batch_id, updates)
+            batch = self._begin_batch(batch_id, updates, key)
+        else:
+            batch = self._extend_batch(batch, updates)
         generation = batch.generation
         for u in updates:
             group = self._group(u.video_id)
