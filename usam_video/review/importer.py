@@ -27,6 +27,8 @@ started on its frame; so running the same import twice changes nothing the secon
 import has an id (:func:`import_id`: the sha256 of its manifest and the annotation files it
 reads), under which the store records the import's generation and history rows: an import
 killed mid-way and run again resumes under the same generation and keeps no replaced mask twice.
+The record is also keyed by the export (:func:`export_key`), so a rerun whose files were edited
+after the kill (another id) finishes the interrupted import of the same export the same way.
 """
 
 from __future__ import annotations
