@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import zarr
 
 from tests.conftest import make_run_config
@@ -133,6 +134,14 @@ def label(run: RunConfig) -> Outcome:
     return Outcome(1 if failed else 0, "\n".join(failed))
 
 
+def without_logging_errors(outcome: Outcome) -> Outcome:
+    """``outcome`` without logging's "--- Logging error ---" reports: Prefect's console handler
+    keeps the stream of the CliRunner call that first set up its logging, closed since. An
+    artefact of running flows under the runner, never printed to a user."""
+    text = re.sub(r"--- Logging error ---\n.*?\nArguments: [^\n]*\n", "", outcome.text, flags=re.S)
+    return Outcome(outcome.code, text)
+
+
 # --- item 3: report --out never overwrites a user's folder, never leaves half a report --------
 def report_into_user_folder(world: World, tmp: Path) -> Trial:
     """Issue item 3: an index.html of the user's was overwritten without a word."""
@@ -231,6 +240,15 @@ def run_over_damaged_video(world: World, tmp: Path) -> Trial:
     return Trial((store,), lambda: label(world.run(store)))
 
 
+def run_cli_over_damaged_video(world: World, tmp: Path) -> Trial:
+    """The same through ``usam-video run`` (the Prefect flow): exit 1 and the reason on one line."""
+    store = store_copy(world, tmp)
+    flip_byte(chunk(store, "masks"))
+    config = tmp / "run.yaml"
+    config.write_text(yaml.safe_dump(world.run(store).model_dump(mode="json")))
+    return Trial((store,), lambda: without_logging_errors(cli("run", config)))
+
+
 def run_disk_full(world: World, tmp: Path) -> Trial:
     """Issue item 6: a full disk gave a traceback and the video showed "NO (interrupted)"."""
     store = tmp / "fresh.zarr"
@@ -256,12 +274,7 @@ def refine_cli(world: World, tmp: Path, damage: bool, code: int | None) -> Trial
         flip_byte(chunk(store, "masks", frame=4))
 
     def refine() -> Outcome:
-        outcome = cli("refine", store)
-        # Prefect's console log handler keeps the stream of the first CliRunner call that set up
-        # its logging, closed since: logging's own "--- Logging error ---" report of that is an
-        # artefact of the runner, never printed to a user, and dropped here.
-        text = re.sub(r"--- Logging error ---\n.*?\nArguments: [^\n]*\n", "", outcome.text, flags=re.S)
-        return Outcome(outcome.code, text)
+        return without_logging_errors(cli("refine", store))
 
     def act() -> Outcome:
         return refine() if code is None else refusing(store, code, refine)
@@ -371,6 +384,12 @@ CASES: list[Case] = [
         (f"{VIDEO}: ", "store.zarr", "expected intact data", "masks", "checksum", "Nothing was written"),
         line="",
     ),
+    Case(
+        "run-cli/over-damaged-video",
+        run_cli_over_damaged_video,
+        1,
+        (f"error: {VIDEO}: ", "DamagedVideoError", "expected intact data", "masks", "Nothing was written"),
+    ),
     Case("run/disk-full", run_disk_full, 1, (VIDEO, "No space left on device (ENOSPC)", "masks/c/"), line=""),
     # --- item 5 ---------------------------------------------------------------------------------
     Case(
@@ -450,7 +469,7 @@ def world(tmp_path_factory, synth_root: Path, small_model_config) -> World:
 def test_careless_use_gets_one_clear_line_and_changes_nothing(
     case: Case, world: World, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if case.id.startswith("refine/") and case.line:  # the refine CLI starts a Prefect flow
+    if case.id.startswith(("refine/", "run-cli/")) and case.line:  # these start a Prefect flow
         request.getfixturevalue("prefect_harness")
     trial = case.build(world, tmp_path)
     before = [digest(p) for p in trial.watched]

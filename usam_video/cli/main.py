@@ -285,6 +285,10 @@ def run(config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml
     failed = _print_results(results)
     console.print(f"store: {run_cfg.store}")
     if failed:
+        for r in results:  # whole, on one line each (the table's cell wraps them)
+            if r.outcome == "failed":
+                line = f"{r.video_id}: {r.error}"
+                err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
         err_console.print(f"[bold red]{failed} video(s) failed[/]")
         raise typer.Exit(1)
 
