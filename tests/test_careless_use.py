@@ -188,6 +188,12 @@ def report_out_is_a_file(world: World, tmp: Path) -> Trial:
     return Trial((store, mine), lambda: cli("report", store, "--out", mine / "index.html", "--no-jf"))
 
 
+def report_into_the_store(world: World, tmp: Path) -> Trial:
+    """Own case: --out names the store itself (a tab-completed path one word too short)."""
+    store = store_copy(world, tmp)
+    return Trial((store,), lambda: cli("report", store, "--out", store, "--no-jf"))
+
+
 def report_read_only(world: World, tmp: Path) -> Trial:
     """Issue item 6: a report into a read-only folder gave a traceback."""
     store, mine = store_copy(world, tmp), user_folder(tmp)
@@ -358,6 +364,7 @@ CASES: list[Case] = [
     Case(
         "report/forced-into-user-folder", report_forced_into_user_folder, 0, ("mine",), line="review report:"
     ),
+    Case("report/into-the-store", report_into_the_store, 2, ("store.zarr", *REFUSED_REPORT, "zarr.json")),
     Case("report/out-is-a-file", report_out_is_a_file, 2, ("index.html", "got a regular file")),
     Case("report/read-only-folder", report_read_only, 2, ("report", "Read-only file system (EROFS)")),
     Case("report/disk-full-keeps-earlier", report_disk_full_keeps_earlier, 2, ("No space left on device",)),
@@ -507,6 +514,7 @@ def test_the_table_holds_every_case_of_the_issue() -> None:
         "report/over-edited-report",
         "report/forced-into-user-folder",
         "report/out-is-a-file",
+        "report/into-the-store",
         "report/disk-full-keeps-earlier",
         "run/store-under-a-file",
         "refine/not-a-directory",
