@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 from tests.release.conftest import tree_hashes
 from usam_video.config import DatasetConfig
 from usam_video.datasets import open_dataset
+from usam_video.output_folder import MARKER
 from usam_video.pipeline.release import release_store
 from usam_video.release import (
     DAVIS_RESOLUTION,
@@ -80,7 +81,7 @@ def test_a_release_verifies_and_its_manifest_says_what_it_holds(releases: dict[s
     assert sorted(manifest["splits"]) == ["train", "val"] and len(manifest["splits"]["val"]) == 1
     assert set(manifest["files"]) == {
         p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()
-    } - {MANIFEST}
+    } - {MANIFEST, MARKER}
     rows = (out / TABLE).read_text().splitlines()
     assert rows[0].startswith("video,split,frame,object,status,source,released,absent,revision,sam_iou")
     assert len(rows) - 1 == manifest["counts"]["frame_objects"]

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from tests.release.conftest import tree_hashes
 from usam_video.cli import app
 from usam_video.config import DatasetConfig
+from usam_video.errors import InputError
 from usam_video.pipeline.release import release_store
-from usam_video.release import MANIFEST, ReleasePolicy
+from usam_video.release import MANIFEST, ReleasePolicy, verify_release
 
 runner = CliRunner()
 
@@ -140,6 +141,7 @@ def test_an_audit_with_no_truth_is_refused(
 
 
 def test_a_release_killed_half_way_leaves_nothing(micro_store: Path, tmp_path: Path, monkeypatch) -> None:
+    from usam_video.errors import WriteError
     from usam_video.release import formats
 
     calls = {"n": 0}
@@ -152,27 +154,29 @@ def test_a_release_killed_half_way_leaves_nothing(micro_store: Path, tmp_path: P
         return original(self, video, t, masks)
 
     monkeypatch.setattr(formats.DavisWriter, "add_frame", dying)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(WriteError, match="No space left on device"):
         release_store(micro_store, "davis", tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_earlier_release_is_replaced_whole_and_a_user_folder_only_with_force(
+def test_an_unchanged_earlier_release_is_replaced_a_touched_one_only_with_force(
     micro_store: Path, tmp_path: Path
 ) -> None:
+    from usam_video.output_folder import MARKER
+
     out = tmp_path / "out"
     release_store(micro_store, "coco", out)
-    (out / "stale.txt").write_text("from before")
-    release_store(micro_store, "coco", out)  # our own earlier release: replaced
-    assert (
-        not (out / "stale.txt").exists()
-        and json.loads((out / MANIFEST).read_text())["dataset_format"] == "coco"
-    )
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "a.txt").write_text("x")
-    release_store(micro_store, "coco", mine, force=True)
-    assert not (mine / "a.txt").exists() and (mine / MANIFEST).is_file()
+    assert (out / MARKER).is_file() and verify_release(out) == []
+    release_store(micro_store, "ytvis", out)  # our own unchanged output: replaced whole
+    assert json.loads((out / MANIFEST).read_text())["dataset_format"] == "ytvis"
+    assert not (out / "images").exists()
+    (out / "notes.txt").write_text("the user's")
+    before = tree_hashes(out)
+    with pytest.raises(InputError, match="--force"):
+        release_store(micro_store, "coco", out)
+    assert tree_hashes(out) == before
+    release_store(micro_store, "coco", out, force=True)  # the user's other files are kept
+    assert (out / "notes.txt").read_text() == "the user's" and (out / "images").is_dir()
 
 
 def test_incomplete_videos_are_left_out_and_named_unless_required(store_copy: Path, tmp_path: Path) -> None:

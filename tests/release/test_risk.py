@@ -46,14 +46,15 @@ def _population(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.nda
     return score, bad
 
 
-def test_the_guarantee_holds_in_simulation_and_releases_something() -> None:
+@pytest.mark.parametrize("starts", [1, 4])
+def test_the_guarantee_holds_in_simulation_and_releases_something(starts: int) -> None:
     rng = np.random.default_rng(7)
     score, bad = _population(rng, 20_000)
     failures, coverages = 0, []
     for _ in range(200):
         audit = rng.choice(score.size, size=500, replace=False)
         rest = np.setdiff1d(np.arange(score.size), audit)
-        cert = certify_threshold(score[audit], bad[audit], max_risk=0.05, delta=0.1)
+        cert = certify_threshold(score[audit], bad[audit], max_risk=0.05, delta=0.1, starts=starts)
         released = rest[score[rest] >= cert.threshold]
         if released.size and bad[released].mean() > 0.05:
             failures += 1
@@ -125,3 +126,16 @@ def test_max_risk_release_uses_the_certified_threshold(micro_store: Path, tmp_pa
         # on this audit (every candidate has ground truth) the released share of bad is known
         bad = outcome.audit.bad(0.5)[outcome.audit.confidence >= cert.threshold]
         assert bad.mean() == pytest.approx(cert.estimated_risk)
+
+
+def test_later_starts_get_past_a_confidently_wrong_top() -> None:
+    """A wrong top stops a single sequence at once; a later start (fixed by the audit's size
+    alone, at delta / starts) certifies the clean middle."""
+    score = np.linspace(1, 0, 1000)
+    bad = np.zeros(1000, bool)
+    bad[:20] = True  # the most confident 2 % are wrong
+    bad[700:] = True
+    one = certify_threshold(score, bad, max_risk=0.1, delta=0.1, starts=1)
+    four = certify_threshold(score, bad, max_risk=0.1, delta=0.1, starts=4)
+    assert not one.certified
+    assert four.certified and four.released_audit > 500 and four.estimated_risk <= 0.1

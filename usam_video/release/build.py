@@ -16,8 +16,6 @@ import csv
 import io
 import json
 import math
-import shutil
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ import numpy as np
 from usam_video.datasets import FrameSource
 from usam_video.errors import InputError, StoreError, VideoNotFoundError
 from usam_video.hashing import file_sha256
+from usam_video.output_folder import MARKER, atomic_output_folder, check_output_folder
 from usam_video.release.formats import ReleaseVideo, check_format, dump_json, make_writer
 from usam_video.release.policy import ReleasePolicy, VideoSelection, select_video
 from usam_video.release.risk import RiskCertificate
@@ -134,27 +133,14 @@ def plan_splits(video_ids: Sequence[str], fractions: Mapping[str, float], seed: 
     return {name: videos for name, videos in splits.items() if videos}
 
 
-def _is_own_release(out: Path) -> bool:
-    try:
-        return json.loads((out / MANIFEST).read_text()).get("format") == RELEASE_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def check_release_out(out: Path, force: bool = False) -> None:
-    """Refuse an output that is a file, or a non-empty folder that is not an earlier release
-    (``manifest.json`` of this format) unless ``force``.
+    """Refuse an output that is a file, or a non-empty folder that is not an unchanged earlier
+    output of usam-video (:mod:`usam_video.output_folder`'s marker) unless ``force``.
 
     Raises:
         InputError: naming the folder.
     """
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out}: expected a folder for the release, found a file. Choose another --out.")
-    if out.is_dir() and any(out.iterdir()) and not (force or _is_own_release(out)):
-        raise InputError(
-            f"{out}: expected a new or empty folder (or an earlier release) for the release, found other "
-            "content. Choose another --out, or pass --force to replace it."
-        )
+    check_output_folder(Path(out), "release", force)
 
 
 def releasable_videos(
@@ -278,10 +264,9 @@ def write_release(
     for table in tables.values():
         score_names += [n for n in table.score_names if n not in score_names]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    # Written under a temporary sibling and renamed at the end (never half-written, never into a
+    # user's folder); the manifest lists every file but the output marker written after it.
+    with atomic_output_folder(out, "release", force) as staging:
         writer = make_writer(fmt, staging)
         frames_written: dict[str, int] = {}
         videos_meta: dict[str, dict[str, Any]] = {}
@@ -326,10 +311,6 @@ def write_release(
             score_names, staging,
         )  # fmt: skip
         dump_json(staging / MANIFEST, manifest)
-        _replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ReleaseResult(
         out, fmt, store.generation, frames_written, counts, skipped, certificate,
         threshold if threshold is not None else policy.threshold, split_lists,
@@ -416,21 +397,6 @@ def _manifest(
     }
 
 
-def _replace(staging: Path, out: Path) -> None:
-    """Move the finished release into place (an earlier release there is replaced whole)."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        out.rename(old)
-        try:
-            staging.rename(out)
-        except BaseException:
-            old.rename(out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)
-
-
 def verify_release(out: str | Path) -> list[str]:
     """Every difference between a release folder and its manifest: a file missing, changed
     (sha256) or not listed. Empty when the release is intact.
@@ -466,6 +432,6 @@ def verify_release(out: str | Path) -> list[str]:
             )
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = path.relative_to(out).as_posix()
-        if rel != MANIFEST and rel not in listed:
+        if rel not in (MANIFEST, MARKER) and rel not in listed:
             problems.append(f"{path}: not in the manifest (added after the release)")
     return problems

@@ -22,7 +22,8 @@ risk is at most ``alpha`` (fixed-sequence testing controls the family-wise error
 without a Bonferroni split). The sequence starts at the strictest threshold holding enough
 audited candidates that a clean sample could pass at all (``n >= log(delta) / log(1 - alpha)``,
 45 at 5 % and ``delta`` 0.1): stricter thresholds could never be certified, and starting among
-them would stop the sequence before it began.
+them would stop the sequence before it began. With ``starts`` > 1, several sequences start at
+points fixed by the audit's size alone and share ``delta`` (Bonferroni over the sequences).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class RiskCertificate:
 
 
 def certify_threshold(
-    confidence: np.ndarray, bad: np.ndarray, max_risk: float, delta: float = 0.1
+    confidence: np.ndarray, bad: np.ndarray, max_risk: float, delta: float = 0.1, starts: int = 1
 ) -> RiskCertificate:
     """The loosest threshold whose risk is certified at most ``max_risk`` with probability
     ``1 - delta``, by fixed-sequence Learn-then-Test over the audit's distinct confidences.
@@ -145,6 +146,10 @@ def certify_threshold(
         confidence: ``float`` ``(N,)``: the audited candidates' confidence (NaN: never released,
             counted in ``audit_size`` only).
         bad: ``bool`` ``(N,)``: the candidate's label was bad (IoU < ``bad_iou`` with the truth).
+        starts: fixed sequences run from this many starting points, each at ``delta / starts``
+            (a Bonferroni split over sequences): the first where a clean set could pass, the
+            others evenly spaced over the audit's size. A confidently wrong top stops the first
+            sequence at once; a later start can still certify the sets below it.
 
     Raises:
         InputError: an empty audit, shapes that differ, or a target outside (0, 1).
@@ -165,19 +170,23 @@ def certify_threshold(
     # Candidate thresholds: the distinct audited confidences, strictest first; n and k of each
     # are the audited candidates at or above it (ties enter together).
     cum_bad = np.cumsum(bad_sorted)
-    last_of_value = np.r_[np.flatnonzero(np.diff(conf_sorted) != 0), conf_sorted.size - 1]
-    start = min_audit_for(max_risk, delta)
+    ends = np.r_[np.flatnonzero(np.diff(conf_sorted) != 0), conf_sorted.size - 1]
+    level = delta / starts
+    first = min_audit_for(max_risk, level)
+    # The starts depend on the audit's size alone (never its truth): the first where a clean
+    # set could pass at all, then evenly spaced over the rest of the audit.
+    start_sizes = sorted({first + (conf_sorted.size - first) * i // starts for i in range(starts)})
     best: tuple[float, int, int, float] | None = None
     tested = 0
-    for idx in last_of_value:
-        n, k = int(idx) + 1, int(cum_bad[idx])
-        if n < start:
-            continue  # could never pass: the sequence starts where a clean set could
-        tested += 1
-        p = binomial_cdf(k, n, max_risk)
-        if p > delta:
-            break
-        best = (float(conf_sorted[idx]), n, k, p)
+    for start in start_sizes:
+        for idx in ends[ends + 1 >= start]:
+            n, k = int(idx) + 1, int(cum_bad[idx])
+            tested += 1
+            p = binomial_cdf(k, n, max_risk)
+            if p > level:
+                break
+            if best is None or n > best[1]:
+                best = (float(conf_sorted[idx]), n, k, p)
     if best is None:
         return RiskCertificate(
             METHOD, max_risk, delta, math.inf, False, int(confidence.size), int(bad.sum()), 0, 0,
