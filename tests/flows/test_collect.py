@@ -60,5 +60,5 @@ def test_refine_flow_reports_in_the_order_of_its_videos(
     label_dataset(run)
     results = refine_flow(run.store_path, ["no-such-video", "synth-000"])
     assert [r.video_id for r in results] == ["no-such-video", "synth-000"]
-    assert results[0].model.startswith("failed:") and "no-such-video" in results[0].model
-    assert results[1].model == "larger" and results[1].refined > 0
+    assert results[0].failed and "no-such-video" in results[0].error and results[0].model == ""
+    assert results[1].model == "larger" and results[1].refined > 0 and not results[1].failed
