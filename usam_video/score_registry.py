@@ -97,6 +97,9 @@ _FIXED: dict[str, ScoreInfo] = {
                   description="predicted IoU gain of the best candidate"),
         ScoreInfo("lost_video", "uncertainty", 0.0, 1.0,
                   description="video head: probability that the track is lost or switched"),
+        ScoreInfo("good_release", "confidence", 0.0, 1.0,
+                  description="release head: probability that the label is good (IoU >= 0.5), "
+                  "from the stored scores and video features (computed when read, not stored)"),
         ScoreInfo("prev_iou", "feature", 0.0, 1.0,
                   description="IoU with the object's mask on the previous frame"),
         ScoreInfo("area_prev_ratio", "feature", -_INF, _INF,

@@ -273,3 +273,12 @@ def test_images_are_the_dataset_jpegs_byte_for_byte(
     for t in range(3):
         copied = releases["sav"] / "JPEGImages_24fps" / video_id / f"{t:05d}.jpg"
         assert copied.read_bytes() == source.source_file(t).read_bytes()
+
+
+def test_release_configs_load_and_the_default_is_the_library_default() -> None:
+    from usam_video.release import load_release_policy
+
+    configs = Path(__file__).resolve().parents[2] / "configs" / "release"
+    policies = {p.stem: load_release_policy(p) for p in sorted(configs.glob("*.yaml"))}
+    assert policies["default"] == ReleasePolicy() and policies["default"].score == "good_release"
+    assert policies["iou-video"].score == "iou_video"

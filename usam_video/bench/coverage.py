@@ -35,7 +35,7 @@ from usam_video.bench.common import base_parser, finish, format_table, set_threa
 __all__ = ["Population", "calibrated", "label_population", "main", "plain_ltt_threshold"]
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_SCORE = "iou_video"
+DEFAULT_SCORE = "good_release"
 
 
 class Population:
@@ -56,7 +56,8 @@ def label_population(
     purpose: str = "test",
     with_features: bool = False,
 ) -> Population:
-    """Generate, label and measure one seed (see the module docstring).
+    """Generate, label and measure one seed (see the module docstring); the release head beside
+    micro's heads adds ``good_release``.
 
     Args:
         score_names: keep only these scores (default: every directed score).
@@ -67,10 +68,10 @@ def label_population(
     from usam_video.datasets import open_dataset
     from usam_video.datasets.synthetic import generated_specs, write_davis_dataset
     from usam_video.pipeline import label_dataset
-    from usam_video.release import mask_iou
-    from usam_video.score_registry import direction_of, is_known
+    from usam_video.pipeline.train_release_head import frame_object_rows
+    from usam_video.release import RELEASE_HEAD_FILE, RELEASE_SCORE, load_release_head
+    from usam_video.score_registry import direction_of
     from usam_video.store import PseudoLabelStore
-    from usam_video.types import MaskSource, Status
 
     root = workdir / f"{purpose}-s{seed}"
     names = write_davis_dataset(
@@ -78,39 +79,25 @@ def label_population(
     )
     dataset = DatasetConfig(name=f"{purpose}-s{seed}", root=root, videos=names)
     store_path = workdir / f"{purpose}-s{seed}.zarr"
+    heads_dir = REPO / "usam_video" / "weights" / "heads-micro"
     run = RunConfig(
         name=f"coverage-s{seed}",
         dataset=dataset,
         model=load_model_config(REPO / "configs" / "models" / "micro.yaml"),
-        heads=HeadsConfig(directory=REPO / "usam_video" / "weights" / "heads-micro", token_dim=128),
+        heads=HeadsConfig(directory=heads_dir, token_dim=128),
         policy=load_policy_config(REPO / "configs" / "policies" / "trained.yaml"),
         store=str(store_path),
     )
     label_dataset(run)
-    store, reader = PseudoLabelStore.open(store_path, "r"), open_dataset(dataset)
-    ious: list[float] = []
-    columns: dict[str, list[float]] = {}
-    for video_id in store.videos():
-        table = store.frame_table(video_id)
-        kinds = ("confidence", "uncertainty", "feature") if with_features else ("confidence", "uncertainty")
-        wanted = [
-            n for n in table.score_names
-            if (not score_names or n in score_names) and is_known(n) and direction_of(n) in kinds
-        ]  # fmt: skip
-        for t in range(table.status.shape[0]):
-            truth, masks = reader.ground_truth(video_id, t), store.read_masks(video_id, t)
-            for k, object_id in enumerate(table.object_ids):
-                source = (
-                    MaskSource(int(table.source[t, k])) if table.source is not None else MaskSource.PROPAGATED
-                )
-                if table.status[t, k] == Status.NOT_STARTED or source == MaskSource.PROMPT:
-                    continue
-                ious.append(mask_iou(masks[k], truth.mask_of(int(object_id)), truth.void))
-                for name in wanted:
-                    columns.setdefault(name, []).append(
-                        float(table.scores[t, k, table.score_names.index(name)])
-                    )
-    return Population(np.asarray(ious), {n: np.asarray(v) for n, v in columns.items()})
+    rows = frame_object_rows(PseudoLabelStore.open(store_path, "r"), open_dataset(dataset))
+    kinds = ("confidence", "uncertainty", "feature") if with_features else ("confidence", "uncertainty")
+    scores = {
+        n: v for n, v in rows.columns.items()
+        if (not score_names or n in score_names) and direction_of(n) in kinds
+    }  # fmt: skip
+    if (heads_dir / RELEASE_HEAD_FILE).is_file() and (not score_names or RELEASE_SCORE in score_names):
+        scores[RELEASE_SCORE] = load_release_head(heads_dir / RELEASE_HEAD_FILE).predict(rows.columns)
+    return Population(rows.iou, scores)
 
 
 def confidence_of(population: Population, score: str) -> np.ndarray:
@@ -140,7 +127,14 @@ def plain_ltt_threshold(
 
 
 def calibrated(
-    population: Population, score: str, risk: float, size: int, audits: int, delta: float, seed: int
+    population: Population,
+    score: str,
+    risk: float,
+    size: int,
+    audits: int,
+    delta: float,
+    seed: int,
+    starts: int = 1,
 ) -> dict[str, dict[str, float]]:
     """Coverage on the rest and risk held, over ``audits`` audits of ``size``, for ours and the
     plain baseline (see the module docstring)."""
@@ -160,7 +154,7 @@ def calibrated(
         for method in ("ours", "plain"):
             if method == "ours":
                 picked = draw_audit(pool, size, seed=seed * 1000 + i)
-                threshold = certify_threshold(conf[picked], bad[picked], risk, delta).threshold
+                threshold = certify_threshold(conf[picked], bad[picked], risk, delta, starts).threshold
             else:
                 picked = rng.choice(n, size=size, replace=False)
                 threshold = plain_ltt_threshold(conf[picked], bad[picked], conf, risk, delta)
@@ -172,6 +166,40 @@ def calibrated(
         m: {"coverage": float(np.mean(v["cov"])), "risk_held": float(np.mean(v["held"]))}
         for m, v in out.items()
     }
+
+
+def _print_calibrated(
+    population: Population, report: Any, score: str, args: Any, seed: int
+) -> dict[str, Any]:
+    """The calibrated-threshold table of one score (see the module docstring); its figures."""
+    from usam_video.evaluation.coverage import RISKS
+
+    figures: dict[str, Any] = {}
+    rows = []
+    target_cov = dict(zip(RISKS, report.row(score).coverage, strict=True))
+    for risk in (0.05, 0.10):
+        for size in args.sizes:
+            if size >= report.items:
+                continue
+            result = calibrated(population, score, risk, size, args.audits, args.delta, seed, args.starts)
+            figures[f"{risk:g}/{size}"] = result
+            base = target_cov[risk]
+            row: list[Any] = [f"{risk:.0%}", size]
+            for method in ("ours", "plain"):
+                cov = result[method]["coverage"]
+                row += [
+                    f"{cov:.3f}",
+                    f"{cov / base:.2f}x" if base else "-",
+                    f"{result[method]['risk_held']:.0%}",
+                ]
+            rows.append(row)
+    print(
+        f"\ncalibrated threshold of {score} (delta {args.delta}, {args.starts} start(s); "
+        f"{args.audits} audits each; x = of the oracle threshold's coverage for the same score)"
+    )
+    headers = ["risk", "audit", "ours cov", "ours x", "ours held", "plain cov", "plain x", "plain held"]
+    print(format_table(headers, rows))
+    return figures
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -186,8 +214,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--audits", type=int, default=20)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 500, 1000])
-    parser.add_argument("--score", default=DEFAULT_SCORE, help="the release score of the calibrated figures")
+    parser.add_argument(
+        "--score",
+        action="append",
+        help="score of the calibrated figures (repeatable; default good_release, iou_video)",
+    )
     parser.add_argument("--delta", type=float, default=0.1)
+    parser.add_argument(
+        "--starts", type=int, default=1, help="fixed-sequence starting points (certify_threshold)"
+    )
     args = parser.parse_args(argv)
     if args.small:
         args.seed, args.count, args.frames, args.audits, args.sizes = [41], 3, 12, 3, [20]
@@ -221,36 +256,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             ]
             print(format_table(headers, rows))
             seed_fig: dict[str, Any] = {"coverage": report.as_dict(), "calibrated": {}}
-            calib_rows = []
-            target_cov = dict(zip(RISKS, report.row(args.score).coverage, strict=True))
-            for risk in (0.05, 0.10):
-                for size in args.sizes:
-                    if size >= report.items:
-                        continue
-                    result = calibrated(population, args.score, risk, size, args.audits, args.delta, seed)
-                    seed_fig["calibrated"][f"{risk:g}/{size}"] = result
-                    base = target_cov[risk]
-                    row: list[Any] = [f"{risk:.0%}", size]
-                    for method in ("ours", "plain"):
-                        cov = result[method]["coverage"]
-                        ratio = f"{cov / base:.2f}x" if base else "-"
-                        row += [f"{cov:.3f}", ratio, f"{result[method]['risk_held']:.0%}"]
-                    calib_rows.append(row)
-            print(
-                f"\ncalibrated threshold of {args.score} (delta {args.delta}; {args.audits} audits each; "
-                "x = of the oracle threshold's coverage)"
-            )
-            headers = [
-                "risk",
-                "audit",
-                "ours cov",
-                "ours x",
-                "ours held",
-                "plain cov",
-                "plain x",
-                "plain held",
-            ]
-            print(format_table(headers, calib_rows))
+            for score in [s for s in (args.score or [DEFAULT_SCORE, "iou_video"]) if s in population.scores]:
+                seed_fig["calibrated"][score] = _print_calibrated(population, report, score, args, seed)
+
             figures["seeds"][str(seed)] = seed_fig
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

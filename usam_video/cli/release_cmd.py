@@ -16,7 +16,7 @@ from rich.table import Table
 from usam_video.cli.app import app, console, err_console, fail
 from usam_video.errors import UsamVideoError
 
-__all__ = ["release", "verify_release_cmd"]
+__all__ = ["audit_cmd", "release", "train_release_head_cmd", "verify_release_cmd"]
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -43,6 +43,12 @@ def release(
         help="audit a stratified sample of this many candidates (default: all with truth)",
     ),
     audit_seed: int = typer.Option(0, "--audit-seed", help="seed of the audit sample"),
+    audit: Path | None = typer.Option(
+        None,
+        "--audit",
+        help="a reviewed audit export ('usam-video audit') as the truth, instead of ground truth",
+    ),
+    starts: int = typer.Option(1, "--starts", help="fixed-sequence starting points sharing --delta"),
     video: list[str] = typer.Option(None, "--video", help="only these videos (repeatable)"),
     split: list[str] = typer.Option(
         None, "--split", help="NAME=FRACTION of videos (repeatable); the rest is train"
@@ -66,7 +72,7 @@ def release(
             store, fmt, out, policy=rules, max_risk=max_risk, delta=delta, audit_size=audit_size,
             audit_seed=audit_seed, video_ids=list(video) if video else None,
             splits=parse_splits(list(split) if split else []), seed=seed,
-            require_complete=require_complete, force=force,
+            require_complete=require_complete, force=force, starts=starts, audit_path=audit,
         )  # fmt: skip
     except UsamVideoError as exc:
         fail(exc)
@@ -111,3 +117,64 @@ def verify_release_cmd(out: Path = typer.Argument(..., help="a release folder"))
     if problems:
         raise typer.Exit(1)
     console.print(f"{out}: intact (every file matches the manifest)")
+
+
+@app.command("train-release-head")
+def train_release_head_cmd(
+    run: Path = typer.Argument(
+        ..., help="a run YAML whose model, heads and policy label the training videos"
+    ),
+    seed: list[int] = typer.Option(
+        ..., "--seed", help="generated-video seed (repeatable); never a test seed"
+    ),
+    out: Path = typer.Option(..., "--out", help="where to write the head (e.g. <heads>/release_head.json)"),
+    count: int = typer.Option(48, "--count", help="videos per seed"),
+    frames: int = typer.Option(48, "--frames", help="frames per video"),
+    purpose: str = typer.Option("heads", "--stream", help="generated stream (heads: the heads' own stream)"),
+) -> None:
+    """Label generated videos and fit the release head (P(label good) from the stored scores)
+    that the 'good_release' score and the default release policy use."""
+    from usam_video.config import load_run_config
+    from usam_video.pipeline.train_release_head import train_release_head
+
+    try:
+        head = train_release_head(
+            load_run_config(run), seed, out, count=count, frames=frames, purpose=purpose
+        )
+    except UsamVideoError as exc:
+        fail(exc)
+    record = head.record
+    console.print(
+        f"release head on {len(head.inputs)} stored scores: {record['rows']} rows of seeds {record['seeds']} "
+        f"({record['good_share']:.1%} good), final loss {record['final_loss']:.4f}; wrote {out}"
+    )
+
+
+@app.command("audit")
+def audit_cmd(
+    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    n: int = typer.Option(..., "--n", help="how many candidate pseudo-labels to audit"),
+    out: Path = typer.Option(..., "--out", help="new (or empty) folder for the audit export"),
+    fmt: str = typer.Option("png", "--format", help="cvat, coco or png (as 'export')"),
+    seed: int = typer.Option(0, "--seed", help="seed of the sample"),
+    strata: int = typer.Option(10, "--strata", help="score strata of the sample (proportional allocation)"),
+    policy: Path | None = typer.Option(None, "--policy", help="release policy YAML (its score stratifies)"),
+    video: list[str] = typer.Option(None, "--video", help="only these videos (repeatable)"),
+    force: bool = typer.Option(False, "--force", help="write into a non-empty --out that is not ours"),
+) -> None:
+    """Draw a sample of pseudo-labels stratified by score and export their frames for review like
+    the queue; give the reviewed folder to 'release --max-risk R --audit DIR' (it never relabels)."""
+    from usam_video.pipeline.release import audit_store, load_policy_file
+
+    try:
+        result, pool = audit_store(
+            store, out, n, fmt=fmt, seed=seed, strata=strata, policy=load_policy_file(policy),
+            video_ids=list(video) if video else None, force=force,
+        )  # fmt: skip
+    except UsamVideoError as exc:
+        fail(exc)
+    console.print(
+        f"audit of {n} of {pool} pseudo-labels on {result.total_frames} frames -> {result.out} "
+        f"({result.format}); review the sampled frame-objects, then: usam-video release {store} "
+        f"--max-risk R --audit {result.out} ..."
+    )

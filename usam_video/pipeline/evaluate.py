@@ -69,6 +69,7 @@ from usam_video.evaluation.report import (
 from usam_video.evaluation.sav import SavReport, SavVideoResult, summarize_sav
 from usam_video.palette import annotation_from_index_map
 from usam_video.pipeline.eval_sources import StorePredictions, ground_truth, gt_index_map, open_predictions
+from usam_video.release import with_release_score
 
 # The result, its formatting and the protocols' helpers are re-exported: callers import the
 # evaluation job from here.
@@ -178,11 +179,13 @@ def evaluate_predictions(
             sav_results.append(sav_video(video_id, truth, eval_frames, predicted, gt_objects))
         if store is not None and rank_frames:
             table = store.frame_table(video_id)
+            where = f"{store.location}: video {video_id!r}"
+            names, scores = with_release_score(table, store.summary(video_id).provenance, where)
             items.add_video(
                 video_id,
-                table.score_names,
+                names,
                 table.object_ids,
-                table.scores,
+                scores,
                 {t: truth[t] for t in rank_frames},
                 predicted,
                 prompt_frames,

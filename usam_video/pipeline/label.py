@@ -25,8 +25,9 @@ from usam_video.background import BackgroundConsumer
 from usam_video.config import HeadsConfig, HumanBudget, ModelConfig, RunConfig, config_fingerprint
 from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.engine import BuiltModel, PropagationSession, build_model
-from usam_video.errors import InputError, UsamVideoError
+from usam_video.errors import UsamVideoError
 from usam_video.heads import HeadSet, heads_from_config
+from usam_video.pipeline.provenance import run_config_of
 from usam_video.review.planner import plan_reviews
 from usam_video.review.planning import (
     budget_uncertainty,
@@ -576,17 +577,6 @@ def run_score_plot(run: RunConfig, video_ids: Sequence[str], path: Path) -> Path
     return plot_score_histograms(
         {k: v.tolist() for k, v in values.items()}, path, title=f"scores of run {run.name}"
     )
-
-
-def run_config_of(store: PseudoLabelStore, video_id: str) -> RunConfig:
-    """The run config a stored video was labelled with (kept in its provenance)."""
-    snapshot = store.summary(video_id).provenance.get("run_config")
-    if snapshot is None:
-        raise InputError(
-            f"{store.location}: video {video_id!r} has no run config in its provenance; relabel it with "
-            "'usam-video run CONFIG' first."
-        )
-    return RunConfig.model_validate(snapshot)
 
 
 def relabel_videos(store_path: str | Path, video_ids: Sequence[str]) -> list[VideoResult]:

@@ -19,6 +19,13 @@ from usam_video.release.build import (
     write_release,
 )
 from usam_video.release.formats import DAVIS_RESOLUTION, FORMATS, check_format
+from usam_video.release.head import (
+    RELEASE_HEAD_FILE,
+    RELEASE_SCORE,
+    ReleaseHead,
+    load_release_head,
+    with_release_score,
+)
 from usam_video.release.policy import (
     ReleasePolicy,
     VideoSelection,
@@ -43,6 +50,10 @@ __all__ = [
     "MANIFEST",
     "METHOD",
     "RELEASE_FORMAT",
+    "RELEASE_HEAD_FILE",
+    "RELEASE_SCORE",
+    "ReleaseHead",
+    "load_release_head",
     "TABLE",
     "ReleasePolicy",
     "ReleaseResult",
@@ -65,5 +76,6 @@ __all__ = [
     "releasable_videos",
     "select_video",
     "verify_release",
+    "with_release_score",
     "write_release",
 ]

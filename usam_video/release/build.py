@@ -29,6 +29,7 @@ from usam_video.errors import InputError, StoreError, VideoNotFoundError
 from usam_video.hashing import file_sha256
 from usam_video.output_folder import MARKER, atomic_output_folder, check_output_folder
 from usam_video.release.formats import ReleaseVideo, check_format, dump_json, make_writer
+from usam_video.release.head import ReleaseHead
 from usam_video.release.policy import ReleasePolicy, VideoSelection, select_video
 from usam_video.release.risk import RiskCertificate
 from usam_video.score_registry import direction_of, is_known
@@ -228,6 +229,7 @@ def write_release(
     require_complete: bool = False,
     force: bool = False,
     workers: int = 2,
+    head: ReleaseHead | None = None,
 ) -> ReleaseResult:
     """Write the release of ``store`` as ``fmt`` into the new folder ``out``.
 
@@ -237,6 +239,7 @@ def write_release(
             policy's; ``certificate`` is the audit that chose it (recorded in the manifest).
         splits: ``{name: fraction}`` of videos (the rest is ``train``), assigned by ``seed``.
         workers: threads writing images and annotations beside the reading thread.
+        head: the release head computing ``good_release`` (when the policy's score is it).
 
     Raises:
         InputError: unknown format, an output that is not ours, incomplete videos with
@@ -258,7 +261,8 @@ def write_release(
     tables = {v: store.frame_table(v) for v in included}
     # Select first: a policy score the store lacks fails before anything is written.
     selections = {
-        v: select_video(tables[v], policy, f"{store.location}: video {v!r}", threshold) for v in included
+        v: select_video(tables[v], policy, f"{store.location}: video {v!r}", threshold, head)
+        for v in included
     }
     score_names: list[str] = []
     for table in tables.values():
@@ -308,7 +312,7 @@ def write_release(
         _write_table(staging / TABLE, score_names, rows)
         manifest = _manifest(
             store, fmt, policy, threshold, certificate, counts, split_lists, videos_meta, skipped,
-            score_names, staging,
+            score_names, staging, head,
         )  # fmt: skip
         dump_json(staging / MANIFEST, manifest)
     return ReleaseResult(
@@ -365,6 +369,7 @@ def _manifest(
     skipped: Mapping[str, str],
     score_names: Sequence[str],
     root: Path,
+    head: ReleaseHead | None,
 ) -> dict[str, Any]:
     files = sorted(p for p in root.rglob("*") if p.is_file())
     used = threshold if threshold is not None else policy.threshold
@@ -388,6 +393,9 @@ def _manifest(
             else ("policy" if used is not None else "none"),
         },
         "risk": certificate.as_dict() if certificate is not None else None,
+        "release_head": None
+        if head is None
+        else {"inputs": list(head.inputs), "heads_sha256": head.heads_sha256, "record": head.record},
         "counts": dict(counts),
         "scores": {n: (direction_of(n) if is_known(n) else "unknown") for n in score_names},
         "splits": {s: list(v) for s, v in splits.items()},

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from usam_video.config import load_yaml_model
 from usam_video.errors import InputError
+from usam_video.release.head import RELEASE_SCORE, ReleaseHead
 from usam_video.score_registry import direction_of, is_known
 from usam_video.store import FrameTable
 from usam_video.types import MaskSource, Status
@@ -45,6 +46,10 @@ class ReleasePolicy(BaseModel):
     Attributes:
         statuses: frame-object statuses that may be released; queued ones never are.
         score: the registry score (a confidence or an uncertainty) the threshold applies to.
+            ``good_release`` (the default) is the release head's P(label good), computed from the
+            stored scores (:mod:`usam_video.release.head`).
+        head: the release head's file for ``good_release``; default: ``release_head.json``
+            beside the heads that labelled the store.
         threshold: release a pseudo-label whose score is at least this (a confidence) or at most
             this (an uncertainty); None releases every pseudo-label of the statuses (unless
             ``release --max-risk`` picks a threshold from an audit).
@@ -58,7 +63,8 @@ class ReleasePolicy(BaseModel):
 
     name: str = "default"
     statuses: tuple[Literal["accepted", "refined", "corrected"], ...] = ("accepted", "refined", "corrected")
-    score: str = "iou_video"
+    score: str = "good_release"
+    head: Path | None = None
     threshold: float | None = None
     trusted_sources: tuple[Literal["prompt", "human"], ...] = ("prompt", "human")
     not_started: Literal["absent", "unreleased"] = "absent"
@@ -84,21 +90,35 @@ class ReleasePolicy(BaseModel):
 
 
 def load_release_policy(path: Path) -> ReleasePolicy:
-    """Load ``configs/release/<name>.yaml``.
+    """Load ``configs/release/<name>.yaml`` (a relative ``head`` is resolved against its folder).
 
     Raises:
         ConfigError: naming the file and every invalid field.
     """
-    return load_yaml_model(ReleasePolicy, path)
+    policy = load_yaml_model(ReleasePolicy, path)
+    if policy.head is not None and not policy.head.is_absolute():
+        policy = policy.model_copy(update={"head": (Path(path).parent / policy.head).resolve()})
+    return policy
 
 
-def policy_confidence(table: FrameTable, score: str, where: str) -> np.ndarray:
+def policy_confidence(
+    table: FrameTable, score: str, where: str, head: ReleaseHead | None = None
+) -> np.ndarray:
     """``float64`` ``(T, O)``: the policy's score turned into a confidence (higher = surer; an
     uncertainty is negated), NaN where it was never written (prompts, untracked objects).
+    ``good_release`` is computed by ``head`` from the stored scores.
 
     Raises:
-        InputError: the store has no such score column (its run had no such head).
+        InputError: the store has no such score column (its run had no such head), or
+            ``good_release`` without a release head.
     """
+    if score == RELEASE_SCORE:
+        if head is None:
+            raise InputError(
+                f"{where}: expected a release head for the score {RELEASE_SCORE!r}, got none. Give 'head:' "
+                "in the release policy, or pick a stored score (score: iou_video)."
+            )
+        return head.score_table(table, where)
     if score not in table.score_names:
         raise InputError(
             f"{where}: expected the release score {score!r} among the stored scores, got "
@@ -139,15 +159,20 @@ class VideoSelection:
 
 
 def select_video(
-    table: FrameTable, policy: ReleasePolicy, where: str, threshold: float | None = None
+    table: FrameTable,
+    policy: ReleasePolicy,
+    where: str,
+    threshold: float | None = None,
+    head: ReleaseHead | None = None,
 ) -> VideoSelection:
-    """Apply ``policy`` (with ``threshold`` instead of its own when given) to one video's table."""
+    """Apply ``policy`` (with ``threshold`` instead of its own when given) to one video's table;
+    ``head`` computes ``good_release``."""
     status = table.status
     eligible = np.isin(status, [int(_STATUS_NAMES[s]) for s in policy.statuses])
     source = table.source if table.source is not None else np.zeros_like(status)
     trusted = eligible & np.isin(source, [int(_SOURCE_NAMES[s]) for s in policy.trusted_sources])
     absent = (status == Status.NOT_STARTED) if policy.not_started == "absent" else np.zeros_like(eligible)
-    confidence = policy_confidence(table, policy.score, where)
+    confidence = policy_confidence(table, policy.score, where, head)
     candidate = eligible & ~trusted
     cut = policy.confidence_threshold(threshold)
     if cut is None:

@@ -16,9 +16,11 @@ from usam_video.review.importer import (
     locate_import,
     plan_import,
     read_import,
+    store_mismatch,
     view_edits,
 )
 from usam_video.review.manifest import (
+    AUDIT_FILE,
     EXPORT_FORMATS,
     MANIFEST_NAME,
     Manifest,
@@ -53,6 +55,7 @@ from usam_video.review.rle import (
 )
 
 __all__ = [
+    "AUDIT_FILE",
     # export
     "EXPORT_FORMATS",
     "IMAGES_DIR",
@@ -68,6 +71,7 @@ __all__ = [
     "locate_import",
     "plan_import",
     "read_import",
+    "store_mismatch",
     "view_edits",
     # planner: which frame-objects to review
     "MASS_KINDS",

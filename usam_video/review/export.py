@@ -159,6 +159,9 @@ def export_review(
     video_id: str | None = None,
     include_refine: bool = False,
     force: bool = False,
+    frames: Mapping[str, list[int]] | None = None,
+    asked: set[tuple[str, int, int]] | None = None,
+    extra_files: Mapping[str, str] | None = None,
 ) -> ExportResult:
     """Write the queued frames of ``store`` in format ``fmt`` (cvat, coco or png) to ``out``.
 
@@ -168,6 +171,10 @@ def export_review(
     Args:
         force: write into a non-empty ``out`` that is not an unedited earlier export of ours
             (its entries of the export's names are replaced, its other files kept).
+        frames: ``{video: frames}`` to export instead of the queued ones (an audit sample).
+        asked: the ``(video, frame, object id)`` the reviewer is asked about (the manifest's
+            ``queued``) instead of the queued statuses.
+        extra_files: ``{relative path: text}`` written beside the manifest (``audit.json``).
 
     Raises:
         InputError: unknown format, an ``out`` it may not replace, frames that do not match the store.
@@ -178,9 +185,14 @@ def export_review(
         raise InputError(f"export format: expected one of {list(EXPORT_FORMATS)}, got {fmt!r}.")
     out = Path(out)
     _refuse_unimported_edits(out, force)
-    selected, skipped = select_frames(store, video_id, include_refine)
+    if frames is None:
+        selected, skipped = select_frames(store, video_id, include_refine)
+    else:
+        selected, skipped = {v: sorted(f) for v, f in frames.items() if f}, {}
     with atomic_output_folder(out, "export", force) as staging:
-        result = _write_export(store, fmt, staging, frame_sources, selected, include_refine)
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text)
+        result = _write_export(store, fmt, staging, frame_sources, selected, include_refine, asked)
     return ExportResult(
         out=out,
         format=fmt,
@@ -200,6 +212,7 @@ def _write_export(
     frame_sources: FrameSources,
     selected: Mapping[str, list[int]],
     include_refine: bool,
+    asked: set[tuple[str, int, int]] | None = None,
 ) -> ExportResult:
     """Write an export into the (new, empty) folder ``out``; ``manifest.json`` last."""
     statuses = ("queued_human", *(("queued_refine",) if include_refine else ()))
@@ -244,7 +257,7 @@ def _write_export(
                             label,
                             MaskSource(int(table.source[t, o])).label if table.source is not None else "",
                             table.reason_label(int(table.reason[t, o])),
-                            queued=label in statuses,
+                            queued=label in statuses if asked is None else (vid, t, int(obj)) in asked,
                             mask_sha256=mask_digest(masks[o]),
                         )
                     )

@@ -44,7 +44,14 @@ from usam_video.errors import InputError
 from usam_video.review.coco import COCO_FILE, read_coco_file
 from usam_video.review.cvat import read_cvat_file
 from usam_video.review.export import IMAGES_DIR
-from usam_video.review.manifest import MANIFEST_NAME, Manifest, changed_files, mask_digest, read_manifest
+from usam_video.review.manifest import (
+    AUDIT_FILE,
+    MANIFEST_NAME,
+    Manifest,
+    changed_files,
+    mask_digest,
+    read_manifest,
+)
 from usam_video.review.png import MASKS_DIR, PALETTE_DIR, read_png_folder
 from usam_video.review.records import ParsedMask
 from usam_video.store import FrameTable, PseudoLabelStore, VideoSummary
@@ -426,6 +433,12 @@ def plan_import(store: PseudoLabelStore, path: str | Path) -> ImportPlan:
             export of another store; nothing may be written then.
     """
     source = locate_import(path)
+    if AUDIT_FILE in source.manifest.files:
+        raise InputError(
+            f"{path}: expected a review export, got an audit export ({AUDIT_FILE}): its truth is for "
+            "'usam-video release --audit', which never relabels the store. To correct masks, export the "
+            "queue ('usam-video export') and import that."
+        )
     mismatch = store_mismatch(store, source.manifest)
     if mismatch is not None:
         raise InputError(

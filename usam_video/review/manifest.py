@@ -48,6 +48,7 @@ from usam_video.errors import InputError
 from usam_video.hashing import file_sha256
 
 __all__ = [
+    "AUDIT_FILE",
     "MANIFEST_NAME",
     "MANIFEST_FORMAT",
     "EXPORT_FORMATS",
@@ -63,6 +64,9 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "manifest.json"
+#: Beside the manifest of an audit export (``usam-video audit``): the sample and how it was drawn.
+#: Its truth goes to ``release --audit``; ``import`` refuses it (an audit never relabels the store).
+AUDIT_FILE = "audit.json"
 MANIFEST_FORMAT = "usam-video-review-export"
 MANIFEST_FORMAT_VERSION = 1
 #: The annotation formats an export can be written in (and an import read back).
