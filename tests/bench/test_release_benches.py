@@ -31,7 +31,9 @@ def test_coverage_bench_small(capsys) -> None:
     seed = figures["seeds"]["41"]
     table = {row["score"]: row for row in seed["coverage"]["table"]}
     assert table["oracle"]["coverage@0.05"] >= table["iou_video"]["coverage@0.05"]
-    assert "calibrated threshold of iou_video" in out
-    for result in seed["calibrated"].values():
-        for method in ("ours", "plain"):
-            assert 0.0 <= result[method]["coverage"] <= 1.0 and 0.0 <= result[method]["risk_held"] <= 1.0
+    assert "calibrated threshold of iou_video" in out and "calibrated threshold of good_release" in out
+    assert set(seed["calibrated"]) == {"good_release", "iou_video"} and "good_release" in table
+    for per_size in seed["calibrated"].values():
+        for result in per_size.values():
+            for method in ("ours", "plain"):
+                assert 0.0 <= result[method]["coverage"] <= 1.0 and 0.0 <= result[method]["risk_held"] <= 1.0

@@ -85,7 +85,7 @@ def write_sample_store(
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from usam_video.palette import write_palette_png
     from usam_video.pipeline.release import release_store
-    from usam_video.release import FORMATS
+    from usam_video.release import FORMATS, ReleasePolicy
     from usam_video.store import PseudoLabelStore
 
     parser = base_parser(__doc__.splitlines()[0])
@@ -110,12 +110,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     index[plane] = object_id
                 index_maps.append((video_id, t, index))
         counter = iter(range(1_000_000))
+        # The sample's store holds ground truth under one stored score and no heads: release by it.
+        policy = ReleasePolicy(score="iou_video")
 
         def release(fmt: str) -> Callable[[], float]:
             def run() -> float:
                 out = workdir / f"{fmt}-{next(counter)}"
                 elapsed = stopwatch()
-                release_store(store_path, fmt, out, workers=args.workers)
+                release_store(store_path, fmt, out, workers=args.workers, policy=policy)
                 seconds = elapsed()
                 shutil.rmtree(out)
                 return seconds
