@@ -5,11 +5,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from usam_video.errors import EvaluationError
 from usam_video.evaluation.ranking import RankingCurve, RankingReport
 
-__all__ = ["plot_gain_curves", "plot_ranking_curves", "plot_review_plan", "plot_score_histograms"]
+if TYPE_CHECKING:  # matplotlib is imported where it is used
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "plot_gain_curves",
+    "plot_ranking_curves",
+    "plot_review_plan",
+    "plot_score_histograms",
+    "review_plan_figure",
+]
+
+#: Horizontal distance (points) between the markers of picks on one frame, so that none hides
+#: another: a red triangle is about 9 points wide.
+_PICK_SPACING = 10.0
 
 
 def plot_ranking_curves(
@@ -201,8 +215,43 @@ def plot_review_plan(
     Returns:
         The written path.
     """
+    fig = review_plan_figure(
+        video_id,
+        timelines,
+        picks,
+        score=score,
+        conditioning=conditioning,
+        queued=queued,
+        corrected=corrected,
+        figsize=figsize,
+    )
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+def review_plan_figure(
+    video_id: str,
+    timelines: Mapping[int, tuple[Sequence[int], Sequence[float]]],
+    picks: Sequence[tuple[int, int, int]],
+    *,
+    score: str,
+    conditioning: Mapping[int, Sequence[int]] | None = None,
+    queued: Mapping[int, Sequence[int]] | None = None,
+    corrected: Mapping[int, Sequence[int]] | None = None,
+    figsize: tuple[float, float] = (8.0, 3.2),
+) -> Figure:
+    """The figure :func:`plot_review_plan` writes (arguments as there), laid out but not saved.
+
+    Picks on one frame stand side by side, :data:`_PICK_SPACING` points apart and centred on
+    the frame, each with its own rank label, so that none draws over another even when their
+    values coincide. The legend sits beside the axes, outside the data area, so it never covers
+    a pick or a line.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.transforms import offset_copy
 
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
@@ -230,12 +279,36 @@ def plot_review_plan(
         if points:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, linestyle="none", label=label, zorder=3, **style)
+    by_frame: dict[int, list[tuple[int, int]]] = {}
     for frame, obj, rank in picks:
-        y = lookup.get(obj, {}).get(frame, 0.0)
-        ax.plot([frame], [y], marker="v", markersize=9, color="red", markeredgecolor="black", zorder=4)
-        ax.annotate(
-            f"#{rank}", (frame, y), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7
-        )
+        by_frame.setdefault(int(frame), []).append((int(rank), int(obj)))
+    for frame, group in sorted(by_frame.items()):
+        group.sort()  # rank order, left to right
+        for i, (rank, obj) in enumerate(group):
+            y = lookup.get(obj, {}).get(frame, 0.0)
+            # Shifted in points, not in frames: the spacing stays readable at any zoom, and
+            # the middle of the group stays on the frame itself.
+            dx = (i - (len(group) - 1) / 2) * _PICK_SPACING
+            shifted = offset_copy(ax.transData, fig=fig, x=dx, y=0.0, units="points")
+            ax.plot(
+                [frame],
+                [y],
+                marker="v",
+                markersize=9,
+                color="red",
+                markeredgecolor="black",
+                zorder=4,
+                transform=shifted,
+            )
+            # Neighbours' labels alternate in height, so that "#12" and "#13" do not overlap.
+            ax.annotate(
+                f"#{rank}",
+                (frame, y),
+                textcoords="offset points",
+                xytext=(dx, 8 + 8 * (i % 2)),
+                ha="center",
+                fontsize=7,
+            )
     ax.set_xlabel("frame")
     ax.set_ylabel(score)
     ax.set_title(
@@ -247,9 +320,10 @@ def plot_review_plan(
         kept = [(h, lab) for h, lab in zip(handles, labels, strict=True) if not lab.startswith("object ")]
         handles, labels = [h for h, _ in kept], [lab for _, lab in kept]
     if handles:
-        ax.legend(handles, labels, fontsize=7, loc="lower left")
+        # Beside the axes, not on them: inside, "best" or any corner can sit on a pick.
+        # tight_layout counts the legend in and narrows the axes to make room for it.
+        ax.legend(
+            handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
+        )
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=dpi)
-    return out
+    return fig
