@@ -4,11 +4,14 @@
 statuses) into one small PNG in which each object's mask is blended over the frame in the colour
 of its score (red: low predicted IoU, green: high), outlined, and labelled
 ``"<object id>: <score>"``. Frame titles give the frame index and any frame-object queued for
-refinement or for a human. :func:`blend_masks` is the numpy step that paints the masks.
+refinement or for a human. An object whose mask is empty on a frame (the tracker lost it) is
+never left blank: its last non-empty mask from an earlier frame is outlined dashed and labelled
+"last seen at frame N", or a caption says it is missing (:class:`LostObject`).
+:func:`blend_masks` is the numpy step that paints the masks.
 
 Drawing only: :func:`usam_video.pipeline.overlay.write_overlay` reads the store and the dataset
 and hands the panels over (the evaluation layer imports neither). matplotlib is imported inside
-:func:`draw_overlay` (as in :mod:`.plots`).
+:func:`overlay_figure` (as in :mod:`.plots`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -27,13 +31,19 @@ from usam_video.errors import EvaluationError, InputError
 from usam_video.score_registry import score_info
 from usam_video.types import Status
 
+if TYPE_CHECKING:  # matplotlib is imported where it is used
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 __all__ = [
+    "LostObject",
     "OverlayPanel",
     "blend_masks",
     "colour_scale",
     "default_overlay_score",
     "draw_overlay",
     "drawn_objects",
+    "overlay_figure",
     "overlay_frames",
 ]
 
@@ -165,6 +175,32 @@ def drawn_objects(status: np.ndarray) -> list[int]:
 
 
 @dataclass(frozen=True, eq=False)
+class LostObject:
+    """A frame-object whose stored mask is empty (the tracker lost it), and where it was last seen.
+
+    Attributes:
+        frame_index: the frame on which its mask is empty.
+        object_id: the object.
+        last_seen: the latest earlier frame on which its stored mask is not empty; None when no
+            earlier frame has one (it was never seen).
+        mask: ``bool`` ``(H, W)`` its mask on ``last_seen``; None when never seen.
+    """
+
+    frame_index: int
+    object_id: int
+    last_seen: int | None = None
+    mask: np.ndarray | None = None
+
+    @property
+    def text(self) -> str:
+        """What a reader is told: ``"object K: last seen at frame N"``, or
+        ``"object K: missing (no mask)"`` when it was never seen."""
+        if self.last_seen is None:
+            return f"object {self.object_id}: missing (no mask)"
+        return f"object {self.object_id}: last seen at frame {self.last_seen}"
+
+
+@dataclass(frozen=True, eq=False)
 class OverlayPanel:
     """One frame of an overlay.
 
@@ -175,6 +211,8 @@ class OverlayPanel:
         status: ``uint8`` ``(O,)`` :class:`~usam_video.types.Status` of each frame-object.
         masks: ``bool`` ``(D, H, W)`` of the ``D`` objects :func:`drawn_objects` names, in its order.
         values: ``float64`` ``(D,)`` their scores (NaN: not scored).
+        lost: where the objects with an empty mask here were last seen (their ghost outlines);
+            an empty-mask object without an entry is captioned as missing.
     """
 
     frame_index: int
@@ -183,6 +221,53 @@ class OverlayPanel:
     status: np.ndarray
     masks: np.ndarray
     values: np.ndarray
+    lost: tuple[LostObject, ...] = ()
+
+
+def _draw_lost(axis: Axes, panel: OverlayPanel, empty: Sequence[int]) -> None:
+    """Show the objects (ids ``empty``) whose mask on ``panel`` is empty: a dashed outline of
+    the mask where each was last seen, labelled so, or a caption in the panel's lower left saying
+    it is missing. Nothing at all would read as "no object here", which is not what the store
+    says."""
+    known = {lost.object_id: lost for lost in panel.lost if lost.mask is not None and lost.mask.any()}
+    captions = []
+    for obj in empty:
+        lost = known.get(obj)
+        if lost is None:
+            captions.append(LostObject(panel.frame_index, obj).text)
+            continue
+        mask = np.asarray(lost.mask, bool)
+        if not mask.all():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # A dark solid line under white dashes: visible on any frame, and unlike the
+                # solid score-coloured outline of a mask that is really there.
+                plane = mask.astype(np.float32)
+                axis.contour(plane, levels=[0.5], colors=["black"], linewidths=1.6)
+                axis.contour(plane, levels=[0.5], colors=["white"], linewidths=1.2, linestyles="--")
+        x, y = _label_point(mask)
+        axis.text(
+            x,
+            y,
+            f"{obj}: last seen at frame {lost.last_seen}",
+            fontsize=6,
+            ha="center",
+            va="center",
+            color="black",
+            bbox={"boxstyle": "round,pad=0.15", "facecolor": (1.0, 1.0, 1.0, 0.8), "linestyle": "--"},
+        )
+    if captions:
+        axis.text(
+            0.02,
+            0.02,
+            "\n".join(captions),
+            transform=axis.transAxes,
+            fontsize=6,
+            ha="left",
+            va="bottom",
+            color="white",
+            bbox={"boxstyle": "round,pad=0.2", "facecolor": (0.7, 0.0, 0.0, 0.85), "edgecolor": "none"},
+        )
 
 
 def draw_overlay(
@@ -201,8 +286,9 @@ def draw_overlay(
     label ``"<object id>: <score>"``. Confidence scores map red = low, green = high predicted
     IoU; uncertainty scores (``*_gap``, ``entropy``) use the reversed map, so red always marks
     the doubtful masks. Titles give the frame index, the objects queued
-    (``queued_refine``/``queued_human``) on it and those whose mask is empty (nothing to paint);
-    a colorbar is labelled with the score name.
+    (``queued_refine``/``queued_human``) on it and those whose mask is empty; an empty mask's
+    object is outlined dashed where it was last seen (``panel.lost``) or captioned as missing.
+    A colorbar is labelled with the score name.
 
     Args:
         panels: at least one frame, all of one ``(H, W)``.
@@ -214,6 +300,26 @@ def draw_overlay(
 
     Returns:
         ``out_path``.
+
+    Raises:
+        ConfigError: ``score`` is not in the score registry.
+    """
+    figure = overlay_figure(panels, video_id=video_id, score=score, flags=flags, complete=complete)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, format="png", dpi=100)
+    return out
+
+
+def overlay_figure(
+    panels: Sequence[OverlayPanel],
+    *,
+    video_id: str,
+    score: str,
+    flags: Sequence[str] = (),
+    complete: bool = True,
+) -> Figure:
+    """The figure :func:`draw_overlay` writes (arguments as there), not yet saved.
 
     Raises:
         ConfigError: ``score`` is not in the score registry.
@@ -265,11 +371,12 @@ def draw_overlay(
             ids = [str(panel.object_ids[o]) for o in range(len(status)) if status[o] == queued]
             if ids:
                 title.append(f"{queued.label}: {', '.join(ids)}")
-        empty = [str(panel.object_ids[o]) for o, mask in zip(drawn, masks, strict=True) if not mask.any()]
+        empty = [int(panel.object_ids[o]) for o, mask in zip(drawn, masks, strict=True) if not mask.any()]
         if not drawn:
             title.append("no masks")
         elif empty:
-            title.append(f"empty: {', '.join(empty)}")
+            title.append(f"empty: {', '.join(map(str, empty))}")
+            _draw_lost(axis, panel, empty)
         axis.set_title("\n".join(title), fontsize=8)
         axis.set_axis_off()
 
@@ -283,8 +390,4 @@ def draw_overlay(
     if not complete:
         heading.append("incomplete video")
     figure.suptitle("\n".join(heading), fontsize=8)
-
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, format="png", dpi=100)
-    return out
+    return figure

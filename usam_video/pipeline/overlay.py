@@ -6,7 +6,7 @@ read here; :func:`usam_video.evaluation.overlay.draw_overlay` draws what they ho
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from usam_video.config import DatasetConfig
 from usam_video.datasets import open_dataset
 from usam_video.errors import EvaluationError, InputError, VideoNotFoundError
 from usam_video.evaluation.overlay import (
+    LostObject,
     OverlayPanel,
     colour_scale,
     default_overlay_score,
@@ -22,9 +23,9 @@ from usam_video.evaluation.overlay import (
     drawn_objects,
     overlay_frames,
 )
-from usam_video.store import PseudoLabelStore
+from usam_video.store import FrameTable, PseudoLabelStore
 
-__all__ = ["write_overlay"]
+__all__ = ["find_lost", "write_overlay"]
 
 #: Provenance flags of random weights and the words the figure's title gives them.
 _UNTRAINED = (("model_untrained", "RANDOM model weights"), ("heads_untrained", "random heads"))
@@ -38,6 +39,8 @@ def write_overlay(
     frames: Sequence[int] | None = None,
     score: str | None = None,
     max_frames: int = 6,
+    *,
+    lost: Sequence[LostObject] | None = None,
 ) -> Path:
     """Write one PNG showing frames of a pseudo-labelled video with its stored masks on top.
 
@@ -45,7 +48,9 @@ def write_overlay(
     every object's stored mask (``bool`` ``(H, W)``, a plane of the store's ``(T, O, H, W)``
     masks) blended over it in the colour of that frame-object's score (``float32``, a column
     of the store's ``(T, O, S)`` scores); see :func:`~usam_video.evaluation.overlay.draw_overlay`.
-    Frame-objects with no mask (status ``pending`` or ``not_started``) are skipped. Random model
+    Frame-objects with no mask (status ``pending`` or ``not_started``) are skipped. An object
+    whose stored mask is empty on a drawn frame is outlined dashed where it was last seen, or
+    captioned as missing (see :func:`find_lost`). Random model
     weights or heads (from the video's provenance) and an incomplete video are said in the
     figure's title.
 
@@ -59,6 +64,8 @@ def write_overlay(
         score: the score colouring masks, one of the store's ``score_names``; default
             :func:`~usam_video.evaluation.overlay.default_overlay_score`.
         max_frames: the most frames drawn (the PNG is about 240 px wide per frame at 100 dpi).
+        lost: :func:`find_lost` of these frames when the caller already has it (the report
+            also lists it on its page); default: found here.
 
     Returns:
         ``out_path``.
@@ -95,10 +102,14 @@ def write_overlay(
                 f"{summary.num_frames} frames of {height}x{width}, got {len(source)} frames of "
                 f"{source.height}x{source.width}. Pass the dataset the store was labelled from."
             )
+        # Each frame's masks are read once; what is lost on them is looked for in earlier frames.
+        stored = {t: store.read_masks(video_id, t) for t in dict.fromkeys(indices)}
+        if lost is None:
+            lost = _last_seen(store, video_id, table, _empty_objects(table, stored))
         for t in indices:
             status = table.status[t]
             drawn = drawn_objects(status)
-            masks = store.read_masks(video_id, t)[drawn] if drawn else np.zeros((0, height, width), bool)
+            masks = stored[t][drawn] if drawn else np.zeros((0, height, width), bool)
             panels.append(
                 OverlayPanel(
                     frame_index=t,
@@ -107,9 +118,72 @@ def write_overlay(
                     status=status,
                     masks=masks,
                     values=table.scores[t, drawn, column].astype(np.float64),
+                    lost=tuple(item for item in lost if item.frame_index == t),
                 )
             )
     flags = [text for key, text in _UNTRAINED if summary.provenance.get(key)]
     return draw_overlay(
         panels, out_path, video_id=video_id, score=score, flags=flags, complete=summary.complete
     )
+
+
+def find_lost(store: PseudoLabelStore, video_id: str, frames: Sequence[int]) -> tuple[LostObject, ...]:
+    """Every frame-object of ``frames`` whose stored mask is empty, with where it was last seen.
+
+    An object counts as lost on a frame when it has a mask on disk there (not ``pending`` or
+    ``not_started``) and that ``bool`` ``(H, W)`` mask has no pixel. Its ``last_seen`` is the
+    latest earlier frame on which it has a non-empty stored mask (None: never seen).
+
+    Args:
+        store: an open store.
+        video_id: a video of the store.
+        frames: frame indices (each in range; repeats are looked at once).
+
+    Returns:
+        One :class:`~usam_video.evaluation.overlay.LostObject` per lost frame-object, by frame
+        then by the video's object order.
+    """
+    table = store.frame_table(video_id)
+    stored = {int(t): store.read_masks(video_id, int(t)) for t in dict.fromkeys(frames)}
+    return _last_seen(store, video_id, table, _empty_objects(table, stored))
+
+
+def _empty_objects(table: FrameTable, stored: Mapping[int, np.ndarray]) -> dict[int, list[int]]:
+    """``{frame: positions of the objects with a mask on disk that is empty}`` of ``stored``
+    (``{frame: bool (O, H, W)}``); frames with none are left out."""
+    empty = {}
+    for t, masks in stored.items():
+        positions = [o for o in drawn_objects(table.status[t]) if not masks[o].any()]
+        if positions:
+            empty[t] = positions
+    return empty
+
+
+def _last_seen(
+    store: PseudoLabelStore,
+    video_id: str,
+    table: FrameTable,
+    empty: Mapping[int, Sequence[int]],
+    block: int = 16,
+) -> tuple[LostObject, ...]:
+    """Where each of ``empty`` (``{frame: object positions}``) was last seen: one backward scan
+    from the latest of those frames, ``block`` frames per read, that stops once every one is
+    found. A lost object is usually seen a few frames earlier, so the scan is short; only an
+    object never seen reads the video's start."""
+    wanted = {(t, o) for t, positions in empty.items() for o in positions}
+    found: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
+    end = max(empty, default=0)
+    while wanted and end > 0:
+        start = max(0, end - block)
+        for f, masks in reversed(list(store.iter_masks(video_id, range(start, end), block=block))):
+            with_mask = set(drawn_objects(table.status[f]))
+            for t, o in [(t, o) for t, o in wanted if f < t and o in with_mask and masks[o].any()]:
+                found[(t, o)] = (f, masks[o])
+                wanted.discard((t, o))
+        end = start
+    lost = []
+    for t in sorted(empty):
+        for o in empty[t]:
+            seen, mask = found.get((t, o), (None, None))
+            lost.append(LostObject(t, int(table.object_ids[o]), seen, mask))
+    return tuple(lost)

@@ -36,6 +36,7 @@ import numpy as np
 
 from usam_video.config import DatasetConfig, RunConfig
 from usam_video.errors import EvaluationError, InputError, UsamVideoError, VideoNotFoundError
+from usam_video.evaluation.overlay import LostObject
 from usam_video.evaluation.pages import (
     Block,
     Cell,
@@ -367,11 +368,13 @@ def build_report(
 
 @dataclass(frozen=True)
 class _Images:
-    """A page's image files: the timeline PNG, and the worst-frame JPEG strip or why not."""
+    """A page's image files: the timeline PNG, and the worst-frame JPEG strip or why not; ``lost``:
+    the strip's frame-objects whose mask is empty, and where each was last seen."""
 
     timeline: Path
     strip: Path | None
     strip_note: str = ""
+    lost: tuple[LostObject, ...] = ()
 
 
 def _write_images(report: RunReport, video_id: str, folder: Path, stem: str) -> _Images:
@@ -379,7 +382,7 @@ def _write_images(report: RunReport, video_id: str, folder: Path, stem: str) -> 
     (``<stem>-worst.jpg``, at most :data:`STRIP_MAX_WIDTH` px wide) into ``folder``."""
     from PIL import Image
 
-    from usam_video.pipeline.overlay import write_overlay
+    from usam_video.pipeline.overlay import find_lost, write_overlay
     from usam_video.pipeline.review import write_review_plan
 
     digest = report.digest(video_id)
@@ -395,7 +398,10 @@ def _write_images(report: RunReport, video_id: str, folder: Path, stem: str) -> 
     if not digest.worst_frames:
         return _Images(timeline, None, "no scored frame to show")
     store = PseudoLabelStore.open(report.store, mode="r")
+    lost: tuple[LostObject, ...] = ()
     try:
+        # Read from the store alone, so that the page names a lost object even without frames.
+        lost = find_lost(store, video_id, digest.worst_frames)
         dataset = _dataset_of(store, video_id, report.dataset)
         with tempfile.TemporaryDirectory(prefix="usam-report-") as tmp:
             png = write_overlay(
@@ -406,20 +412,21 @@ def _write_images(report: RunReport, video_id: str, folder: Path, stem: str) -> 
                 frames=list(digest.worst_frames),
                 score=digest.score,
                 max_frames=len(digest.worst_frames),
+                lost=lost,
             )
             with Image.open(png) as image:
                 rgb = image.convert("RGB")
     except UsamVideoError as exc:
         # The frames may be gone (a moved dataset): the page still has its timeline and plan.
         log.warning("report: no worst-frame strip for %s: %s", video_id, exc)
-        return _Images(timeline, None, f"frames unavailable: {exc}")
+        return _Images(timeline, None, f"frames unavailable: {exc}", lost)
     if rgb.width > STRIP_MAX_WIDTH:
         height = max(1, round(rgb.height * STRIP_MAX_WIDTH / rgb.width))
         rgb = rgb.resize((STRIP_MAX_WIDTH, height), Image.Resampling.LANCZOS)
     strip = folder / f"{stem}-worst.jpg"
     # JPEG: the strip is photographs; a PNG of it is several times larger.
     rgb.save(strip, format="JPEG", quality=STRIP_QUALITY, optimize=True)
-    return _Images(timeline, strip)
+    return _Images(timeline, strip, lost=lost)
 
 
 # --------------------------------------------------------------------------------------
@@ -491,6 +498,13 @@ def _video_blocks(report: RunReport, video_id: str, images: _Images | None) -> l
         blocks.append(Image(f"worst frames of {video_id}", images.strip))
     elif images is not None:
         blocks.append(Para((f"No strip: {images.strip_note}.",)))
+    if images is not None and images.lost:
+        # Said in words too: a dashed outline in a small JPEG is easy to miss, and the strip may
+        # have been left out.
+        where = "; ".join(f"frame {item.frame_index}, {item.text}" for item in images.lost)
+        blocks.append(
+            Para((f"Lost (empty mask; outlined dashed where it was last seen, when it was): {where}.",))
+        )
     blocks.append(
         Table(
             ("frame", "most doubtful object", d.score),
