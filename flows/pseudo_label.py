@@ -34,6 +34,7 @@ from usam_video.pipeline import (
     load_context,
     prepare_store,
     run_score_plot,
+    unprompted_warnings,
     untrained_warnings,
 )
 from usam_video.pipeline.report import RunReport, build_report, run_markdown, video_markdown
@@ -191,6 +192,8 @@ def pseudo_label_dataset(
         ensure_gpu_limit(run.gpu_concurrency)
     prepare_store(run)  # a foreign folder, a regular file or a read-only place: refused once, here
     videos = list_videos(run)
+    for warning in unprompted_warnings(context, videos):
+        logger.warning(warning)
     key = _artifact_key(run.name)
     progress = create_progress_artifact(
         0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"

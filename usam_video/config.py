@@ -78,6 +78,12 @@ class DatasetConfig(_Strict):
     format: Literal["davis", "mose", "sav", "video"] = "davis"
     root: Path
     resolution: str = Field(default="480p", description="davis: the JPEGImages/<resolution> folder")
+    late_objects: bool = Field(
+        default=False,
+        description="davis: prompt an object that enters after the first frame on its first annotated "
+        "frame, and evaluate it from there (default: DAVIS semantics, frame 0's objects only; "
+        "run and evaluate name the objects left out)",
+    )
     frame_gaps: bool = Field(
         default=False,
         description="davis: frame numbers may skip (a davis-format release holds only its fully "
@@ -109,6 +115,7 @@ class DatasetConfig(_Strict):
     _FORMAT_ONLY_FIELDS: ClassVar[dict[str, str]] = {
         "resolution": "davis",
         "frame_gaps": "davis",
+        "late_objects": "davis",
         "annotation_source": "sav",
         "layout": "sav",
         "prompts": "video",

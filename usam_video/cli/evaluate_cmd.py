@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from usam_video.cli.main import _fail, app, console, err_console
@@ -54,6 +55,8 @@ def _print_result(result: Any, files: list[Path]) -> None:
         console.print(per_sequence)
     for video, reason in result.skipped.items():
         err_console.print(f"[bold yellow]not evaluated:[/] {video}: {reason}")
+    for note in result.notes:
+        err_console.print(f"[bold yellow]left out:[/] {escape(note)}")
     if result.ranking is not None:
         ranking = Table(
             title=f"ranking of uncertainty scores: {result.ranking.n_items} frame-objects, base mIoU "

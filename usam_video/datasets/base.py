@@ -217,8 +217,17 @@ class DatasetReader(abc.ABC):
     def prompts(self, video_id: str) -> list[ObjectPrompt]:
         """The prompt that starts each object, one per object, sorted by (frame, object id).
 
-        For DAVIS: the first-frame masks; objects entering later start on their own frame.
+        MOSE and SA-V start each object on its first annotated frame. DAVIS, as its protocol
+        does, starts only the first frame's objects, unless its config sets ``late_objects``
+        (:meth:`unprompted_objects` names the objects it leaves out).
         """
+
+    def unprompted_objects(self, video_id: str) -> dict[int, int]:
+        """``{object id: first annotated frame}`` of the objects in the ground truth that no
+        prompt starts (they are never tracked, and the DAVIS protocol does not evaluate them);
+        empty for readers that prompt every object."""
+        del video_id
+        return {}
 
     @abc.abstractmethod
     def annotated_frames(self, video_id: str) -> list[int]:

@@ -18,6 +18,7 @@ from usam_video.errors import AnnotationError, DatasetError, DatasetNotFoundErro
 from usam_video.palette import (
     VOID_INDEX,
     annotation_from_index_map,
+    object_ids_of,
     png_size,
     read_palette_png,
 )
@@ -110,7 +111,9 @@ class DavisReader(DatasetReader):
         return JpegFolderSource(self._frame_paths(video_id), ref.height, ref.width)
 
     def prompts(self, video_id: str) -> list[ObjectPrompt]:
-        ref = self.video(video_id)
+        """The first frame's objects, each by its mask; with ``late_objects`` also every object
+        that enters later, by its mask on the first annotated frame that holds it."""
+        self.video(video_id)
         path = self._mask_path(video_id, 0)
         labels = read_palette_png(path)
         object_ids = sorted(int(v) for v in np.unique(labels) if v not in (0, VOID_INDEX))
@@ -119,8 +122,30 @@ class DavisReader(DatasetReader):
                 f"{path}: expected at least one object (index 1..254) on the first frame, "
                 "found only background/void."
             )
-        del ref
-        return [ObjectPrompt(obj, 0, labels == obj) for obj in object_ids]
+        prompts = [ObjectPrompt(obj, 0, labels == obj) for obj in object_ids]
+        if self._config.late_objects:
+            for obj, frame in self._late_objects(video_id).items():
+                prompts.append(ObjectPrompt(obj, frame, self.index_map(video_id, frame) == obj))
+        return sorted(prompts, key=lambda p: (p.frame_index, p.object_id))
+
+    @lru_cache(maxsize=64)  # noqa: B019  (reads every annotation of the video once)
+    def _late_objects(self, video_id: str) -> dict[int, int]:
+        """``{object id: first annotated frame}`` of the objects absent from frame 0's mask."""
+        first = set(object_ids_of(read_palette_png(self._mask_path(video_id, 0))))
+        late: dict[int, int] = {}
+        for t in self.annotated_frames(video_id):
+            if t == 0:
+                continue
+            labels = self.index_map(video_id, t)
+            for obj in object_ids_of(labels) if labels is not None else ():
+                if obj not in first and obj not in late:
+                    late[obj] = t
+        return late
+
+    def unprompted_objects(self, video_id: str) -> dict[int, int]:
+        """Objects entering after frame 0: left unprompted under DAVIS semantics (the default),
+        none with ``late_objects``."""
+        return {} if self._config.late_objects else dict(self._late_objects(video_id))
 
     def annotated_frames(self, video_id: str) -> list[int]:
         folder = self._annotations / video_id

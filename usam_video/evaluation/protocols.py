@@ -18,7 +18,13 @@ import numpy.typing as npt
 
 from usam_video.errors import EvaluationError
 from usam_video.evaluation.coverage import CoverageReport, coverage_report
-from usam_video.evaluation.jf import DavisSequenceResult, db_eval_iou, evaluate_davis_sequence
+from usam_video.evaluation.jf import (
+    VOID_LABEL,
+    DavisObjectResult,
+    DavisSequenceResult,
+    db_eval_iou,
+    evaluate_davis_sequence,
+)
 from usam_video.evaluation.ranking import RankingReport, evaluate_ranking, uncertainty_from_confidence
 from usam_video.evaluation.sav import SavVideoResult, evaluate_sav_video
 from usam_video.score_registry import direction_of, is_known
@@ -26,6 +32,7 @@ from usam_video.types import FrameAnnotation
 
 __all__ = [
     "coverage_of_items",
+    "davis_late_object",
     "RANDOM_SAMPLE",
     "FrameMasks",
     "RankingItems",
@@ -246,21 +253,68 @@ def davis_sequence(
     eval_frames: Sequence[int],
     predicted: Mapping[int, FrameMasks],
     location: str,
+    late: Mapping[int, int] | None = None,
+    annotated: Sequence[int] | None = None,
+    ignore: Sequence[int] = (),
 ) -> DavisSequenceResult:
     """DAVIS protocol on one video: ``gt`` uint8 ``(T, H, W)`` index maps of its T annotated
     frames; ``eval_frames`` are frames 1..T-2 of them, the only ones predictions are read on;
-    ``location`` names the predictions in error messages."""
+    ``location`` names the predictions in error messages.
+
+    ``late`` (``{object id: first annotated frame}``, a dataset with ``late_objects``): those
+    objects are left out of the first frame's evaluation (the protocol counts the first frame's
+    ids only) and each is evaluated alone, as a sequence from its first annotated frame
+    (:func:`davis_late_object`; ``annotated`` gives the video frame of each of gt's T
+    positions); they join the result's objects. ``ignore``: ids the predictions may hold that
+    are not evaluated at all (objects entering late under DAVIS semantics, tracked by a store
+    labelled with ``late_objects``).
+    """
+    late = dict(late or {})
+    dropped = set(late) | {int(i) for i in ignore}
     pred = np.zeros_like(gt)  # the first and last frame are not evaluated: left empty
     for pos, t in enumerate(eval_frames, start=1):
         frame = predicted[t]
         if frame.index_map is not None:
-            pred[pos] = frame.index_map
+            # a late object's id is not one of the first frame's: it is evaluated on its own
+            pred[pos] = np.where(np.isin(frame.index_map, sorted(dropped)), 0, frame.index_map)
         else:
             where = f"{location} video {video_id!r} frame {t}"
-            pred[pos] = masks_to_index_map(frame.object_ids, frame.masks, where=where)
+            keep = [i for i, obj in enumerate(frame.object_ids) if obj not in dropped]
+            pred[pos] = masks_to_index_map(
+                [frame.object_ids[i] for i in keep], frame.masks[keep], where=where
+            )
     result = evaluate_davis_sequence(gt, pred, sequence=video_id)
+    extra = []
+    for object_id, first in sorted(late.items()):
+        found = davis_late_object(video_id, object_id, first, gt, annotated or (), predicted)
+        if found is not None:
+            extra.append(found)
     # Positions in the stack of annotated frames -> the video's frame indices.
-    return dataclasses.replace(result, frames=tuple(eval_frames))
+    return dataclasses.replace(result, frames=tuple(eval_frames), objects=result.objects + tuple(extra))
+
+
+def davis_late_object(
+    video_id: str,
+    object_id: int,
+    first: int,
+    gt: np.ndarray,
+    frames: Sequence[int],
+    predicted: Mapping[int, FrameMasks],
+) -> DavisObjectResult | None:
+    """One object that enters at annotated frame ``first``, evaluated by the DAVIS protocol on
+    the annotated frames from ``first`` on (``gt`` uint8 ``(T, H, W)`` at video frames
+    ``frames``): the object against everything else, the first and last of them left out.
+    None when fewer than 3 annotated frames remain."""
+    positions = [i for i, t in enumerate(frames) if t >= first]
+    if len(positions) < 3:
+        return None
+    sub = gt[positions]
+    gt_bin = np.where(sub == VOID_LABEL, VOID_LABEL, (sub == object_id).astype(np.uint8)).astype(np.uint8)
+    pred_bin = np.zeros_like(gt_bin)
+    for j, pos in enumerate(positions[1:-1], start=1):
+        pred_bin[j] = predicted[frames[pos]].mask_of(object_id).astype(np.uint8)
+    result = evaluate_davis_sequence(gt_bin, pred_bin, sequence=video_id)
+    return dataclasses.replace(result.objects[0], object_id=object_id)
 
 
 def sav_video(

@@ -62,6 +62,8 @@ class EvaluationResult:
         random_seed: seed of :data:`~usam_video.evaluation.protocols.RANDOM_SAMPLE`, None when not drawn.
         coverage: coverage at 2/5/10 % risk of every directed score and the oracle, on the
             ranking's frame-objects (:mod:`usam_video.evaluation.coverage`); None without ranking.
+        notes: what the evaluation left out and why (objects no prompt starts, frames without
+            ground truth), one line each.
     """
 
     source: str
@@ -78,6 +80,7 @@ class EvaluationResult:
     dropped_items: int = 0
     random_seed: int | None = None
     coverage: CoverageReport | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def videos(self) -> tuple[str, ...]:
@@ -173,6 +176,7 @@ class EvaluationResult:
             "ranking_note": self.ranking_note,
             "unranked_scores": dict(self.unranked_scores),
             "coverage": None if self.coverage is None else self.coverage.as_dict(),
+            "notes": list(self.notes),
         }
 
 
@@ -245,6 +249,8 @@ def evaluation_markdown(result: EvaluationResult, ranking_png: Path | bytes | No
     if result.skipped:
         lines.append("Not evaluated: " + "; ".join(f"`{v}`: {r}" for v, r in result.skipped.items()))
         lines.append("")
+    if result.notes:
+        lines += [f"Note: {n}." for n in result.notes] + [""]
     if result.ranking is None:
         lines.append(f"No ranking: {result.ranking_note}.")
         return "\n".join(lines) + "\n"

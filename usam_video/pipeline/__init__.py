@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load
         run_fingerprint,
         run_score_plot,
         run_score_values,
+        unprompted_warnings,
         untrained_warnings,
         video_result,
     )
@@ -72,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "run_score_plot": _LABEL,
     "run_score_values": _LABEL,
     "untrained_warnings": _LABEL,
+    "unprompted_warnings": _LABEL,
     "video_result": _LABEL,
     "EvaluationResult": _EVALUATE,
     "evaluate_predictions": _EVALUATE,
@@ -108,6 +110,7 @@ __all__ = [
     "run_config_of",
     "relabel_videos",
     "untrained_warnings",
+    "unprompted_warnings",
     "video_result",
     "run_score_values",
     "run_score_plot",

@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 
 from usam_video.config import DatasetConfig
-from usam_video.datasets import open_dataset
+from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.errors import EvaluationError, UsamVideoError
 from usam_video.evaluation.jf import VOID_LABEL, DavisReport, DavisSequenceResult, summarize_davis
 from usam_video.evaluation.protocols import (
@@ -75,6 +75,7 @@ from usam_video.release import with_release_score
 # evaluation job from here.
 __all__ = [
     "jf_with_baseline",
+    "left_out_notes",
     "EVALUATION_JSON",
     "RANKING_PNG",
     "PROTOCOLS",
@@ -136,10 +137,12 @@ def evaluate_predictions(
     davis_results: list[DavisSequenceResult] = []
     sav_results: list[SavVideoResult] = []
     skipped: dict[str, str] = {}
+    notes: list[str] = []
     items = RankingItems()
     for video_id in selected:
         ref = reader.video(video_id)
         annotated = reader.annotated_frames(video_id)
+        notes += left_out_notes(reader, video_id, annotated, protocol)
         eval_frames = annotated[1:-1]
         jf_reason = None
         if len(annotated) < 3:
@@ -174,7 +177,14 @@ def evaluate_predictions(
             skipped[video_id] = jf_reason
         elif protocol == "davis":
             gt = np.stack([gt_maps[t] for t in annotated])
-            davis_results.append(davis_sequence(video_id, gt, eval_frames, predicted, predictions.location))
+            prompts = reader.prompts(video_id)
+            late = {p.object_id: p.frame_index for p in prompts if p.frame_index > annotated[0]}
+            davis_results.append(
+                davis_sequence(
+                    video_id, gt, eval_frames, predicted, predictions.location, late, annotated,
+                    ignore=list(reader.unprompted_objects(video_id)),
+                )  # fmt: skip
+            )
         else:
             sav_results.append(sav_video(video_id, truth, eval_frames, predicted, gt_objects))
         if store is not None and rank_frames:
@@ -222,7 +232,36 @@ def evaluate_predictions(
         dropped_items=dropped,
         random_seed=random_seed if ranking is not None else None,
         coverage=coverage_of_items(items) if store is not None else None,
+        notes=tuple(notes),
     )
+
+
+def left_out_notes(
+    reader: DatasetReader, video_id: str, annotated: Sequence[int], protocol: str
+) -> list[str]:
+    """What the evaluation of one video leaves out, in plain words: objects of the ground truth
+    that no prompt starts (DAVIS semantics: they enter after the first frame), and, for the
+    DAVIS protocol, frames without ground truth between the first and last annotated one."""
+    notes = []
+    unprompted = reader.unprompted_objects(video_id)
+    if unprompted:
+        entered = ", ".join(f"{obj} (frame {frame})" for obj, frame in sorted(unprompted.items()))
+        notes.append(
+            f"video {video_id!r}: objects {entered} enter after the first frame: not prompted, not tracked "
+            "and not evaluated (DAVIS semantics); set 'late_objects: true' in the dataset config to "
+            "track and evaluate them from where they enter"
+        )
+    if protocol == "davis" and len(annotated) > 2:
+        missing = sorted(set(range(annotated[0], annotated[-1] + 1)) - set(annotated))
+        # A sparse annotation (every k-th frame) is a design, not a gap: note only holes in an
+        # otherwise dense annotation.
+        if missing and len(missing) < len(annotated):
+            shown = ", ".join(str(t) for t in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            notes.append(
+                f"video {video_id!r}: no ground truth on frames {shown} between its first and last "
+                "annotated frame: left out of J&F and of the ranking"
+            )
+    return notes
 
 
 def jf_with_baseline(

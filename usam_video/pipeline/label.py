@@ -62,6 +62,7 @@ __all__ = [
     "label_video",
     "label_dataset",
     "untrained_warnings",
+    "unprompted_warnings",
     "run_fingerprint",
     "run_config_of",
     "relabel_videos",
@@ -168,6 +169,25 @@ def untrained_warnings(context: LabelContext) -> list[str]:
         out.append("USAM heads are RANDOMLY initialised (random_init: true): their scores carry no meaning.")
     if context.heads is not None and context.heads.missing:
         out.append(f"USAM heads missing from {context.heads.source}: {list(context.heads.missing)}.")
+    return out
+
+
+def unprompted_warnings(context: LabelContext, video_ids: Sequence[str]) -> list[str]:
+    """One line per video whose ground truth holds objects no prompt starts (DAVIS semantics:
+    an object entering after the first frame is never tracked), naming them and the remedy."""
+    out = []
+    for video_id in video_ids:
+        try:
+            unprompted = context.reader.unprompted_objects(video_id)
+        except UsamVideoError:
+            continue  # the video's own labelling reports what is wrong with it
+        if unprompted:
+            entered = ", ".join(f"{obj} (frame {frame})" for obj, frame in sorted(unprompted.items()))
+            out.append(
+                f"video {video_id!r}: objects {entered} enter after the first frame and will not be "
+                "tracked (DAVIS semantics); set 'late_objects: true' in the dataset config to prompt "
+                "them where they enter"
+            )
     return out
 
 
