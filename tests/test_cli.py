@@ -108,6 +108,9 @@ def test_demo_end_to_end(prefect_harness, tmp_path: Path) -> None:
     assert "J&F against the ground truth" in result.output and "RANDOM" not in result.output
     assert "review plan" in result.output
     assert "review report" in result.output and (out / "report" / "index.html").is_file()
+    assert "training dataset (SA-V layout" in result.output
+    assert (out / "release-sav" / "manifest.json").is_file()
+    assert runner.invoke(app, ["verify-release", str(out / "release-sav")]).exit_code == 0
     for name in ("test-000", "test-001"):
         assert (out / f"overlay-{name}.png").stat().st_size > 1000
         assert (out / f"plan-{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -301,7 +301,8 @@ def demo(
 ) -> None:
     """Pseudo-label generated videos with the project's trained SAM 2 ("micro") and its USAM
     heads, send the frames the heads doubt to the larger "tiny" model, measure J&F against the
-    ground truth, and draw the masks coloured by predicted IoU."""
+    ground truth, draw the masks coloured by predicted IoU, and release the confident
+    pseudo-labels as a training dataset with a certified risk."""
     import yaml
 
     from usam_video.config import load_dataset_config
@@ -380,6 +381,24 @@ def demo(
     except UsamVideoError as exc:
         _fail(exc)
     console.print(f"review report (open in a browser): {index}")
+    # What a curation run ends in: the released pseudo-labels as a training dataset (sam2's SA-V
+    # layout), the threshold certified on the generated videos' ground truth.
+    from usam_video.pipeline.release import release_store
+
+    try:
+        released = release_store(store, "sav", out / "release-sav", max_risk=0.1, force=True).result
+    except UsamVideoError as exc:
+        _fail(exc)
+    cert = released.certificate
+    verdict = (
+        f"risk <= 0.1 certified (upper bound {cert.upper_bound:.3f} on {cert.released_audit} audited)"
+        if cert is not None and cert.certified
+        else "no threshold certified on so few videos: prompts and corrections only"
+    )
+    console.print(
+        f"training dataset (SA-V layout, sam2's JSONRawDataset reads it): {released.out}; released "
+        f"{released.counts['released']} of {released.counts['frame_objects']} frame-objects; {verdict}"
+    )
 
 
 def _all_head_names() -> tuple[str, ...]:
