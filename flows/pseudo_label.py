@@ -55,7 +55,7 @@ __all__ = [
 REPORT_VIDEOS = 20
 
 
-def _retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
+def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
     """Retry transient failures (CUDA OOM, I/O hiccups), never bad input, a write the OS refused
     (read-only, no space) or a damaged video: they fail the same way until someone acts."""
     try:
@@ -70,7 +70,7 @@ def _retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
 @task(
     retries=2,
     retry_delay_seconds=5,
-    retry_condition_fn=_retry_unless_bad_input,
+    retry_condition_fn=retry_unless_bad_input,
     task_run_name="label-{video_id}",
 )
 def label_video_task(run_config: str, video_id: str, use_gpu_limit: bool) -> VideoResult:
@@ -126,7 +126,7 @@ def _score_plot_artifact(run: Any, video_ids: list[str], key: str) -> None:
     )
 
 
-def _artifact_key(name: str) -> str:
+def artifact_key_of(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "run"
 
 
@@ -134,7 +134,7 @@ def video_artifact_key(run_key: str, video_id: str) -> str:
     """The key of a video's review page artifact: ``<run>-video-<video>``. Prefect keys allow
     lowercase letters, digits and dashes only; a video id that needed changing gets a short hash
     of itself, so that two ids never share a key."""
-    key = _artifact_key(video_id)
+    key = artifact_key_of(video_id)
     if key != video_id:
         key += "-" + hashlib.sha1(video_id.encode()).hexdigest()[:6]
     return f"{run_key}-video-{key}"
@@ -194,7 +194,7 @@ def pseudo_label_dataset(
     videos = list_videos(run)
     for warning in unprompted_warnings(context, videos):
         logger.warning(warning)
-    key = _artifact_key(run.name)
+    key = artifact_key_of(run.name)
     progress = create_progress_artifact(
         0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
     )

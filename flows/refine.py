@@ -8,14 +8,14 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from flows.collect import as_they_complete
-from flows.pseudo_label import _retry_unless_bad_input
+from flows.pseudo_label import retry_unless_bad_input
 from usam_video.pipeline import RefineResult, refine_store
 from usam_video.pipeline.refine import refinable_videos
 
 __all__ = ["refine_video_task", "refine_flow"]
 
 
-@task(retries=1, retry_condition_fn=_retry_unless_bad_input, task_run_name="refine-{video_id}")
+@task(retries=1, retry_condition_fn=retry_unless_bad_input, task_run_name="refine-{video_id}")
 def refine_video_task(store: str, video_id: str) -> RefineResult:
     """Refine one video's model-routed frame-objects."""
     return refine_store(store, [video_id])[0]

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.pseudo_label import _artifact_key
+from flows.pseudo_label import artifact_key_of
 from usam_video.config import load_run_config
 from usam_video.pipeline import SimulationReport, simulate_review
 from usam_video.pipeline.review_sim import DEFAULT_BUDGETS, review_markdown, write_report
@@ -35,7 +35,7 @@ def simulate_review_flow(
     the report as JSON and the gain curves as PNG (in ``out_dir``) and as artifacts."""
     report = simulate_task(run_config, budgets, scores, seed)
     data = report.as_dict()
-    key = _artifact_key(load_run_config(run_config).name)
+    key = artifact_key_of(load_run_config(run_config).name)
     create_table_artifact(data["results"], key=f"{key}-review-simulation", description="gain by strategy")
     png = write_report(report, Path(out_dir))[1] if out_dir is not None else None
     create_markdown_artifact(review_markdown(report, png), key=f"{key}-review-simulation-report")

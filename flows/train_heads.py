@@ -11,7 +11,7 @@ from prefect.concurrency.sync import concurrency
 
 from flows.collect import as_they_complete
 from flows.gpu_limit import GPU_LIMIT_NAME, ensure_gpu_limit
-from flows.pseudo_label import _artifact_key, _retry_unless_bad_input
+from flows.pseudo_label import artifact_key_of, retry_unless_bad_input
 from usam_video.config import load_train_heads_config
 from usam_video.pipeline import TrainReport, record_video, train_from_container
 from usam_video.pipeline.train_heads import records_on_cuda, videos_to_record
@@ -22,7 +22,7 @@ __all__ = ["record_video_task", "train_task", "train_heads_flow", "report_rows"]
 @task(
     retries=2,
     retry_delay_seconds=5,
-    retry_condition_fn=_retry_unless_bad_input,
+    retry_condition_fn=retry_unless_bad_input,
     task_run_name="record-{video_id}",
 )
 def record_video_task(config: str, video_id: str, use_gpu_limit: bool) -> int:
@@ -70,7 +70,7 @@ def train_heads_flow(config: str, use_gpu_limit: bool | None = None) -> TrainRep
             failed_at.append(i)
     failed = [videos[i] for i in sorted(failed_at)]  # in the order of the config's videos
     report = train_task(config)
-    key = _artifact_key(cfg.name)
+    key = artifact_key_of(cfg.name)
     create_table_artifact(
         report_rows(report), key=f"{key}-heads", description=f"USAM heads trained for {cfg.name!r}"
     )

@@ -506,12 +506,12 @@ def claimed_by_another_run(world: World, tmp: Path) -> Trial:
     run = make_run_config(world.synth_root, store, ["synth-000"], world.small_model_config)
 
     def act() -> Outcome:
-        from usam_video.cli.main import _print_results, console
+        from usam_video.cli.main import console, print_results
 
         with one_torch_thread():
             results = label_dataset(run)
         with console.capture() as captured:
-            _print_results(results)
+            print_results(results)
         return Outcome(0, captured.get())
 
     return Trial(store, act)

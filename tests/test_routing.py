@@ -12,7 +12,7 @@ from usam_video.config import HumanBudget, ModelRefinement, PolicyConfig, Policy
 from usam_video.datasets import open_dataset
 from usam_video.engine import PropagationSession
 from usam_video.pipeline import label_dataset, refine_store
-from usam_video.pipeline.label import _cached_model
+from usam_video.pipeline.label import cached_model
 from usam_video.scoring import ThresholdPolicy
 from usam_video.scoring.policy import OVER_BUDGET
 from usam_video.store import PseudoLabelStore
@@ -111,7 +111,7 @@ def test_task_swap_writes_the_candidate_the_heads_prefer(
     assert result.refined == len(swapped) > 0
     ds = open_dataset(run.dataset)
     session = PropagationSession(
-        _cached_model(small_model_config.model_dump_json()), ds.frames("synth-002"), keep_candidates=True
+        cached_model(small_model_config.model_dump_json()), ds.frames("synth-002"), keep_candidates=True
     )
     for p in ds.prompts("synth-002"):
         session.add_prompt(p)
@@ -151,7 +151,7 @@ def test_model_refinement_and_corrections_survive_run_and_refine(
     np.testing.assert_array_equal(store.read_masks("synth-001", 3)[1], correction)
     # the refined masks are the larger model's (tracking the same prompts plus the correction)
     ds = open_dataset(run.dataset)
-    session = PropagationSession(_cached_model(larger.model_dump_json()), ds.frames("synth-001"))
+    session = PropagationSession(cached_model(larger.model_dump_json()), ds.frames("synth-001"))
     prompts = ds.prompts("synth-001")
     for p in prompts:
         session.add_prompt(p)

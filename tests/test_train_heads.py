@@ -16,7 +16,7 @@ from usam_video.engine import PropagationSession
 from usam_video.errors import InputError, StoreError
 from usam_video.heads import load_heads
 from usam_video.heads.training import split_by_video, to_head_target, train_head
-from usam_video.pipeline.label import _cached_model
+from usam_video.pipeline.label import cached_model
 from usam_video.pipeline.train_heads import (
     VIDEO_HEAD_INPUTS,
     candidate_ious,
@@ -127,7 +127,7 @@ def make_config(root: Path, tmp: Path, small_model_config, two_models: bool = Fa
 def test_targets_of_a_generated_video(train_root: Path, tmp_path: Path, small_model_config) -> None:
     config = make_config(train_root, tmp_path, small_model_config, two_models=True)
     reader = open_dataset(config.dataset)
-    models = [_cached_model(m.model.model_dump_json()) for m in config.models]
+    models = [cached_model(m.model.model_dump_json()) for m in config.models]
     s = collect_video(config, reader, models, "tr-1")
     assert len(s) == 4 * 2  # frames 1..4, two objects, prompt frame left out
     assert set(s.targets) == {
@@ -200,7 +200,7 @@ def test_container_round_trip_and_model_check(train_root: Path, tmp_path: Path, 
     config = make_config(train_root, tmp_path, small_model_config)
     container = open_container(config)
     reader = open_dataset(config.dataset)
-    s = collect_video(config, reader, [_cached_model(small_model_config.model_dump_json())], "tr-0")
+    s = collect_video(config, reader, [cached_model(small_model_config.model_dump_json())], "tr-0")
     container.append("tr-0", s)
     back = TrainingContainer.open(config.container_path).read()
     assert back.video_ids == s.video_ids and back.iou_tokens.dtype == np.float32
@@ -227,7 +227,7 @@ def test_sam_iou_is_the_decoders_predicted_iou_of_the_chosen_token(
 ) -> None:
     config = make_config(train_root, tmp_path, small_model_config)
     reader = open_dataset(config.dataset)
-    model = _cached_model(small_model_config.model_dump_json())
+    model = cached_model(small_model_config.model_dump_json())
     s = collect_video(config, reader, [model], "tr-1")
     assert s.sam_iou.dtype == np.float32 and s.sam_iou.shape == (len(s),) and np.isfinite(s.sam_iou).all()
     # What a separate session on the same video reports (the capture's IoU-head output per token).

@@ -82,11 +82,11 @@ def test_failed_video_is_reported_and_others_complete(
 def test_bad_input_is_not_retried(prefect_harness) -> None:
     from prefect.states import Failed
 
-    from flows.pseudo_label import _retry_unless_bad_input
+    from flows.pseudo_label import retry_unless_bad_input
     from usam_video.errors import FrameReadError
 
-    assert _retry_unless_bad_input(None, None, Failed(data=FrameReadError("x.jpg: bad"))) is False
-    assert _retry_unless_bad_input(None, None, Failed(data=RuntimeError("CUDA out of memory"))) is True
+    assert retry_unless_bad_input(None, None, Failed(data=FrameReadError("x.jpg: bad"))) is False
+    assert retry_unless_bad_input(None, None, Failed(data=RuntimeError("CUDA out of memory"))) is True
 
 
 def test_gpu_limit_path_creates_and_holds_the_limit(

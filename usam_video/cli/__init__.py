@@ -14,6 +14,7 @@ import usam_video.cli.review_cmd  # noqa: F401  (registers `usam-video export` a
 import usam_video.cli.service_cmd  # noqa: F401  (registers `server`, `deploy`, `evaluate-run`, `export-run`)
 import usam_video.cli.simulate_cmd  # noqa: F401  (registers `usam-video simulate-review`)
 import usam_video.cli.train_cmd  # noqa: F401  (registers `usam-video train-heads`)
-from usam_video.cli.main import app, main, repo_configs_dir
+from usam_video.cli.app import app, repo_configs_dir
+from usam_video.cli.main import main
 
 __all__ = ["app", "main", "repo_configs_dir"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from usam_video.cli.main import app, console
+from usam_video.cli.app import app, console
 from usam_video.doctor.report import (
     DEFAULT_MIN_FREE_BYTES,
     DEFAULT_PREFECT_TIMEOUT_S,

@@ -14,17 +14,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from usam_video.cli.main import _fail, app, console, err_console
+from usam_video.cli.app import app, console, err_console, fail
 from usam_video.errors import UsamVideoError
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "print_evaluation_result"]
 
 
 def _cell(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _print_result(result: Any, files: list[Path]) -> None:
+def print_evaluation_result(result: Any, files: list[Path]) -> None:
     scale = "x100" if result.protocol == "sav" else "[0, 1]"
     g = result.global_scores()
     if result.jf is not None:
@@ -115,10 +115,10 @@ def evaluate(
         result = evaluate_predictions(source, config, protocol, videos or None, layout=layout)
         files = write_evaluation(result, out) if out is not None else []
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         data = result.as_dict()
         data["files"] = [str(p) for p in files]
         print(json.dumps(data, indent=1))
         return
-    _print_result(result, files)
+    print_evaluation_result(result, files)

@@ -18,8 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from usam_video.cli.app import app, console, err_console, one_line_task_failures, repo_configs_dir
-from usam_video.cli.app import fail as _fail
+from usam_video.cli.app import app, console, err_console, fail, one_line_task_failures, repo_configs_dir
 from usam_video.errors import UsamVideoError
 
 __all__ = ["app", "main", "repo_configs_dir"]
@@ -92,7 +91,7 @@ def inspect(
     try:
         videos = _inspect_data(store, with_frames=as_json)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps({"store": str(store), "videos": videos}, indent=1))
         return
@@ -149,7 +148,7 @@ def queue(
             if not opened.is_complete(vid)
         }
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         rows = [
             {
@@ -203,7 +202,7 @@ def verify(
     try:
         report = PseudoLabelStore.open(store, mode="r").verify(video)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     videos = sorted({c.video_id for c in report.checks if c.video_id})
     console.print(
         f"{store}: {len(videos)} video(s), {len(report.checks)} arrays, {report.chunks} chunks read",
@@ -226,7 +225,7 @@ def verify(
     console.print(f"{store}: intact (every chunk's checksum matches)")
 
 
-def _print_results(results: list[Any]) -> int:
+def print_results(results: list[Any]) -> int:
     table = Table(title="videos")
     for col in (
         "video",
@@ -274,15 +273,15 @@ def run(config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml
         load_context(run_cfg)
         prepare_store(run_cfg)  # a regular file, a user's folder, a read-only place: refused now
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     from flows.pseudo_label import pseudo_label_dataset
 
     try:
         with one_line_task_failures():
             results = pseudo_label_dataset(str(config.resolve()))
     except UsamVideoError as exc:
-        _fail(exc)
-    failed = _print_results(results)
+        fail(exc)
+    failed = print_results(results)
     console.print(f"store: {run_cfg.store}")
     if failed:
         for r in results:  # whole, on one line each (the table's cell wraps them)
@@ -318,7 +317,7 @@ def demo(
         # The "test" seed stream: videos no model or head was trained or validated on.
         names = write_davis_dataset(data_root, generated_specs("test", videos, frames), split="test")
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     dataset = {"name": "generated-demo", "format": "davis", "root": str(data_root), "videos": names}
     run_cfg = {
         "name": "demo",
@@ -352,7 +351,7 @@ def demo(
             for name in names
         ]
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     if result.jf is not None:
         console.print(
             f"J&F against the ground truth: {result.jf.jf_mean:.3f} "
@@ -379,7 +378,7 @@ def demo(
         # The demo owns its output folder: a report from before marker files is replaced too.
         index = write_static_report(store, out / "report", config, force=True)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"review report (open in a browser): {index}")
     # What a curation run ends in: the released pseudo-labels as a training dataset (sam2's SA-V
     # layout), the threshold certified on the generated videos' ground truth.
@@ -388,7 +387,7 @@ def demo(
     try:
         released = release_store(store, "sav", out / "release-sav", max_risk=0.1, force=True).result
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     cert = released.certificate
     verdict = (
         f"risk <= 0.1 certified (upper bound {cert.upper_bound:.3f} on {cert.released_audit} audited)"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from usam_video.cli.main import _fail, app, console
+from usam_video.cli.app import app, console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["baseline", "generate", "train_model"]
@@ -31,7 +31,7 @@ def generate(
         specs = generated_specs(purpose, count, frames, height, width, seed, max_objects)
         names = write_davis_dataset(root, specs, split=purpose)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"wrote {len(names)} {purpose} videos ({names[0]} .. {names[-1]}) to {root}")
 
 
@@ -51,7 +51,7 @@ def train_model(
         cfg = load_train_model_config(config)
         result = run_training(cfg, max_minutes=max_minutes, log=console.print)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(result.as_dict(), indent=1))
     elif result.finished:
@@ -75,5 +75,5 @@ def baseline(
     try:
         videos = write_copy_first_mask(load_dataset_config(dataset), out)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"wrote the copy-first-mask baseline of {len(videos)} videos to {out}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from usam_video.cli.main import _fail, app, console
+from usam_video.cli.app import app, console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["report"]
@@ -50,5 +50,5 @@ def report(
             store, out, config, max_pages=max_videos, worst=worst, ground_truth=jf, force=force
         )
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"review report: {index.resolve()}", soft_wrap=True)

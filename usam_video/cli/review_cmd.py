@@ -13,7 +13,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from usam_video.cli.main import _fail, _print_results, app, console, err_console
+from usam_video.cli.app import app, console, err_console, fail
+from usam_video.cli.main import print_results
 from usam_video.errors import UsamVideoError
 
 __all__ = ["export", "import_", "print_export_result"]
@@ -66,7 +67,7 @@ def export(
     try:
         result = export_queue(store, fmt, out, video_id=video, include_refine=all_queued, force=force)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     print_export_result(store, result)
     if not result.total_frames:
         console.print("nothing queued for review: the export holds no frames.")
@@ -91,7 +92,7 @@ def import_(
     try:
         result = import_corrections(store, path, relabel=not no_relabel)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     resumed = "; resumed an interrupted run of this import" if result.resumed else ""
     if not result.total_corrected and not result.relabelled:
         console.print(f"nothing to import: {result.describe()}{resumed}.", highlight=False)
@@ -104,7 +105,7 @@ def import_(
     console.print(table)
     console.print(f"{result.describe()}; store generation {result.generation}{resumed}", highlight=False)
     if result.relabelled:
-        failed = _print_results(list(result.relabelled))
+        failed = print_results(list(result.relabelled))
         if failed:
             raise typer.Exit(1)
     else:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import typer
 from rich.table import Table
 
-from usam_video.cli.main import _fail, app, console
+from usam_video.cli.app import app, console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["server", "deploy", "evaluate_run", "export_run"]
@@ -53,7 +53,7 @@ def server(
 
     if not port_is_free(port):
         # Checked first: a health check would otherwise be answered by whatever holds the port.
-        _fail(
+        fail(
             UsamVideoError(
                 f"127.0.0.1:{port}: expected a free port, got one in use (a server already running?). "
                 "Pick another with --port."
@@ -68,7 +68,7 @@ def server(
         try:
             wait_until_healthy(api_url, timeout, process)
         except (TimeoutError, RuntimeError) as exc:
-            _fail(exc)
+            fail(exc)
         console.print(f"Prefect UI: http://127.0.0.1:{port}", highlight=False)
         console.print(f"In other shells: export PREFECT_API_URL={api_url}", highlight=False)
         console.print(
@@ -105,7 +105,7 @@ def deploy(
 
     api_url = configured_api_url()
     if api_url is None:
-        _fail(
+        fail(
             UsamVideoError(
                 "PREFECT_API_URL: expected the API of a running Prefect server, got none (deployments "
                 "on a throwaway embedded server would vanish). Start one with 'usam-video server' and "
@@ -115,9 +115,9 @@ def deploy(
     try:
         report = bootstrap(prefect_file or PREFECT_FILE, gpu_slots, list(names) if names else None)
     except httpx.HTTPError as exc:
-        _fail(UsamVideoError(f"{api_url}: expected a running Prefect server, got: {exc}"))
+        fail(UsamVideoError(f"{api_url}: expected a running Prefect server, got: {exc}"))
     except (RuntimeError, ValueError, OSError) as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title="Prefect set-up")
     table.add_column("what")
     table.add_column("name")
@@ -140,7 +140,7 @@ def _runner_flow(
     try:
         runner_flow: Any = with_task_runner(flow, task_runner, workers, dask_address)  # type: ignore[arg-type]
     except ValueError as exc:
-        _fail(exc)
+        fail(exc)
     return runner_flow
 
 
@@ -157,13 +157,13 @@ def evaluate_run(
     dask_address: str | None = typer.Option(None, "--dask-address", help=_ADDRESS_HELP),
 ) -> None:
     """'usam-video evaluate' as the Prefect flow 'evaluate' (table and report artifacts)."""
-    from usam_video.cli.evaluate_cmd import _print_result
+    from usam_video.cli.evaluate_cmd import print_evaluation_result
     from usam_video.config import load_dataset_config
 
     try:
         load_dataset_config(dataset)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     from flows.evaluate import evaluate_flow
 
     flow = _runner_flow(evaluate_flow, task_runner, workers, dask_address)
@@ -172,7 +172,7 @@ def evaluate_run(
             str(source), str(dataset.resolve()), protocol, str(out.resolve()) if out else None, layout
         )
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     written = [out / name for name in ("evaluation.json", "ranking.png")] if out else []
     files = [path for path in written if path.exists()]
     if as_json:
@@ -180,7 +180,7 @@ def evaluate_run(
         data["files"] = [str(p) for p in files]
         print(json.dumps(data, indent=1))
         return
-    _print_result(result, files)
+    print_evaluation_result(result, files)
 
 
 @app.command("export-run")
@@ -206,7 +206,7 @@ def export_run(
     try:
         result = flow(str(store), fmt, str(out.resolve()), video, all_queued, force)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     from usam_video.cli.review_cmd import print_export_result
 
     print_export_result(store, result)

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from usam_video.cli.main import _fail, app, console, err_console
+from usam_video.cli.app import app, console, err_console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["simulate_clicks_cmd", "simulate_review_cmd"]
@@ -35,7 +35,7 @@ def simulate_review_cmd(
     try:
         load_run_config(config)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     from flows.simulate import simulate_review_flow
 
     try:
@@ -47,7 +47,7 @@ def simulate_review_cmd(
             str(out) if out is not None else None,
         )
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(report.as_dict(), indent=1))
         return
@@ -88,7 +88,7 @@ def simulate_clicks_cmd(
     try:
         report = simulate_clicks(load_run_config(config), fraction, score, points, erosion, seed, keep=keep)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     for warning in report.warnings:
         err_console.print(f"[bold yellow]warning:[/] {warning}")
     if as_json:

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from usam_video.cli.main import _fail, app, console
+from usam_video.cli.app import app, console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["train_heads", "print_train_report"]
@@ -80,13 +80,13 @@ def train_heads(
     try:
         load_train_heads_config(config)
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     from flows.train_heads import train_heads_flow
 
     try:
         report = train_heads_flow(str(config.resolve()))
     except UsamVideoError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(json.dumps(report.as_dict(), indent=1))
     else:

@@ -103,20 +103,20 @@ class LabelContext:
 
 
 @lru_cache(maxsize=2)
-def _cached_model(model_json: str) -> BuiltModel:
+def cached_model(model_json: str) -> BuiltModel:
     return build_model(ModelConfig.model_validate_json(model_json))
 
 
 @lru_cache(maxsize=2)
-def _cached_heads(heads_json: str) -> HeadSet | None:
+def cached_heads(heads_json: str) -> HeadSet | None:
     return heads_from_config(HeadsConfig.model_validate_json(heads_json))
 
 
 def load_context(run: RunConfig) -> LabelContext:
     """Open the dataset, build (or reuse) the model and heads, check the policy against them."""
     reader = open_dataset(run.dataset)
-    model = _cached_model(run.model.model_dump_json())
-    heads = _cached_heads(run.heads.model_dump_json())
+    model = cached_model(run.model.model_dump_json())
+    heads = cached_heads(run.heads.model_dump_json())
     if heads is not None and heads.token_dim != model.token_dim:
         raise UsamVideoError(
             f"heads from {heads.source}: expected {model.token_dim}-d tokens of model "
@@ -131,7 +131,7 @@ def load_context(run: RunConfig) -> LabelContext:
 @lru_cache(maxsize=2)
 def _cached_scorer(heads_json: str, model_json: str) -> Scorer:
     # The fused heads live on the engine's device.
-    return Scorer(_cached_heads(heads_json), _cached_model(model_json).device)
+    return Scorer(cached_heads(heads_json), cached_model(model_json).device)
 
 
 def prepare_store(run: RunConfig) -> None:
@@ -223,7 +223,7 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
-def _prompts_with_corrections(
+def prompts_with_corrections(
     prompts: list[ObjectPrompt], corrections: list[MaskUpdate]
 ) -> tuple[list[ObjectPrompt], set[tuple[int, int]]]:
     """The dataset's prompts plus every human correction as a mask prompt (a correction on a
@@ -263,7 +263,7 @@ def label_video(
         skipped = video_result(store, video_id, "skipped", time.perf_counter() - started)
         return replace(skipped, error=SKIPPED_COMPLETE)
     ref = context.reader.video(video_id)
-    prompts, corrected = _prompts_with_corrections(
+    prompts, corrected = prompts_with_corrections(
         context.reader.prompts(video_id), store.corrections(video_id)
     )
     # One writer per video: a second worker (or a concurrent flow run) that reaches the same

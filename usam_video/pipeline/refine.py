@@ -13,9 +13,9 @@ from usam_video.datasets import open_dataset
 from usam_video.engine import PropagationSession
 from usam_video.errors import InputError
 from usam_video.pipeline.label import (
-    _cached_heads,
-    _cached_model,
-    _prompts_with_corrections,
+    cached_heads,
+    cached_model,
+    prompts_with_corrections,
     run_config_of,
 )
 from usam_video.scoring import Scorer, ThresholdPolicy
@@ -68,8 +68,8 @@ def refine_video(store: PseudoLabelStore, video_id: str) -> RefineResult:
     if run.policy.model_refinement is None:
         return RefineResult(video_id, 0, len(wanted), "")
     larger_cfg = run.policy.model_refinement.model
-    larger = _cached_model(larger_cfg.model_dump_json())
-    heads = _cached_heads(run.heads.model_dump_json())
+    larger = cached_model(larger_cfg.model_dump_json())
+    heads = cached_heads(run.heads.model_dump_json())
     if heads is not None and heads.token_dim != larger.token_dim:
         raise InputError(
             f"policy model_refinement {larger_cfg.name!r}: expected {heads.token_dim}-d tokens "
@@ -81,7 +81,7 @@ def refine_video(store: PseudoLabelStore, video_id: str) -> RefineResult:
             f"video {video_id!r}: the stored scores {table.score_names} differ from {scorer.names}."
         )
     reader = open_dataset(run.dataset)
-    prompts, _ = _prompts_with_corrections(reader.prompts(video_id), store.corrections(video_id))
+    prompts, _ = prompts_with_corrections(reader.prompts(video_id), store.corrections(video_id))
     session = PropagationSession(larger, reader.frames(video_id))
     for prompt in prompts:
         session.add_prompt(prompt)

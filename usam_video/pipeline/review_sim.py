@@ -43,7 +43,7 @@ from usam_video.errors import InputError
 from usam_video.evaluation.jf import DavisSequenceResult, summarize_davis
 from usam_video.evaluation.protocols import FrameMasks, davis_sequence
 from usam_video.pipeline.eval_sources import gt_index_map
-from usam_video.pipeline.label import LabelContext, _prompts_with_corrections, label_dataset, load_context
+from usam_video.pipeline.label import LabelContext, label_dataset, load_context, prompts_with_corrections
 from usam_video.pipeline.train_heads import mask_iou
 from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
 from usam_video.review.planning import planner_settings, tracks_of, uncertainty_table
@@ -258,7 +258,7 @@ class ReviewSimulation:
             corrections.append(
                 MaskUpdate(video_id, t, obj, annotation.mask_of(obj), MaskSource.HUMAN, Status.CORRECTED)
             )
-        prompts, corrected = _prompts_with_corrections(reader.prompts(video_id), corrections)
+        prompts, corrected = prompts_with_corrections(reader.prompts(video_id), corrections)
         policy, scorer = self.context.policy, self.context.scorer
         session = PropagationSession(model, reader.frames(video_id), keep_candidates=policy.swaps_candidates)
         for prompt in prompts:

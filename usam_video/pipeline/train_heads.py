@@ -42,7 +42,7 @@ from usam_video.evaluation.ranking import evaluate_ranking, pearson, spearman, u
 from usam_video.heads import save_heads
 from usam_video.heads.manifest import HeadInputs
 from usam_video.heads.training import HeadFit, split_by_video, train_head, train_heads
-from usam_video.pipeline.label import _cached_model
+from usam_video.pipeline.label import cached_model
 from usam_video.score_registry import VIDEO_FEATURES, score_info
 from usam_video.scoring.scores import BASELINE_SCORES, Scorer
 from usam_video.store import TrainingContainer
@@ -277,7 +277,7 @@ def collect_video(
 
 
 def _models(config: TrainHeadsConfig) -> list[BuiltModel]:
-    return [_cached_model(spec.model.model_dump_json()) for spec in config.models]
+    return [cached_model(spec.model.model_dump_json()) for spec in config.models]
 
 
 def open_container(config: TrainHeadsConfig) -> TrainingContainer:
