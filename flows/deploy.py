@@ -32,7 +32,6 @@ from flows.gpu_limit import GPU_LIMIT_NAME, ensure_concurrency_limit
 __all__ = [
     "REPO_ROOT",
     "PREFECT_FILE",
-    "GPU_LIMIT",
     "BootstrapReport",
     "configured_api_url",
     "port_is_free",
@@ -50,8 +49,6 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_FILE = Path(__file__).with_name("prefect.yaml")
-# The name the flows acquire (one definition, in flows/gpu_limit.py; kept here under its old name).
-GPU_LIMIT = GPU_LIMIT_NAME
 
 
 def configured_api_url() -> str | None:
@@ -267,7 +264,7 @@ def bootstrap(
         RuntimeError: ``prefect deploy`` failed (its output is in the message).
     """
     pools = {name: ensure_work_pool(name) for name in work_pools_in(prefect_file)}
-    limit = ensure_concurrency_limit(GPU_LIMIT, gpu_slots)
+    limit = ensure_concurrency_limit(GPU_LIMIT_NAME, gpu_slots)
     done = prefect_deploy(prefect_file, names)
     output = done.stdout + done.stderr
     if done.returncode != 0:

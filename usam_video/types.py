@@ -146,13 +146,6 @@ class FramePrediction:
     candidate_valid: np.ndarray | None = None
     video_features: np.ndarray | None = None
 
-    def chosen_mask_tokens(self) -> np.ndarray:
-        """``float32`` ``(O, D)``: the mask token of the candidate SAM 2 chose (NaN if untracked)."""
-        rows = np.arange(len(self.object_ids))
-        out = self.mask_tokens[rows, np.maximum(self.chosen_candidate, 0)]
-        out[~self.tracked] = np.nan
-        return out
-
 
 @dataclass(frozen=True, eq=False)
 class FrameScores:

@@ -9,10 +9,8 @@ import pytest
 def test_a_flow_creates_the_limit_and_deploy_updates_it(prefect_harness) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.deploy import GPU_LIMIT
-    from flows.gpu_limit import GPU_LIMIT_NAME, ensure_concurrency_limit
+    from flows.gpu_limit import ensure_concurrency_limit
 
-    assert GPU_LIMIT == GPU_LIMIT_NAME  # the limit deploy creates is the one the flows acquire
     name = "gpu-limit-test"
 
     def slots() -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.deploy import GPU_LIMIT, PREFECT_FILE, deployments_in, stop_process_group, work_pools_in
+from flows.deploy import GPU_LIMIT_NAME, PREFECT_FILE, deployments_in, stop_process_group, work_pools_in
 from tests.conftest import REPO_ROOT
 from tests.service.helpers import (
     PREFECT,
@@ -35,8 +35,6 @@ DEPLOYMENTS = {
 def test_deployments_file_declares_the_service() -> None:
     """The file itself: a nightly cron run with parameters and tags, refine, evaluate and heads
     training, a process pool for local use and GPU job variables."""
-    from flows.pseudo_label import GPU_LIMIT_NAME
-
     data = yaml.safe_load(PREFECT_FILE.read_text())
     specs = {d["name"]: d for d in data["deployments"]}
     nightly = specs["nightly"]
@@ -54,7 +52,6 @@ def test_deployments_file_declares_the_service() -> None:
     assert deployments_in() == ["nightly", "local", "refine", "evaluate", "train-heads", "release"]
     assert Path(REPO_ROOT, specs["release"]["parameters"]["policy"]).is_file()
     assert work_pools_in() == ["usam-gpu", "usam-local"]
-    assert GPU_LIMIT == GPU_LIMIT_NAME  # the limit deploy creates is the one the flows acquire
 
 
 def test_server_command_prints_the_ui_address(prefect_server) -> None:
@@ -84,7 +81,7 @@ def test_deploy_then_a_worker_runs_a_deployment_triggered_from_the_cli(
 
     with prefect_server.settings(), get_client(sync_client=True) as client:
         pools = {pool: client.read_work_pool(pool) for pool in ("usam-local", "usam-gpu")}
-        limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT)
+        limit = client.read_global_concurrency_limit_by_name(GPU_LIMIT_NAME)
         nightly = client.read_deployment_by_name("pseudo-label-dataset/nightly")
         local = client.read_deployment_by_name("pseudo-label-dataset/local")
     assert all(pool.type == "process" for pool in pools.values())

@@ -24,7 +24,6 @@ from usam_video.errors import UsamVideoError
 __all__ = ["app", "main", "repo_configs_dir"]
 
 #: The committed weights of the project's trained SAM 2 models and heads (see MODEL_CARD.md there).
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 
 def _finite(value: float) -> float | None:
@@ -398,12 +397,6 @@ def demo(
         f"training dataset (SA-V layout, sam2's JSONRawDataset reads it): {released.out}; released "
         f"{released.counts['released']} of {released.counts['frame_objects']} frame-objects; {verdict}"
     )
-
-
-def _all_head_names() -> tuple[str, ...]:
-    from usam_video.heads import HEAD_NAMES
-
-    return HEAD_NAMES
 
 
 def _queue_entries(store: Path) -> list[Any]:

@@ -84,7 +84,7 @@ def default_prefetch_workers() -> int:
     host thread, the finishing and writer threads need the rest).
 
     Why up to 8: a 1920x1080 JPEG decoded and resized to SAM 2's 1024x1024 input takes ~40 ms
-    of one core (BENCHMARKS section 2, session 8), while SAM 2.1 tiny takes ~11 ms a frame on a
+    of one core (BENCHMARKS.md section 2), while SAM 2.1 tiny takes ~11 ms a frame on a
     GPU; four threads would only just keep up, eight leave a margin. Each thread holds the
     interpreter lock only between Pillow's calls."""
     return max(1, min(8, (os.cpu_count() or 2) // 2))

@@ -26,11 +26,6 @@ class UsamHead(nn.Module):
             [nn.Linear(width + extra_inputs, width), nn.Linear(width, width), nn.Linear(width, 1)]
         )
 
-    @property
-    def in_features(self) -> int:
-        """``2D + E``, the width of the rows :meth:`forward` takes."""
-        return 2 * self.token_dim + self.extra_inputs
-
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``features``: ``float`` ``(N, 2D + E)``; returns ``float`` ``(N,)``."""
         x = features

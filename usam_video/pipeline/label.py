@@ -310,8 +310,8 @@ def _label_claimed(
         session.add_prompt(prompt)  # checked here, before the store is touched
     prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
     # The store's arrays are created on a thread of their own while SAM 2 starts propagating:
-    # ~6 ms of CPU since store/nodes.py (half a frame of SAM 2.1 tiny on a GPU; through zarr's
-    # create_array it was ~30). On this 2-core CPU, running it first instead measures the same.
+    # ~6 ms of CPU (store/nodes.py; half a frame of SAM 2.1 tiny on a GPU), which SAM 2's first
+    # frame need not wait for. On a 2-core CPU, running it first instead measures the same.
     pending_writer = _begin_in_background(
         store,
         ref,

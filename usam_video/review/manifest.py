@@ -149,9 +149,6 @@ class Manifest:
         """The exported frame with CVAT task frame ``task_frame`` of a video, or None."""
         return self._task_frames.get((video_id, task_frame))
 
-    def has_frame(self, video_id: str, frame: int) -> bool:
-        return (video_id, frame) in self._frames
-
     @cached_property
     def _entries(self) -> dict[tuple[str, int, int], ManifestEntry]:
         return {(e.video_id, e.frame, e.object_id): e for e in self.entries}

@@ -6,7 +6,7 @@ none of its three parents is an array (each check a file read on a worker thread
 and re-asserts the parents' metadata. ``begin_video`` made a group and seven arrays that way:
 ~30 ms of CPU per video on the thread that sets the store up beside SAM 2's, whose interpreter
 lock it shares, and SAM 2's thread loses more than that waiting for the lock (BENCHMARKS.md
-section 2, "Session 7").
+section 2).
 
 :func:`create_video_nodes` writes the same metadata documents directly: the metadata objects
 are zarr's own (:class:`~zarr.core.metadata.v3.ArrayV3Metadata`, built as ``create_array``

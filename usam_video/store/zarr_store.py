@@ -103,27 +103,14 @@ _FAILURE_CHARS = 2000
 def mask_layout(num_objects: int, height: int, width: int) -> dict[str, Any]:
     """``create_array`` chunking of a video's masks ``(T, O, H, W)``: one chunk per frame.
 
-    Chosen with the storage benchmark (``python -m usam_video.bench.storage``, BENCHMARKS.md
-    section 4), which writes 64 frames one at a time in each layout with the store's codecs.
-    Before issue #17, ms per frame on the writer thread / disk allocated per frame (2 shared
-    CPUs, local disk)::
-
-                          chunks (1,1,H,W)  shard (1,O,H,W)  chunks (8,1,H,W)  shard (8,O,H,W)
-        854x480,   2 obj   7.0 /  8.1 KiB    5.8 / 4.1 KiB    0.8 / 2.1 KiB     1.8 / 1.6 KiB
-        854x480,   8 obj  18.9 / 32.1 KiB    8.7 / 7.1 KiB    2.7 / 6.1 KiB     4.3 / 4.6 KiB
-        1920x1080, 2 obj   5.7 /  8.1 KiB    5.2 / 6.1 KiB    1.8 / 4.1 KiB     1.9 / 4.1 KiB
-        1920x1080, 8 obj  23.3 / 32.1 KiB   13.5 / 9.1 KiB   13.9 / 9.6 KiB     9.3 / 8.1 KiB
-
-    The shard per frame was the layout until issue #17. Its cost is almost all zarr's Python
-    (the sharding codec encodes each inner chunk through its own pipeline), and on the writer
-    thread that Python holds the interpreter lock beside the thread that drives SAM 2. One chunk
-    of all ``O`` objects per frame keeps the shard's one file per frame, encodes in one pass
-    (2-3x less CPU than the shard through zarr) and, being a plain chunk, is written by
-    :class:`~usam_video.store.chunks.ChunkWriter` without zarr's per-call machinery (another
-    ~3x; BENCHMARKS.md section 2, "Session 5", has the figures). What it gives up: reading
-    one object's mask decodes the frame's ``O`` masks, and the CRC-32C is
-    per frame rather than per frame-object (``verify`` names the frame). Frames are not blocked
-    together: a block would hold ``8 x O x H x W`` bytes of masks (127 MiB at 1080p with 8
+    Why (figures in BENCHMARKS.md section 4): one file per frame holding every object encodes
+    in one pass, 2-3x less CPU than a shard per frame through zarr, and as a plain chunk it is
+    written by :class:`~usam_video.store.chunks.ChunkWriter` without zarr's per-call machinery,
+    which matters on the writer thread beside SAM 2's (they share the interpreter lock);
+    rewriting one frame-object (a refinement, a correction) rewrites that frame's chunk only.
+    What it gives up: reading one object's mask decodes the frame's ``O`` masks, and the
+    CRC-32C is per frame rather than per frame-object (``verify`` names the frame). Frames are
+    not blocked together: a block would hold ``8 x O x H x W`` bytes (127 MiB at 1080p with 8
     objects) and a one-object correction would rewrite 8 frames. Stores written with shards or
     per-object chunks read the same (readers go through zarr's array API).
     """
