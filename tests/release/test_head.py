@@ -111,3 +111,20 @@ def test_rows_are_every_tracked_non_prompt_frame_object(micro_store: Path, gener
     assert rows.iou.size == len(rows.keys) == expected
     assert set(head_inputs := load_release_head(SHIPPED).inputs) <= set(rows.columns), head_inputs
     assert ((rows.iou >= 0) & (rows.iou <= 1)).all() and rows.heads_sha256 != "none"
+
+
+def test_a_release_by_the_head_puts_its_score_in_the_table(micro_store: Path, tmp_path: Path) -> None:
+    import csv
+
+    from usam_video.pipeline.release import release_store
+    from usam_video.release import MANIFEST, TABLE
+
+    release_store(micro_store, "coco", tmp_path / "out", policy=ReleasePolicy(threshold=0.8))
+    rows = list(csv.DictReader((tmp_path / "out" / TABLE).open()))
+    assert (
+        RELEASE_SCORE in rows[0]
+        and json.loads((tmp_path / "out" / MANIFEST).read_text())["scores"][RELEASE_SCORE] == "confidence"
+    )
+    for row in rows:
+        if row["source"] == "propagated" and row["status"] in ("accepted", "refined") and row[RELEASE_SCORE]:
+            assert (row["released"] == "1") == (float(row[RELEASE_SCORE]) >= 0.8)

@@ -29,7 +29,7 @@ from usam_video.errors import InputError, StoreError, VideoNotFoundError
 from usam_video.hashing import file_sha256
 from usam_video.output_folder import MARKER, atomic_output_folder, check_output_folder
 from usam_video.release.formats import ReleaseVideo, check_format, dump_json, make_writer
-from usam_video.release.head import ReleaseHead
+from usam_video.release.head import RELEASE_SCORE, ReleaseHead
 from usam_video.release.policy import ReleasePolicy, VideoSelection, select_video
 from usam_video.release.risk import RiskCertificate
 from usam_video.score_registry import direction_of, is_known
@@ -198,16 +198,24 @@ def _first_tracked(status: np.ndarray) -> np.ndarray:
 
 
 def _table_rows(
-    video_id: str, split: str, table: Any, sel: VideoSelection, score_names: Sequence[str]
+    video_id: str,
+    split: str,
+    table: Any,
+    sel: VideoSelection,
+    score_names: Sequence[str],
+    computed: Mapping[str, np.ndarray] | None = None,
 ) -> list[list[str]]:
-    """One CSV row per frame-object of a video (scores in ``score_names`` order, blank if absent)."""
+    """One CSV row per frame-object of a video (scores in ``score_names`` order, blank if absent;
+    ``computed`` ``{name: float (T, O)}`` are scores computed when read, such as the release head's)."""
     columns = [table.score_names.index(n) if n in table.score_names else -1 for n in score_names]
+    computed = computed or {}
     source = table.source if table.source is not None else np.zeros_like(table.status)
     revision = table.revision if table.revision is not None else np.zeros_like(table.status)
     rows = []
     for t in range(table.status.shape[0]):
         for k, object_id in enumerate(sel.object_ids):
             values = [float(table.scores[t, k, c]) if c >= 0 else math.nan for c in columns]
+            values += [float(v[t, k]) for v in computed.values()]
             scores = [repr(v) if math.isfinite(v) else "" for v in values]
             rows.append([
                 video_id, split, str(t), str(object_id), Status(int(table.status[t, k])).label,
@@ -313,15 +321,21 @@ def write_release(
                 counts["absent"] += int(sel.absent.sum())
                 counts["candidates"] += int(sel.candidate.sum())
                 counts["released_candidates"] += int((sel.candidate & sel.released).sum())
-                rows += _table_rows(video_id, split_of[video_id], table, sel, score_names)
+                computed = (
+                    {RELEASE_SCORE: sel.confidence}
+                    if head is not None and policy.score == RELEASE_SCORE
+                    else {}
+                )
+                rows += _table_rows(video_id, split_of[video_id], table, sel, score_names, computed)
         split_lists = {
             s: sorted(v for v in included if split_of[v] == s) for s in sorted(set(split_of.values()))
         }
         writer.finish(split_lists)
-        _write_table(staging / TABLE, score_names, rows)
+        extra = [RELEASE_SCORE] if head is not None and policy.score == RELEASE_SCORE else []
+        _write_table(staging / TABLE, [*score_names, *extra], rows)
         manifest = _manifest(
             store, fmt, policy, threshold, certificate, counts, split_lists, videos_meta, skipped,
-            score_names, staging, head,
+            [*score_names, *extra], staging, head,
         )  # fmt: skip
         dump_json(staging / MANIFEST, manifest)
     return ReleaseResult(
