@@ -8,13 +8,12 @@ nothing under its output name (it writes under a temporary name and renames at t
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from flows.common import store_artifact_key
 from usam_video.pipeline.release import ReleaseOutcome, load_policy_file, release_store
 
 __all__ = ["release_flow", "release_rows", "release_task", "artifact_key"]
@@ -22,8 +21,7 @@ __all__ = ["release_flow", "release_rows", "release_task", "artifact_key"]
 
 def artifact_key(store: str) -> str:
     """``release-<store name>`` as a Prefect artifact key (lowercase, digits, dashes)."""
-    name = Path(store.rstrip("/")).name.removesuffix(".zarr")
-    return re.sub(r"[^a-z0-9-]+", "-", f"release-{name}".lower()).strip("-")
+    return store_artifact_key("release", store)
 
 
 @task(task_run_name="release-{fmt}")

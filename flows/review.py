@@ -7,13 +7,12 @@ is all-or-nothing (a rejected one leaves the store unchanged).
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
+from flows.common import store_artifact_key
 from usam_video.pipeline.review import ExportResult, ImportResult, export_queue, import_corrections
 
 __all__ = [
@@ -29,8 +28,7 @@ __all__ = [
 
 def artifact_key(kind: str, store: str) -> str:
     """``review-<kind>-<store name>`` as a Prefect artifact key (lowercase, digits, dashes)."""
-    name = Path(store.rstrip("/")).name.removesuffix(".zarr")
-    return re.sub(r"[^a-z0-9-]+", "-", f"review-{kind}-{name}".lower()).strip("-")
+    return store_artifact_key(f"review-{kind}", store)
 
 
 @task(task_run_name="export-{fmt}")

@@ -147,10 +147,12 @@ def evaluate_predictions(
         jf_reason = None
         if len(annotated) < 3:
             jf_reason = f"{len(annotated)} annotated frame(s): the protocol leaves the first and last out"
+        # Read once: the ranking leaves prompt frames out, the DAVIS protocol scores late objects alone.
+        prompts = reader.prompts(video_id) if store is not None else None
         prompt_frames: dict[int, set[int]] = {}
         rank_frames: list[int] = []
         if store is not None:
-            for prompt in reader.prompts(video_id):
+            for prompt in prompts or ():
                 prompt_frames.setdefault(prompt.object_id, set()).add(prompt.frame_index)
             rank_frames = [t for t in annotated if any(t not in f for f in prompt_frames.values())]
         if jf_reason is not None and not rank_frames:
@@ -177,8 +179,8 @@ def evaluate_predictions(
             skipped[video_id] = jf_reason
         elif protocol == "davis":
             gt = np.stack([gt_maps[t] for t in annotated])
-            prompts = reader.prompts(video_id)
-            late = {p.object_id: p.frame_index for p in prompts if p.frame_index > annotated[0]}
+            started = prompts if prompts is not None else reader.prompts(video_id)
+            late = {p.object_id: p.frame_index for p in started if p.frame_index > annotated[0]}
             davis_results.append(
                 davis_sequence(
                     video_id, gt, eval_frames, predicted, predictions.location, late, annotated,

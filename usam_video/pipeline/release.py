@@ -22,7 +22,6 @@ from usam_video.datasets import DatasetReader, FrameSource, open_dataset
 from usam_video.errors import InputError
 from usam_video.pipeline.provenance import run_config_of
 from usam_video.release import (
-    RELEASE_HEAD_FILE,
     RELEASE_SCORE,
     AuditSet,
     ReleaseHead,
@@ -39,6 +38,7 @@ from usam_video.release import (
     load_release_policy,
     mask_iou,
     releasable_videos,
+    release_head_path,
     select_video,
     write_release,
 )
@@ -97,16 +97,13 @@ def release_head_for(
         provenance = store.summary(video_id).provenance
         where = f"{store.location}: video {video_id!r}"
         if head is None:
-            path = policy.head
+            path = policy.head or release_head_path(provenance)
             if path is None:
-                source = str(provenance.get("heads_source", ""))
-                if not source or source in ("none", "random"):
-                    raise InputError(
-                        f"{where}: expected a release head for the score {RELEASE_SCORE!r} beside the "
-                        f"heads that labelled it, got heads {source or 'none'!r}. Give 'head:' in the "
-                        "release policy, or release by a stored score (a policy with score: iou_video)."
-                    )
-                path = Path(source) / RELEASE_HEAD_FILE
+                raise InputError(
+                    f"{where}: expected a release head for the score {RELEASE_SCORE!r} beside the heads "
+                    f"that labelled it, got heads {provenance.get('heads_source', 'none')!r}. Give 'head:' "
+                    "in the release policy, or release by a stored score (a policy with score: iou_video)."
+                )
             head = load_release_head(path)
         head.check_heads(str(provenance.get("heads_sha256", "none")), where)
     return head
@@ -178,10 +175,7 @@ def release_store(
     included, _ = releasable_videos(store, video_ids, require_complete)
     head = release_head_for(store, included, policy)
     if max_risk is not None:
-        selections = {
-            v: select_video(store.frame_table(v), policy, f"{store.location}: video {v!r}", head=head)
-            for v in included
-        }
+        selections = _select_all(store, included, policy, head)
         if audit_path is not None:
             audit = reviewed_audit(store, audit_path, selections)
         else:
@@ -201,7 +195,7 @@ def release_store(
     return ReleaseOutcome(result, audit)
 
 
-def _candidates(
+def _select_all(
     store: PseudoLabelStore, video_ids: Sequence[str], policy: ReleasePolicy, head: ReleaseHead | None
 ) -> dict[str, VideoSelection]:
     return {
@@ -235,7 +229,7 @@ def audit_store(
     included, _ = releasable_videos(store, video_ids, False)
     head = release_head_for(store, included, policy)
     pool: list[tuple[str, int, int, float]] = []
-    for video_id, sel in _candidates(store, included, policy, head).items():
+    for video_id, sel in _select_all(store, included, policy, head).items():
         for t, k in zip(*np.nonzero(sel.candidate), strict=True):
             pool.append((video_id, int(t), int(sel.object_ids[k]), float(sel.confidence[t, k])))
     picked = [pool[i] for i in draw_audit(pool, n, seed, strata)]
@@ -286,6 +280,7 @@ def reviewed_audit(
     reviewed = {(p.video_id, p.frame, p.object_id): p.mask for p in parsed}
     exported = {(e.video_id, e.frame, e.object_id): e for e in source.manifest.entries}
     rows: list[tuple[str, int, int, float, float]] = []
+    revisions: dict[str, np.ndarray | None] = {}  # each video's table read once, not per item
     for video_id, t, object_id in items:
         sel, entry = selections.get(video_id), exported.get((video_id, t, object_id))
         if sel is None or entry is None or object_id not in sel.object_ids:
@@ -294,7 +289,9 @@ def reviewed_audit(
             )
             continue
         k = sel.object_ids.index(object_id)
-        revision = store.frame_table(video_id).revision
+        if video_id not in revisions:
+            revisions[video_id] = store.frame_table(video_id).revision
+        revision = revisions[video_id]
         if revision is not None and int(revision[t, k]) != entry.revision:
             problems.append(
                 f"{folder}: audit item {(video_id, t, object_id)} was rewritten since the audit (revision "

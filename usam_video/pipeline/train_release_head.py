@@ -22,7 +22,7 @@ import numpy as np
 from usam_video.config import DatasetConfig, RunConfig
 from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.errors import InputError
-from usam_video.release import ReleaseHead, mask_iou
+from usam_video.release import ReleaseHead, truth_ious
 from usam_video.score_registry import is_known
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, Status
@@ -65,21 +65,11 @@ def frame_object_rows(
         table = store.frame_table(video_id)
         shas.add(str(store.summary(video_id).provenance.get("heads_sha256", "none")))
         source = table.source if table.source is not None else np.zeros_like(table.status)
-        rows: list[tuple[int, int]] = []
-        for t in reader.annotated_frames(video_id):
-            truth = reader.ground_truth(video_id, t)
-            keep = [
-                k for k in range(len(table.object_ids))
-                if table.status[t, k] != Status.NOT_STARTED and source[t, k] != MaskSource.PROMPT
-            ]  # fmt: skip
-            if truth is None or not keep:
-                continue
-            masks = store.read_masks(video_id, t)
-            for k in keep:
-                object_id = int(table.object_ids[k])
-                ious.append(mask_iou(masks[k], truth.mask_of(object_id), truth.void))
-                keys.append((video_id, t, object_id))
-                rows.append((t, k))
+        tracked = (table.status != Status.NOT_STARTED) & (source != MaskSource.PROMPT)
+        found = truth_ious(store, reader, video_id, table.object_ids, tracked)
+        rows = [(t, k) for t, k, _ in found]
+        ious += [iou for _, _, iou in found]
+        keys += [(video_id, t, int(table.object_ids[k])) for t, k in rows]
         names = [n for n in table.score_names if is_known(n)]
         index = np.array(rows, dtype=np.int64).reshape(-1, 2)
         parts.append(

@@ -5,7 +5,7 @@ Imports the store, datasets and the score registry (never the engine): a release
 and frames, it runs no model.
 """
 
-from usam_video.release.audit import AuditSet, draw_audit, ground_truth_audit, mask_iou
+from usam_video.release.audit import AuditSet, draw_audit, ground_truth_audit, mask_iou, truth_ious
 from usam_video.release.build import (
     MANIFEST,
     RELEASE_FORMAT,
@@ -24,6 +24,7 @@ from usam_video.release.head import (
     RELEASE_SCORE,
     ReleaseHead,
     load_release_head,
+    release_head_path,
     with_release_score,
 )
 from usam_video.release.policy import (
@@ -74,7 +75,9 @@ __all__ = [
     "plan_splits",
     "policy_confidence",
     "releasable_videos",
+    "release_head_path",
     "select_video",
+    "truth_ious",
     "verify_release",
     "with_release_score",
     "write_release",

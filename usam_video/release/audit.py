@@ -26,7 +26,7 @@ from usam_video.errors import InputError
 from usam_video.release.policy import VideoSelection
 from usam_video.store import PseudoLabelStore
 
-__all__ = ["AuditSet", "draw_audit", "ground_truth_audit", "mask_iou"]
+__all__ = ["AuditSet", "draw_audit", "ground_truth_audit", "mask_iou", "truth_ious"]
 
 
 def mask_iou(pred: np.ndarray, truth: np.ndarray, void: np.ndarray | None = None) -> float:
@@ -113,6 +113,33 @@ def _concat(parts: Sequence[AuditSet], source: str) -> AuditSet:
     )  # fmt: skip
 
 
+def truth_ious(
+    store: PseudoLabelStore,
+    reader: DatasetReader,
+    video_id: str,
+    object_ids: Sequence[int],
+    wanted: np.ndarray,
+) -> list[tuple[int, int, float]]:
+    """``(frame, object position, IoU)`` of every ``wanted`` frame-object on a frame with ground
+    truth: the IoU of the stored mask with the truth (void left out, 1 when both are empty).
+
+    Args:
+        object_ids: the video's ``O`` stored object ids.
+        wanted: ``bool`` ``(T, O)``: the frame-objects to measure.
+    """
+    rows = []
+    for t in reader.annotated_frames(video_id):
+        if t >= wanted.shape[0] or not wanted[t].any():
+            continue
+        truth = reader.ground_truth(video_id, t)
+        if truth is None:
+            continue
+        masks = store.read_masks(video_id, t)
+        for k in np.flatnonzero(wanted[t]):
+            rows.append((t, int(k), mask_iou(masks[k], truth.mask_of(int(object_ids[k])), truth.void)))
+    return rows
+
+
 def ground_truth_audit(
     store: PseudoLabelStore,
     selections: Mapping[str, VideoSelection],
@@ -127,23 +154,15 @@ def ground_truth_audit(
     """
     parts = []
     for video_id, sel in selections.items():
-        reader = reader_of(video_id)
-        rows: list[tuple[int, int, float, float]] = []
-        for t in reader.annotated_frames(video_id):
-            if t >= sel.candidate.shape[0] or not sel.candidate[t].any():
-                continue
-            truth = reader.ground_truth(video_id, t)
-            if truth is None:
-                continue
-            masks = store.read_masks(video_id, t)
-            for k in np.flatnonzero(sel.candidate[t]):
-                iou = mask_iou(masks[k], truth.mask_of(sel.object_ids[k]), truth.void)
-                rows.append((t, sel.object_ids[k], iou, float(sel.confidence[t, k])))
+        rows = truth_ious(store, reader_of(video_id), video_id, sel.object_ids, sel.candidate)
         if rows:
-            arr = np.array(rows, dtype=np.float64)
             parts.append(AuditSet(
-                np.array([video_id] * len(rows), dtype=object), arr[:, 0].astype(np.int64),
-                arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3], "ground truth",
+                np.array([video_id] * len(rows), dtype=object),
+                np.array([t for t, _, _ in rows], dtype=np.int64),
+                np.array([sel.object_ids[k] for _, k, _ in rows], dtype=np.int64),
+                np.array([iou for _, _, iou in rows], dtype=np.float64),
+                np.array([sel.confidence[t, k] for t, k, _ in rows], dtype=np.float64),
+                "ground truth",
             ))  # fmt: skip
     return _concat(parts, "ground truth")
 

@@ -53,6 +53,8 @@ RELEASE_FORMAT = "usam-video-release"
 RELEASE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TABLE = "frame_objects.csv"
+#: Frame-object counts of a release (and of each of its videos in the manifest).
+COUNT_KEYS = ("frame_objects", "released", "absent", "candidates", "released_candidates")
 # Frames in flight on the writer pool: bounds memory to a few frames' masks.
 _IN_FLIGHT = 8
 
@@ -279,15 +281,13 @@ def write_release(
     for table in tables.values():
         score_names += [n for n in table.score_names if n not in score_names]
 
+    # The release head's score is computed when read: the table carries it beside the stored ones.
+    computed_name = [RELEASE_SCORE] if policy.score == RELEASE_SCORE else []
     # Written under a temporary sibling and renamed at the end (never half-written, never into a
     # user's folder); the manifest lists every file but the output marker written after it.
     with atomic_output_folder(out, "release", force) as staging:
         writer = make_writer(fmt, staging)
-        frames_written: dict[str, int] = {}
         videos_meta: dict[str, dict[str, Any]] = {}
-        counts = dict.fromkeys(
-            ("frame_objects", "released", "absent", "candidates", "released_candidates"), 0
-        )
         rows: list[list[str]] = []
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="release-writer") as pool:
             for video_id in included:
@@ -297,51 +297,46 @@ def write_release(
                         video_id, split_of[video_id], summary.num_frames, summary.height, summary.width,
                         summary.fps, sel, _first_tracked(table.status), frames,
                     )  # fmt: skip
-                    wanted = np.flatnonzero(writer.wants(video))
-                    pending: list[Future[None]] = []
-                    # zarr reads stay on this thread; encoding and file writes go to the pool
-                    try:
-                        for t, masks in store.iter_masks(video_id, [int(t) for t in wanted]):
-                            pending.append(pool.submit(_write_frame, writer, video, t, masks))
-                            if len(pending) >= _IN_FLIGHT:
-                                pending.pop(0).result()
-                    except StoreError as exc:  # a mask chunk failed its checksum: nothing is published
-                        raise StoreError(
-                            f"{store.location}: expected an intact store to release, found damage in the "
-                            f"masks of video {video_id!r}: {exc}"
-                        ) from exc
-                    for future in pending:
-                        future.result()
-                    videos_meta[video_id] = _video_meta(video, sel, summary, len(wanted)) | writer.end_video(
-                        video
-                    )
-                frames_written[video_id] = len(wanted)
-                counts["frame_objects"] += sel.released.size
-                counts["released"] += int(sel.released.sum())
-                counts["absent"] += int(sel.absent.sum())
-                counts["candidates"] += int(sel.candidate.sum())
-                counts["released_candidates"] += int((sel.candidate & sel.released).sum())
-                computed = (
-                    {RELEASE_SCORE: sel.confidence}
-                    if head is not None and policy.score == RELEASE_SCORE
-                    else {}
-                )
+                    written = _write_video(store, writer, pool, video)
+                    videos_meta[video_id] = _video_meta(video, summary, written) | writer.end_video(video)
+                computed = {name: sel.confidence for name in computed_name}
                 rows += _table_rows(video_id, split_of[video_id], table, sel, score_names, computed)
         split_lists = {
             s: sorted(v for v in included if split_of[v] == s) for s in sorted(set(split_of.values()))
         }
         writer.finish(split_lists)
-        extra = [RELEASE_SCORE] if head is not None and policy.score == RELEASE_SCORE else []
-        _write_table(staging / TABLE, [*score_names, *extra], rows)
+        _write_table(staging / TABLE, [*score_names, *computed_name], rows)
+        counts = {key: sum(meta[key] for meta in videos_meta.values()) for key in COUNT_KEYS}
         manifest = _manifest(
             store, fmt, policy, threshold, certificate, counts, split_lists, videos_meta, skipped,
-            [*score_names, *extra], staging, head,
+            [*score_names, *computed_name], staging, head,
         )  # fmt: skip
         dump_json(staging / MANIFEST, manifest)
+    frames_written = {v: int(meta["frames_written"]) for v, meta in videos_meta.items()}
     return ReleaseResult(
         out, fmt, store.generation, frames_written, counts, skipped, certificate,
         threshold if threshold is not None else policy.threshold, split_lists,
     )  # fmt: skip
+
+
+def _write_video(store: PseudoLabelStore, writer: Any, pool: ThreadPoolExecutor, video: ReleaseVideo) -> int:
+    """Write the frames ``writer`` wants of one video; returns how many. Masks are read on this
+    thread (zarr), images and annotations encoded and written on ``pool``, a few frames ahead."""
+    wanted = [int(t) for t in np.flatnonzero(writer.wants(video))]
+    pending: list[Future[None]] = []
+    try:
+        for t, masks in store.iter_masks(video.video_id, wanted):
+            pending.append(pool.submit(_write_frame, writer, video, t, masks))
+            if len(pending) >= _IN_FLIGHT:
+                pending.pop(0).result()
+    except StoreError as exc:  # a mask chunk failed its checksum: nothing is published
+        raise StoreError(
+            f"{store.location}: expected an intact store to release, found damage in the masks of "
+            f"video {video.video_id!r}: {exc}"
+        ) from exc
+    for future in pending:
+        future.result()
+    return len(wanted)
 
 
 def _write_frame(writer: Any, video: ReleaseVideo, t: int, masks: np.ndarray) -> None:
@@ -349,8 +344,9 @@ def _write_frame(writer: Any, video: ReleaseVideo, t: int, masks: np.ndarray) ->
     writer.add_frame(video, t, masks)
 
 
-def _video_meta(video: ReleaseVideo, sel: VideoSelection, summary: Any, frames: int) -> dict[str, Any]:
-    prov = summary.provenance
+def _video_meta(video: ReleaseVideo, summary: Any, frames: int) -> dict[str, Any]:
+    """What the manifest records of one video, its counts (:data:`COUNT_KEYS`) among them."""
+    sel, prov = video.selection, summary.provenance
     return {
         "split": video.split,
         "num_frames": video.num_frames,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,14 @@ import numpy as np
 from usam_video.errors import InputError
 from usam_video.store import FrameTable
 
-__all__ = ["RELEASE_HEAD_FILE", "RELEASE_SCORE", "ReleaseHead", "load_release_head", "with_release_score"]
+__all__ = [
+    "RELEASE_HEAD_FILE",
+    "RELEASE_SCORE",
+    "ReleaseHead",
+    "load_release_head",
+    "release_head_path",
+    "with_release_score",
+]
 
 #: The registry score the head gives (a confidence: P(label good)).
 RELEASE_SCORE = "good_release"
@@ -155,18 +163,31 @@ def load_release_head(path: Path) -> ReleaseHead:
     return head
 
 
+def release_head_path(provenance: Mapping[str, Any]) -> Path | None:
+    """Where the release head of the heads that labelled a video lies (``<heads_source>/
+    release_head.json``, whether or not it exists); None for random or no heads."""
+    source = str(provenance.get("heads_source", ""))
+    return None if source in ("", "none", "random") else Path(source) / RELEASE_HEAD_FILE
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> ReleaseHead:
+    del mtime_ns  # part of the key: a rewritten file is read again
+    return load_release_head(Path(path))
+
+
 def with_release_score(
     table: FrameTable, provenance: Mapping[str, Any], where: str
 ) -> tuple[tuple[str, ...], np.ndarray]:
     """A video's score names and ``float32`` ``(T, O, S)`` scores, plus ``good_release`` when a
-    release head lies beside the heads that labelled it (``provenance``'s ``heads_source``) and
-    knows them (evaluation ranks it like a stored score); unchanged otherwise."""
+    release head lies beside the heads that labelled it (:func:`release_head_path`) and knows
+    them (evaluation ranks it like a stored score); unchanged otherwise. The head is read once
+    per process, not once per video."""
     names, scores = tuple(table.score_names), table.scores
-    source = str(provenance.get("heads_source", ""))
-    path = Path(source) / RELEASE_HEAD_FILE if source not in ("", "none", "random") else None
+    path = release_head_path(provenance)
     if path is None or not path.is_file() or RELEASE_SCORE in names:
         return names, scores
-    head = load_release_head(path)
+    head = _load_cached(str(path), path.stat().st_mtime_ns)
     if head.heads_sha256 != provenance.get("heads_sha256") or not set(head.inputs) <= set(names):
         return names, scores
     extra = head.score_table(table, where).astype(np.float32)
