@@ -153,6 +153,7 @@ def releasable_videos(
 
     Raises:
         VideoNotFoundError: a requested video is not in the store.
+        InputError: no video is complete.
         InputError: ``require_complete`` and some video is incomplete or failed.
     """
     stored = store.videos()
@@ -168,6 +169,12 @@ def releasable_videos(
         failure = store.summary(video_id).failure
         skipped[video_id] = (
             f"failed: {failure}" if failure else "incomplete (interrupted); rerun it to release it"
+        )
+    if not complete:
+        raise InputError(
+            f"{store.location}: expected at least one complete video to release, got none"
+            + (f" ({'; '.join(f'{v}: {w}' for v, w in skipped.items())})" if skipped else "")
+            + ". Run the labelling first."
         )
     if skipped and require_complete:
         raise InputError(
@@ -255,33 +262,25 @@ def write_release(
         head: the release head computing ``good_release`` (when the policy's score is it).
 
     Raises:
-        InputError: unknown format, an output that is not ours, incomplete videos with
-            ``require_complete``, a policy score the store lacks.
+        InputError: a bad format or output, incomplete videos, a policy score the store lacks.
         StoreError: a damaged video (nothing is written).
     """
     out = Path(out)
     check_format(fmt)
     check_release_out(out, force)
     included, skipped = releasable_videos(store, video_ids, require_complete)
-    if not included:
-        raise InputError(
-            f"{store.location}: expected at least one complete video to release, got none"
-            + (f" ({'; '.join(f'{v}: {w}' for v, w in skipped.items())})" if skipped else "")
-            + ". Run the labelling first."
-        )
     _verify(store, included)
-    split_of = {v: s for s, vids in plan_splits(included, splits or {}, seed).items() for v in vids}
+    split_lists = dict(sorted(plan_splits(included, splits or {}, seed).items()))
+    split_of = {v: s for s, vids in split_lists.items() for v in vids}
     tables = {v: store.frame_table(v) for v in included}
     # Select first: a policy score the store lacks fails before anything is written.
     selections = {
         v: select_video(tables[v], policy, f"{store.location}: video {v!r}", threshold, head)
         for v in included
     }
-    score_names: list[str] = []
-    for table in tables.values():
-        score_names += [n for n in table.score_names if n not in score_names]
+    score_names = list(dict.fromkeys(n for table in tables.values() for n in table.score_names))
 
-    # The release head's score is computed when read: the table carries it beside the stored ones.
+    # The release head's score is computed when read; the table carries it beside the stored ones.
     computed_name = [RELEASE_SCORE] if policy.score == RELEASE_SCORE else []
     # Written under a temporary sibling and renamed at the end (never half-written, never into a
     # user's folder); the manifest lists every file but the output marker written after it.
@@ -301,9 +300,6 @@ def write_release(
                     videos_meta[video_id] = _video_meta(video, summary, written) | writer.end_video(video)
                 computed = {name: sel.confidence for name in computed_name}
                 rows += _table_rows(video_id, split_of[video_id], table, sel, score_names, computed)
-        split_lists = {
-            s: sorted(v for v in included if split_of[v] == s) for s in sorted(set(split_of.values()))
-        }
         writer.finish(split_lists)
         _write_table(staging / TABLE, [*score_names, *computed_name], rows)
         counts = {key: sum(meta[key] for meta in videos_meta.values()) for key in COUNT_KEYS}
@@ -453,10 +449,8 @@ def verify_release(out: str | Path) -> list[str]:
         path = out / rel
         if not path.is_file():
             problems.append(f"{path}: listed in the manifest, missing")
-        elif file_sha256(path) != digest:
-            problems.append(
-                f"{path}: expected sha256 {digest[:12]}..., got {file_sha256(path)[:12]}... (changed)"
-            )
+        elif (found := file_sha256(path)) != digest:
+            problems.append(f"{path}: expected sha256 {digest[:12]}..., got {found[:12]}... (changed)")
     for path in sorted(p for p in out.rglob("*") if p.is_file()):
         rel = path.relative_to(out).as_posix()
         if rel not in (MANIFEST, MARKER) and rel not in listed:
