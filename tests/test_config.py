@@ -131,8 +131,6 @@ def test_a_run_config_is_parsed_once_per_process_and_again_when_an_input_changes
     was read from or a variable it used changes."""
     import yaml as yaml_module
 
-    from usam_video import config as config_module
-
     (tmp_path / "policy.yaml").write_text("name: p\nrules: []\n")
     run_path = tmp_path / "run.yaml"
     run_path.write_text(
@@ -145,7 +143,7 @@ def test_a_run_config_is_parsed_once_per_process_and_again_when_an_input_changes
     monkeypatch.setenv("CACHE_TEST_STORE", str(tmp_path / "a"))
     parses = []
     real = yaml_module.safe_load
-    monkeypatch.setattr(config_module.yaml, "safe_load", lambda text: parses.append(1) or real(text))
+    monkeypatch.setattr(yaml_module, "safe_load", lambda text: parses.append(1) or real(text))
 
     first = load_run_config(run_path)
     again = load_run_config(run_path)
