@@ -336,7 +336,10 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
 
 
 def _sample_shapes(rng: np.random.Generator, spec: SyntheticVideoSpec) -> list[_Shape]:
-    """Draw appearance and trajectory of every object."""
+    """Draw appearance and trajectory of every object.
+
+    The order of the draws from ``rng`` decides every generated video: it must not change.
+    """
     height, width, count = spec.height, spec.width, spec.num_objects
     rows, cols = _layout_grid(count, height, width)
     cells = rng.permutation(rows * cols)[:count]
@@ -354,37 +357,13 @@ def _sample_shapes(rng: np.random.Generator, spec: SyntheticVideoSpec) -> list[_
         # no object hides another there and each is fully inside the frame.
         cy0 = rng.uniform(row * cell_h + radius, (row + 1) * cell_h - radius)
         cx0 = rng.uniform(col * cell_w + radius, (col + 1) * cell_w - radius)
-
-        kind = int(rng.integers(3))
-        if kind == _ELLIPSE:
-            params = np.array([radius, radius * rng.uniform(0.6, 1.0)])
-        elif kind == _RECTANGLE:
-            # Half-diagonal equals radius, so any rotation stays within the circumcircle.
-            corner = rng.uniform(math.pi / 6.0, math.pi / 3.0)
-            params = np.array([radius * math.cos(corner), radius * math.sin(corner)])
-        else:
-            # Vertices on the circumcircle with angles jittered by < half a step: still sorted,
-            # hence convex, and every gap < pi, hence the centre is inside.
-            sides = int(rng.integers(3, 7))
-            steps = np.arange(sides) + rng.uniform(-0.15, 0.15, size=sides)
-            angles = 2.0 * math.pi * steps / sides
-            params = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        kind, params = _sample_outline(rng, radius)
 
         hue = (hue_offset + index / count) % 1.0
         rgb = colorsys.hsv_to_rgb(hue, rng.uniform(0.75, 1.0), rng.uniform(0.75, 1.0))
         color = np.array(rgb, dtype=np.float32) * 255.0
 
-        # Trajectory: constant drift plus a sideways sinusoidal wobble that is 0 on frame 0,
-        # scaled to the frame so motion is visible (~1-2.5 px/frame at 96 px) at any size.
-        heading = rng.uniform(0.0, 2.0 * math.pi)
-        speed = rng.uniform(0.6, 1.6) * short_side / 64.0
-        wobble_amp = rng.uniform(0.0, 0.05) * short_side
-        wobble_freq = rng.uniform(0.2, 0.6)
-        wobble_phase = rng.uniform(0.0, 2.0 * math.pi)
-        wobble = wobble_amp * (np.sin(wobble_freq * t + wobble_phase) - math.sin(wobble_phase))
-        cy = cy0 + speed * t * math.sin(heading) + wobble * math.cos(heading)
-        cx = cx0 + speed * t * math.cos(heading) - wobble * math.sin(heading)
-
+        cy, cx = _sample_path(rng, cy0, cx0, t, short_side)
         angle = rng.uniform(0.0, 2.0 * math.pi) + rng.uniform(-0.05, 0.05) * t
         scale = 1.0 + rng.uniform(0.05, 0.15) * np.sin(rng.uniform(0.2, 0.5) * t)
         shapes.append(
@@ -399,16 +378,62 @@ def _sample_shapes(rng: np.random.Generator, spec: SyntheticVideoSpec) -> list[_
                 scale=scale,
             )
         )
+    _ensure_visible_on_first_frame(shapes, height, width, min(cell_h, cell_w) / 2.0 * 0.75)
+    return shapes
 
-    # Guarantee the frame-0 prompt: a shape too thin to cover MIN_VISIBLE_PIXELS after
-    # rasterisation (unlikely, given _MIN_CELL) becomes a disc filling 3/4 of its cell.
+
+def _sample_outline(rng: np.random.Generator, radius: float) -> tuple[int, np.ndarray]:
+    """Draw a shape's kind and outline within a circle of ``radius``: ``(kind, params)``, the
+    ellipse's two semi-axes, the rectangle's two half-sides, or the polygon's ``(sides, 2)``
+    vertices (float64), all relative to the centre."""
+    kind = int(rng.integers(3))
+    if kind == _ELLIPSE:
+        params = np.array([radius, radius * rng.uniform(0.6, 1.0)])
+    elif kind == _RECTANGLE:
+        # Half-diagonal equals radius, so any rotation stays within the circumcircle.
+        corner = rng.uniform(math.pi / 6.0, math.pi / 3.0)
+        params = np.array([radius * math.cos(corner), radius * math.sin(corner)])
+    else:
+        # Vertices on the circumcircle with angles jittered by < half a step: still sorted,
+        # hence convex, and every gap < pi, hence the centre is inside.
+        sides = int(rng.integers(3, 7))
+        steps = np.arange(sides) + rng.uniform(-0.15, 0.15, size=sides)
+        angles = 2.0 * math.pi * steps / sides
+        params = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return kind, params
+
+
+def _sample_path(
+    rng: np.random.Generator, cy0: float, cx0: float, t: np.ndarray, short_side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw a centre's path from ``(cy0, cx0)`` over the frames ``t`` (float64 ``(T,)``):
+    ``(cy, cx)`` float64 ``(T,)``, not yet folded into the frame."""
+    # Constant drift plus a sideways sinusoidal wobble that is 0 on frame 0, scaled to the
+    # frame so motion is visible (~1-2.5 px/frame at 96 px) at any size.
+    heading = rng.uniform(0.0, 2.0 * math.pi)
+    speed = rng.uniform(0.6, 1.6) * short_side / 64.0
+    wobble_amp = rng.uniform(0.0, 0.05) * short_side
+    wobble_freq = rng.uniform(0.2, 0.6)
+    wobble_phase = rng.uniform(0.0, 2.0 * math.pi)
+    wobble = wobble_amp * (np.sin(wobble_freq * t + wobble_phase) - math.sin(wobble_phase))
+    cy = cy0 + speed * t * math.sin(heading) + wobble * math.cos(heading)
+    cx = cx0 + speed * t * math.cos(heading) - wobble * math.sin(heading)
+    return cy, cx
+
+
+def _ensure_visible_on_first_frame(
+    shapes: list[_Shape], height: int, width: int, fallback_radius: float
+) -> None:
+    """Guarantee the frame-0 prompt, in place: a shape too thin to cover MIN_VISIBLE_PIXELS
+    after rasterisation (unlikely, given _MIN_CELL) becomes a disc of ``fallback_radius`` (3/4
+    of its cell). Draws nothing from the random generator."""
     scratch = np.zeros((height, width), dtype=np.uint8)
     canvas = np.zeros((height, width, 3), dtype=np.float32)
     for index, shape in enumerate(shapes):
         scratch[:] = 0
         _draw(canvas, scratch, shape, 0, 1)
         if np.count_nonzero(scratch) < MIN_VISIBLE_PIXELS:
-            radius = min(cell_h, cell_w) / 2.0 * 0.75
+            radius = fallback_radius
             shapes[index] = _Shape(
                 kind=_ELLIPSE,
                 params=np.array([radius, radius]),
@@ -419,7 +444,6 @@ def _sample_shapes(rng: np.random.Generator, spec: SyntheticVideoSpec) -> list[_
                 angle=shape.angle,
                 scale=shape.scale,
             )
-    return shapes
 
 
 def _bounce(position: np.ndarray, length: int) -> np.ndarray:

@@ -27,13 +27,16 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from usam_video.config import load_run_config
 from usam_video.doctor import integrity
 from usam_video.engine.locate import resolve_sam2_config
 from usam_video.errors import ModelBuildError, StoreNotFoundError, UsamVideoError
 from usam_video.hashing import file_sha256
+
+if TYPE_CHECKING:  # imported lazily at run time: a broken torch install is a failed check
+    from usam_video.heads import HeadsManifest
 
 __all__ = [
     "Check",
@@ -385,7 +388,7 @@ def check_heads(
             ),
         )
     from usam_video.errors import HeadsError
-    from usam_video.heads import load_heads, manifest_in_force
+    from usam_video.heads import manifest_in_force
 
     wanted = list(names) if names else sorted(p.parent.name for p in directory.glob("*/model.pth"))
     if not wanted:
@@ -395,6 +398,17 @@ def check_heads(
     except HeadsError as exc:
         # Every head would fail the same way: one failure, with the manifest's message.
         return (Check("heads/manifest", False, f"NOT usable: {_first_line(exc)}"),)
+    checks: list[Check] = [_manifest_check(directory, manifest, wanted)]
+    for head in wanted:
+        checks.append(_head_file_check(directory, head, token_dim, pairing, sam2_version))
+    if all(not c.ok and not c.fatal for c in checks[1:]):
+        checks.append(Check("heads", False, f"{directory}: none of the heads {wanted} is present"))
+    return tuple(checks)
+
+
+def _manifest_check(directory: Path, manifest: HeadsManifest, wanted: Sequence[str]) -> Check:
+    """The ``heads/manifest`` line: where the manifest came from, its token pairing in words,
+    token width, SAM 2 release and size, and which of ``wanted`` are video heads."""
     origin = (
         f"{directory / 'manifest.json'}"
         if manifest.from_file
@@ -405,33 +419,36 @@ def check_heads(
         "aligned": "candidate k scored with mask token k",
     }[manifest.pairing]
     video = [n for n in wanted if manifest.inputs_of(n).inputs]
-    checks: list[Check] = [
-        Check(
-            "heads/manifest",
-            True,
-            f"{origin}\npairing {manifest.pairing} ({meaning}); {manifest.token_dim}-d tokens; "
-            f"SAM {manifest.sam2_version} {manifest.sam2_size}"
-            + (f"; video heads {video}" if video else ""),
-        )
-    ]
-    for head in wanted:
-        path = directory / head / "model.pth"
-        if not path.is_file():
-            checks.append(
-                Check(f"heads/{head}", False, f"{path}: not found (the run skips this head)", fatal=False)
-            )
-            continue
-        where = f"{path} ({_size(path.stat().st_size)}, sha256 {file_sha256(path)})"
-        try:
-            load_heads(directory, [head], token_dim, pairing=pairing, sam2_version=sam2_version)
-        except HeadsError as exc:
-            reason = str(exc).removeprefix(f"{path}: ")
-            checks.append(Check(f"heads/{head}", False, f"{where}\nNOT loadable: {_first_line(reason)}"))
-            continue
-        checks.append(Check(f"heads/{head}", True, f"{where}\nloadable with weights_only=True"))
-    if all(not c.ok and not c.fatal for c in checks[1:]):
-        checks.append(Check("heads", False, f"{directory}: none of the heads {wanted} is present"))
-    return tuple(checks)
+    return Check(
+        "heads/manifest",
+        True,
+        f"{origin}\npairing {manifest.pairing} ({meaning}); {manifest.token_dim}-d tokens; "
+        f"SAM {manifest.sam2_version} {manifest.sam2_size}" + (f"; video heads {video}" if video else ""),
+    )
+
+
+def _head_file_check(
+    directory: Path,
+    head: str,
+    token_dim: int | None,
+    pairing: Literal["reference", "aligned"] | None,
+    sam2_version: str | None,
+) -> Check:
+    """One ``heads/<head>`` line: a missing file warns (the run skips it); a present one is
+    loaded exactly as a run loads it and fails when it does not load."""
+    from usam_video.errors import HeadsError
+    from usam_video.heads import load_heads
+
+    path = directory / head / "model.pth"
+    if not path.is_file():
+        return Check(f"heads/{head}", False, f"{path}: not found (the run skips this head)", fatal=False)
+    where = f"{path} ({_size(path.stat().st_size)}, sha256 {file_sha256(path)})"
+    try:
+        load_heads(directory, [head], token_dim, pairing=pairing, sam2_version=sam2_version)
+    except HeadsError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        return Check(f"heads/{head}", False, f"{where}\nNOT loadable: {_first_line(reason)}")
+    return Check(f"heads/{head}", True, f"{where}\nloadable with weights_only=True")
 
 
 def check_disk(store: Path, min_free_bytes: int = DEFAULT_MIN_FREE_BYTES) -> Check:

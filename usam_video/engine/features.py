@@ -62,6 +62,20 @@ def count_true(flat: torch.Tensor) -> torch.Tensor:
     return partial.sum(dim=1, dtype=torch.int32).to(torch.float32)
 
 
+def _overlap_with_others(flat: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """``overlap_others`` float32 ``(B, O)``: the fraction of each mask (bool ``(B, O, N)``,
+    areas ``(B, O)``) that another object's mask also holds (0 for an empty mask)."""
+    nb, o, n = flat.shape
+    # A pixel of object i is covered by another object where at least two masks hold it
+    # (summed as bytes: at most 255 objects, the palette's limit).
+    if o > 1:
+        cover = flat.view(torch.uint8).sum(dim=1, dtype=torch.uint8)
+        covered = count_true((flat & (cover >= 2)[:, None]).reshape(nb * o, n)).reshape(nb, o)
+    else:
+        covered = torch.zeros_like(area)
+    return torch.where(area > 0, covered / area.clamp_min(1), torch.zeros_like(area))
+
+
 class VideoFeatureTracker:
     """Keeps, per object, what the next frame's features compare against.
 
@@ -151,10 +165,50 @@ class VideoFeatureTracker:
         nb, o = len(frame_indices), self.num_objects
         tracked = np.asarray(tracked, bool).reshape(nb, o)
         is_cond = np.asarray(is_cond, bool).reshape(nb, o)
-        # Host facts, frame by frame: not yet seen (the object enters: a fresh start), frames
-        # since the last conditioning frame, and for each frame the batch row of the last
-        # reset (conditioning or entering) at or before it and of the last tracked row before
-        # it (-1: before this batch, i.e. the carried state).
+        first, since, reset_row, live_row = self._advance_host_facts(frame_indices, tracked, is_cond)
+        first_t, cond_t, live, since_t, reset_at, live_at = self._upload_facts(
+            first, is_cond, tracked, since, reset_row, live_row
+        )
+        logits = torch.as_tensor(object_score_logits).to(self.device, torch.float32).reshape(nb, o)
+
+        flat = masks.reshape(nb, o, -1)
+        n = flat.shape[2]
+        # Counts are exact integers (float32 holds them exactly below 2**24 pixels).
+        area = count_true(flat.reshape(nb * o, n)).reshape(nb, o)
+        prev_iou, area_prev = self._previous_frame_features(flat, area, first_t)
+        # The area on each object's last conditioning (or entering) frame, else the carried one.
+        cond_area = torch.cat([self._cond_area[None], area]).gather(0, reset_at)
+        area_cond = torch.log((area + 1) / (cond_area + 1))
+        overlap = _overlap_with_others(flat, area)
+        cos = self._pointer_cosines(tracked, is_cond, obj_ptrs)
+        # The object logit of each object's last tracked frame before this one (NaN if none).
+        prev_logit = torch.cat([self._prev_logit[None], logits]).gather(0, live_at)
+        had_logit = (~first_t) & ~torch.isnan(prev_logit[:nb])
+        trend = torch.where(had_logit, logits - prev_logit[:nb], torch.zeros_like(logits))
+        extremes_t, carried = self._scan_extremes(prev_iou, overlap, area_cond, cond_t | first_t, live)
+
+        self._prev = flat[-1]  # the caller's masks of the last frame, never modified afterwards
+        self._prev_area = area[-1]
+        self._cond_area = cond_area[-1]
+        self._prev_logit = prev_logit[nb]
+        self._extremes = carried * self._signs
+        columns = [prev_iou, area_prev, area_cond, overlap, cos, trend, since_t, area / max(n, 1)]
+        out = torch.cat([torch.stack(columns, dim=2), extremes_t], dim=2)
+        return torch.where(live[:, :, None], out, torch.full_like(out, float("nan")))
+
+    def _advance_host_facts(
+        self, frame_indices: Sequence[int], tracked: np.ndarray, is_cond: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Host facts, frame by frame, carried past the batch in ``_last_cond`` and ``_seen``.
+
+        Returns ``first`` bool ``(B, O)`` (not yet seen: the object enters, a fresh start),
+        ``since`` float32 ``(B, O)`` (frames since the last conditioning frame), ``reset_row``
+        int64 ``(B, O)`` (for each frame the batch row of the last reset, conditioning or
+        entering, at or before it) and ``live_row`` int64 ``(B + 1, O)`` (the last tracked row
+        before each frame, and after the batch). Rows are -1 before this batch, i.e. the
+        carried state.
+        """
+        nb, o = tracked.shape
         first = np.empty((nb, o), bool)
         since = np.empty((nb, o), np.float32)
         reset_row = np.empty((nb, o), np.int64)
@@ -172,7 +226,25 @@ class VideoFeatureTracker:
             live_row[b] = last_live
             last_live = np.where(tracked[b], b, last_live)
         live_row[nb] = last_live
-        # One upload of the batch's host facts (row indices shifted by one: 0 is the carried state).
+        return first, since, reset_row, live_row
+
+    def _upload_facts(
+        self,
+        first: np.ndarray,
+        is_cond: np.ndarray,
+        tracked: np.ndarray,
+        since: np.ndarray,
+        reset_row: np.ndarray,
+        live_row: np.ndarray,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One upload of the batch's host facts (as :meth:`_advance_host_facts` returns them).
+
+        Returns on the device: ``first``, ``is_cond``, ``tracked`` as bool ``(B, O)``, ``since``
+        float32 ``(B, O)``, and the reset and live rows as int64 ``(B, O)`` and ``(B + 1, O)``,
+        shifted by one so that 0 is the carried state (gather indices into a stack of the
+        carried value and the batch's).
+        """
+        nb, o = tracked.shape
         facts = to_device(
             np.concatenate(
                 [np.stack([first, is_cond, tracked, since]).astype(np.float32).reshape(4 * nb, o),
@@ -183,14 +255,15 @@ class VideoFeatureTracker:
         first_t, cond_t, live = facts[:nb] > 0, facts[nb : 2 * nb] > 0, facts[2 * nb : 3 * nb] > 0
         since_t = facts[3 * nb : 4 * nb]
         rows = facts[4 * nb :].long()
-        reset_at, live_at = rows[:nb], rows[nb:]
-        logits = torch.as_tensor(object_score_logits).to(self.device, torch.float32).reshape(nb, o)
+        return first_t, cond_t, live, since_t, rows[:nb], rows[nb:]
 
-        flat = masks.reshape(nb, o, -1)
-        n = flat.shape[2]
-        # Counts are exact integers (float32 holds them exactly below 2**24 pixels).
-        area = count_true(flat.reshape(nb * o, n)).reshape(nb, o)
-        # Intersections with the previous frame: the carried mask for the batch's first frame.
+    def _previous_frame_features(
+        self, flat: torch.Tensor, area: torch.Tensor, first_t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``prev_iou`` and ``area_prev_ratio``, float32 ``(B, O)``, of the masks ``flat`` (bool
+        ``(B, O, N)``, areas ``(B, O)``) against each one's previous frame: the carried mask for
+        the batch's first frame. An entering object (``first_t``) gets 1 and 0."""
+        nb, o, n = flat.shape
         if self._prev is None:
             inter = [torch.zeros_like(area[:1])]
         else:
@@ -203,45 +276,32 @@ class VideoFeatureTracker:
         prev_iou = torch.where(union > 0, inter_t / union.clamp_min(1), torch.ones_like(union))
         prev_iou = torch.where(first_t, torch.ones_like(prev_iou), prev_iou)
         area_prev = torch.where(first_t, torch.zeros_like(area), torch.log((area + 1) / (prev_area + 1)))
-        # The area on each object's last conditioning (or entering) frame, else the carried one.
-        cond_area = torch.cat([self._cond_area[None], area]).gather(0, reset_at)
-        area_cond = torch.log((area + 1) / (cond_area + 1))
-        # A pixel of object i is covered by another object where at least two masks hold it
-        # (summed as bytes: at most 255 objects, the palette's limit).
-        if o > 1:
-            cover = flat.view(torch.uint8).sum(dim=1, dtype=torch.uint8)
-            covered = count_true((flat & (cover >= 2)[:, None]).reshape(nb * o, n)).reshape(nb, o)
-        else:
-            covered = torch.zeros_like(area)
-        overlap = torch.where(area > 0, covered / area.clamp_min(1), torch.zeros_like(area))
-        cos = self._pointer_cosines(tracked, is_cond, obj_ptrs)
-        # The object logit of each object's last tracked frame before this one (NaN if none).
-        prev_logit = torch.cat([self._prev_logit[None], logits]).gather(0, live_at)
-        had_logit = (~first_t) & ~torch.isnan(prev_logit[:nb])
-        trend = torch.where(had_logit, logits - prev_logit[:nb], torch.zeros_like(logits))
+        return prev_iou, area_prev
 
-        # Extremes since the last conditioning frame (a conditioning frame starts them afresh),
-        # carried only through tracked frames: a short scan over the batch, as minima of signed
-        # values.
+    def _scan_extremes(
+        self,
+        prev_iou: torch.Tensor,
+        overlap: torch.Tensor,
+        area_cond: torch.Tensor,
+        restart: torch.Tensor,
+        live: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Extremes since the last conditioning frame (a conditioning or entering frame,
+        ``restart`` bool ``(B, O)``, starts them afresh), carried only through tracked frames
+        (``live``): a short scan over the batch, as minima of signed values.
+
+        Returns the extremes float32 ``(B, O, 3)`` and the signed carry ``(O, 3)`` after the
+        batch.
+        """
         now = torch.stack([prev_iou, overlap, area_cond], dim=2) * self._signs
-        restart = (cond_t | first_t)[:, :, None]
         carried = self._extremes * self._signs
         extremes = []
-        steps = zip(now.unbind(0), restart.unbind(0), live[:, :, None].unbind(0), strict=True)
+        steps = zip(now.unbind(0), restart[:, :, None].unbind(0), live[:, :, None].unbind(0), strict=True)
         for now_b, restart_b, live_b in steps:
             kept = torch.where(restart_b, now_b, torch.minimum(carried, now_b))
             carried = torch.where(live_b, kept, carried)
             extremes.append(kept)
-        extremes_t = torch.stack(extremes) * self._signs
-
-        self._prev = flat[-1]  # the caller's masks of the last frame, never modified afterwards
-        self._prev_area = area[-1]
-        self._cond_area = cond_area[-1]
-        self._prev_logit = prev_logit[nb]
-        self._extremes = carried * self._signs
-        columns = [prev_iou, area_prev, area_cond, overlap, cos, trend, since_t, area / max(n, 1)]
-        out = torch.cat([torch.stack(columns, dim=2), extremes_t], dim=2)
-        return torch.where(live[:, :, None], out, torch.full_like(out, float("nan")))
+        return torch.stack(extremes) * self._signs, carried
 
     def _pointer_cosines(
         self, tracked: np.ndarray, is_cond: np.ndarray, obj_ptrs: Sequence[Sequence[torch.Tensor | None]]

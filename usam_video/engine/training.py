@@ -277,6 +277,53 @@ def _image_step(
     }
 
 
+@dataclass
+class _ClipTracker:
+    """sam2's own track step over one clip, all its objects batched.
+
+    ``feats`` and ``pos`` are the backbone's per-level ``(HW, T, C)`` features and positions,
+    ``sizes`` their ``(H, W)``; ``output_dict`` collects the tracked frames' outputs (the
+    memory later frames attend to), keyed as in sam2's inference state.
+    """
+
+    model: Any
+    feats: list[torch.Tensor]
+    pos: list[torch.Tensor]
+    sizes: list[tuple[int, int]]
+    num_objects: int
+    num_frames: int
+    output_dict: dict[str, dict[int, Any]] = field(
+        default_factory=lambda: {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    )
+
+    def run(
+        self, t: int, is_init: bool, point_inputs: Any, mask_inputs: Any, prev_logits: Any = None
+    ) -> dict[str, Any]:
+        """Track frame ``t`` (memory attention, prompts, decoder) and encode its memory."""
+        model = self.model
+        frame_feats = [x[:, t : t + 1].expand(-1, self.num_objects, -1) for x in self.feats]
+        frame_pos = [x[:, t : t + 1].expand(-1, self.num_objects, -1) for x in self.pos]
+        out, sam_outputs, _, _ = model._track_step(
+            t,
+            is_init,
+            frame_feats,
+            frame_pos,
+            self.sizes,
+            point_inputs,
+            mask_inputs,
+            self.output_dict,
+            self.num_frames,
+            False,
+            prev_logits,
+        )
+        _, _, _, low_res, high_res, obj_ptr, object_logits = sam_outputs
+        out["pred_masks"], out["pred_masks_high_res"], out["obj_ptr"] = low_res, high_res, obj_ptr
+        model._encode_memory_in_output(
+            frame_feats, self.sizes, point_inputs, True, high_res, object_logits, out
+        )
+        return out
+
+
 def _clip_step(
     model: Any,
     recipe: TrainingRecipe,
@@ -290,97 +337,98 @@ def _clip_step(
     """Track every object of a clip from a prompt on frame 0 through sam2's own track step."""
     num_objects, num_frames = targets.shape[:2]
     image_size = targets.shape[-1]
-    output_dict: dict[str, dict[int, Any]] = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+    tracker = _ClipTracker(model, feats, pos, sizes, num_objects, num_frames)
     total = torch.zeros(())
     count = 0
     tracked_ious: list[float] = []
     tracked_picked: list[float] = []
     correction_frame = int(rng.integers(1, num_frames)) if rng.uniform() < recipe.correction_prob else -1
 
-    def run(
-        t: int, is_init: bool, point_inputs: Any, mask_inputs: Any, prev_logits: Any = None
-    ) -> dict[str, Any]:
-        frame_feats = [x[:, t : t + 1].expand(-1, num_objects, -1) for x in feats]
-        frame_pos = [x[:, t : t + 1].expand(-1, num_objects, -1) for x in pos]
-        out, sam_outputs, _, _ = model._track_step(
-            t,
-            is_init,
-            frame_feats,
-            frame_pos,
-            sizes,
-            point_inputs,
-            mask_inputs,
-            output_dict,
-            num_frames,
-            False,
-            prev_logits,
-        )
-        _, _, _, low_res, high_res, obj_ptr, object_logits = sam_outputs
-        out["pred_masks"], out["pred_masks_high_res"], out["obj_ptr"] = low_res, high_res, obj_ptr
-        model._encode_memory_in_output(frame_feats, sizes, point_inputs, True, high_res, object_logits, out)
-        return out
+    out, loss = _track_first_frame(tracker, recipe, rng, targets, decoder_tap)
+    if loss is not None:
+        total, count = total + loss, count + num_objects
+    tracker.output_dict["cond_frame_outputs"][0] = out
 
-    # Frame 0: mask, box or clicks. sam2 requires a present object for a prompt; objects of
-    # this generator are all visible on frame 0.
+    for t in range(1, num_frames):
+        target = targets[:, t].unsqueeze(1)
+        out = tracker.run(t, False, None, None)
+        loss, stats = _frame_losses(recipe, decoder_tap.take(), target, image_size)
+        total, count = total + loss, count + num_objects
+        tracked_ious.append(stats["iou"])
+        tracked_picked.append(stats["picked_iou"])
+        if t == correction_frame:
+            # The frame is re-decoded with its memory, the clicks and the previous logits, and
+            # becomes a conditioning frame, as in sam2's video predictor.
+            prompts = _correction_prompts(rng, targets, t, out["pred_masks"])
+            out = tracker.run(t, False, _point_inputs(prompts, targets.device), None, out["pred_masks"])
+            loss, _ = _frame_losses(recipe, decoder_tap.take(), target, image_size)
+            total, count = total + loss, count + num_objects
+            tracker.output_dict["cond_frame_outputs"][t] = out
+        else:
+            tracker.output_dict["non_cond_frame_outputs"][t] = out
+    return total / max(count, 1), {
+        "iou": float(np.mean(tracked_ious)) if tracked_ious else 0.0,
+        "picked_iou": float(np.mean(tracked_picked)) if tracked_picked else 0.0,
+    }
+
+
+def _track_first_frame(
+    tracker: _ClipTracker,
+    recipe: TrainingRecipe,
+    rng: np.random.Generator,
+    targets: torch.Tensor,
+    decoder_tap: _DecoderTap,
+) -> tuple[dict[str, Any], torch.Tensor | None]:
+    """Frame 0 prompted by its mask, a box or clicks (one draw picks which, by the recipe's
+    odds). Returns its output and its loss, None when sam2 copies a mask prompt to the output.
+    ``targets``: float 0/1 ``(N, T, S, S)``."""
+    model = tracker.model
+    num_objects = tracker.num_objects
+    image_size = targets.shape[-1]
+    # sam2 requires a present object for a prompt; objects of this generator are all visible
+    # on frame 0.
     choice = rng.uniform()
     first = [targets[o, 0].numpy() > 0.5 for o in range(num_objects)]
     if choice < recipe.mask_prompt_prob:
-        out = run(0, True, None, targets[:, 0].unsqueeze(1))
+        out = tracker.run(0, True, None, targets[:, 0].unsqueeze(1))
         if model.use_mask_input_as_output_without_sam:
             decoder_tap.last = None  # the mask is copied to the output: nothing to learn here
-        else:
-            loss, _ = _frame_losses(recipe, decoder_tap.take(), targets[:, 0].unsqueeze(1), image_size)
-            total, count = total + loss, count + num_objects
+            return out, None
     else:
         if choice < recipe.mask_prompt_prob + recipe.box_prompt_prob:
             prompts = [_box(mask, rng) for mask in first]
         else:
             clicks = int(rng.integers(1, 4))
             prompts = [_points_from_mask(rng, mask, clicks, ~mask) for mask in first]
-        out = run(0, True, _point_inputs(prompts, targets.device), None)
-        loss, _ = _frame_losses(recipe, decoder_tap.take(), targets[:, 0].unsqueeze(1), image_size)
-        total, count = total + loss, count + num_objects
-    output_dict["cond_frame_outputs"][0] = out
+        out = tracker.run(0, True, _point_inputs(prompts, targets.device), None)
+    loss, _ = _frame_losses(recipe, decoder_tap.take(), targets[:, 0].unsqueeze(1), image_size)
+    return out, loss
 
-    for t in range(1, num_frames):
-        target = targets[:, t].unsqueeze(1)
-        out = run(t, False, None, None)
-        loss, stats = _frame_losses(recipe, decoder_tap.take(), target, image_size)
-        total, count = total + loss, count + num_objects
-        tracked_ious.append(stats["iou"])
-        tracked_picked.append(stats["picked_iou"])
-        if t == correction_frame:
-            # A user correction on a tracked frame: one click on the largest error (positive
-            # where the object was missed, negative where background was taken) or a dense set
-            # of clicks; the frame is re-decoded with its memory, the clicks and the previous
-            # logits, and becomes a conditioning frame, as in sam2's video predictor.
-            predicted = (
-                F.interpolate(out["pred_masks"].detach(), size=(image_size, image_size), mode="bilinear") > 0
-            )
-            prompts = []
-            for o in range(num_objects):
-                gt = targets[o, t].numpy() > 0.5
-                pred = predicted[o, 0].numpy()
-                missed, extra = gt & ~pred, pred & ~gt
-                if rng.uniform() < 0.5 and (missed.any() or extra.any()):
-                    positive = missed.sum() >= extra.sum()
-                    pts, _ = _points_from_mask(rng, missed if positive else extra, 1)
-                    prompts.append((pts, [1 if positive else 0]))
-                elif gt.any():
-                    prompts.append(_points_from_mask(rng, gt, int(rng.integers(2, 9)), ~gt))
-                else:
-                    pts, _ = _points_from_mask(rng, ~gt, 1)
-                    prompts.append((pts, [0]))
-            out = run(t, False, _point_inputs(prompts, targets.device), None, out["pred_masks"])
-            loss, _ = _frame_losses(recipe, decoder_tap.take(), target, image_size)
-            total, count = total + loss, count + num_objects
-            output_dict["cond_frame_outputs"][t] = out
+
+def _correction_prompts(
+    rng: np.random.Generator, targets: torch.Tensor, t: int, pred_masks: torch.Tensor
+) -> list[tuple[list[tuple[float, float]], list[int]]]:
+    """A user's correction of tracked frame ``t``, one prompt per object: one click on the
+    largest error (positive where the object was missed, negative where background was taken)
+    or a dense set of clicks. ``targets``: float 0/1 ``(N, T, S, S)``; ``pred_masks``: the
+    frame's low-res logits ``(N, 1, h, w)``."""
+    image_size = targets.shape[-1]
+    predicted = F.interpolate(pred_masks.detach(), size=(image_size, image_size), mode="bilinear") > 0
+    prompts = []
+    for o in range(targets.shape[0]):
+        gt = targets[o, t].numpy() > 0.5
+        pred = predicted[o, 0].numpy()
+        missed, extra = gt & ~pred, pred & ~gt
+        if rng.uniform() < 0.5 and (missed.any() or extra.any()):
+            positive = missed.sum() >= extra.sum()
+            pts, _ = _points_from_mask(rng, missed if positive else extra, 1)
+            prompts.append((pts, [1 if positive else 0]))
+        elif gt.any():
+            prompts.append(_points_from_mask(rng, gt, int(rng.integers(2, 9)), ~gt))
         else:
-            output_dict["non_cond_frame_outputs"][t] = out
-    return total / max(count, 1), {
-        "iou": float(np.mean(tracked_ious)) if tracked_ious else 0.0,
-        "picked_iou": float(np.mean(tracked_picked)) if tracked_picked else 0.0,
-    }
+            pts, _ = _points_from_mask(rng, ~gt, 1)
+            prompts.append((pts, [0]))
+    return prompts
 
 
 def save_checkpoint(
@@ -429,19 +477,7 @@ def train_sam2(
     optimizer = torch.optim.AdamW(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
     state = TrainingState()
     if resume and checkpoint.is_file():
-        payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        # Compared as recipes (a field added later takes its default, which changes nothing).
-        saved = payload.get("recipe")
-        if not isinstance(saved, dict) or TrainingRecipe(**saved) != recipe:
-            raise InputError(
-                f"{checkpoint}: expected a checkpoint of the same recipe to resume, found a different one "
-                f"({payload.get('recipe')}). Remove it or pass resume=False."
-            )
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        state = TrainingState(**json.loads(payload["train_state"]))
-        if "rng_state" in payload:
-            torch.set_rng_state(payload["rng_state"])
+        state = _resume_training(checkpoint, model, optimizer, recipe)
         log(f"resumed {checkpoint} at step {state.step}")
     image_size = int(model.image_size)
     device = next(model.parameters()).device
@@ -456,44 +492,20 @@ def train_sam2(
             if stop_at is not None and state.step >= stop_at:
                 break
             step = state.step
-            rng = np.random.default_rng([recipe.seed, 2, step])
-            video = clips(step)
-            images = preprocess_frames(video.frames, image_size).to(device)
-            num_objects = int(video.labels.max())
-            labels = torch.from_numpy(video.labels).to(device)
-            # Targets at the model's input size (nearest), as the high-res masks are.
-            targets = torch.stack([(labels == o + 1).float() for o in range(num_objects)])
-            targets = F.interpolate(targets, size=(image_size, image_size), mode="nearest")
+            images, targets = _clip_tensors(clips(step), image_size, device)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(recipe, step)
-            backbone = model.forward_image(images)
-            _, feats, pos, sizes = model._prepare_backbone_features(backbone)
-            if step < recipe.image_fraction * recipe.steps:
-                loss, stats = _image_step(model, recipe, rng, feats, sizes, targets, decoder_tap)
-            else:
-                loss, stats = _clip_step(model, recipe, rng, feats, pos, sizes, targets, decoder_tap)
-            # sam2's FPN neck has no normalisation: trained from scratch, the image embedding grew
-            # ~50x while the dense mask prompt and the memory encoder's mask path stayed at unit
-            # scale, so a mask prompt changed the features by ~1 % and every object of a video
-            # got the same memory and object pointer. Keep the embedding's mean square <= 1.
-            loss = loss + recipe.feature_scale_weight * F.relu(feats[-1].pow(2).mean() - 1.0)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip)
-            optimizer.step()
+            loss, stats = _optimise_step(
+                model, recipe, optimizer, parameters, step, images, targets, decoder_tap
+            )
             state.step += 1
             window.append(
                 {"loss": float(loss.detach()), "iou": stats["iou"], "picked_iou": stats["picked_iou"]}
             )
             if state.step % 50 == 0 or state.step == recipe.steps:
-                summary = {
-                    "step": float(state.step),
-                    "seconds": time.perf_counter() - started,
-                    "loss": float(np.mean([w["loss"] for w in window])),
-                    "iou": float(np.mean([w["iou"] for w in window])),
-                    "picked_iou": float(np.mean([w["picked_iou"] for w in window])),
-                    "lr": _lr_at(recipe, step),
-                }
+                summary = _window_summary(
+                    window, state.step, time.perf_counter() - started, _lr_at(recipe, step)
+                )
                 state.history.append(summary)
                 window = []
                 log(
@@ -510,6 +522,85 @@ def train_sam2(
     state.seconds = time.perf_counter() - started
     _save_training(checkpoint, model, optimizer, state, recipe)
     return state
+
+
+def _resume_training(
+    checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, recipe: TrainingRecipe
+) -> TrainingState:
+    """Load weights, optimiser, progress and torch's random state from a checkpoint that
+    :func:`train_sam2` wrote for the same recipe (another recipe is refused)."""
+    payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # Compared as recipes (a field added later takes its default, which changes nothing).
+    saved = payload.get("recipe")
+    if not isinstance(saved, dict) or TrainingRecipe(**saved) != recipe:
+        raise InputError(
+            f"{checkpoint}: expected a checkpoint of the same recipe to resume, found a different one "
+            f"({payload.get('recipe')}). Remove it or pass resume=False."
+        )
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    state = TrainingState(**json.loads(payload["train_state"]))
+    if "rng_state" in payload:
+        torch.set_rng_state(payload["rng_state"])
+    return state
+
+
+def _clip_tensors(
+    video: TrainingClip, image_size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's input frames ``(T, 3, S, S)`` and float 0/1 targets ``(N, T, S, S)``, one per
+    object id 1..N of the clip's labels, at the input size ``S``."""
+    images = preprocess_frames(video.frames, image_size).to(device)
+    num_objects = int(video.labels.max())
+    labels = torch.from_numpy(video.labels).to(device)
+    # Targets at the model's input size (nearest), as the high-res masks are.
+    targets = torch.stack([(labels == o + 1).float() for o in range(num_objects)])
+    targets = F.interpolate(targets, size=(image_size, image_size), mode="nearest")
+    return images, targets
+
+
+def _optimise_step(
+    model: Any,
+    recipe: TrainingRecipe,
+    optimizer: torch.optim.Optimizer,
+    parameters: list[torch.nn.Parameter],
+    step: int,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    decoder_tap: _DecoderTap,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One optimiser step on one clip: the image path alone during the curriculum's first
+    ``image_fraction`` of the steps, tracking afterwards. Returns the loss and train IoUs."""
+    # Seeded by step, so the clip's prompts are the same whatever the stops.
+    rng = np.random.default_rng([recipe.seed, 2, step])
+    backbone = model.forward_image(images)
+    _, feats, pos, sizes = model._prepare_backbone_features(backbone)
+    if step < recipe.image_fraction * recipe.steps:
+        loss, stats = _image_step(model, recipe, rng, feats, sizes, targets, decoder_tap)
+    else:
+        loss, stats = _clip_step(model, recipe, rng, feats, pos, sizes, targets, decoder_tap)
+    # sam2's FPN neck has no normalisation: trained from scratch, the image embedding grew
+    # ~50x while the dense mask prompt and the memory encoder's mask path stayed at unit
+    # scale, so a mask prompt changed the features by ~1 % and every object of a video
+    # got the same memory and object pointer. Keep the embedding's mean square <= 1.
+    loss = loss + recipe.feature_scale_weight * F.relu(feats[-1].pow(2).mean() - 1.0)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, recipe.grad_clip)
+    optimizer.step()
+    return loss, stats
+
+
+def _window_summary(window: list[dict[str, float]], step: int, seconds: float, lr: float) -> dict[str, float]:
+    """One ``history`` entry: the mean loss and train IoUs of the steps since the last one."""
+    return {
+        "step": float(step),
+        "seconds": seconds,
+        "loss": float(np.mean([w["loss"] for w in window])),
+        "iou": float(np.mean([w["iou"] for w in window])),
+        "picked_iou": float(np.mean([w["picked_iou"] for w in window])),
+        "lr": lr,
+    }
 
 
 def _save_training(

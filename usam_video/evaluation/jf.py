@@ -486,17 +486,7 @@ def evaluate_davis_sequence(
             f"{name}: expected a prediction of shape {gt_arr.shape} (T, H, W) like the "
             f"ground truth, got {pred_arr.shape}."
         )
-    n_frames = gt_arr.shape[0]
-    if skip_first_and_last:
-        if n_frames < 3:
-            raise EvaluationError(
-                f"{name}: expected at least 3 frames (the first and last are not evaluated), got {n_frames}."
-            )
-        frames = tuple(range(1, n_frames - 1))
-    else:
-        if n_frames < 1:
-            raise EvaluationError(f"{name}: expected at least 1 frame, got 0.")
-        frames = tuple(range(n_frames))
+    frames = _evaluated_frames(gt_arr.shape[0], skip_first_and_last, name)
 
     void = gt_arr == VOID_LABEL
     # Void becomes background before the objects are counted and separated.
@@ -510,7 +500,30 @@ def evaluate_davis_sequence(
     gt_eval = gt_clean[list(frames)]
     pred_eval = pred_arr[list(frames)]
     void_eval = void[list(frames)] if exclude_void else None
-    pred_max = int(pred_eval.max())
+    _check_prediction_ids(int(pred_eval.max()), n_objects, name)
+
+    objects = tuple(
+        _object_result(sequence, obj_id, gt_eval == obj_id, pred_eval == obj_id, void_eval, bound_th)
+        for obj_id in range(1, n_objects + 1)
+    )
+    return DavisSequenceResult(sequence=sequence, frames=frames, objects=objects)
+
+
+def _evaluated_frames(n_frames: int, skip_first_and_last: bool, name: str) -> tuple[int, ...]:
+    """The frame indices the protocol scores: all but the first and last, or all of them."""
+    if skip_first_and_last:
+        if n_frames < 3:
+            raise EvaluationError(
+                f"{name}: expected at least 3 frames (the first and last are not evaluated), got {n_frames}."
+            )
+        return tuple(range(1, n_frames - 1))
+    if n_frames < 1:
+        raise EvaluationError(f"{name}: expected at least 1 frame, got 0.")
+    return tuple(range(n_frames))
+
+
+def _check_prediction_ids(pred_max: int, n_objects: int, name: str) -> None:
+    """Refuse a prediction id above the first ground-truth frame's objects (as the reference)."""
     if pred_max > n_objects:
         hint = (
             " 255 marks void in ground truth only: write background (0) there in predictions."
@@ -522,29 +535,33 @@ def evaluate_davis_sequence(
             f"ground-truth frame), found id {pred_max}.{hint}"
         )
 
-    objects = []
-    for obj_id in range(1, n_objects + 1):
-        gt_obj = gt_eval == obj_id
-        pred_obj = pred_eval == obj_id
-        j = np.asarray(db_eval_iou(gt_obj, pred_obj, void_eval))
-        f = np.asarray(db_eval_boundary(gt_obj, pred_obj, void_eval, bound_th))
-        j_stats = db_statistics(j)
-        f_stats = db_statistics(f)
-        objects.append(
-            DavisObjectResult(
-                sequence=sequence,
-                object_id=obj_id,
-                j=tuple(float(v) for v in j),
-                f=tuple(float(v) for v in f),
-                j_mean=j_stats[0],
-                j_recall=j_stats[1],
-                j_decay=j_stats[2],
-                f_mean=f_stats[0],
-                f_recall=f_stats[1],
-                f_decay=f_stats[2],
-            )
-        )
-    return DavisSequenceResult(sequence=sequence, frames=frames, objects=tuple(objects))
+
+def _object_result(
+    sequence: str,
+    obj_id: int,
+    gt_obj: np.ndarray,
+    pred_obj: np.ndarray,
+    void_eval: np.ndarray | None,
+    bound_th: float,
+) -> DavisObjectResult:
+    """J and F of one object over the evaluated frames, from bool ``(T', H, W)`` masks
+    (``void_eval``: bool ``(T', H, W)`` pixels to leave out, or None), with their statistics."""
+    j = np.asarray(db_eval_iou(gt_obj, pred_obj, void_eval))
+    f = np.asarray(db_eval_boundary(gt_obj, pred_obj, void_eval, bound_th))
+    j_stats = db_statistics(j)
+    f_stats = db_statistics(f)
+    return DavisObjectResult(
+        sequence=sequence,
+        object_id=obj_id,
+        j=tuple(float(v) for v in j),
+        f=tuple(float(v) for v in f),
+        j_mean=j_stats[0],
+        j_recall=j_stats[1],
+        j_decay=j_stats[2],
+        f_mean=f_stats[0],
+        f_recall=f_stats[1],
+        f_decay=f_stats[2],
+    )
 
 
 def evaluate_davis(

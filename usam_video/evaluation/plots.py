@@ -11,6 +11,7 @@ from usam_video.errors import EvaluationError
 from usam_video.evaluation.ranking import RankingCurve, RankingReport
 
 if TYPE_CHECKING:  # matplotlib is imported where it is used
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = [
@@ -251,20 +252,47 @@ def review_plan_figure(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.transforms import offset_copy
 
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    colours = {}
+    lookup = _plot_timelines(ax, timelines, conditioning)
+    _plot_review_marks(ax, lookup, queued, corrected)
+    _plot_picks(fig, ax, picks, lookup)
+    ax.set_xlabel("frame")
+    ax.set_ylabel(score)
+    ax.set_title(
+        f"{video_id}: review plan (red: corrections to ask for, dotted: conditioning frames)", fontsize=9
+    )
+    _place_legend_beside(ax)
+    fig.tight_layout()
+    return fig
+
+
+def _plot_timelines(
+    ax: Axes,
+    timelines: Mapping[int, tuple[Sequence[int], Sequence[float]]],
+    conditioning: Mapping[int, Sequence[int]] | None,
+) -> dict[int, dict[int, float]]:
+    """One line per object (in object order, so colours follow it), with its conditioning
+    frames as dotted verticals in the line's colour. Returns ``{object: {frame: value}}``."""
     lookup: dict[int, dict[int, float]] = {}
     for obj, (frames, values) in sorted(timelines.items()):
         (line,) = ax.plot(list(frames), list(values), linewidth=1.2, label=f"object {obj}")
-        colours[obj] = line.get_color()
+        colour = line.get_color()
         lookup[obj] = dict(zip((int(f) for f in frames), (float(v) for v in values), strict=True))
         for t in (conditioning or {}).get(obj, ()):
-            ax.axvline(t, color=colours[obj], linestyle=":", linewidth=0.8)
-    # Queued and corrected frame-objects sit on their object's line; one legend entry per kind.
+            ax.axvline(t, color=colour, linestyle=":", linewidth=0.8)
+    return lookup
+
+
+def _plot_review_marks(
+    ax: Axes,
+    lookup: Mapping[int, Mapping[int, float]],
+    queued: Mapping[int, Sequence[int]] | None,
+    corrected: Mapping[int, Sequence[int]] | None,
+) -> None:
+    """Queued and corrected frame-objects on their object's line; one legend entry per kind."""
     # Hollow black rings: an object line may itself be orange or green.
     queued_style = {"marker": "o", "markersize": 6, "markerfacecolor": "none", "markeredgecolor": "black"}
     corrected_style = {"marker": "D", "markersize": 6, "color": "tab:green", "markeredgecolor": "black"}
@@ -279,6 +307,18 @@ def review_plan_figure(
         if points:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, linestyle="none", label=label, zorder=3, **style)
+
+
+def _plot_picks(
+    fig: Figure,
+    ax: Axes,
+    picks: Sequence[tuple[int, int, int]],
+    lookup: Mapping[int, Mapping[int, float]],
+) -> None:
+    """Red triangles for ``(frame, object, rank)`` picks, side by side in rank order on a shared
+    frame, each labelled ``#rank``; a pick whose object has no value there sits at 0."""
+    from matplotlib.transforms import offset_copy
+
     by_frame: dict[int, list[tuple[int, int]]] = {}
     for frame, obj, rank in picks:
         by_frame.setdefault(int(frame), []).append((int(rank), int(obj)))
@@ -309,11 +349,10 @@ def review_plan_figure(
                 ha="center",
                 fontsize=7,
             )
-    ax.set_xlabel("frame")
-    ax.set_ylabel(score)
-    ax.set_title(
-        f"{video_id}: review plan (red: corrections to ask for, dotted: conditioning frames)", fontsize=9
-    )
+
+
+def _place_legend_beside(ax: Axes) -> None:
+    """The legend to the right of the axes; beyond 8 entries the object lines leave it."""
     # Many objects would bury the plot under their legend: beyond 8 entries only the marks stay.
     handles, labels = ax.get_legend_handles_labels()
     if len(handles) > 8:
@@ -325,5 +364,3 @@ def review_plan_figure(
         ax.legend(
             handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
         )
-    fig.tight_layout()
-    return fig

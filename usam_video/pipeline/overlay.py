@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from usam_video.config import DatasetConfig
-from usam_video.datasets import open_dataset
+from usam_video.datasets import FrameSource, open_dataset
 from usam_video.errors import EvaluationError, InputError, VideoNotFoundError
 from usam_video.evaluation.overlay import (
     LostObject,
@@ -23,7 +23,7 @@ from usam_video.evaluation.overlay import (
     drawn_objects,
     overlay_frames,
 )
-from usam_video.store import FrameTable, PseudoLabelStore
+from usam_video.store import FrameTable, PseudoLabelStore, VideoSummary
 
 __all__ = ["find_lost", "write_overlay"]
 
@@ -83,47 +83,70 @@ def write_overlay(
         )
     summary = store.summary(video_id)
     table = store.frame_table(video_id)
-    if score is None:
-        score = default_overlay_score(table.score_names)
-    elif score not in table.score_names:
-        raise InputError(
-            f"overlay: expected a score of video {video_id!r} in {list(table.score_names)}, got {score!r}."
-        )
+    score = _overlay_score(table, video_id, score)
     column = table.score_names.index(score)
     indices = overlay_frames(frames, summary.num_frames, max_frames, video_id)
     colour_scale(score)  # a name the registry does not know raises ConfigError before any read
-    height, width = summary.height, summary.width
     panels = []
     reader = open_dataset(dataset)
     with reader.frames(video_id) as source:
-        if len(source) != summary.num_frames or (source.height, source.width) != (height, width):
-            raise EvaluationError(
-                f"overlay: video {video_id!r}: expected the dataset's video to match the store's "
-                f"{summary.num_frames} frames of {height}x{width}, got {len(source)} frames of "
-                f"{source.height}x{source.width}. Pass the dataset the store was labelled from."
-            )
+        _check_same_video(source, summary, video_id)
         # Each frame's masks are read once; what is lost on them is looked for in earlier frames.
         stored = {t: store.read_masks(video_id, t) for t in dict.fromkeys(indices)}
         if lost is None:
             lost = _last_seen(store, video_id, table, _empty_objects(table, stored))
         for t in indices:
-            status = table.status[t]
-            drawn = drawn_objects(status)
-            masks = stored[t][drawn] if drawn else np.zeros((0, height, width), bool)
-            panels.append(
-                OverlayPanel(
-                    frame_index=t,
-                    image=np.asarray(source[t]),
-                    object_ids=tuple(table.object_ids),
-                    status=status,
-                    masks=masks,
-                    values=table.scores[t, drawn, column].astype(np.float64),
-                    lost=tuple(item for item in lost if item.frame_index == t),
-                )
-            )
+            panels.append(_overlay_panel(t, np.asarray(source[t]), table, stored[t], column, lost))
     flags = [text for key, text in _UNTRAINED if summary.provenance.get(key)]
     return draw_overlay(
         panels, out_path, video_id=video_id, score=score, flags=flags, complete=summary.complete
+    )
+
+
+def _overlay_score(table: FrameTable, video_id: str, score: str | None) -> str:
+    """``score``, checked against the video's stored scores, or the default one."""
+    if score is None:
+        return default_overlay_score(table.score_names)
+    if score not in table.score_names:
+        raise InputError(
+            f"overlay: expected a score of video {video_id!r} in {list(table.score_names)}, got {score!r}."
+        )
+    return score
+
+
+def _check_same_video(source: FrameSource, summary: VideoSummary, video_id: str) -> None:
+    """Refuse a dataset video whose frame count or size differs from the store's."""
+    height, width = summary.height, summary.width
+    if len(source) != summary.num_frames or (source.height, source.width) != (height, width):
+        raise EvaluationError(
+            f"overlay: video {video_id!r}: expected the dataset's video to match the store's "
+            f"{summary.num_frames} frames of {height}x{width}, got {len(source)} frames of "
+            f"{source.height}x{source.width}. Pass the dataset the store was labelled from."
+        )
+
+
+def _overlay_panel(
+    t: int,
+    image: np.ndarray,
+    table: FrameTable,
+    masks: np.ndarray,
+    column: int,
+    lost: Sequence[LostObject],
+) -> OverlayPanel:
+    """Frame ``t``'s panel: its ``uint8`` ``(H, W, 3)`` image, the masks of its drawn objects
+    (from the frame's ``bool`` ``(O, H, W)`` stored ``masks``), their values of score
+    ``column``, and the objects lost on it."""
+    status = table.status[t]
+    drawn = drawn_objects(status)
+    height, width = masks.shape[1:]
+    return OverlayPanel(
+        frame_index=t,
+        image=image,
+        object_ids=tuple(table.object_ids),
+        status=status,
+        masks=masks[drawn] if drawn else np.zeros((0, height, width), bool),
+        values=table.scores[t, drawn, column].astype(np.float64),
+        lost=tuple(item for item in lost if item.frame_index == t),
     )
 
 

@@ -156,6 +156,99 @@ def _video_of(path: Path, root: ET.Element, manifest: Manifest) -> str | None:
     return None
 
 
+def _parse_cvat_xml(path: Path) -> ET.Element | str:
+    """The file's root element, or the one problem that stops reading it (unreadable, not XML,
+    a DTD, or not CVAT's ``<annotations>`` with ``<meta>``)."""
+    name = path.name
+    try:
+        raw = path.read_bytes()
+        # CVAT never writes a DTD. Entity declarations are what XML bombs (exponential expansion)
+        # and XXE (external entities reading local files) are made of: refused before parsing,
+        # whatever protection the installed expat has.
+        if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+            return (
+                f"{name}: wrong format: expected a CVAT XML file without a DTD, got <!DOCTYPE>/<!ENTITY> "
+                "declarations (refused: entity expansion and external entities are unsafe)."
+            )
+        root = ET.fromstring(raw)
+    except (ET.ParseError, OSError, UnicodeDecodeError) as exc:
+        return (
+            f"{name}: wrong format: expected a CVAT for video 1.1 XML file, got unparsable content ({exc})."
+        )
+    if root.tag != "annotations" or root.find("meta") is None:
+        return (
+            f"{name}: wrong format: expected a CVAT XML file (<annotations> with <meta>), "
+            f"got root <{root.tag}>."
+        )
+    return root
+
+
+def _track_masks(
+    track: ET.Element,
+    name: str,
+    video_id: str,
+    manifest: Manifest,
+    shape_hw: tuple[int, int],
+    problems: list[str],
+) -> list[tuple[tuple[int, int], np.ndarray, str]]:
+    """The masks of one ``<track>``, in file order: ``((video frame, object id), bool (H, W)
+    mask, where it came from)``; an ``outside`` shape is an empty mask. Each bad entry is
+    skipped and described in ``problems``."""
+    height, width = shape_hw
+    label = track.get("label", "")
+    track_where = f"{name} track {track.get('id')} ({label!r})"
+    object_id = parse_object_label(label)
+    if object_id is None:
+        problems.append(
+            f"{track_where}: unknown object: expected a label object_<id> of objects "
+            f"{list(manifest.videos[video_id].object_ids)}, got {label!r}."
+        )
+        return []
+    found: list[tuple[tuple[int, int], np.ndarray, str]] = []
+    for shape in track:
+        if shape.tag in _OTHER_SHAPES:
+            problems.append(
+                f"{track_where} frame {shape.get('frame')}: wrong format: expected <mask> shapes, "
+                f"got <{shape.tag}>. Draw corrections with the brush/mask tool."
+            )
+            continue
+        if shape.tag != "mask":
+            continue
+        try:
+            task_frame = int(shape.get("frame", ""))
+        except ValueError:
+            problems.append(f"{track_where}: expected an integer frame, got {shape.get('frame')!r}.")
+            continue
+        entry_where = f"{track_where} frame {task_frame}"
+        exported = manifest.frame_of_task(video_id, task_frame)
+        if exported is None:
+            n = sum(f.video_id == video_id for f in manifest.frames)
+            problems.append(
+                f"{entry_where}: unknown frame: expected a task frame in 0..{n - 1} of the export of "
+                f"video {video_id!r}."
+            )
+            continue
+        entry_where += f" (video {video_id!r} frame {exported.frame}, object {object_id})"
+        if shape.get("outside") == "1":
+            mask = np.zeros((height, width), dtype=bool)
+        else:
+            try:
+                mask = cvat_rle_decode(
+                    shape.get("rle"),
+                    shape.get("left"),
+                    shape.get("top"),
+                    shape.get("width"),
+                    shape.get("height"),
+                    height,
+                    width,
+                )
+            except RleError as exc:
+                problems.append(f"{entry_where}: RLE does not decode: {exc}.")
+                continue
+        found.append(((exported.frame, object_id), mask, entry_where))
+    return found
+
+
 def read_cvat_file(path: Path, manifest: Manifest) -> tuple[list[ParsedMask], list[str]]:
     """Read one CVAT for video XML of an export.
 
@@ -164,26 +257,9 @@ def read_cvat_file(path: Path, manifest: Manifest) -> tuple[list[ParsedMask], li
         problem found, one message per bad entry.
     """
     name = path.name
-    try:
-        raw = path.read_bytes()
-        # CVAT never writes a DTD. Entity declarations are what XML bombs (exponential expansion)
-        # and XXE (external entities reading local files) are made of: refused before parsing,
-        # whatever protection the installed expat has.
-        if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
-            return [], [
-                f"{name}: wrong format: expected a CVAT XML file without a DTD, got <!DOCTYPE>/<!ENTITY> "
-                "declarations (refused: entity expansion and external entities are unsafe)."
-            ]
-        root = ET.fromstring(raw)
-    except (ET.ParseError, OSError, UnicodeDecodeError) as exc:
-        return [], [
-            f"{name}: wrong format: expected a CVAT for video 1.1 XML file, got unparsable content ({exc})."
-        ]
-    if root.tag != "annotations" or root.find("meta") is None:
-        return [], [
-            f"{name}: wrong format: expected a CVAT XML file (<annotations> with <meta>), "
-            f"got root <{root.tag}>."
-        ]
+    root = _parse_cvat_xml(path)
+    if isinstance(root, str):
+        return [], [root]
     problems: list[str] = []
     if root.find("image") is not None:
         problems.append(
@@ -207,56 +283,9 @@ def read_cvat_file(path: Path, manifest: Manifest) -> tuple[list[ParsedMask], li
     masks: dict[tuple[int, int], list[np.ndarray]] = {}
     where: dict[tuple[int, int], str] = {}
     for track in root.findall("track"):
-        label = track.get("label", "")
-        track_where = f"{name} track {track.get('id')} ({label!r})"
-        object_id = parse_object_label(label)
-        if object_id is None:
-            problems.append(
-                f"{track_where}: unknown object: expected a label object_<id> of objects "
-                f"{list(video.object_ids)}, got {label!r}."
-            )
-            continue
-        for shape in track:
-            if shape.tag in _OTHER_SHAPES:
-                problems.append(
-                    f"{track_where} frame {shape.get('frame')}: wrong format: expected <mask> shapes, "
-                    f"got <{shape.tag}>. Draw corrections with the brush/mask tool."
-                )
-                continue
-            if shape.tag != "mask":
-                continue
-            try:
-                task_frame = int(shape.get("frame", ""))
-            except ValueError:
-                problems.append(f"{track_where}: expected an integer frame, got {shape.get('frame')!r}.")
-                continue
-            entry_where = f"{track_where} frame {task_frame}"
-            exported = manifest.frame_of_task(video_id, task_frame)
-            if exported is None:
-                n = sum(f.video_id == video_id for f in manifest.frames)
-                problems.append(
-                    f"{entry_where}: unknown frame: expected a task frame in 0..{n - 1} of the export of "
-                    f"video {video_id!r}."
-                )
-                continue
-            entry_where += f" (video {video_id!r} frame {exported.frame}, object {object_id})"
-            if shape.get("outside") == "1":
-                mask = np.zeros((height, width), dtype=bool)
-            else:
-                try:
-                    mask = cvat_rle_decode(
-                        shape.get("rle"),
-                        shape.get("left"),
-                        shape.get("top"),
-                        shape.get("width"),
-                        shape.get("height"),
-                        height,
-                        width,
-                    )
-                except RleError as exc:
-                    problems.append(f"{entry_where}: RLE does not decode: {exc}.")
-                    continue
-            key = (exported.frame, object_id)
+        for key, mask, entry_where in _track_masks(
+            track, name, video_id, manifest, (height, width), problems
+        ):
             masks.setdefault(key, []).append(mask)
             where.setdefault(key, entry_where)
     parsed = [

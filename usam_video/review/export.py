@@ -51,7 +51,7 @@ from usam_video.review.manifest import (
 )
 from usam_video.review.png import MASKS_DIR, write_png_frames
 from usam_video.review.records import ExportFrame
-from usam_video.store import PseudoLabelStore
+from usam_video.store import PseudoLabelStore, VideoSummary
 from usam_video.types import MaskSource, Status
 
 __all__ = ["IMAGES_DIR", "ExportResult", "FrameSources", "select_frames", "export_review"]
@@ -223,58 +223,17 @@ def _write_export(
     frames_by_video: dict[str, list[ExportFrame]] = {}
     for vid, frames in selected.items():
         summary = store.summary(vid)
-        table = store.frame_table(vid)
-        h, w = summary.height, summary.width
         annotations = {"cvat": cvat_annotation_path(vid), "coco": COCO_FILE, "png": f"{MASKS_DIR}/{vid}"}[fmt]
-        videos[vid] = ManifestVideo(h, w, summary.num_frames, summary.object_ids, annotations)
-        exported: list[ExportFrame] = []
-        with frame_sources(vid) as source:
-            for task_frame, t in enumerate(frames):
-                image = f"{IMAGES_DIR}/{vid}/{t:05d}.jpg"
-                _write_image(out / image, source[t], h, w, f"video {vid!r} frame {t}")
-                status = table.status[t]
-                exported.append(
-                    ExportFrame(
-                        vid,
-                        t,
-                        task_frame,
-                        image,
-                        summary.object_ids,
-                        store.read_masks(vid, t),
-                        status != Status.NOT_STARTED,
-                    )
-                )
-                manifest_frames.append(ManifestFrame(vid, t, task_frame, image))
-                masks = exported[-1].masks
-                for o, obj in enumerate(summary.object_ids):
-                    label = Status(int(status[o])).label
-                    entries.append(
-                        ManifestEntry(
-                            vid,
-                            t,
-                            obj,
-                            int(table.revision[t, o]) if table.revision is not None else 0,
-                            label,
-                            MaskSource(int(table.source[t, o])).label if table.source is not None else "",
-                            table.reason_label(int(table.reason[t, o])),
-                            queued=label in statuses if asked is None else (vid, t, int(obj)) in asked,
-                            mask_sha256=mask_digest(masks[o]),
-                        )
-                    )
+        videos[vid] = ManifestVideo(
+            summary.height, summary.width, summary.num_frames, summary.object_ids, annotations
+        )
+        exported, video_frames, video_entries = _export_video_frames(
+            store, vid, summary, frames, out, frame_sources, statuses, asked
+        )
         frames_by_video[vid] = exported
-
-    every_frame = [f for exported in frames_by_video.values() for f in exported]
-    written: list[Path] = []
-    if fmt == "cvat":
-        for vid, exported in frames_by_video.items():
-            written.append(
-                write_cvat_video(out / videos[vid].annotations, vid, exported, videos[vid].object_ids)
-            )
-    elif fmt == "coco":
-        written.append(write_coco(out / COCO_FILE, every_frame, store.location))
-    else:
-        (out / MASKS_DIR).mkdir(exist_ok=True)
-        written.extend(write_png_frames(out, every_frame))
+        manifest_frames.extend(video_frames)
+        entries.extend(video_entries)
+    written = _write_annotations(store, fmt, out, videos, frames_by_video)
     manifest = Manifest(
         store=str(Path(store.location).resolve()),
         store_id=store.store_id or "",
@@ -295,3 +254,84 @@ def _write_export(
         frame_objects=len(entries),
         queued=sum(e.queued for e in entries),
     )
+
+
+def _export_video_frames(
+    store: PseudoLabelStore,
+    vid: str,
+    summary: VideoSummary,
+    frames: list[int],
+    out: Path,
+    frame_sources: FrameSources,
+    statuses: tuple[str, ...],
+    asked: set[tuple[str, int, int]] | None,
+) -> tuple[list[ExportFrame], list[ManifestFrame], list[ManifestEntry]]:
+    """Write the JPEG of each selected frame of one video under ``out`` and read its masks.
+
+    Returns the frames to annotate (task frames numbered from 0 in the order of ``frames``),
+    their manifest rows, and one manifest entry per frame-object, queued when its status is in
+    ``statuses`` or, when ``asked`` is given, when it is in ``asked``.
+    """
+    table = store.frame_table(vid)
+    h, w = summary.height, summary.width
+    exported: list[ExportFrame] = []
+    manifest_frames: list[ManifestFrame] = []
+    entries: list[ManifestEntry] = []
+    with frame_sources(vid) as source:
+        for task_frame, t in enumerate(frames):
+            image = f"{IMAGES_DIR}/{vid}/{t:05d}.jpg"
+            _write_image(out / image, source[t], h, w, f"video {vid!r} frame {t}")
+            status = table.status[t]
+            exported.append(
+                ExportFrame(
+                    vid,
+                    t,
+                    task_frame,
+                    image,
+                    summary.object_ids,
+                    store.read_masks(vid, t),
+                    status != Status.NOT_STARTED,
+                )
+            )
+            manifest_frames.append(ManifestFrame(vid, t, task_frame, image))
+            masks = exported[-1].masks
+            for o, obj in enumerate(summary.object_ids):
+                label = Status(int(status[o])).label
+                entries.append(
+                    ManifestEntry(
+                        vid,
+                        t,
+                        obj,
+                        int(table.revision[t, o]) if table.revision is not None else 0,
+                        label,
+                        MaskSource(int(table.source[t, o])).label if table.source is not None else "",
+                        table.reason_label(int(table.reason[t, o])),
+                        queued=label in statuses if asked is None else (vid, t, int(obj)) in asked,
+                        mask_sha256=mask_digest(masks[o]),
+                    )
+                )
+    return exported, manifest_frames, entries
+
+
+def _write_annotations(
+    store: PseudoLabelStore,
+    fmt: str,
+    out: Path,
+    videos: Mapping[str, ManifestVideo],
+    frames_by_video: Mapping[str, list[ExportFrame]],
+) -> list[Path]:
+    """The annotation files of the export in format ``fmt``: one CVAT XML per video, one COCO
+    JSON, or one palette PNG per frame. Returns their paths."""
+    every_frame = [f for exported in frames_by_video.values() for f in exported]
+    written: list[Path] = []
+    if fmt == "cvat":
+        for vid, exported in frames_by_video.items():
+            written.append(
+                write_cvat_video(out / videos[vid].annotations, vid, exported, videos[vid].object_ids)
+            )
+    elif fmt == "coco":
+        written.append(write_coco(out / COCO_FILE, every_frame, store.location))
+    else:
+        (out / MASKS_DIR).mkdir(exist_ok=True)
+        written.extend(write_png_frames(out, every_frame))
+    return written
