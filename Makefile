@@ -92,12 +92,16 @@ model-figures: $(STAMP)
 	$(U) simulate-clicks configs/runs/generated-val-micro.yaml --fraction 0.05 --score iou_micro --json \
 		> $(GEN)/clicks.json
 
+# pytest-xdist: one worker per core, at most 4 (each worker builds its own session fixtures: the
+# small SAM 2, the generated stores and a Prefect harness, ~1.5 GB); PYTEST_WORKERS= runs serially.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4
+
 # lint-imports: ../shared/ARCHITECTURE.md's import rules as import-linter contracts
 # ([tool.importlinter] in pyproject.toml).
 test: $(STAMP)
 	$(VENV)/bin/ruff check usam_video flows tests
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check usam_video flows tests

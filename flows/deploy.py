@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from flows.gpu_limit import GPU_LIMIT_NAME, ensure_concurrency_limit
+from flows.common import GPU_LIMIT_NAME, ensure_concurrency_limit
 
 __all__ = [
     "REPO_ROOT",
@@ -42,7 +42,6 @@ __all__ = [
     "deployments_in",
     "work_pools_in",
     "ensure_work_pool",
-    "ensure_concurrency_limit",
     "prefect_deploy",
     "bootstrap",
 ]

@@ -8,9 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import re
 import tempfile
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,18 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.concurrency.sync import concurrency
 
 from flows.collect import as_they_complete
-from flows.gpu_limit import GPU_LIMIT_NAME, ensure_gpu_limit
-from usam_video.config import load_run_config
-from usam_video.errors import DamagedVideoError, InputError, UsamVideoError, WriteError
+from flows.common import artifact_key_of, ensure_gpu_limit, gpu_slot, retry_unless_bad_input
+from usam_video.errors import UsamVideoError
 from usam_video.pipeline import (
+    LabelledVideo,
+    RunContext,
     apply_run_budget,
+    context_of,
     label_video,
-    list_videos,
-    load_context,
-    prepare_store,
     run_score_plot,
+    stored_videos,
     unprompted_warnings,
     untrained_warnings,
 )
@@ -41,12 +39,10 @@ from usam_video.pipeline.report import RunReport, build_report, run_markdown, vi
 from usam_video.types import VideoResult
 
 __all__ = [
-    "GPU_LIMIT_NAME",
     "REPORT_VIDEOS",
     "label_video_task",
     "pseudo_label_dataset",
     "summary_table",
-    "ensure_gpu_limit",
     "video_artifact_key",
 ]
 
@@ -55,32 +51,21 @@ __all__ = [
 REPORT_VIDEOS = 20
 
 
-def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry transient failures (CUDA OOM, I/O hiccups), never bad input, a write the OS refused
-    (read-only, no space) or a damaged video: they fail the same way until someone acts."""
-    try:
-        state.result()
-    except (InputError, WriteError, DamagedVideoError):
-        return False
-    except Exception:
-        return True
-    return True
-
-
 @task(
     retries=2,
     retry_delay_seconds=5,
     retry_condition_fn=retry_unless_bad_input,
     task_run_name="label-{video_id}",
 )
-def label_video_task(run_config: str, video_id: str, use_gpu_limit: bool) -> VideoResult:
-    """Label one video (a reference in, a small summary out; arrays stay in the store)."""
-    context = load_context(load_run_config(run_config))
-    if use_gpu_limit:
-        # strict=True: a missing limit is an error, never a silent "no limit".
-        with concurrency(GPU_LIMIT_NAME, occupy=1, strict=True):
-            return label_video(context, video_id)
-    return label_video(context, video_id)
+def label_video_task(
+    run_config: str, video_id: str, use_gpu_limit: bool, context_token: str | None = None
+) -> VideoResult:
+    """Label one video (references in: the run config's path and the token of the context the
+    flow built, which a task in the flow's process reuses; a small summary out, arrays stay in
+    the store)."""
+    context = context_of(run_config, context_token)
+    with gpu_slot(use_gpu_limit):
+        return label_video(context, video_id)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -96,7 +81,7 @@ def summary_table(
     digests = {d.video_id: d for d in report.videos} if report is not None else {}
     rows = []
     for r in results:
-        row = asdict(r)
+        row = {f.name: getattr(r, f.name) for f in fields(VideoResult)}
         row["mean_predicted_iou"] = _rounded(r.mean_predicted_iou)
         row["seconds"] = round(r.seconds, 2)
         if report is not None:
@@ -111,23 +96,19 @@ def summary_table(
     return rows
 
 
-def _score_plot_artifact(run: Any, video_ids: list[str], key: str) -> None:
+def _score_plot_artifact(run: Any, videos: list[LabelledVideo], key: str) -> None:
     """A markdown artifact with the run's score histograms embedded as a PNG data URI."""
     with tempfile.TemporaryDirectory() as tmp:
-        png = run_score_plot(run, video_ids, Path(tmp) / "scores.png")
+        png = run_score_plot(run.name, videos, Path(tmp) / "scores.png")
         if png is None:
             return
         encoded = base64.b64encode(png.read_bytes()).decode()
     create_markdown_artifact(
-        f"# Scores of run {run.name}\n\n{len(video_ids)} videos, store `{run.store}`.\n\n"
+        f"# Scores of run {run.name}\n\n{len(videos)} videos, store `{run.store}`.\n\n"
         f"![score histograms](data:image/png;base64,{encoded})\n",
         key=f"{key}-scores",
         description="distribution of every stored score over tracked frame-objects",
     )
-
-
-def artifact_key_of(name: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "run"
 
 
 def video_artifact_key(run_key: str, video_id: str) -> str:
@@ -141,14 +122,29 @@ def video_artifact_key(run_key: str, video_id: str) -> str:
 
 
 def _review_artifacts(
-    run: Any, video_ids: list[str], key: str, pages: int, with_jf: bool
+    context: RunContext,
+    video_ids: list[str],
+    videos: list[LabelledVideo],
+    key: str,
+    pages: int,
+    with_jf: bool,
 ) -> RunReport | None:
     """The review overview and a page per uncertain video; None (logged) if the store cannot be
-    read back: the labels are stored, a missing report must not fail the run."""
+    read back: the labels are stored, a missing report must not fail the run. The frame tables
+    and plans of ``videos`` (what the tasks wrote), the run's store and its dataset are used as
+    they are, not read or opened again."""
     logger = get_run_logger()
+    run = context.run
     try:
         report = build_report(
-            run.store_path, video_ids, dataset=run.dataset, max_pages=pages, ground_truth=with_jf
+            context.store,
+            video_ids,
+            dataset=run.dataset,
+            max_pages=pages,
+            ground_truth=with_jf,
+            tables={v.video_id: v.table for v in videos if v.table is not None},
+            plans={v.video_id: v.plan for v in videos},
+            reader=context.reader,
         )
         keys = {video_id: video_artifact_key(key, video_id) for video_id in report.paged}
         for video_id, page_key in keys.items():
@@ -176,29 +172,36 @@ def pseudo_label_dataset(
     use_gpu_limit: bool | None = None,
     report_videos: int = REPORT_VIDEOS,
     report_jf: bool = True,
+    context_token: str | None = None,
 ) -> list[VideoResult]:
     """Pseudo-label every video of a run config. A failing video is reported as failed in the
     summary; the others complete. ``use_gpu_limit`` defaults to "the model runs on CUDA".
     ``report_videos``: how many of the most uncertain videos get a review page artifact;
-    ``report_jf``: show J&F against the dataset's ground truth (when it has some)."""
+    ``report_jf``: show J&F against the dataset's ground truth (when it has some);
+    ``context_token``: the token of a context the caller opened in this process
+    (:func:`usam_video.pipeline.open_run`), so that the config is not parsed again."""
     logger = get_run_logger()
-    run = load_run_config(run_config)
-    context = load_context(run)
+    # The run's config is parsed, its dataset opened and its model built once in this process
+    # (by the caller that passed ``context_token``, or here), then found by every task.
+    context = context_of(run_config, context_token)
+    run = context.run
     for warning in untrained_warnings(context):
         logger.warning(warning)
     if use_gpu_limit is None:
         use_gpu_limit = context.model.device.type == "cuda"
     if use_gpu_limit:
         ensure_gpu_limit(run.gpu_concurrency)
-    prepare_store(run)  # a foreign folder, a regular file or a read-only place: refused once, here
-    videos = list_videos(run)
+    store = context.store  # a foreign folder, a file or a read-only place: refused once, here
+    videos = context.reader.list_videos()
     for warning in unprompted_warnings(context, videos):
         logger.warning(warning)
     key = artifact_key_of(run.name)
     progress = create_progress_artifact(
         0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
     )
-    futures = [label_video_task.submit(run_config, video_id, use_gpu_limit) for video_id in videos]
+    futures = [
+        label_video_task.submit(run_config, video_id, use_gpu_limit, context.token) for video_id in videos
+    ]
     # Collected as they complete, so that one slow first video does not stall the progress
     # artifact; reported in the order of the videos.
     by_position: dict[int, VideoResult] = {}
@@ -210,12 +213,14 @@ def pseudo_label_dataset(
         by_position[i] = result
         update_progress_artifact(progress, 100.0 * done / max(len(videos), 1))
     results = [by_position[i] for i in range(len(videos))]
-    turned_away = apply_run_budget(run, [r.video_id for r in results if r.outcome != "failed"])
+    # What the tasks wrote comes back with their results: the run budget, the score plots and
+    # the report use it and never read those frame tables back from the store.
+    labelled, turned_away = apply_run_budget(run, store, stored_videos(store, results))
     if turned_away:
         logger.warning("human budget of the run: %d queued frame-objects accepted instead", turned_away)
     stored = [r.video_id for r in results if r.outcome != "failed"]
-    _score_plot_artifact(run, stored, key)
-    report = _review_artifacts(run, stored, key, report_videos, report_jf) if stored else None
+    _score_plot_artifact(run, labelled, key)
+    report = _review_artifacts(context, stored, labelled, key, report_videos, report_jf) if stored else None
     pages = {v: video_artifact_key(key, v) for v in report.paged} if report is not None else {}
     jf = ""
     if report is not None and report.jf is not None:
@@ -226,7 +231,7 @@ def pseudo_label_dataset(
         summary_table(results, report, pages),
         key=f"{key}-summary",
         description=f"Pseudo-labels of run {run.name!r} into {run.store}{jf}; review pages: column "
-        "review_page"
-        + ("" if not untrained_warnings(context) else " (UNTRAINED weights: see the flow log)"),
+        "review_page" + ("" if not untrained_warnings(context) else " (UNTRAINED weights: see the flow log)"),
     )
-    return results
+    # The summary rows only: the frame tables stay in this process's memory, never in a result.
+    return [r.summary() if isinstance(r, LabelledVideo) else r for r in results]

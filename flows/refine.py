@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 
 from flows.collect import as_they_complete
-from flows.pseudo_label import retry_unless_bad_input
+from flows.common import retry_unless_bad_input
 from usam_video.pipeline import RefineResult, refine_store
 from usam_video.pipeline.refine import refinable_videos
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.pseudo_label import artifact_key_of
+from flows.common import artifact_key_of
 from usam_video.config import load_run_config
 from usam_video.pipeline import SimulationReport, simulate_review
 from usam_video.pipeline.review_sim import DEFAULT_BUDGETS, review_markdown, write_report

@@ -7,11 +7,9 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.concurrency.sync import concurrency
 
 from flows.collect import as_they_complete
-from flows.gpu_limit import GPU_LIMIT_NAME, ensure_gpu_limit
-from flows.pseudo_label import artifact_key_of, retry_unless_bad_input
+from flows.common import artifact_key_of, ensure_gpu_limit, gpu_slot, retry_unless_bad_input
 from usam_video.config import load_train_heads_config
 from usam_video.pipeline import TrainReport, record_video, train_from_container
 from usam_video.pipeline.train_heads import records_on_cuda, videos_to_record
@@ -28,10 +26,8 @@ __all__ = ["record_video_task", "train_task", "train_heads_flow", "report_rows"]
 def record_video_task(config: str, video_id: str, use_gpu_limit: bool) -> int:
     """Propagate one video with the config's models and append its rows to the container."""
     cfg = load_train_heads_config(config)
-    if use_gpu_limit:
-        with concurrency(GPU_LIMIT_NAME, occupy=1, strict=True):
-            return record_video(cfg, video_id)
-    return record_video(cfg, video_id)
+    with gpu_slot(use_gpu_limit):
+        return record_video(cfg, video_id)
 
 
 @task(task_run_name="train-heads")

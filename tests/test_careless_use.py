@@ -32,9 +32,9 @@ import pytest
 import yaml
 import zarr
 
+from tests.bad_input_helpers import Outcome, chunk, cli, digest, flip_byte, lib
 from tests.conftest import make_run_config
 from tests.review.helpers import QUEUE_ALL, VIDEO, labelled_template, one_torch_thread
-from tests.test_bad_inputs import Outcome, chunk, cli, digest, flip_byte, lib
 from usam_video.config import ModelRefinement, PolicyConfig, PolicyRule, RunConfig
 from usam_video.errors import UsamVideoError
 from usam_video.output_folder import MARKER

@@ -6,7 +6,6 @@ import yaml
 from tests.conftest import CONFIGS
 from usam_video.config import (
     ModelConfig,
-    PolicyRule,
     load_dataset_config,
     load_model_config,
     load_policy_config,
@@ -124,36 +123,3 @@ def test_duplicate_rule_names_rejected(tmp_path: Path) -> None:
         load_policy_config(path)
 
 
-def test_a_run_config_is_parsed_once_per_process_and_again_when_an_input_changes(
-    tmp_path: Path, monkeypatch
-) -> None:
-    """The CLI, the flow and every task load the same run: one parse, then copies, until a file it
-    was read from or a variable it used changes."""
-    import yaml as yaml_module
-
-    (tmp_path / "policy.yaml").write_text("name: p\nrules: []\n")
-    run_path = tmp_path / "run.yaml"
-    run_path.write_text(
-        "name: r\n"
-        "dataset: {name: d, root: data}\n"
-        "model: {name: m, sam2_config: configs/sam2.1/sam2.1_hiera_t.yaml, random_init: true}\n"
-        "policy: policy.yaml\n"
-        "store: ${CACHE_TEST_STORE}/s.zarr\n"
-    )
-    monkeypatch.setenv("CACHE_TEST_STORE", str(tmp_path / "a"))
-    parses = []
-    real = yaml_module.safe_load
-    monkeypatch.setattr(yaml_module, "safe_load", lambda text: parses.append(1) or real(text))
-
-    first = load_run_config(run_path)
-    again = load_run_config(run_path)
-    assert len(parses) == 2  # run.yaml and policy.yaml, once
-    assert again == first and again is not first  # a copy: a caller's change stays its own
-    again.policy.rules.append(PolicyRule(name="x", score="sam_iou", op="<", threshold=0.1, route="human"))
-    assert load_run_config(run_path).policy.rules == []
-
-    (tmp_path / "policy.yaml").write_text("name: p2\nrules: []\n")  # a nested file changed
-    assert load_run_config(run_path).policy.name == "p2" and len(parses) == 4
-    monkeypatch.setenv("CACHE_TEST_STORE", str(tmp_path / "b"))  # a variable it used changed
-    assert load_run_config(run_path).store == str(tmp_path / "b" / "s.zarr")
-    assert len(parses) == 6

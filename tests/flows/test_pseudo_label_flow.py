@@ -82,7 +82,7 @@ def test_failed_video_is_reported_and_others_complete(
 def test_bad_input_is_not_retried(prefect_harness) -> None:
     from prefect.states import Failed
 
-    from flows.pseudo_label import retry_unless_bad_input
+    from flows.common import retry_unless_bad_input
     from usam_video.errors import FrameReadError
 
     assert retry_unless_bad_input(None, None, Failed(data=FrameReadError("x.jpg: bad"))) is False
@@ -95,7 +95,8 @@ def test_gpu_limit_path_creates_and_holds_the_limit(
     """The CUDA path (forced here on CPU): a strict 'gpu' limit is created, then acquired per video."""
     from prefect.client.orchestration import get_client
 
-    from flows.pseudo_label import GPU_LIMIT_NAME, pseudo_label_dataset
+    from flows.common import GPU_LIMIT_NAME
+    from flows.pseudo_label import pseudo_label_dataset
 
     run = make_run_config(dataset, tmp_path / "s.zarr", ["synth-000"], small_model_config)
     results = pseudo_label_dataset(str(write_run_yaml(tmp_path, run)), use_gpu_limit=True)

@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from tests.digest_helpers import tree_digest
 from tests.review.helpers import VIDEO, copy_store, labelled_template, rectangle
-from tests.test_corrections import tree_digest
 from usam_video.errors import InputError, StoreNotFoundError
 from usam_video.pipeline import export_queue, import_corrections
 from usam_video.store import PseudoLabelStore

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.digest_helpers import tree_digest
 from tests.review.helpers import EDITORS, VIDEO, copy_store, labelled_template, rectangle
-from tests.test_corrections import tree_digest
 from usam_video.errors import InputError, WriteError
 from usam_video.pipeline import export_queue, import_corrections
 from usam_video.store import PseudoLabelStore

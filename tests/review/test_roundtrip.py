@@ -13,6 +13,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from tests.conftest import make_run_config
+from tests.digest_helpers import tree_digest
 from tests.review.helpers import (
     EDITORS,
     VIDEO,
@@ -24,7 +25,6 @@ from tests.review.helpers import (
     labelled_template,
     rectangle,
 )
-from tests.test_corrections import tree_digest
 from usam_video.config import PolicyConfig, PolicyRule
 from usam_video.pipeline import export_queue, import_corrections, label_dataset
 from usam_video.review import read_manifest

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.deploy import GPU_LIMIT_NAME, PREFECT_FILE, deployments_in, stop_process_group, work_pools_in
+from flows.common import GPU_LIMIT_NAME
+from flows.deploy import PREFECT_FILE, deployments_in, stop_process_group, work_pools_in
 from tests.conftest import REPO_ROOT
 from tests.service.helpers import (
     PREFECT,

@@ -1,8 +1,8 @@
 """The ``usam-video`` command line.
 
 ``inspect`` and ``queue`` read a store with the library alone. ``run`` and ``demo`` start the
-Prefect flow: this module is the composition root, so it imports ``flows`` lazily, inside those
-two commands only (the rest of ``usam_video`` never imports Prefect).
+Prefect flow: this module is the composition root, so it imports ``flows`` lazily, where those
+two commands start it (the rest of ``usam_video`` never imports Prefect).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,9 @@ from rich.table import Table
 
 from usam_video.cli.app import app, console, err_console, fail, one_line_task_failures, repo_configs_dir
 from usam_video.errors import UsamVideoError
+
+if TYPE_CHECKING:  # the demo's module loads torch and the engine: imported by the command only
+    from usam_video.pipeline.demo import DemoInputs, DemoResult
 
 __all__ = ["app", "main", "repo_configs_dir"]
 
@@ -262,22 +265,33 @@ def print_results(results: list[Any]) -> int:
 @app.command()
 def run(config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml)")) -> None:
     """Pseudo-label a dataset with the Prefect flow (embedded server unless PREFECT_API_URL is set)."""
-    from usam_video.config import load_run_config
-    from usam_video.pipeline import load_context, prepare_store
+    _label_with_flow(config, report_jf=True)
+
+
+def _label_with_flow(config: Path, *, report_jf: bool) -> None:
+    """Run the pseudo-label flow on a run YAML and print its table; exit 1 if a video failed.
+    ``report_jf``: measure J&F in the flow's review artifacts."""
+    from usam_video.pipeline import open_run
 
     try:
-        run_cfg = load_run_config(config)
-        # Built here to refuse a bad config before Prefect starts; its random-weight warnings
-        # are the flow's to log (once per run, where the dashboard shows them too).
-        load_context(run_cfg)
-        prepare_store(run_cfg)  # a regular file, a user's folder, a read-only place: refused now
+        # Opened here to refuse a bad config before Prefect starts, and handed to the flow by
+        # its token; its random-weight warnings are the flow's to log (once per run, where the
+        # dashboard shows them too).
+        context = open_run(config)
+        run_cfg = context.run
+        _ = context.store  # a regular file, a user's folder, a read-only place: refused now
     except UsamVideoError as exc:
         fail(exc)
+    from flows import bind_embedded_server
     from flows.pseudo_label import pseudo_label_dataset
+
+    bind_embedded_server()  # before the first flow run: see flows/__init__.py
 
     try:
         with one_line_task_failures():
-            results = pseudo_label_dataset(str(config.resolve()))
+            results = pseudo_label_dataset(
+                str(config.resolve()), report_jf=report_jf, context_token=context.token
+            )
     except UsamVideoError as exc:
         fail(exc)
     failed = print_results(results)
@@ -301,95 +315,59 @@ def demo(
     heads, send the frames the heads doubt to the larger "tiny" model, measure J&F against the
     ground truth, draw the masks coloured by predicted IoU, and release the confident
     pseudo-labels as a training dataset with a certified risk."""
-    import yaml
-
-    from usam_video.config import load_dataset_config
-    from usam_video.datasets.synthetic import generated_specs, write_davis_dataset
-    from usam_video.pipeline.evaluate import evaluate_predictions
-    from usam_video.pipeline.overlay import write_overlay
-    from usam_video.pipeline.train_model import copy_first_mask_jf
-
-    configs = repo_configs_dir()
-    out = out.resolve()
-    data_root = out / "dataset"
-    try:
-        # The "test" seed stream: videos no model or head was trained or validated on.
-        names = write_davis_dataset(data_root, generated_specs("test", videos, frames), split="test")
-    except UsamVideoError as exc:
-        fail(exc)
-    dataset = {"name": "generated-demo", "format": "davis", "root": str(data_root), "videos": names}
-    run_cfg = {
-        "name": "demo",
-        "dataset": dataset,
-        "model": str(configs / "models" / "micro.yaml"),
-        "heads": {
-            "directory": str(configs.parent / "usam_video" / "weights" / "heads-micro"),
-            "token_dim": 128,
-        },
-        "policy": str(configs / "policies" / "trained.yaml"),
-        "store": str(out / "demo.zarr"),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    run_path = out / "demo-run.yaml"
-    run_path.write_text(yaml.safe_dump(run_cfg, sort_keys=False))
-    (out / "demo-dataset.yaml").write_text(yaml.safe_dump(dataset, sort_keys=False))
-    console.print(f"generated {len(names)} videos in {data_root}; pseudo-labelling them ({run_path}) ...")
-    run(run_path)
-    store = out / "demo.zarr"
-    console.print("rerunning the frames routed to the larger SAM 2 ('tiny') ...")
     from usam_video.cli.refine_cmd import refine
+    from usam_video.pipeline.demo import finish_demo, prepare_demo
 
-    refine(store, None)
-    inspect(store, as_json=False)
     try:
-        config = load_dataset_config(out / "demo-dataset.yaml")
-        result = evaluate_predictions(store, config, random_seed=None)
-        baseline = copy_first_mask_jf(config)
-        overlays = [
-            write_overlay(store, config, name, out / f"overlay-{name}.png", score="iou_video")
-            for name in names
-        ]
+        inputs = prepare_demo(out, videos, frames, repo_configs_dir())
     except UsamVideoError as exc:
         fail(exc)
-    if result.jf is not None:
-        console.print(
-            f"J&F against the ground truth: {result.jf.jf_mean:.3f} "
-            f"(copying the first mask to every frame: {baseline:.3f})"
-        )
-    entries = [e for e in _queue_entries(store) if e.plan]
-    plan = Table(title=f"review plan: {len(entries)} corrections asked of a human (usam-video queue {store})")
+    console.print(
+        f"generated {len(inputs.videos)} videos in {inputs.data_root}; pseudo-labelling them "
+        f"({inputs.run_config}) ..."
+    )
+    # Refinement follows at once, so the flow's review pages leave J&F out: it is measured once,
+    # on the refined store, by finish_demo, which hands it to the report.
+    _label_with_flow(inputs.run_config, report_jf=False)
+    console.print("rerunning the frames routed to the larger SAM 2 ('tiny') ...")
+    refine(inputs.store, None)
+    inspect(inputs.store, as_json=False)
+    try:
+        result = finish_demo(inputs)
+    except UsamVideoError as exc:
+        fail(exc)
+    _print_demo(inputs, result)
+
+
+def _print_demo(inputs: DemoInputs, result: DemoResult) -> None:
+    """The demo's findings, in the order they were made: J&F, the review plan, the images, the
+    report and the release."""
+    from usam_video.pipeline.demo import DEMO_MAX_RISK
+
+    console.print(
+        f"J&F against the ground truth: {result.jf.jf:.3f} "
+        f"(copying the first mask to every frame: {result.jf.baseline:.3f})"
+    )
+    entries = result.plan
+    plan = Table(
+        title=f"review plan: {len(entries)} corrections asked of a human (usam-video queue {inputs.store})"
+    )
     for col in ("video", "frame", "object", "iou_video", "why"):
         plan.add_column(col)
     for e in entries:
         iou = e.scores.get("iou_video", float("nan"))
         plan.add_row(e.video_id, str(e.frame_index), str(e.object_id), f"{iou:.2f}", escape(e.plan))
     console.print(plan)
-    from usam_video.pipeline.review import write_review_plan
-
-    for name in names:
-        drawn = write_review_plan(store, name, out / f"plan-{name}.png")
+    for drawn in result.plan_images:
         console.print(f"review plan (timeline, picks marked): {drawn}")
-    for path in overlays:
+    for path in result.overlays:
         console.print(f"overlay (masks coloured by predicted IoU): {path}")
-    from usam_video.pipeline.report import write_static_report
-
-    try:
-        # The demo owns its output folder: a report from before marker files is replaced too.
-        index = write_static_report(store, out / "report", config, force=True)
-    except UsamVideoError as exc:
-        fail(exc)
-    console.print(f"review report (open in a browser): {index}")
-    # What a curation run ends in: the released pseudo-labels as a training dataset (sam2's SA-V
-    # layout), the threshold certified on the generated videos' ground truth.
-    from usam_video.pipeline.release import release_store
-
-    try:
-        released = release_store(store, "sav", out / "release-sav", max_risk=0.1, force=True).result
-    except UsamVideoError as exc:
-        fail(exc)
+    console.print(f"review report (open in a browser): {result.report}")
+    released = result.release
     cert = released.certificate
     verdict = (
-        f"risk <= 0.1 certified (upper bound {cert.upper_bound:.3f} on {cert.released_audit} audited)"
+        f"risk <= {DEMO_MAX_RISK} certified (upper bound {cert.upper_bound:.3f} on "
+        f"{cert.released_audit} audited)"
         if cert is not None and cert.certified
         else "no threshold certified on so few videos: prompts and corrections only"
     )
@@ -397,12 +375,6 @@ def demo(
         f"training dataset (SA-V layout, sam2's JSONRawDataset reads it): {released.out}; released "
         f"{released.counts['released']} of {released.counts['frame_objects']} frame-objects; {verdict}"
     )
-
-
-def _queue_entries(store: Path) -> list[Any]:
-    from usam_video.store import PseudoLabelStore
-
-    return PseudoLabelStore.open(store, mode="r").queue()
 
 
 def main() -> None:

@@ -26,7 +26,10 @@ def refine(
         PseudoLabelStore.open(store, mode="r")
     except UsamVideoError as exc:
         fail(exc)
+    from flows import bind_embedded_server
     from flows.refine import refine_flow
+
+    bind_embedded_server()  # before the first flow run: see flows/__init__.py
 
     try:
         with one_line_task_failures():

@@ -135,7 +135,10 @@ def _runner_flow(
     flow: Callable[..., R], task_runner: str, workers: int, dask_address: str | None
 ) -> Callable[..., R]:
     """``flow`` (a Prefect flow) with the chosen task runner; a bad choice exits with code 2."""
+    from flows import bind_embedded_server
     from flows.runners import with_task_runner
+
+    bind_embedded_server()  # before the first flow run: see flows/__init__.py
 
     try:
         runner_flow: Any = with_task_runner(flow, task_runner, workers, dask_address)  # type: ignore[arg-type]

@@ -36,7 +36,10 @@ def simulate_review_cmd(
         load_run_config(config)
     except UsamVideoError as exc:
         fail(exc)
+    from flows import bind_embedded_server
     from flows.simulate import simulate_review_flow
+
+    bind_embedded_server()  # before the first flow run: see flows/__init__.py
 
     try:
         report = simulate_review_flow(

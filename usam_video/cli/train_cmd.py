@@ -81,7 +81,10 @@ def train_heads(
         load_train_heads_config(config)
     except UsamVideoError as exc:
         fail(exc)
+    from flows import bind_embedded_server
     from flows.train_heads import train_heads_flow
+
+    bind_embedded_server()  # before the first flow run: see flows/__init__.py
 
     try:
         report = train_heads_flow(str(config.resolve()))

@@ -13,8 +13,8 @@ One module per job, lowest first (none imports one above it):
   :mod:`~usam_video.config.training`: the models, by area.
 * :mod:`~usam_video.config.reading`: one YAML file read, its ``$VARS`` and paths resolved,
   validated, errors naming the file.
-* :mod:`~usam_video.config.loading`: one loader per config kind.
-* :mod:`~usam_video.config.run_cache`: :func:`load_run_config`, kept per process.
+* :mod:`~usam_video.config.loading`: one loader per config kind (a run is parsed once per
+  process by :mod:`usam_video.pipeline.context`, so none is cached).
 * :mod:`~usam_video.config.fingerprint`: :func:`config_fingerprint`.
 """
 
@@ -27,6 +27,7 @@ from usam_video.config.loading import (
     load_heads_config,
     load_model_config,
     load_policy_config,
+    load_run_config,
     load_train_heads_config,
     load_train_model_config,
     load_yaml_model,
@@ -40,7 +41,6 @@ from usam_video.config.policy import (
     ReviewPlanConfig,
 )
 from usam_video.config.run import RunConfig
-from usam_video.config.run_cache import load_run_config
 from usam_video.config.training import (
     TrainHeadsConfig,
     TrainingRecipe,

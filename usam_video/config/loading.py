@@ -1,8 +1,8 @@
 """One loader per config kind: read a YAML file, resolve its relative paths against the file's
 folder (nested config files included) and validate it (:mod:`usam_video.config.reading`).
 
-:func:`load_run_config_uncached` reads a run afresh every time; callers use
-:func:`usam_video.config.load_run_config`, which keeps it per process.
+A run is parsed once per process and run (:mod:`usam_video.pipeline.context` keeps what it
+builds from it), so nothing here is cached: every load reads the files as they are now.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = [
     "load_heads_config",
     "load_policy_config",
     "load_yaml_model",
-    "load_run_config_uncached",
+    "load_run_config",
     "load_train_model_config",
     "load_train_heads_config",
 ]
@@ -103,8 +103,9 @@ def load_policy_config(path: Path) -> PolicyConfig:
         return validate_config(PolicyConfig, _policy_data(read_yaml(path), path.parent), path)
 
 
-def load_run_config_uncached(path: Path) -> RunConfig:
-    """Load a run YAML without the per-process cache (see :func:`usam_video.config.load_run_config`).
+def load_run_config(path: Path) -> RunConfig:
+    """Load a run YAML. Its ``dataset``, ``model``, ``heads`` and ``policy`` entries are either
+    inline mappings or paths (relative to the run file) of YAML files of that kind.
 
     Raises:
         ConfigError: naming the file (the run file or a nested one) and what is wrong.

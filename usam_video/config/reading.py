@@ -1,17 +1,12 @@
 """Reading one YAML config file: parse it, expand ``$VARS`` and resolve relative paths against
 its folder, validate it, and name the file in every error.
-
-While :func:`recording_inputs` is open, every file read and every variable expanded is recorded
-(per thread), so the run cache (:mod:`usam_video.config.run_cache`) can tell when a load is stale.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,37 +21,9 @@ __all__ = [
     "naming_unset_variables",
     "resolve_paths",
     "validate_config",
-    "recording_inputs",
 ]
 
 _T = TypeVar("_T", bound=BaseModel)
-
-
-# What a run config's load read (files with their content hash, environment variables with their
-# values), per thread, so that the next load of the same file in this process can reuse it.
-_TRACE = threading.local()
-
-
-def _trace(kind: str, item: tuple[str, str | None]) -> None:
-    recorder = getattr(_TRACE, kind, None)
-    if recorder is not None:
-        recorder.append(item)
-
-
-@contextlib.contextmanager
-def recording_inputs() -> Iterator[tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]]:
-    """Record what loads in this thread read until the block ends.
-
-    Yields:
-        ``(files, env)``: lists that fill while the block runs, ``files`` with ``(resolved path,
-        sha256 hex of its text)`` of every YAML file read, ``env`` with ``(name, value)`` of every
-        environment variable expanded. Recording stops when the block ends, error or not.
-    """
-    _TRACE.files, _TRACE.env = [], []
-    try:
-        yield _TRACE.files, _TRACE.env
-    finally:
-        _TRACE.files = _TRACE.env = None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -70,7 +37,6 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: expected a YAML config file, found nothing.") from exc
-    _trace("files", (str(path.resolve()), hashlib.sha256(text.encode()).hexdigest()))
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -122,7 +88,6 @@ def _expand_variables(key: str, value: str) -> str:
         name = match.group("braced") if match.group("braced") is not None else match.group("name")
         if not _VARIABLE_NAME.fullmatch(name) or not os.environ.get(name):
             raise _UnsetVariable(key, value, name)
-        _trace("env", (name, os.environ[name]))
         return os.environ[name]
 
     return _VARIABLE.sub(substitute, value)

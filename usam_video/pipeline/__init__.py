@@ -2,7 +2,8 @@
 
 One module per job: ``label`` (pseudo-label videos), ``evaluate`` (J&F and ranking quality),
 ``refine``, ``review`` (export and import), ``review_sim`` (simulated review),
-``train_heads`` (record targets and train USAM heads), ``train_model``.
+``train_heads`` (record targets and train USAM heads), ``train_model``, ``demo`` (the whole
+loop on generated videos).
 
 The names below load on first use (PEP 562 ``__getattr__``): the jobs import very different
 libraries (labelling imports sam2 and torch, evaluation neither), and importing one job's module
@@ -16,27 +17,28 @@ from typing import TYPE_CHECKING
 from usam_video.lazy import lazy_exports
 
 if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load lazily
+    from usam_video.pipeline.context import RunContext, context_of, load_context, open_run
+    from usam_video.pipeline.demo import finish_demo, prepare_demo
     from usam_video.pipeline.evaluate import (
         EvaluationResult,
+        evaluate_copy_first_mask,
         evaluate_predictions,
         evaluation_markdown,
         score_direction,
         write_evaluation,
     )
     from usam_video.pipeline.label import (
-        LabelContext,
+        LabelledVideo,
         apply_run_budget,
         code_version,
         label_dataset,
         label_video,
-        list_videos,
-        load_context,
-        prepare_store,
         relabel_videos,
         run_config_of,
         run_fingerprint,
         run_score_plot,
         run_score_values,
+        stored_videos,
         unprompted_warnings,
         untrained_warnings,
         video_result,
@@ -59,14 +61,16 @@ _TRAIN_HEADS = "usam_video.pipeline.train_heads"
 
 #: Public name -> the module that defines it.
 _EXPORTS: dict[str, str] = {
-    "LabelContext": _LABEL,
+    "RunContext": "usam_video.pipeline.context",
+    "context_of": "usam_video.pipeline.context",
+    "load_context": "usam_video.pipeline.context",
+    "open_run": "usam_video.pipeline.context",
+    "LabelledVideo": _LABEL,
     "apply_run_budget": _LABEL,
+    "stored_videos": _LABEL,
     "code_version": _LABEL,
     "label_dataset": _LABEL,
     "label_video": _LABEL,
-    "list_videos": _LABEL,
-    "load_context": _LABEL,
-    "prepare_store": _LABEL,
     "relabel_videos": _LABEL,
     "run_config_of": _LABEL,
     "run_fingerprint": _LABEL,
@@ -76,6 +80,7 @@ _EXPORTS: dict[str, str] = {
     "unprompted_warnings": _LABEL,
     "video_result": _LABEL,
     "EvaluationResult": _EVALUATE,
+    "evaluate_copy_first_mask": _EVALUATE,
     "evaluate_predictions": _EVALUATE,
     "evaluation_markdown": _EVALUATE,
     "score_direction": _EVALUATE,
@@ -95,17 +100,21 @@ _EXPORTS: dict[str, str] = {
     "ImportResult": "usam_video.pipeline.review",
     "export_queue": "usam_video.pipeline.review",
     "import_corrections": "usam_video.pipeline.review",
+    "prepare_demo": "usam_video.pipeline.demo",
+    "finish_demo": "usam_video.pipeline.demo",
 }
 
 __all__ = [
-    "LabelContext",
+    "RunContext",
+    "context_of",
+    "open_run",
+    "LabelledVideo",
     "apply_run_budget",
+    "stored_videos",
     "code_version",
     "label_dataset",
     "label_video",
-    "list_videos",
     "load_context",
-    "prepare_store",
     "run_fingerprint",
     "run_config_of",
     "relabel_videos",
@@ -115,6 +124,7 @@ __all__ = [
     "run_score_values",
     "run_score_plot",
     "EvaluationResult",
+    "evaluate_copy_first_mask",
     "evaluate_predictions",
     "evaluation_markdown",
     "score_direction",
@@ -134,6 +144,8 @@ __all__ = [
     "ImportResult",
     "export_queue",
     "import_corrections",
+    "prepare_demo",
+    "finish_demo",
 ]
 
 

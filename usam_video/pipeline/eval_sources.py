@@ -10,7 +10,7 @@ readers, which the evaluation package may not import; what they return (:class:`
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from usam_video.evaluation.readers import (
     read_davis_prediction_folder,
     read_sav_prediction_folder,
 )
-from usam_video.store import PseudoLabelStore
+from usam_video.store import FrameTable, PseudoLabelStore
 from usam_video.types import FrameAnnotation, VideoRef
 
 __all__ = [
@@ -63,9 +63,15 @@ class StorePredictions(Predictions):
 
     kind = "store"
 
-    def __init__(self, store: PseudoLabelStore):
+    def __init__(self, store: PseudoLabelStore, tables: Mapping[str, FrameTable] | None = None):
         self.store = store
         self.location = store.location
+        self.tables = dict(tables or {})
+
+    def frame_table(self, video_id: str) -> FrameTable:
+        """The video's frame table: the one given (what a run just wrote), else the store's."""
+        known = self.tables.get(video_id)
+        return known if known is not None else self.store.frame_table(video_id)
 
     def prepare(self, video: VideoRef) -> str | None:
         try:

@@ -13,8 +13,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass, field, fields, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,26 +21,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from usam_video.background import BackgroundConsumer
-from usam_video.config import HeadsConfig, HumanBudget, ModelConfig, RunConfig, config_fingerprint
-from usam_video.datasets import DatasetReader, open_dataset
-from usam_video.engine import BuiltModel, PropagationSession, build_model
+from usam_video.config import RunConfig, config_fingerprint
+from usam_video.engine import PropagationSession
 from usam_video.errors import UsamVideoError
-from usam_video.heads import HeadSet, heads_from_config
+from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.provenance import run_config_of
-from usam_video.review.planner import plan_reviews
-from usam_video.review.planning import (
-    budget_uncertainty,
-    plan_entries,
-    planner_settings,
-    tracks_of,
-    video_limit,
-)
-from usam_video.scoring import Scorer, ThresholdPolicy, score_frame
+from usam_video.review.planning import BudgetInput, plan_budget, video_limit
+from usam_video.scoring import score_frame
 from usam_video.scoring.policy import OVER_BUDGET, FrameDecision, decide_frame
-from usam_video.store import PseudoLabelStore, VideoWriter, WriteCounts
+from usam_video.store import FrameTable, PseudoLabelStore, VideoWriter, WriteCounts
 from usam_video.types import (
     FramePrediction,
     FrameScores,
+    MaskSource,
     MaskUpdate,
     ObjectPrompt,
     Status,
@@ -53,12 +45,8 @@ if TYPE_CHECKING:  # the engine's frame type loads torch: named here for annotat
     from usam_video.engine.frames import DeviceFrame
 
 __all__ = [
-    "LabelContext",
     "SKIPPED_COMPLETE",
     "code_version",
-    "list_videos",
-    "load_context",
-    "prepare_store",
     "label_video",
     "label_dataset",
     "untrained_warnings",
@@ -69,6 +57,8 @@ __all__ = [
     "apply_run_budget",
     "video_result",
     "run_score_values",
+    "stored_videos",
+    "LabelledVideo",
     "run_score_plot",
 ]
 
@@ -86,66 +76,6 @@ def code_version() -> str:
         return "unknown"
 
 
-@dataclass(frozen=True, eq=False)
-class LabelContext:
-    """Everything a run needs that is expensive to build, built once per process."""
-
-    run: RunConfig
-    reader: DatasetReader
-    model: BuiltModel
-    heads: HeadSet | None
-    policy: ThresholdPolicy
-    scorer: Scorer
-
-    @property
-    def score_names(self) -> tuple[str, ...]:
-        return self.scorer.names
-
-
-@lru_cache(maxsize=2)
-def cached_model(model_json: str) -> BuiltModel:
-    return build_model(ModelConfig.model_validate_json(model_json))
-
-
-@lru_cache(maxsize=2)
-def cached_heads(heads_json: str) -> HeadSet | None:
-    return heads_from_config(HeadsConfig.model_validate_json(heads_json))
-
-
-def load_context(run: RunConfig) -> LabelContext:
-    """Open the dataset, build (or reuse) the model and heads, check the policy against them."""
-    reader = open_dataset(run.dataset)
-    model = cached_model(run.model.model_dump_json())
-    heads = cached_heads(run.heads.model_dump_json())
-    if heads is not None and heads.token_dim != model.token_dim:
-        raise UsamVideoError(
-            f"heads from {heads.source}: expected {model.token_dim}-d tokens of model "
-            f"{run.model.name!r}, got heads for {heads.token_dim}-d tokens."
-        )
-    scorer = _cached_scorer(run.heads.model_dump_json(), run.model.model_dump_json())
-    policy = ThresholdPolicy(run.policy)
-    policy.check(scorer.names, scorer.candidate_names)
-    return LabelContext(run, reader, model, heads, policy, scorer)
-
-
-@lru_cache(maxsize=2)
-def _cached_scorer(heads_json: str, model_json: str) -> Scorer:
-    # The fused heads live on the engine's device.
-    return Scorer(cached_heads(heads_json), cached_model(model_json).device)
-
-
-def prepare_store(run: RunConfig) -> None:
-    """Open the run's store once, creating it if absent, before any video starts: a regular
-    file, a folder of other files, another Zarr group or a read-only place is refused here with
-    one :class:`~usam_video.errors.StoreError` instead of failing every video alike."""
-    PseudoLabelStore.open(run.store_path)
-
-
-def list_videos(run: RunConfig) -> list[str]:
-    """The video ids a run labels (cheap: opens the dataset only)."""
-    return open_dataset(run.dataset).list_videos()
-
-
 def run_fingerprint(run: RunConfig) -> str:
     """Identifies the output of a run: dataset, model, heads, policy and code version.
 
@@ -157,7 +87,7 @@ def run_fingerprint(run: RunConfig) -> str:
     return f"{config_fingerprint(payload)}-{code_version()}"
 
 
-def untrained_warnings(context: LabelContext) -> list[str]:
+def untrained_warnings(context: RunContext) -> list[str]:
     """Plain-language warnings when masks or scores come from random weights."""
     out = []
     if context.model.untrained:
@@ -172,7 +102,7 @@ def untrained_warnings(context: LabelContext) -> list[str]:
     return out
 
 
-def unprompted_warnings(context: LabelContext, video_ids: Sequence[str]) -> list[str]:
+def unprompted_warnings(context: RunContext, video_ids: Sequence[str]) -> list[str]:
     """One line per video whose ground truth holds objects no prompt starts (DAVIS semantics:
     an object entering after the first frame is never tracked), naming them and the remedy."""
     out = []
@@ -191,7 +121,7 @@ def unprompted_warnings(context: LabelContext, video_ids: Sequence[str]) -> list
     return out
 
 
-def _provenance(context: LabelContext) -> dict[str, Any]:
+def _provenance(context: RunContext) -> dict[str, Any]:
     model, heads = context.model, context.heads
     import torch
 
@@ -237,7 +167,7 @@ def prompts_with_corrections(
 
 
 def label_video(
-    context: LabelContext, video_id: str, store: PseudoLabelStore | None = None, force: bool = False
+    context: RunContext, video_id: str, store: PseudoLabelStore | None = None, force: bool = False
 ) -> VideoResult:
     """Pseudo-label one video into the run's store; skip it if already complete and current.
 
@@ -285,7 +215,7 @@ def label_video(
 
 
 def _label_claimed(
-    context: LabelContext,
+    context: RunContext,
     store: PseudoLabelStore,
     video_id: str,
     ref: VideoRef,
@@ -323,16 +253,15 @@ def _label_claimed(
         candidate_score_names=context.scorer.candidate_names,
         num_candidates=context.model.num_mask_tokens,
     )
-    reviews = _ReviewInputs.for_video(context.run.policy.human_budget, ref.num_frames, session.object_ids)
-    tally = _Tally.for_video(ref.num_frames, len(session.object_ids))
+    object_ids = tuple(int(o) for o in session.object_ids)
+    written = _Written.for_video(ref.num_frames, len(object_ids), len(context.score_names))
     finish_frame = _frame_finisher(
         context,
         session,
         pending_writer,
         prompt_masks,
         corrected,
-        reviews,
-        tally,
+        written,
         batch=FINISH_BATCH,
         last_frame=ref.num_frames - 1,
     )
@@ -342,7 +271,7 @@ def _label_claimed(
                 consumer.put(frame)
             consumer.put(None)  # the last, partial batch
         writer = pending_writer.result()
-        _plan_human_reviews(context, video_id, reviews, writer)
+        plan = _plan_human_reviews(context, video_id, object_ids, written, writer)
         counts = writer.finish()
     except BaseException:
         # The store's set-up may still run: wait for it, then stop its writer without completing.
@@ -352,7 +281,10 @@ def _label_claimed(
     finally:
         session.close()
     seconds = time.perf_counter() - started
-    return _result_row(video_id, counts, tally.sam_iou, context.policy.reasons, seconds, "labelled")
+    table = written.table(video_id, object_ids, context.score_names, context.policy.reasons)
+    sam_iou = table.scores[..., table.score_names.index("sam_iou")]
+    row = _result_row(video_id, counts, sam_iou, table.reasons, seconds, "labelled")
+    return LabelledVideo.of(row, table, plan)
 
 
 def _begin_in_background(store: PseudoLabelStore, *args: Any, **kwargs: Any) -> Future[VideoWriter]:
@@ -376,13 +308,12 @@ FINISH_BATCH = 4
 
 
 def _frame_finisher(
-    context: LabelContext,
+    context: RunContext,
     session: PropagationSession,
     pending_writer: Future[VideoWriter],
     prompt_masks: dict[tuple[int, int], np.ndarray],
     corrected: set[tuple[int, int]],
-    reviews: _ReviewInputs,
-    tally: _Tally,
+    written: _Written,
     *,
     batch: int,
     last_frame: int,
@@ -433,8 +364,7 @@ def _frame_finisher(
                 decision.scores.candidate_values,
                 decision.source,
             )
-            reviews.record(prediction, decision)
-            tally.record(prediction, decision)
+            written.record(prediction, decision)
 
     def finish_frame(frame: DeviceFrame | None) -> None:
         if frame is not None:
@@ -448,87 +378,110 @@ def _frame_finisher(
     return finish_frame
 
 
-@dataclass
-class _Tally:
-    """SAM's predicted IoU of every stored mask, kept while the frames are written, for the
-    video's result row (the label loop never reads back what it has just written; the counts
-    come from the writer's :class:`~usam_video.store.WriteCounts`).
+@dataclass(frozen=True, eq=False)
+class LabelledVideo(VideoResult):
+    """A labelled video's summary row and what the label loop wrote, so that the run's later
+    steps (the run budget, the score plots, the review report) never read it back.
 
     Attributes:
-        sam_iou: ``float32`` ``(T, O)`` (NaN where untracked).
+        table: the video's frame table as written (candidate scores and revisions left out).
+        plan: the review plan kept for the video (the store's entries, rank order).
     """
 
-    sam_iou: np.ndarray
+    table: FrameTable | None = field(default=None, repr=False, compare=False)
+    plan: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
 
     @classmethod
-    def for_video(cls, num_frames: int, num_objects: int) -> _Tally:
-        return cls(np.full((num_frames, num_objects), np.nan, np.float32))
+    def of(cls, row: VideoResult, table: FrameTable | None, plan: Sequence[dict[str, Any]]) -> LabelledVideo:
+        """``row`` with its video's frame table and review plan."""
+        return cls(**_row_fields(row), table=table, plan=tuple(plan))
 
-    def record(self, prediction: FramePrediction, decision: FrameDecision) -> None:
-        self.sam_iou[prediction.frame_index] = decision.scores.column("sam_iou")
+    def summary(self) -> VideoResult:
+        """The plain summary row (what a flow's table shows)."""
+        return VideoResult(**_row_fields(self))
+
+
+def _row_fields(row: VideoResult) -> dict[str, Any]:
+    return {f.name: getattr(row, f.name) for f in fields(VideoResult)}
 
 
 @dataclass
-class _ReviewInputs:
-    """What the review planner needs once a video is done, gathered frame by frame.
+class _Written:
+    """The label loop's own record of what it hands to the writer, frame by frame, and of the
+    review planner's inputs: the loop never reads back what it has just written.
 
     Attributes:
-        budget: the policy's human budget (None: nothing is gathered, nothing planned).
-        object_ids: the video's ``O`` objects.
-        priority: ``float64`` ``(T, O)``: the budget's priority score of every frame-object.
-        tracked: ``bool`` ``(T, O)``: the object was tracked on the frame.
-        for_humans: ``bool`` ``(T, O)``: the rules queued the frame-object for a human.
+        status, reason, source: ``uint8`` ``(T, O)``; scores: ``float32`` ``(T, O, S)`` (NaN
+            where untracked).
+        tracked: ``bool`` ``(T, O)``: the engine tracked the object on the frame.
     """
 
-    budget: HumanBudget | None
-    object_ids: tuple[int, ...]
-    priority: np.ndarray
+    status: np.ndarray
+    reason: np.ndarray
+    source: np.ndarray
+    scores: np.ndarray
     tracked: np.ndarray
-    for_humans: np.ndarray
 
     @classmethod
-    def for_video(
-        cls, budget: HumanBudget | None, num_frames: int, object_ids: Sequence[int]
-    ) -> _ReviewInputs:
-        shape = (num_frames, len(object_ids))
-        empty = np.zeros(shape, bool)
-        return cls(budget, tuple(object_ids), np.full(shape, np.nan), empty, empty.copy())
+    def for_video(cls, num_frames: int, num_objects: int, num_scores: int) -> _Written:
+        shape = (num_frames, num_objects)
+        return cls(
+            np.zeros(shape, np.uint8),
+            np.zeros(shape, np.uint8),
+            np.zeros(shape, np.uint8),
+            np.full((*shape, num_scores), np.nan, np.float32),
+            np.zeros(shape, bool),
+        )
 
     def record(self, prediction: FramePrediction, decision: FrameDecision) -> None:
-        """Keep one frame's priority, tracking and human queue (after any task swap)."""
-        if self.budget is None:
-            return
         t = prediction.frame_index
-        self.priority[t] = decision.scores.column(self.budget.priority)
+        self.status[t] = decision.status
+        self.reason[t] = decision.reason
+        self.source[t] = MaskSource.PROPAGATED if decision.source is None else decision.source
+        self.scores[t] = decision.scores.values
         self.tracked[t] = prediction.tracked
-        self.for_humans[t] = decision.status == Status.QUEUED_HUMAN
+
+    def table(
+        self, video_id: str, object_ids: Sequence[int], score_names: Sequence[str], reasons: Sequence[str]
+    ) -> FrameTable:
+        return FrameTable(
+            video_id=video_id,
+            object_ids=tuple(int(o) for o in object_ids),
+            score_names=tuple(score_names),
+            reasons=tuple(reasons),
+            status=self.status,
+            reason=self.reason,
+            scores=self.scores,
+            source=self.source,
+        )
 
 
 def _plan_human_reviews(
-    context: LabelContext, video_id: str, reviews: _ReviewInputs, writer: VideoWriter
-) -> None:
+    context: RunContext, video_id: str, object_ids: tuple[int, ...], written: _Written, writer: VideoWriter
+) -> list[dict[str, Any]]:
     """Spend the video's human budget: the review planner picks which queued frame-objects go to
-    people; the others are accepted with reason ``over_human_budget``; the plan is kept."""
-    budget, object_ids, for_humans = reviews.budget, reviews.object_ids, reviews.for_humans
+    people; the others are accepted with reason ``over_human_budget``; the plan is kept and
+    returned (the store's entries)."""
+    budget = context.run.policy.human_budget
+    for_humans = written.status == Status.QUEUED_HUMAN
     if budget is None or not for_humans.any():
-        return
-    picks = plan_reviews(
-        tracks_of(
-            video_id, object_ids, budget_uncertainty(budget, reviews.priority), reviews.tracked, for_humans
-        ),
+        return []
+    priority = written.scores[..., context.score_names.index(budget.priority)].astype(np.float64)
+    plan = plan_budget(
+        [BudgetInput(video_id, object_ids, priority, written.tracked, for_humans)],
+        budget,
         video_limit(budget, int(for_humans.sum()), for_humans.size),
-        planner_settings(budget.plan),
     )
-    kept = {(p.frame_index, object_ids.index(p.object_id)) for p in picks}
-    dropped = [(int(t), int(o)) for t, o in zip(*np.nonzero(for_humans), strict=True) if (t, o) not in kept]
+    dropped = plan.dropped[video_id]
     if dropped:
-        writer.update_decisions(
-            np.array([d[0] for d in dropped]),
-            np.array([d[1] for d in dropped]),
-            Status.ACCEPTED,
-            context.policy.reasons.index(OVER_BUDGET) + 1,
-        )
-    writer.set_review_plan(plan_entries(picks))
+        frames, objects = (np.array(column) for column in zip(*dropped, strict=True))
+        code = context.policy.reasons.index(OVER_BUDGET) + 1
+        writer.update_decisions(frames, objects, Status.ACCEPTED, code)
+        written.status[frames, objects] = Status.ACCEPTED
+        written.reason[frames, objects] = code
+    entries = plan.entries(video_id)
+    writer.set_review_plan(entries)
+    return entries
 
 
 def video_result(store: PseudoLabelStore, video_id: str, outcome: str, seconds: float) -> VideoResult:
@@ -572,30 +525,42 @@ def _result_row(
     )
 
 
-def run_score_values(run: RunConfig, video_ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """Every stored score of a run's complete videos, flattened over tracked frame-objects
-    (``float32`` ``(N,)`` per score name), for the run's score plots."""
-    store = PseudoLabelStore.open(run.store_path, "r")
+def stored_videos(store: PseudoLabelStore, results: Sequence[VideoResult]) -> list[LabelledVideo]:
+    """The complete videos among a run's ``results``, each with its frame table and review plan:
+    as the label loop returned them, or, for a video it skipped (labelled before), read from
+    the store once."""
+    out = []
+    for r in results:
+        if isinstance(r, LabelledVideo) and r.table is not None:
+            out.append(r)
+        elif r.outcome != "failed" and store.is_complete(r.video_id):
+            plan = sorted(store.review_plan(r.video_id).values(), key=lambda e: int(e["rank"]))
+            out.append(LabelledVideo.of(r, store.frame_table(r.video_id), plan))
+    return out
+
+
+def run_score_values(videos: Sequence[LabelledVideo]) -> dict[str, np.ndarray]:
+    """Every score of a run's videos, flattened over tracked frame-objects (``float32`` ``(N,)``
+    per score name), for the run's score plots."""
     values: dict[str, list[np.ndarray]] = {}
-    for video_id in video_ids:
-        if not store.is_complete(video_id):
-            continue
-        table = store.frame_table(video_id)
+    for video in videos:
+        table = video.table
+        assert table is not None  # stored_videos gives every video its table
         tracked = table.status != Status.NOT_STARTED
         for i, name in enumerate(table.score_names):
             values.setdefault(name, []).append(table.scores[..., i][tracked])
     return {name: np.concatenate(parts) for name, parts in values.items()}
 
 
-def run_score_plot(run: RunConfig, video_ids: Sequence[str], path: Path) -> Path | None:
-    """Histograms of every stored score of a run (PNG at ``path``); None when nothing is stored."""
+def run_score_plot(run_name: str, videos: Sequence[LabelledVideo], path: Path) -> Path | None:
+    """Histograms of every score of a run's videos (PNG at ``path``); None when there is none."""
     from usam_video.evaluation.plots import plot_score_histograms
 
-    values = run_score_values(run, video_ids)
+    values = run_score_values(videos)
     if not values:
         return None
     return plot_score_histograms(
-        {k: v.tolist() for k, v in values.items()}, path, title=f"scores of run {run.name}"
+        {k: v.tolist() for k, v in values.items()}, path, title=f"scores of run {run_name}"
     )
 
 
@@ -604,52 +569,74 @@ def relabel_videos(store_path: str | Path, video_ids: Sequence[str]) -> list[Vid
     each correction becomes a conditioning frame and is kept as is."""
     store = PseudoLabelStore.open(store_path)
     results = []
+    # Each video's own stored config, which may differ from video to video: one context per
+    # distinct config, shared by the videos labelled under it.
+    contexts: dict[str, RunContext] = {}
     for video_id in video_ids:
         run = run_config_of(store, video_id).model_copy(update={"store": str(store_path)})
-        results.append(label_video(load_context(run), video_id, store, force=True))
+        key = run.model_dump_json()
+        if key not in contexts:
+            contexts[key] = load_context(run)
+        results.append(label_video(contexts[key], video_id, store, force=True))
     return results
 
 
-def apply_run_budget(run: RunConfig, video_ids: Sequence[str]) -> int:
+def apply_run_budget(
+    run: RunConfig, store: PseudoLabelStore, videos: Sequence[LabelledVideo]
+) -> tuple[list[LabelledVideo], int]:
     """Cap the frame-objects queued for humans across a run's videos (``max_per_run``): the
     review planner picks which, across videos; the rest are accepted with reason
-    ``over_human_budget`` and each video's review plan is rewritten. Returns how many were
-    turned away."""
+    ``over_human_budget`` and each video's review plan is rewritten, in the store and in the
+    returned videos' tables. Returns the videos and how many frame-objects were turned away."""
     budget = run.policy.human_budget
     if budget is None or budget.max_per_run is None:
-        return 0
-    store = PseudoLabelStore.open(run.store_path)
-    tracks = []
-    queued: list[tuple[str, int, int]] = []
-    for video_id in video_ids:
-        if not store.is_complete(video_id):
-            continue
-        table = store.frame_table(video_id)
-        human = table.status == Status.QUEUED_HUMAN
-        queued += [
-            (video_id, int(t), int(table.object_ids[o])) for t, o in zip(*np.nonzero(human), strict=True)
-        ]
-        values = table.scores[..., table.score_names.index(budget.priority)]
-        tracks += tracks_of(
-            video_id,
-            table.object_ids,
-            budget_uncertainty(budget, values),
-            table.status != Status.NOT_STARTED,
-            human,
+        return list(videos), 0
+    inputs = []
+    for video in videos:
+        table = video.table
+        assert table is not None  # stored_videos gives every video its table
+        inputs.append(
+            BudgetInput(
+                video.video_id,
+                table.object_ids,
+                table.scores[..., table.score_names.index(budget.priority)],
+                table.status != Status.NOT_STARTED,
+                table.status == Status.QUEUED_HUMAN,
+            )
         )
-    if len(queued) <= budget.max_per_run:
-        return 0
+    if sum(int(i.queued.sum()) for i in inputs) <= budget.max_per_run:
+        return list(videos), 0
     # The planner ranks runs across every video of the run: the run budget goes to the
     # corrections with the largest expected gain wherever they are.
-    picks = plan_reviews(tracks, budget.max_per_run, planner_settings(budget.plan))
-    kept = {(p.video_id, p.frame_index, p.object_id) for p in picks}
-    dropped = [q for q in queued if q not in kept]
-    for video_id in sorted({d[0] for d in dropped} | {p.video_id for p in picks}):
-        store.set_decisions(
-            video_id, [(d[1], d[2]) for d in dropped if d[0] == video_id], Status.ACCEPTED, OVER_BUDGET
-        )
-        store.set_review_plan(video_id, plan_entries([p for p in picks if p.video_id == video_id]))
-    return len(dropped)
+    plan = plan_budget(inputs, budget, budget.max_per_run)
+    picked = {p.video_id for p in plan.picks}
+    out = []
+    for video in videos:
+        dropped = plan.dropped[video.video_id]
+        if not dropped and video.video_id not in picked:
+            out.append(video)
+            continue
+        table = video.table
+        assert table is not None
+        ids = table.object_ids
+        store.set_decisions(video.video_id, [(t, ids[o]) for t, o in dropped], Status.ACCEPTED, OVER_BUDGET)
+        entries = plan.entries(video.video_id)
+        store.set_review_plan(video.video_id, entries)
+        out.append(replace(video, table=_turned_away(table, dropped), plan=tuple(entries)))
+    return out, sum(len(d) for d in plan.dropped.values())
+
+
+def _turned_away(table: FrameTable, dropped: Sequence[tuple[int, int]]) -> FrameTable:
+    """``table`` with the ``(frame, object index)`` frame-objects ``dropped`` accepted over the
+    human budget, as :meth:`PseudoLabelStore.set_decisions` records it (the reason is added to
+    the table's reasons when new)."""
+    reasons = table.reasons if OVER_BUDGET in table.reasons else (*table.reasons, OVER_BUDGET)
+    status, reason = table.status.copy(), table.reason.copy()
+    if dropped:
+        frames, objects = (np.array(column) for column in zip(*dropped, strict=True))
+        status[frames, objects] = Status.ACCEPTED
+        reason[frames, objects] = reasons.index(OVER_BUDGET) + 1
+    return replace(table, reasons=reasons, status=status, reason=reason)
 
 
 def label_dataset(run: RunConfig) -> list[VideoResult]:
@@ -664,5 +651,5 @@ def label_dataset(run: RunConfig) -> list[VideoResult]:
         except UsamVideoError as exc:
             log.error("video %s failed: %s", video_id, exc)
             results.append(VideoResult(video_id, "failed", error=str(exc)))
-    apply_run_budget(run, [r.video_id for r in results if r.outcome != "failed"])
+    apply_run_budget(run, store, stored_videos(store, results))
     return results

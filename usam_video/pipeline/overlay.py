@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from usam_video.config import DatasetConfig
-from usam_video.datasets import FrameSource, open_dataset
+from usam_video.datasets import DatasetReader, FrameSource, open_dataset
 from usam_video.errors import EvaluationError, InputError, VideoNotFoundError
 from usam_video.evaluation.overlay import (
     LostObject,
@@ -32,7 +32,7 @@ _UNTRAINED = (("model_untrained", "RANDOM model weights"), ("heads_untrained", "
 
 
 def write_overlay(
-    store_path: str | Path,
+    store_path: str | Path | PseudoLabelStore,
     dataset: DatasetConfig,
     video_id: str,
     out_path: Path,
@@ -41,6 +41,8 @@ def write_overlay(
     max_frames: int = 6,
     *,
     lost: Sequence[LostObject] | None = None,
+    table: FrameTable | None = None,
+    reader: DatasetReader | None = None,
 ) -> Path:
     """Write one PNG showing frames of a pseudo-labelled video with its stored masks on top.
 
@@ -66,6 +68,8 @@ def write_overlay(
         max_frames: the most frames drawn (the PNG is about 240 px wide per frame at 100 dpi).
         lost: :func:`find_lost` of these frames when the caller already has it (the report
             also lists it on its page); default: found here.
+        table, reader: the video's frame table and the dataset, when the caller has them
+            already (a run's report); default: read and opened here.
 
     Returns:
         ``out_path``.
@@ -75,20 +79,20 @@ def write_overlay(
         InputError: an unknown score, a frame index out of range, or a bad ``max_frames``.
         EvaluationError: the dataset's video does not match the store's (size, frame count).
     """
-    store = PseudoLabelStore.open(store_path, mode="r")
+    store = PseudoLabelStore.opened(store_path)
     videos = store.videos()
     if video_id not in videos:
         raise VideoNotFoundError(
             f"{store.location}: expected video {video_id!r} in the store, found {videos}."
         )
     summary = store.summary(video_id)
-    table = store.frame_table(video_id)
+    table = table if table is not None else store.frame_table(video_id)
     score = _overlay_score(table, video_id, score)
     column = table.score_names.index(score)
     indices = overlay_frames(frames, summary.num_frames, max_frames, video_id)
     colour_scale(score)  # a name the registry does not know raises ConfigError before any read
     panels = []
-    reader = open_dataset(dataset)
+    reader = reader if reader is not None else open_dataset(dataset)
     with reader.frames(video_id) as source:
         _check_same_video(source, summary, video_id)
         # Each frame's masks are read once; what is lost on them is looked for in earlier frames.
@@ -150,7 +154,9 @@ def _overlay_panel(
     )
 
 
-def find_lost(store: PseudoLabelStore, video_id: str, frames: Sequence[int]) -> tuple[LostObject, ...]:
+def find_lost(
+    store: PseudoLabelStore, video_id: str, frames: Sequence[int], table: FrameTable | None = None
+) -> tuple[LostObject, ...]:
     """Every frame-object of ``frames`` whose stored mask is empty, with where it was last seen.
 
     An object counts as lost on a frame when it has a mask on disk there (not ``pending`` or
@@ -161,12 +167,13 @@ def find_lost(store: PseudoLabelStore, video_id: str, frames: Sequence[int]) -> 
         store: an open store.
         video_id: a video of the store.
         frames: frame indices (each in range; repeats are looked at once).
+        table: the video's frame table when the caller has it; default: read here.
 
     Returns:
         One :class:`~usam_video.evaluation.overlay.LostObject` per lost frame-object, by frame
         then by the video's object order.
     """
-    table = store.frame_table(video_id)
+    table = table if table is not None else store.frame_table(video_id)
     stored = {int(t): store.read_masks(video_id, int(t)) for t in dict.fromkeys(frames)}
     return _last_seen(store, video_id, table, _empty_objects(table, stored))
 

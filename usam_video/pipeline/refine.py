@@ -12,12 +12,8 @@ import numpy as np
 from usam_video.datasets import open_dataset
 from usam_video.engine import PropagationSession
 from usam_video.errors import InputError
-from usam_video.pipeline.label import (
-    cached_heads,
-    cached_model,
-    prompts_with_corrections,
-    run_config_of,
-)
+from usam_video.pipeline.context import cached_heads, cached_model
+from usam_video.pipeline.label import prompts_with_corrections, run_config_of
 from usam_video.scoring import Scorer, ThresholdPolicy
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, MaskUpdate, Status

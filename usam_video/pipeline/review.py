@@ -20,7 +20,7 @@ from usam_video.datasets import FrameSource, open_dataset
 from usam_video.errors import UsamVideoError
 from usam_video.pipeline.label import relabel_videos, run_config_of
 from usam_video.review import ExportResult, ImportResult, export_review, plan_import
-from usam_video.store import PseudoLabelStore
+from usam_video.store import FrameTable, PseudoLabelStore
 from usam_video.types import MaskSource, Status, VideoResult
 
 __all__ = ["ExportResult", "ImportResult", "export_queue", "import_corrections", "write_review_plan"]
@@ -123,13 +123,14 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
 
 
 def write_review_plan(
-    store_path: str | Path,
+    store_path: str | Path | PseudoLabelStore,
     video_id: str,
     path: str | Path,
     score: str | None = None,
     *,
     dpi: int = 110,
     figsize: tuple[float, float] = (8.0, 3.2),
+    table: FrameTable | None = None,
 ) -> Path:
     """Draw one stored video's review plan (its score per object and frame, the planner's
     picks with their rank, the conditioning, queued and corrected frame-objects) as a PNG at
@@ -138,11 +139,12 @@ def write_review_plan(
     Args:
         score: the score to draw; default the run's human-budget priority, else ``sam_iou``.
         dpi, figsize: output size (``plot_review_plan``'s).
+        table: the video's frame table when the caller has it (a run's report); default: read.
     """
     from usam_video.evaluation.plots import plot_review_plan
 
-    store = PseudoLabelStore.open(store_path, "r")
-    table = store.frame_table(video_id)
+    store = PseudoLabelStore.opened(store_path)
+    table = table if table is not None else store.frame_table(video_id)
     if score is None:
         budget = run_config_of(store, video_id).policy.human_budget
         score = budget.priority if budget is not None else "sam_iou"

@@ -42,8 +42,9 @@ from usam_video.engine import PropagationSession
 from usam_video.errors import InputError
 from usam_video.evaluation.jf import DavisSequenceResult, summarize_davis
 from usam_video.evaluation.protocols import FrameMasks, davis_sequence
+from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.eval_sources import gt_index_map
-from usam_video.pipeline.label import LabelContext, label_dataset, load_context, prompts_with_corrections
+from usam_video.pipeline.label import label_dataset, prompts_with_corrections
 from usam_video.pipeline.train_heads import mask_iou
 from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
 from usam_video.review.planning import planner_settings, tracks_of, uncertainty_table
@@ -163,7 +164,7 @@ class ReviewSimulation:
             eligible (T, O), true_iou (T, O))``.
     """
 
-    context: LabelContext
+    context: RunContext
     videos: list[str]
     tables: dict[str, tuple[tuple[int, ...], tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
     before: dict[str, DavisSequenceResult]
@@ -300,6 +301,82 @@ def _default_strategy(run: RunConfig, names: Sequence[str]) -> tuple[str, str]:
     raise InputError(f"simulate review: expected a score to plan with among {list(names)}, found none.")
 
 
+def _check_arguments(budgets: Sequence[float], planners: Sequence[str]) -> None:
+    """Refuse budgets outside (0, 1] and unknown planners before any labelling starts."""
+    bad = [b for b in budgets if not 0 < b <= 1]
+    if bad or not budgets:
+        raise InputError(f"simulate review: expected budget fractions in (0, 1], got {list(budgets)}.")
+    unknown = set(planners) - set(PLANNERS)
+    if unknown or not planners:
+        raise InputError(f"simulate review: expected planners among {PLANNERS}, got {list(planners)}.")
+
+
+def _open_simulation(run: RunConfig, label: bool) -> ReviewSimulation:
+    """Label (resume) the run when asked and read it; refuse a run with nothing to simulate."""
+    if label:
+        label_dataset(run)
+    sim = ReviewSimulation.open(run)
+    if not sim.videos or sim.candidates == 0:
+        raise InputError(
+            f"dataset {run.dataset.name!r}: expected ground truth on tracked frames, "
+            "found none to simulate with."
+        )
+    return sim
+
+
+def _chosen_scores(available: Sequence[str], scores: Sequence[str] | None) -> list[str]:
+    """The stored scores to plan with: every ranked score by default, else ``scores`` without
+    the oracle and random (always added later), refusing a score the run does not rank."""
+    if scores is None:
+        return list(available)
+    missing = [s for s in scores if s not in available and s not in (ORACLE, RANDOM)]
+    if missing:
+        raise InputError(
+            f"simulate review: expected scores the run stores with a direction ({', '.join(available)}), "
+            f"got {missing}."
+        )
+    return [s for s in scores if s not in (ORACLE, RANDOM)]
+
+
+def _settings_by_planner(run: RunConfig, settings: PlannerSettings | None) -> dict[str, PlannerSettings]:
+    """``{"runs": ..., "per_frame": ...}``: the runs planner's settings (given, else the policy's
+    ``human_budget.plan``) and the same settings as a per-frame planner that skips nothing."""
+    budget_cfg = run.policy.human_budget
+    runs_settings = settings or planner_settings(budget_cfg.plan if budget_cfg is not None else None)
+    runs_settings = PlannerSettings(**{**runs_settings.__dict__, "kind": "runs"})
+    per_frame = PlannerSettings(**{**runs_settings.__dict__, "kind": "per_frame", "skip_after": 0})
+    return {"runs": runs_settings, "per_frame": per_frame}
+
+
+def _strategy_results(
+    sim: ReviewSimulation,
+    strategies: Sequence[tuple[str, str]],
+    by_planner: Mapping[str, PlannerSettings],
+    budgets: Sequence[float],
+    counts: Mapping[float, int],
+    jf_before: float,
+    seed: int,
+) -> list[StrategyResult]:
+    """Plan, correct and measure every strategy at every budget (budgets outermost, in the
+    caller's order); ``counts`` maps a budget fraction to its frame-objects."""
+    results = []
+    for b in budgets:
+        for score, planner in strategies:
+            picks = sim.plan(score, by_planner[planner], counts[b], seed)
+            results.append(
+                StrategyResult(
+                    score,
+                    planner,
+                    b,
+                    len(picks),
+                    jf_before,
+                    sim.evaluate(picks),
+                    tuple((p.video_id, p.frame_index, p.object_id, p.reason) for p in picks),
+                )
+            )
+    return results
+
+
 def simulate_review(
     run: RunConfig,
     budgets: Sequence[float] = DEFAULT_BUDGETS,
@@ -323,61 +400,22 @@ def simulate_review(
         InputError: a budget outside (0, 1], an unknown planner or score, a dataset without
             ground truth on tracked frames.
     """
-    bad = [b for b in budgets if not 0 < b <= 1]
-    if bad or not budgets:
-        raise InputError(f"simulate review: expected budget fractions in (0, 1], got {list(budgets)}.")
-    unknown = set(planners) - set(PLANNERS)
-    if unknown or not planners:
-        raise InputError(f"simulate review: expected planners among {PLANNERS}, got {list(planners)}.")
-    if label:
-        label_dataset(run)
-    sim = ReviewSimulation.open(run)
-    if not sim.videos or sim.candidates == 0:
-        raise InputError(
-            f"dataset {run.dataset.name!r}: expected ground truth on tracked frames, "
-            "found none to simulate with."
-        )
+    _check_arguments(budgets, planners)
+    sim = _open_simulation(run, label)
     names = sim.tables[sim.videos[0]][1]
     available = _ranked_scores(names)
-    if scores is None:
-        chosen = available
-    else:
-        missing = [s for s in scores if s not in available and s not in (ORACLE, RANDOM)]
-        if missing:
-            raise InputError(
-                f"simulate review: expected scores the run stores with a direction ({', '.join(available)}), "
-                f"got {missing}."
-            )
-        chosen = [s for s in scores if s not in (ORACLE, RANDOM)]
+    chosen = _chosen_scores(available, scores)
     default_score, default_planner = _default_strategy(run, available)
-    budget_cfg = run.policy.human_budget
-    runs_settings = settings or planner_settings(budget_cfg.plan if budget_cfg is not None else None)
-    runs_settings = PlannerSettings(**{**runs_settings.__dict__, "kind": "runs"})
-    per_frame = PlannerSettings(**{**runs_settings.__dict__, "kind": "per_frame", "skip_after": 0})
-    by_planner = {"runs": runs_settings, "per_frame": per_frame}
+    by_planner = _settings_by_planner(run, settings)
     strategies = [(s, p) for s in [ORACLE, *chosen] for p in planners] + [(RANDOM, "per_frame")]
     jf_before = sim.jf({})
     counts = {b: max(1, int(math.floor(b * sim.candidates))) for b in budgets}
-    results = []
-    for b in budgets:
-        for score, planner in strategies:
-            picks = sim.plan(score, by_planner[planner], counts[b], seed)
-            results.append(
-                StrategyResult(
-                    score,
-                    planner,
-                    b,
-                    len(picks),
-                    jf_before,
-                    sim.evaluate(picks),
-                    tuple((p.video_id, p.frame_index, p.object_id, p.reason) for p in picks),
-                )
-            )
+    results = _strategy_results(sim, strategies, by_planner, budgets, counts, jf_before, seed)
     return SimulationReport(
         candidates=sim.candidates,
         budgets=counts,
         default_strategy=f"{default_score}/{default_planner}",
-        settings=runs_settings.__dict__,
+        settings=by_planner["runs"].__dict__,
         jf_before=jf_before,
         results=tuple(results),
         relabels=len(sim.cache),

@@ -29,13 +29,9 @@ from usam_video.datasets import DatasetReader, open_dataset
 from usam_video.datasets.base import FrameSource
 from usam_video.engine.session import CorrectionPrompt
 from usam_video.errors import InputError
+from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.evaluate import evaluate_predictions, score_direction
-from usam_video.pipeline.label import (
-    label_dataset,
-    label_video,
-    load_context,
-    untrained_warnings,
-)
+from usam_video.pipeline.label import label_dataset, label_video, untrained_warnings
 from usam_video.pipeline.train_heads import dense_prompt_points
 from usam_video.store import PseudoLabelStore
 from usam_video.types import FrameAnnotation, MaskSource, ObjectPrompt, Status, VideoRef
@@ -244,6 +240,59 @@ def _check_keep(keep: Path, store_path: str) -> None:
         raise InputError(f"simulate clicks: expected a new or empty keep folder, got {keep} (not empty).")
 
 
+def _check_click_arguments(
+    run: RunConfig, fraction: float, dense_points: int, erosion: int, keep: Path | None
+) -> None:
+    """Refuse what :func:`simulate_clicks` cannot do, before anything is built or labelled."""
+    if not 0 < fraction <= 1:
+        raise InputError(f"simulate clicks: expected a fraction in (0, 1], got {fraction}.")
+    if dense_points < 1 or erosion < 0:
+        raise InputError(
+            "simulate clicks: expected at least 1 point and an erosion >= 0, "
+            f"got {dense_points} and {erosion}."
+        )
+    if "://" in run.store_path:
+        raise InputError("simulate clicks: expected a local store path (the clicks go into copies).")
+    if keep is not None:
+        _check_keep(keep, run.store_path)
+
+
+def _click_score(score: str | None, names: tuple[str, ...]) -> str:
+    """The score that ranks the picks: ``score``, or the default for the run's ``names``."""
+    score = score or _default_click_score(names)
+    if score not in names:
+        raise InputError(
+            f"simulate clicks: expected a score the run computes, got {score!r}; "
+            f"available: {', '.join(names)}."
+        )
+    return score
+
+
+def _relabel_with_clicks(
+    run: RunConfig,
+    context: RunContext,
+    copy: Path,
+    chosen: list[Item],
+    dense_points: int,
+    erosion: int,
+    seed: int,
+) -> str:
+    """Copy the run's store to ``copy`` and relabel there every video holding a ``chosen``
+    frame-object, from its own prompts plus the :func:`click_prompts` on them. Returns the
+    copy's path."""
+    copy_path = str(copy)
+    shutil.copytree(run.store_path, copy_path)
+    clicks = click_prompts(context.reader, chosen, dense_points, erosion, seed)
+    clicked = dataclasses.replace(
+        load_context(run.model_copy(update={"store": copy_path})),
+        reader=_WithPrompts(context.reader, clicks),
+    )
+    store = PseudoLabelStore.open(copy_path)
+    for video_id in sorted(clicks):
+        label_video(clicked, video_id, store, force=True)
+    return copy_path
+
+
 def simulate_clicks(
     run: RunConfig,
     fraction: float = 0.05,
@@ -278,25 +327,9 @@ def simulate_clicks(
             the run does not compute, a remote store, a keep folder that is not new and apart
             from the store, or a dataset with no ground truth to click on.
     """
-    if not 0 < fraction <= 1:
-        raise InputError(f"simulate clicks: expected a fraction in (0, 1], got {fraction}.")
-    if dense_points < 1 or erosion < 0:
-        raise InputError(
-            "simulate clicks: expected at least 1 point and an erosion >= 0, "
-            f"got {dense_points} and {erosion}."
-        )
-    if "://" in run.store_path:
-        raise InputError("simulate clicks: expected a local store path (the clicks go into copies).")
-    if keep is not None:
-        _check_keep(keep, run.store_path)
+    _check_click_arguments(run, fraction, dense_points, erosion, keep)
     context = load_context(run)  # checks the score before anything is labelled
-    names = context.score_names
-    score = score or _default_click_score(names)
-    if score not in names:
-        raise InputError(
-            f"simulate clicks: expected a score the run computes, got {score!r}; "
-            f"available: {', '.join(names)}."
-        )
+    score = _click_score(score, context.score_names)
     label_dataset(run)
     items = click_candidates(PseudoLabelStore.open(run.store_path, "r"), run)
     if not items:
@@ -316,16 +349,9 @@ def simulate_clicks(
             root.mkdir(parents=True, exist_ok=True)
         for name, indices in picks.items():
             chosen = [items[i] for i in indices]
-            copy = str(root / f"{name}.zarr")
-            shutil.copytree(run.store_path, copy)
-            clicks = click_prompts(context.reader, chosen, dense_points, erosion, seed)
-            clicked = dataclasses.replace(
-                load_context(run.model_copy(update={"store": copy})),
-                reader=_WithPrompts(context.reader, clicks),
+            copy = _relabel_with_clicks(
+                run, context, root / f"{name}.zarr", chosen, dense_points, erosion, seed
             )
-            store = PseudoLabelStore.open(copy)
-            for video_id in sorted(clicks):
-                label_video(clicked, video_id, store, force=True)
             frame_objects = tuple((v, t, o) for v, t, o, _ in chosen)
             results.append(ClickResult(name, frame_objects, jf_before, _jf(copy, run)))
         report = ClickReport(

@@ -42,11 +42,11 @@ from usam_video.evaluation.ranking import evaluate_ranking, pearson, spearman, u
 from usam_video.heads import save_heads
 from usam_video.heads.manifest import HeadInputs
 from usam_video.heads.training import HeadFit, split_by_video, train_head, train_heads
-from usam_video.pipeline.label import cached_model
+from usam_video.pipeline.context import cached_model
 from usam_video.score_registry import VIDEO_FEATURES, score_info
 from usam_video.scoring.scores import BASELINE_SCORES, Scorer
 from usam_video.store import TrainingContainer
-from usam_video.types import TrainingSamples
+from usam_video.types import FrameAnnotation, FramePrediction, ObjectPrompt, TrainingSamples
 
 __all__ = [
     "HeadReport",
@@ -178,17 +178,69 @@ def records_on_cuda(config: TrainHeadsConfig) -> bool:
     return resolve_device(config.models[0].model.device).type == "cuda"
 
 
-def collect_video(
-    config: TrainHeadsConfig, reader: DatasetReader, models: list[BuiltModel], video_id: str
-) -> TrainingSamples:
-    """Propagate one video with every model and record tokens and targets per annotated frame-object."""
-    rng = np.random.default_rng([config.seed, sum(map(ord, video_id))])
-    annotated = set(reader.annotated_frames(video_id))
-    prompts = reader.prompts(video_id)
-    primary = PropagationSession(models[0], reader.frames(video_id), keep_candidates=True)
+def _frame_rows(
+    config: TrainHeadsConfig,
+    session: PropagationSession,
+    rec: FramePrediction,
+    ann: FrameAnnotation,
+    inputs: np.ndarray,
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """One row per tracked, non-prompt object of an annotated frame of the first model.
+
+    Call it while ``session.propagate()`` is suspended on ``rec`` (the dense-prompt probe needs
+    that frame's memory-conditioned features). ``inputs`` is ``float32`` ``(O, F)``: the frame's
+    :data:`VIDEO_HEAD_INPUTS`; ``rng`` draws the dense-prompt clicks, object by object.
+    """
+    rows: list[dict[str, Any]] = []
+    t = rec.frame_index
+    for o, obj in enumerate(rec.object_ids):
+        if not rec.tracked[o] or rec.is_prompt[o]:
+            continue
+        gt = ann.mask_of(obj)
+        assert rec.candidate_masks is not None and rec.candidate_valid is not None
+        chosen_iou, cand, best_iou = candidate_ious(
+            rec.masks[o], rec.candidate_masks[o], rec.candidate_valid[o], gt, ann.void
+        )
+        dense_iou = np.nan
+        if gt.any():
+            points = dense_prompt_points(gt, config.dense_points, config.erosion, rng)
+            dense_mask, _ = session.probe_points(t, obj, points, np.ones(len(points), np.int32))
+            dense_iou = mask_iou(dense_mask, gt, ann.void)
+        rows.append(
+            {
+                "frame": t,
+                "object": obj,
+                "iou_token": rec.iou_tokens[o],
+                "mask_tokens": rec.mask_tokens[o],
+                "chosen": int(rec.chosen_candidate[o]),
+                "sam_iou": float(rec.sam_iou[o]),
+                "cand": cand,
+                "chosen_iou": chosen_iou,
+                "best_iou": best_iou,
+                "dense_iou": dense_iou,
+                "inputs": inputs[o],
+                "present": bool(gt.any()),
+            }
+        )
+    return rows
+
+
+def _primary_rows(
+    config: TrainHeadsConfig,
+    reader: DatasetReader,
+    model: BuiltModel,
+    video_id: str,
+    prompts: list[ObjectPrompt],
+    annotated: set[int],
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """Propagate the video with the first model and record a row per annotated frame-object."""
+    primary = PropagationSession(model, reader.frames(video_id), keep_candidates=True)
     for prompt in prompts:
         primary.add_prompt(prompt)
     rows: list[dict[str, Any]] = []
+    # One Scorer for the whole video: it is called on exactly the frames the run would score.
     baseline = Scorer(None)
     for rec in primary.propagate():
         t = rec.frame_index
@@ -198,48 +250,35 @@ def collect_video(
         if ann is None:
             continue
         inputs = baseline(rec).values  # (O, F): VIDEO_HEAD_INPUTS, as the run stores them
-        for o, obj in enumerate(rec.object_ids):
-            if not rec.tracked[o] or rec.is_prompt[o]:
-                continue
-            gt = ann.mask_of(obj)
-            assert rec.candidate_masks is not None and rec.candidate_valid is not None
-            chosen_iou, cand, best_iou = candidate_ious(
-                rec.masks[o], rec.candidate_masks[o], rec.candidate_valid[o], gt, ann.void
-            )
-            dense_iou = np.nan
-            if gt.any():
-                points = dense_prompt_points(gt, config.dense_points, config.erosion, rng)
-                dense_mask, _ = primary.probe_points(t, obj, points, np.ones(len(points), np.int32))
-                dense_iou = mask_iou(dense_mask, gt, ann.void)
-            rows.append(
-                {
-                    "frame": t,
-                    "object": obj,
-                    "iou_token": rec.iou_tokens[o],
-                    "mask_tokens": rec.mask_tokens[o],
-                    "chosen": int(rec.chosen_candidate[o]),
-                    "sam_iou": float(rec.sam_iou[o]),
-                    "cand": cand,
-                    "chosen_iou": chosen_iou,
-                    "best_iou": best_iou,
-                    "dense_iou": dense_iou,
-                    "inputs": inputs[o],
-                    "present": bool(gt.any()),
-                }
-            )
+        rows += _frame_rows(config, primary, rec, ann, inputs, rng)
+    return rows
+
+
+def _second_model_ious(
+    reader: DatasetReader,
+    model: BuiltModel,
+    video_id: str,
+    prompts: list[ObjectPrompt],
+    annotated: set[int],
+    wanted: set[tuple[int, int]],
+) -> dict[tuple[int, int], float]:
+    """``{(frame, object): true IoU}`` of the second model's tracked mask on the ``wanted`` rows."""
     larger: dict[tuple[int, int], float] = {}
-    if len(models) == 2:
-        wanted = {(r["frame"], r["object"]) for r in rows}
-        second = PropagationSession(models[1], reader.frames(video_id))
-        for prompt in prompts:
-            second.add_prompt(prompt)
-        for rec in second.propagate():
-            ann = reader.ground_truth(video_id, rec.frame_index) if rec.frame_index in annotated else None
-            for o, obj in enumerate(rec.object_ids):
-                if ann is not None and (rec.frame_index, obj) in wanted and rec.tracked[o]:
-                    larger[(rec.frame_index, obj)] = mask_iou(rec.masks[o], ann.mask_of(obj), ann.void)
-    n = len(rows)
-    d, k = models[0].token_dim, models[0].num_mask_tokens
+    second = PropagationSession(model, reader.frames(video_id))
+    for prompt in prompts:
+        second.add_prompt(prompt)
+    for rec in second.propagate():
+        ann = reader.ground_truth(video_id, rec.frame_index) if rec.frame_index in annotated else None
+        for o, obj in enumerate(rec.object_ids):
+            if ann is not None and (rec.frame_index, obj) in wanted and rec.tracked[o]:
+                larger[(rec.frame_index, obj)] = mask_iou(rec.masks[o], ann.mask_of(obj), ann.void)
+    return larger
+
+
+def _targets(
+    config: TrainHeadsConfig, rows: list[dict[str, Any]], larger: dict[tuple[int, int], float] | None
+) -> dict[str, np.ndarray]:
+    """``{target: float32 (N,)}`` from the rows (and the second model's IoUs when there is one)."""
     chosen_iou = np.array([r["chosen_iou"] for r in rows], np.float32)
     dense_iou = np.array([r["dense_iou"] for r in rows], np.float32)
     targets: dict[str, np.ndarray] = {
@@ -253,10 +292,19 @@ def collect_video(
             [float(r["present"] and r["chosen_iou"] < LOST_IOU) for r in rows], np.float32
         ),
     }
-    if len(models) == 2:
+    if larger is not None:
         big = np.array([larger.get((r["frame"], r["object"]), np.nan) for r in rows], np.float32)
         targets[f"iou_{config.models[1].label}"] = big
         targets["model_gap"] = big - chosen_iou
+    return targets
+
+
+def _samples(
+    video_id: str, rows: list[dict[str, Any]], targets: dict[str, np.ndarray], model: BuiltModel
+) -> TrainingSamples:
+    """The rows as arrays; empty arrays of the model's token shapes when there are none."""
+    n = len(rows)
+    d, k = model.token_dim, model.num_mask_tokens
     return TrainingSamples(
         video_ids=(video_id,) * n,
         frame_index=np.array([r["frame"] for r in rows], np.int32),
@@ -274,6 +322,21 @@ def collect_video(
         ),
         input_names=VIDEO_HEAD_INPUTS,
     )
+
+
+def collect_video(
+    config: TrainHeadsConfig, reader: DatasetReader, models: list[BuiltModel], video_id: str
+) -> TrainingSamples:
+    """Propagate one video with every model and record tokens and targets per annotated frame-object."""
+    rng = np.random.default_rng([config.seed, sum(map(ord, video_id))])
+    annotated = set(reader.annotated_frames(video_id))
+    prompts = reader.prompts(video_id)
+    rows = _primary_rows(config, reader, models[0], video_id, prompts, annotated, rng)
+    larger = None
+    if len(models) == 2:
+        wanted = {(r["frame"], r["object"]) for r in rows}
+        larger = _second_model_ious(reader, models[1], video_id, prompts, annotated, wanted)
+    return _samples(video_id, rows, _targets(config, rows, larger), models[0])
 
 
 def _models(config: TrainHeadsConfig) -> list[BuiltModel]:
@@ -461,12 +524,9 @@ def _sam2_release(sam2_config: str) -> str:
     return "2.0" if Path(sam2_config).name.startswith("sam2_hiera") else "2.1"
 
 
-def train_from_container(config: TrainHeadsConfig) -> TrainReport:
-    """Fit one head per target on the container's rows, write them (official format) and a report."""
-    samples = TrainingContainer.open(config.container_path).read()
-    if len(samples) == 0:
-        raise InputError(f"{config.container_path}: expected recorded frame-objects, found none.")
-    options: dict[str, Any] = {
+def _fit_options(config: TrainHeadsConfig) -> dict[str, Any]:
+    """The optimiser settings every head (token and video) is fitted with."""
+    return {
         "optimizer": config.optimizer,
         "lr": config.lr,
         "momentum": config.momentum,
@@ -474,15 +534,17 @@ def train_from_container(config: TrainHeadsConfig) -> TrainReport:
         "epochs": config.epochs,
         "batch_size": config.batch_size,
     }
-    token_targets = {k: v for k, v in samples.targets.items() if k not in VIDEO_HEADS}
-    fits = train_heads(
-        samples.features(),
-        token_targets,
-        samples.video_ids,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-        **options,
-    )
+
+
+def _fit_video_heads(
+    config: TrainHeadsConfig, samples: TrainingSamples, options: dict[str, Any]
+) -> tuple[dict[str, HeadFit], dict[str, HeadInputs]]:
+    """Fit the video heads whose target has some finite value, in target order.
+
+    Returns:
+        ``{name: fit}`` and ``{name: HeadInputs}`` (the normalisation the manifest records).
+    """
+    fits: dict[str, HeadFit] = {}
     inputs: dict[str, HeadInputs] = {}
     video_targets = {k: v for k, v in samples.targets.items() if k in VIDEO_HEADS and np.isfinite(v).any()}
     if video_targets:
@@ -495,6 +557,62 @@ def train_from_container(config: TrainHeadsConfig) -> TrainReport:
                 extra_inputs=len(spec), **options,
             )
             inputs[name] = spec
+    return fits, inputs
+
+
+def _head_report(name: str, fit: HeadFit, samples: TrainingSamples, config: TrainHeadsConfig) -> HeadReport:
+    """A head's validation figures (NaN, and no ranking, below two validation rows)."""
+    pred, target = fit.val_pred, fit.val_target
+    if len(target) >= 2:
+        mae = float(np.mean(np.abs(pred - target)))
+        ss_tot = float(np.sum((target - target.mean()) ** 2))
+        r2 = 1.0 - float(np.sum((pred - target) ** 2)) / ss_tot if ss_tot > 0 else math.nan
+        ranking = _ranking(name, fit, samples, config)
+    else:
+        mae = r2 = math.nan
+        ranking = RankingComparison.undefined()
+    return HeadReport(
+        name,
+        fit.train_rows,
+        len(target),
+        mae,
+        r2,
+        pearson(pred, target),
+        spearman(pred, target),
+        **asdict(ranking),
+    )
+
+
+def _split_videos(
+    samples: TrainingSamples, fits: dict[str, HeadFit]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(train videos, validation videos)``, sorted: a video is a validation video when any
+    head validated on one of its rows."""
+    val_mask = np.zeros(len(samples), bool)
+    for fit in fits.values():
+        val_mask[fit.val_rows] = True
+    val_videos = tuple(sorted({samples.video_ids[i] for i in np.nonzero(val_mask)[0]}))
+    train_videos = tuple(sorted(set(samples.video_ids) - set(val_videos)))
+    return train_videos, val_videos
+
+
+def train_from_container(config: TrainHeadsConfig) -> TrainReport:
+    """Fit one head per target on the container's rows, write them (official format) and a report."""
+    samples = TrainingContainer.open(config.container_path).read()
+    if len(samples) == 0:
+        raise InputError(f"{config.container_path}: expected recorded frame-objects, found none.")
+    options = _fit_options(config)
+    token_targets = {k: v for k, v in samples.targets.items() if k not in VIDEO_HEADS}
+    fits = train_heads(
+        samples.features(),
+        token_targets,
+        samples.video_ids,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+        **options,
+    )
+    video_fits, inputs = _fit_video_heads(config, samples, options)
+    fits.update(video_fits)
     # Own heads learn on the chosen candidate's own token (TrainingSamples.features): "aligned".
     save_heads(
         config.heads_out,
@@ -504,34 +622,8 @@ def train_from_container(config: TrainHeadsConfig) -> TrainReport:
         sam2_version=_sam2_release(config.models[0].model.sam2_config),
         sam2_size=config.models[0].label,
     )
-    reports = []
-    for name, fit in fits.items():
-        pred, target = fit.val_pred, fit.val_target
-        if len(target) >= 2:
-            mae = float(np.mean(np.abs(pred - target)))
-            ss_tot = float(np.sum((target - target.mean()) ** 2))
-            r2 = 1.0 - float(np.sum((pred - target) ** 2)) / ss_tot if ss_tot > 0 else math.nan
-            ranking = _ranking(name, fit, samples, config)
-        else:
-            mae = r2 = math.nan
-            ranking = RankingComparison.undefined()
-        reports.append(
-            HeadReport(
-                name,
-                fit.train_rows,
-                len(target),
-                mae,
-                r2,
-                pearson(pred, target),
-                spearman(pred, target),
-                **asdict(ranking),
-            )
-        )
-    val_mask = np.zeros(len(samples), bool)
-    for fit in fits.values():
-        val_mask[fit.val_rows] = True
-    val_videos = tuple(sorted({samples.video_ids[i] for i in np.nonzero(val_mask)[0]}))
-    train_videos = tuple(sorted(set(samples.video_ids) - set(val_videos)))
+    reports = [_head_report(name, fit, samples, config) for name, fit in fits.items()]
+    train_videos, val_videos = _split_videos(samples, fits)
     report = TrainReport(
         heads_dir=str(config.heads_out),
         train_videos=train_videos,

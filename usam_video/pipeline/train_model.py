@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from usam_video.config import DatasetConfig, HeadsConfig, ModelConfig, RunConfig, TrainModelConfig
@@ -29,8 +28,9 @@ from usam_video.datasets.rendering import training_clip
 from usam_video.engine import build_model
 from usam_video.engine.training import TrainingState, save_checkpoint, train_sam2
 from usam_video.errors import InputError
+from usam_video.evaluation.baseline import CopyFirstMask
 from usam_video.palette import write_palette_png
-from usam_video.pipeline.evaluate import evaluate_predictions
+from usam_video.pipeline.evaluate import evaluate_copy_first_mask, evaluate_predictions
 from usam_video.pipeline.label import label_dataset
 
 __all__ = ["TrainModelResult", "copy_first_mask_jf", "model_jf", "train_model", "write_copy_first_mask"]
@@ -163,17 +163,15 @@ def write_copy_first_mask(
     """Write the trivial baseline as DAVIS-layout predictions: frame 0's annotation on every frame.
 
     ``<out_dir>/<video>/%05d.png`` palette PNGs, one per frame, for ``videos`` (default every
-    video of the dataset config). Returns the videos written.
+    video of the dataset config), for users who evaluate it like any method's predictions;
+    :func:`copy_first_mask_jf` needs no files. Returns the videos written.
     """
     reader = open_dataset(dataset)
     videos = list(videos) if videos is not None else reader.list_videos()
     for video_id in videos:
         ref = reader.video(video_id)
         first = reader.ground_truth(video_id, reader.annotated_frames(video_id)[0])
-        index_map = np.zeros((ref.height, ref.width), dtype=np.uint8)
-        if first is not None:
-            for object_id, mask in zip(first.object_ids, first.masks, strict=True):
-                index_map[mask] = object_id
+        index_map = CopyFirstMask.of(first, ref.height, ref.width).index_map
         out = Path(out_dir) / video_id
         out.mkdir(parents=True, exist_ok=True)
         for frame in range(ref.num_frames):
@@ -182,10 +180,9 @@ def write_copy_first_mask(
 
 
 def copy_first_mask_jf(dataset: DatasetConfig) -> float:
-    """J&F of the trivial baseline: the first-frame annotation copied to every frame."""
-    with tempfile.TemporaryDirectory(prefix="usam-copy-first-") as folder:
-        videos = write_copy_first_mask(dataset, Path(folder))
-        result = evaluate_predictions(Path(folder), dataset, videos=videos, layout="davis")
+    """J&F of the trivial baseline: the first-frame annotation copied to every frame (every
+    video of the dataset config, DAVIS protocol, computed in memory)."""
+    result = evaluate_copy_first_mask(dataset)
     if result.jf is None:
         raise InputError(f"dataset {dataset.name!r}: expected frames to evaluate, found none.")
     return float(result.jf.jf_mean)

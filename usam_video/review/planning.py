@@ -9,16 +9,20 @@ plan alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from usam_video.config import HumanBudget, ReviewPlanConfig
-from usam_video.review.planner import Pick, PlannerSettings, Track, rank_percentile
+from usam_video.review.planner import Pick, PlannerSettings, Track, plan_reviews, rank_percentile
 from usam_video.score_registry import to_uncertainty
 
 __all__ = [
+    "BudgetInput",
+    "BudgetPlan",
     "budget_uncertainty",
+    "plan_budget",
     "plan_entries",
     "planner_settings",
     "tracks_of",
@@ -122,3 +126,59 @@ def plan_entries(picks: Sequence[Pick]) -> list[dict[str, Any]]:
         }
         for i, p in enumerate(picks, start=1)
     ]
+
+
+@dataclass(frozen=True, eq=False)
+class BudgetInput:
+    """One video's frame-objects as a human budget sees them.
+
+    Attributes:
+        object_ids: the video's ``O`` objects.
+        priority: ``float`` ``(T, O)``: the budget's ``priority`` score (NaN: unscored).
+        tracked: ``bool`` ``(T, O)``: the object was tracked on the frame.
+        queued: ``bool`` ``(T, O)``: the policy queued the frame-object for a human.
+    """
+
+    video_id: str
+    object_ids: tuple[int, ...]
+    priority: np.ndarray
+    tracked: np.ndarray
+    queued: np.ndarray
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What a human budget keeps: the planner's ``picks`` (rank order, across videos) and, per
+    video, the queued frame-objects it turns away as ``(frame, object index)`` pairs."""
+
+    picks: tuple[Pick, ...]
+    dropped: dict[str, list[tuple[int, int]]]
+
+    def entries(self, video_id: str) -> list[dict[str, Any]]:
+        """The store's record of ``video_id``'s part of the plan (:func:`plan_entries`)."""
+        return plan_entries([p for p in self.picks if p.video_id == video_id])
+
+
+def plan_budget(videos: Sequence[BudgetInput], budget: HumanBudget, limit: int) -> BudgetPlan:
+    """Spend ``limit`` human corrections over ``videos`` (one video: its own budget; a run's
+    videos: the run's ``max_per_run``): the review planner ranks the runs of doubtful frames of
+    every object, wherever they are, and picks up to ``limit`` queued frame-objects; every other
+    queued frame-object is turned away."""
+    tracks = [
+        track
+        for v in videos
+        for track in tracks_of(
+            v.video_id, v.object_ids, budget_uncertainty(budget, v.priority), v.tracked, v.queued
+        )
+    ]
+    picks = plan_reviews(tracks, limit, planner_settings(budget.plan))
+    kept = {(p.video_id, p.frame_index, p.object_id) for p in picks}
+    dropped = {
+        v.video_id: [
+            (int(t), int(o))
+            for t, o in zip(*np.nonzero(v.queued), strict=True)
+            if (v.video_id, int(t), v.object_ids[o]) not in kept
+        ]
+        for v in videos
+    }
+    return BudgetPlan(tuple(picks), dropped)

@@ -14,17 +14,15 @@ Arrays written before checksums are read too (a codec error is still damage) but
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import zarr
 
 from usam_video.store.checksums import describe_read_error, is_checksummed
 from usam_video.types import Status
-
-if TYPE_CHECKING:
-    from usam_video.store.zarr_store import PseudoLabelStore
 
 __all__ = ["ArrayCheck", "VerifyReport", "verify_store"]
 
@@ -225,27 +223,32 @@ def _pending_in_complete(group: zarr.Group, path: str, video_id: str) -> ArrayCh
 
 
 def verify_store(
-    store: PseudoLabelStore, video_id: str | None = None, metadata_only: tuple[str, ...] = ()
+    root: zarr.Group,
+    location: str,
+    list_nodes: Callable[[str], list[str]],
+    video_id: str | None = None,
+    metadata_only: tuple[str, ...] = (),
 ) -> VerifyReport:
     """Check the ``videos`` group's metadata and every video's arrays and history (or one
     video's), reading every chunk; of the arrays named in ``metadata_only`` (of the videos'
     groups) only the metadata (a caller that reads those chunks itself checks their CRC then).
 
-    Raises:
-        VideoNotFoundError: ``video_id`` is neither a video nor a history of the store.
+    The store's own :meth:`~usam_video.store.zarr_store.PseudoLabelStore.verify` is the way in:
+    it hands over its Zarr ``root``, its ``location`` and ``list_nodes`` (names of the nodes
+    under a path, from the store's listing, so one damaged ``zarr.json`` neither hides its video
+    nor breaks the walk), and has already refused a ``video_id`` it does not hold. Taking these
+    rather than the store keeps this checker below the store: the store imports it, never the
+    other way round.
     """
-    root = store._root  # same package: the store hands its root to its own checker
     checks: list[ArrayCheck] = []
     for node in ("videos", "history"):
         try:
-            if node in set(store._node_names("")):
+            if node in set(list_nodes("")):
                 root[node]
         except Exception as exc:
             checks.append(ArrayCheck(node, "", 0, True, (f"zarr.json: {describe_read_error(exc)}",)))
-    videos = set(store.videos())
-    history = set(store._node_names("history"))
-    if video_id is not None and video_id not in videos | history:
-        store._group(video_id)  # raises VideoNotFoundError naming the videos present
+    videos = set(list_nodes("videos"))
+    history = set(list_nodes("history"))
     for vid in [video_id] if video_id is not None else sorted(videos | history):
         if vid in videos:
             group, found = _check_group(f"videos/{vid}", root, vid, metadata_only)
@@ -259,4 +262,4 @@ def verify_store(
                         checks.append(extra)
         if vid in history:
             checks.extend(_check_group(f"history/{vid}", root, vid)[1])
-    return VerifyReport(store.location, tuple(checks))
+    return VerifyReport(location, tuple(checks))

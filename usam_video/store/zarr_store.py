@@ -49,7 +49,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import zarr
@@ -69,11 +69,9 @@ from usam_video.store.checksums import checksummed_codecs, describe_read_error, 
 from usam_video.store.claims import claim_video, release_video
 from usam_video.store.nodes import ArraySpec, create_video_nodes
 from usam_video.store.records import FrameTable, HistoryEntry, VideoSummary, WriteBatch, WriteCounts
+from usam_video.store.verify import VerifyReport, verify_store
 from usam_video.store.writer import BLOCK_FRAMES, VideoWriter, stop_writer
 from usam_video.types import MaskSource, MaskUpdate, QueueEntry, Status, VideoRef
-
-if TYPE_CHECKING:
-    from usam_video.store.verify import VerifyReport
 
 # The records, the writer and the checksum helpers live in their own modules; re-exported here,
 # where callers have always found them.
@@ -209,6 +207,12 @@ class PseudoLabelStore:
     def __init__(self, root: zarr.Group, location: str):
         self._root = root
         self.location = location
+
+    @classmethod
+    def opened(cls, store: PseudoLabelStore | str | Path, mode: str = "r") -> PseudoLabelStore:
+        """``store`` itself when it is already open (a run's steps share one), else the store at
+        that path or URL opened in ``mode`` (see :meth:`open`)."""
+        return store if isinstance(store, PseudoLabelStore) else cls.open(store, mode)
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "a") -> PseudoLabelStore:
@@ -453,10 +457,14 @@ class PseudoLabelStore:
     def verify(self, video_id: str | None = None, metadata_only: tuple[str, ...] = ()) -> VerifyReport:
         """Read every chunk of every array (of one video, or of the whole store) and report what
         is damaged; arrays in ``metadata_only`` are checked for their metadata only (the caller
-        reads their chunks, checksummed, itself); see :func:`usam_video.store.verify.verify_store`."""
-        from usam_video.store.verify import verify_store
+        reads their chunks, checksummed, itself); see :func:`usam_video.store.verify.verify_store`.
 
-        return verify_store(self, video_id, metadata_only)
+        Raises:
+            VideoNotFoundError: ``video_id`` is neither a video nor a history of the store.
+        """
+        if video_id is not None and video_id not in set(self.videos()) | set(self._node_names("history")):
+            self._group(video_id)  # raises VideoNotFoundError naming the videos present
+        return verify_store(self._root, self.location, self._node_names, video_id, metadata_only)
 
     def require_intact(self, video_id: str) -> None:
         """Read every chunk of a video (see :meth:`verify`) before it is skipped as complete or

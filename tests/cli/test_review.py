@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.digest_helpers import tree_digest
 from tests.review.helpers import VIDEO, copy_store, edit_png, labelled_template, one_torch_thread, rectangle
-from tests.test_corrections import tree_digest
 from usam_video.cli import app
 from usam_video.store import PseudoLabelStore
 from usam_video.types import Status

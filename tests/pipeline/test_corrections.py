@@ -1,6 +1,5 @@
 """Human corrections: kept with history, fed back into SAM 2 as conditioning frames, never lost."""
 
-import hashlib
 import shutil
 from pathlib import Path
 
@@ -8,17 +7,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_run_config
+from tests.digest_helpers import tree_digest
 from usam_video.errors import InputError
 from usam_video.pipeline import label_dataset, relabel_videos
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, MaskUpdate, Status
-
-
-def tree_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(Path(path))).encode() + f.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture()
