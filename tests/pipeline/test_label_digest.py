@@ -80,3 +80,31 @@ def test_a_skipped_video_is_read_from_the_store_once(
     assert before.keys() == after.keys() and before
     for name in before:
         np.testing.assert_array_equal(before[name], after[name])
+
+
+def test_every_propagation_scores_as_the_label_loop_stored(
+    synth_root: Path, tmp_path: Path, small_model_config
+) -> None:
+    """One propagation path (issue #33): a caller that propagates and scores on its own thread
+    (refine, the review simulation: :func:`scored_frames`) goes through the same frame batches
+    and scorer as the label loop on its background thread, so it gets the stored scores bit for
+    bit, not merely to float32 rounding."""
+    from usam_video.engine import PropagationSession
+    from usam_video.pipeline.label import FINISH_BATCH, scored_frames
+
+    run = make_run_config(synth_root, tmp_path / "p.zarr", ["synth-002"], small_model_config)
+    store = PseudoLabelStore.open(run.store_path)
+    context = load_context(run)
+    video = label_video(context, "synth-002", store)
+    assert isinstance(video, LabelledVideo) and video.table is not None
+    assert video.frames % FINISH_BATCH  # a partial batch is exercised
+    session = PropagationSession(
+        context.model, context.reader.frames("synth-002"), keep_candidates=context.policy.swaps_candidates
+    )
+    for prompt in context.reader.prompts("synth-002"):
+        session.add_prompt(prompt)
+    seen = []
+    for prediction, scores in scored_frames(session, context.scorer):
+        seen.append(prediction.frame_index)
+        np.testing.assert_array_equal(scores.values, video.table.scores[prediction.frame_index])
+    assert seen == list(range(video.frames))

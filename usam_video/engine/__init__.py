@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load
     from usam_video.engine.capture import DecoderCall, TokenCapture
     from usam_video.engine.device import resolve_device
     from usam_video.engine.factory import BuiltModel, build_model
+    from usam_video.engine.frames import FrameBatch, flush_due
     from usam_video.engine.locate import resolve_sam2_config
     from usam_video.engine.predictor import Sam2Frames, StreamingVideoPredictor
     from usam_video.engine.session import PropagationSession
@@ -23,6 +24,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load
 _EXPORTS: dict[str, str] = {
     "BuiltModel": "usam_video.engine.factory",
     "DecoderCall": "usam_video.engine.capture",
+    "FrameBatch": "usam_video.engine.frames",
+    "flush_due": "usam_video.engine.frames",
     "PropagationSession": "usam_video.engine.session",
     "Sam2Frames": "usam_video.engine.predictor",
     "StreamingVideoPredictor": "usam_video.engine.predictor",
@@ -35,11 +38,13 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "BuiltModel",
     "DecoderCall",
+    "FrameBatch",
     "PropagationSession",
     "Sam2Frames",
     "StreamingVideoPredictor",
     "TokenCapture",
     "build_model",
+    "flush_due",
     "resolve_device",
     "resolve_sam2_config",
 ]

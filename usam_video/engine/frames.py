@@ -4,8 +4,9 @@
 :class:`DeviceFrame`: references to what sam2 and the token hooks left on the engine's device,
 nothing computed, nothing copied, so the loop that drives the model returns to sam2 at once.
 :class:`FrameAssembler` then (on any thread, in frame order) stacks the per-object outputs into
-``(O, ...)`` tensors, computes the video features (:class:`FrameTensors`, still on the device),
-and makes the host record (:class:`~usam_video.types.FramePrediction`) with exactly two copies:
+``(O, ...)`` tensors, computes the video features of a few frames at once (a
+:class:`FrameBatch` of :class:`FrameTensors`, still on the device: the record the scorer takes),
+and makes each frame's host record (:class:`~usam_video.types.FramePrediction`) with exactly two copies:
 one packed ``float32`` block of every per-object number (plus any extra ``(O, ...)`` tensors a
 consumer computed on the device, e.g. the USAM heads' scores) and one ``bool`` block of masks.
 """
@@ -24,7 +25,7 @@ from usam_video.engine.transfer import copy_to_host
 from usam_video.score_registry import VIDEO_FEATURES
 from usam_video.types import FramePrediction
 
-__all__ = ["DeviceFrame", "FrameAssembler", "FrameTensors"]
+__all__ = ["DeviceFrame", "FrameAssembler", "FrameBatch", "FrameTensors", "flush_due"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +79,52 @@ class FrameTensors:
     masks: torch.Tensor
     candidate_masks: torch.Tensor | None
     candidate_valid: torch.Tensor | None
+
+
+@dataclass(frozen=True, eq=False)
+class FrameBatch:
+    """Consecutive frames assembled together on the engine's device: the one per-frame record
+    every propagation goes through, the scorer's input
+    (:meth:`~usam_video.scoring.Scorer.score_batch`) and, through :meth:`records`, the frames'
+    host records.
+
+    Attributes:
+        frames: each frame's :class:`FrameTensors`, in frame order (``n`` frames).
+        inputs: the scorer's per-object inputs, the ``n`` frames' rows stacked: ``iou_tokens``
+            ``float32`` ``(n*O, D)``, ``mask_tokens`` ``(n*O, K, D)``, ``candidate_ious``
+            ``(n*O, K)``, ``chosen``, ``object_score_logits``, ``entropy``, ``stability``
+            ``(n*O,)`` (``chosen`` -1 where untracked).
+        video_features: ``float32`` ``(n*O, F)``.
+        assembler: the assembler that made it (it makes the host records).
+    """
+
+    frames: tuple[FrameTensors, ...]
+    inputs: dict[str, torch.Tensor]
+    video_features: torch.Tensor
+    assembler: FrameAssembler
+
+    def rows(self, i: int) -> slice:
+        """The rows of frame ``i`` (0-based within the batch) in the stacked inputs."""
+        o = self.assembler.num_objects
+        return slice(i * o, (i + 1) * o)
+
+    def records(self, extras: Sequence[torch.Tensor] = ()) -> list[tuple[FramePrediction, list[np.ndarray]]]:
+        """Each frame's host record and its rows of ``extras`` (``(n*O, ...)`` tensors on the
+        device, e.g. the scorer's outputs), copied with the record (two copies per frame)."""
+        return [
+            self.assembler.prediction(t, extras=[e[self.rows(i)] for e in extras])
+            for i, t in enumerate(self.frames)
+        ]
+
+
+def flush_due(frame_index: int, pending: int, batch: int, num_frames: int) -> bool:
+    """Whether the frames held (``pending`` of at most ``batch``) are assembled once frame
+    ``frame_index`` of ``num_frames`` is added: when the batch is full, or at the last frame but
+    one, so that a consumer on another thread finishes them while SAM 2 works on the last frame
+    (what is left once propagation has ended, time no one else overlaps, is that one frame).
+    The end of propagation flushes whatever is left. Every propagation follows this rule, so
+    every caller scores the same frames together and gets the same floating-point results."""
+    return pending >= batch or frame_index == num_frames - 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -304,6 +351,18 @@ class FrameAssembler:
             masks[row] = (video[:, 0] > 0.0) & ok[:, None, None]
             valid[row] = ok
         return masks, valid
+
+    def flush_batch(self) -> FrameBatch | None:
+        """:meth:`flush` as one :class:`FrameBatch` (None when no frame is held)."""
+        frames = self.flush()
+        if not frames:
+            return None
+        # split's blocks are score_tensors' keyword arguments; the frames' rows are stacked,
+        # so every row is scored as it would be alone.
+        parts = [self.split(t.numbers) for t in frames]
+        inputs = {name: torch.cat([p[name] for p in parts]) for name in parts[0]}  # type: ignore[misc]
+        features = torch.cat([t.video_features for t in frames])
+        return FrameBatch(tuple(frames), inputs, features, self)
 
     def prediction(
         self, t: FrameTensors, extras: Sequence[torch.Tensor] = ()

@@ -19,7 +19,7 @@ import torch
 from usam_video.datasets.base import FrameSource
 from usam_video.engine.capture import DecoderCall, DeviceCall, TokenCapture
 from usam_video.engine.factory import BuiltModel
-from usam_video.engine.frames import DeviceFrame, FrameAssembler
+from usam_video.engine.frames import DeviceFrame, FrameAssembler, FrameBatch, flush_due
 from usam_video.errors import InputError
 from usam_video.types import FramePrediction, ObjectPrompt
 
@@ -290,17 +290,42 @@ class PropagationSession:
     def propagate(self) -> Iterator[FramePrediction]:
         """Propagate forward from the earliest prompt to the last frame, one host record per frame.
 
-        :meth:`propagate_device` with each frame assembled on the spot (two copies to the host
+        :meth:`batches` one frame at a time, each assembled on the spot (two copies to the host
         per frame). Prompts on later frames are applied when propagation reaches them (sam2 then
         tracks from each object's own first prompt; later prompts of a tracked object become
         conditioning frames: a mask replaces its mask there, plain points or a box segment it
         there afresh, a :class:`CorrectionPrompt` corrects the tracked mask).
         """
-        assembler = self.assembler()
+        for batch in self.batches(1):
+            with torch.inference_mode():
+                records = batch.records()
+            for prediction, _ in records:
+                yield prediction
+
+    def batches(self, batch: int = 1) -> Iterator[FrameBatch]:
+        """Propagate as :meth:`propagate_device`, assembling the frames on this thread into
+        :class:`FrameBatch` records of up to ``batch`` frames, the batches cut by
+        :func:`~usam_video.engine.frames.flush_due` (the label loop, which assembles on another
+        thread, cuts them the same way, so a caller scoring these batches gets the scores the
+        loop stored, bit for bit). Score a batch with
+        :meth:`~usam_video.scoring.Scorer.score_batch`, then take its host records with
+        :meth:`FrameBatch.records`.
+        """
+        assembler = self.assembler(batch=batch)
+        num_frames = len(self.frames)
         for frame in self.propagate_device():
             with torch.inference_mode():
-                prediction, _ = assembler.prediction(assembler.tensors(frame))
-            yield prediction
+                assembler.add(frame)  # in order: the video features' state
+                if flush_due(frame.frame_index, assembler.pending, batch, num_frames):
+                    ready = assembler.flush_batch()
+                else:
+                    ready = None
+            if ready is not None:
+                yield ready
+        with torch.inference_mode():
+            last = assembler.flush_batch()
+        if last is not None:
+            yield last
 
     def propagate_device(self) -> Iterator[DeviceFrame]:
         """Propagate as :meth:`propagate`, yielding each frame as sam2 left it on the device.

@@ -11,7 +11,7 @@ import datetime as dt
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from importlib.metadata import PackageNotFoundError, version
@@ -22,12 +22,12 @@ import numpy as np
 
 from usam_video.background import BackgroundConsumer
 from usam_video.config import RunConfig, config_fingerprint
-from usam_video.engine import PropagationSession
+from usam_video.engine import PropagationSession, flush_due
 from usam_video.errors import UsamVideoError
 from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.provenance import run_config_of
 from usam_video.review.planning import BudgetInput, plan_budget, video_limit
-from usam_video.scoring import score_frame
+from usam_video.scoring import Scorer, score_frame
 from usam_video.scoring.policy import OVER_BUDGET, FrameDecision, decide_frame
 from usam_video.store import FrameTable, PseudoLabelStore, VideoWriter, WriteCounts
 from usam_video.types import (
@@ -54,6 +54,7 @@ __all__ = [
     "run_fingerprint",
     "run_config_of",
     "relabel_videos",
+    "scored_frames",
     "apply_run_budget",
     "video_result",
     "run_score_values",
@@ -297,6 +298,22 @@ def _begin_in_background(store: PseudoLabelStore, *args: Any, **kwargs: Any) -> 
         pool.shutdown(wait=False)  # the thread ends once begin_video has returned
 
 
+def scored_frames(
+    session: PropagationSession, scorer: Scorer, batch: int = 0
+) -> Iterator[tuple[FramePrediction, FrameScores]]:
+    """Propagate ``session`` and score every frame on the engine's device, as the label loop
+    does (the same batches, so the same scores bit for bit), on this thread: each frame's host
+    record and its scores, in frame order. ``batch``: frames per scoring call (default
+    :data:`FINISH_BATCH`, the label loop's)."""
+    import torch
+
+    for held in session.batches(batch or FINISH_BATCH):
+        with torch.inference_mode():
+            records = held.records(scorer.score_batch(held))
+        for prediction, (columns, candidates) in records:
+            yield prediction, scorer.frame_scores(prediction, columns, candidates)
+
+
 #: Frames whose video features and USAM heads run as one batch on the finishing thread. The nine
 #: heads read ~19 MB of weights per call whatever the number of rows, so on a CPU scoring one
 #: frame at a time is memory-bound (and its traffic slows SAM 2 on the other core); four frames
@@ -323,9 +340,9 @@ def _frame_finisher(
     ``batch`` frames and score them at once on the device, two copies to the host per frame,
     decide, hand to the writer. ``None`` finishes the frames still held (the last batch).
 
-    The frames held are also finished once frame ``last_frame - 1`` arrives, batch full or not:
-    they are then finished while SAM 2 still works on the last frame, and what is left once
-    propagation has ended (time no one else overlaps) is that one frame."""
+    The batches are cut by :func:`~usam_video.engine.flush_due`, as every propagation's are
+    (:meth:`PropagationSession.batches`): the frames held are also finished once frame
+    ``last_frame - 1`` arrives, batch full or not, while SAM 2 still works on the last frame."""
     import torch
 
     assembler = session.assembler(batch=batch)
@@ -335,21 +352,11 @@ def _frame_finisher(
         return score_frame(prediction, context.heads)
 
     def finish_held() -> None:
-        o = assembler.num_objects
         with torch.inference_mode():
-            frames = assembler.flush()  # the batch's video features in one pass
-            # split's blocks are score_tensors' keyword arguments (the IoU and mask tokens, the
-            # candidates' IoUs, the chosen candidate, the object logit, entropy, stability); the
-            # frames' rows are stacked, so every row is scored as it would be alone.
-            parts = [assembler.split(t.numbers) for t in frames]
-            stacked = {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
-            features = torch.cat([t.video_features for t in frames])
-            columns, candidates = scorer.score_tensors(**stacked, video_features=features)
-            rows = [slice(i * o, (i + 1) * o) for i in range(len(frames))]
-            records = [
-                assembler.prediction(t, extras=(columns[r], candidates[r]))
-                for t, r in zip(frames, rows, strict=True)
-            ]
+            held = assembler.flush_batch()  # the batch's video features in one pass
+            if held is None:
+                return
+            records = held.records(scorer.score_batch(held))
         writer = pending_writer.result()  # set up by now, but for the first frames
         for prediction, (host_columns, host_candidates) in records:
             scores = scorer.frame_scores(prediction, host_columns, host_candidates)
@@ -370,9 +377,7 @@ def _frame_finisher(
         if frame is not None:
             with torch.inference_mode():
                 assembler.add(frame)  # in order: the video features' state
-        if assembler.pending and (
-            frame is None or assembler.pending >= batch or frame.frame_index == last_frame - 1
-        ):
+        if frame is None or flush_due(frame.frame_index, assembler.pending, batch, last_frame + 1):
             finish_held()
 
     return finish_frame

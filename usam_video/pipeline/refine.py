@@ -13,7 +13,7 @@ from usam_video.datasets import open_dataset
 from usam_video.engine import PropagationSession
 from usam_video.errors import InputError
 from usam_video.pipeline.context import cached_heads, cached_model
-from usam_video.pipeline.label import prompts_with_corrections, run_config_of
+from usam_video.pipeline.label import prompts_with_corrections, run_config_of, scored_frames
 from usam_video.scoring import Scorer, ThresholdPolicy
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, MaskUpdate, Status
@@ -85,8 +85,7 @@ def refine_video(store: PseudoLabelStore, video_id: str) -> RefineResult:
         (t, obj): table.reason_label(int(table.reason[t, table.object_ids.index(obj)])) for t, obj in wanted
     }
     updates = []
-    for prediction in session.propagate():
-        scores = scorer(prediction)
+    for prediction, scores in scored_frames(session, scorer):
         for o, obj in enumerate(prediction.object_ids):
             key = (prediction.frame_index, obj)
             if key in wanted and prediction.tracked[o]:

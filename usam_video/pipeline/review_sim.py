@@ -44,7 +44,7 @@ from usam_video.evaluation.jf import DavisSequenceResult, summarize_davis
 from usam_video.evaluation.protocols import FrameMasks, davis_sequence
 from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.eval_sources import gt_index_map
-from usam_video.pipeline.label import label_dataset, prompts_with_corrections
+from usam_video.pipeline.label import label_dataset, prompts_with_corrections, scored_frames
 from usam_video.pipeline.train_heads import mask_iou
 from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
 from usam_video.review.planning import planner_settings, tracks_of, uncertainty_table
@@ -268,13 +268,14 @@ class ReviewSimulation:
         frames = self.annotated[video_id]
         wanted = set(frames[1:-1])
         predicted: dict[int, FrameMasks] = {}
-        for prediction in session.propagate():
+        for prediction, scores in scored_frames(session, scorer):
             t = prediction.frame_index
             if t not in wanted:
                 continue
-            # The masks label_video would store: the same decision (task swaps, prompts and
-            # corrections holding their own mask), only not written.
-            decision = decide_frame(prediction, scorer(prediction), policy, scorer, prompt_masks, corrected)
+            # The masks label_video would store: the same scores (the loop's batches on the
+            # engine's device) and the same decision (task swaps, prompts and corrections
+            # holding their own mask), only not written.
+            decision = decide_frame(prediction, scores, policy, scorer, prompt_masks, corrected)
             predicted[t] = FrameMasks(prediction.object_ids, decision.masks)
         return davis_sequence(video_id, self.gt_maps[video_id], frames[1:-1], predicted, "relabel")
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import weakref
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -32,6 +33,16 @@ from usam_video.heads.manifest import token_index
 from usam_video.score_registry import VIDEO_FEATURES, score_info
 from usam_video.scoring.fused import FusedHeads
 from usam_video.types import FramePrediction, FrameScores
+
+
+class ScoreInputs(Protocol):
+    """What :meth:`Scorer.score_batch` reads from a batch of frames (the engine's
+    ``FrameBatch``; scoring does not import the engine): ``inputs``, the keyword arguments of
+    :meth:`Scorer.score_tensors` but ``video_features``, and ``video_features``."""
+
+    inputs: dict[str, torch.Tensor]
+    video_features: torch.Tensor
+
 
 __all__ = [
     "BASELINE_SCORES",
@@ -153,6 +164,16 @@ class Scorer:
             self.candidate_names,
             np.ascontiguousarray(candidates, np.float32),
         )
+
+    def score_batch(self, batch: ScoreInputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`score_tensors` of a batch of frames (the engine's
+        :class:`~usam_video.engine.FrameBatch`: the frames' rows stacked), on its device.
+
+        Returns:
+            ``float32`` ``(n*O, S)`` and ``(n*O, K, C)``: pass them to the batch's ``records``
+            as extras, then to :meth:`frame_scores` per frame.
+        """
+        return self.score_tensors(**batch.inputs, video_features=batch.video_features)
 
     @torch.inference_mode()
     def score_tensors(
