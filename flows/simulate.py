@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.common import artifact_key_of
 from usam_video.config import load_run_config
 from usam_video.pipeline import SimulationReport, simulate_review
-from usam_video.pipeline.review_sim import DEFAULT_BUDGETS, review_markdown, write_report
+from usam_video.pipeline.review_simulation import DEFAULT_BUDGETS, review_markdown, write_report
 
 __all__ = ["simulate_task", "simulate_review_flow"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from usam_video.config import HumanBudget
+from usam_video.review.budget import budget_uncertainty, video_limit
 from usam_video.review.planner import PlannerSettings, Track, plan_reviews
-from usam_video.review.planning import budget_uncertainty, video_limit
 
 __all__ = ["budget_keep"]
 

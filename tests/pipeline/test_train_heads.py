@@ -15,7 +15,7 @@ from usam_video.datasets.synthetic import SyntheticVideoSpec, write_davis_datase
 from usam_video.engine import PropagationSession
 from usam_video.errors import InputError, StoreError
 from usam_video.heads import load_heads
-from usam_video.heads.training import split_by_video, to_head_target, train_head
+from usam_video.heads.fit import split_by_video, to_head_target, train_head
 from usam_video.pipeline.context import cached_model
 from usam_video.pipeline.train_heads import (
     VIDEO_HEAD_INPUTS,

@@ -1,6 +1,6 @@
 """``usam-video doctor``: what a user needs to know before a run, in a few lines per check.
 
-The checks live in :mod:`usam_video.doctor.report`; this module only prints them (a table-like
+The checks live in :mod:`usam_video.doctor.checks`; this module only prints them (a table-like
 text listing, or JSON with ``--json``) and sets the exit code: 1 when a fatal check failed,
 that is when a run would fail.
 """
@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from usam_video.cli.app import app, console
-from usam_video.doctor.report import (
+from usam_video.doctor.checks import (
     DEFAULT_MIN_FREE_BYTES,
     DEFAULT_PREFECT_TIMEOUT_S,
     Check,

@@ -86,7 +86,7 @@ def simulate_clicks_cmd(
     """J&F before and after a dense prompt (clicks inside the ground truth, given to SAM 2 as
     corrections) on the least certain frame-objects by a score, and on as many random ones."""
     from usam_video.config import load_run_config
-    from usam_video.pipeline.simulate import simulate_clicks
+    from usam_video.pipeline.click_simulation import simulate_clicks
 
     try:
         report = simulate_clicks(load_run_config(config), fraction, score, points, erosion, seed, keep=keep)

@@ -16,7 +16,7 @@ __all__ = ["TrainingRecipe", "TrainModelConfig", "TrainModelSpec", "TrainHeadsCo
 
 
 class TrainingRecipe(StrictModel):
-    """How to train one SAM 2 model on generated clips (see ``usam_video/engine/training.py``).
+    """How to train one SAM 2 model on generated clips (see ``usam_video/engine/train_sam2.py``).
 
     The defaults are the recipe of the committed "micro" and "tiny" models (their model card).
     """

@@ -274,7 +274,7 @@ def training_clip_spec(recipe: TrainingRecipe, step: int, name: str = "train") -
 
 def training_clip(recipe: TrainingRecipe, step: int) -> SyntheticVideo:
     """The rendered clip of training step ``step``: frames ``uint8`` ``(T, H, W, 3)`` and labels
-    ``uint8`` ``(T, H, W)`` (what :func:`usam_video.engine.training.train_sam2` trains on)."""
+    ``uint8`` ``(T, H, W)`` (what :func:`usam_video.engine.train_sam2.train_sam2` trains on)."""
     return render_video(training_clip_spec(recipe, step))
 
 

@@ -1,9 +1,9 @@
 """Plain functions the flows and the CLI call (no Prefect here, so tests reach all of it).
 
 One module per job: ``label`` (pseudo-label videos), ``evaluate`` (J&F and ranking quality),
-``refine``, ``review`` (export and import), ``review_sim`` (simulated review),
-``train_heads`` (record targets and train USAM heads), ``train_model``, ``demo`` (the whole
-loop on generated videos).
+``refine``, ``review`` (export and import), ``review_simulation`` (simulate-review),
+``click_simulation`` (simulate-clicks), ``train_heads`` (record targets and train USAM heads),
+``train_model``, ``demo`` (the whole loop on generated videos).
 
 The names below load on first use (PEP 562 ``__getattr__``): the jobs import very different
 libraries (labelling imports sam2 and torch, evaluation neither), and importing one job's module
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load
     )
     from usam_video.pipeline.refine import RefineResult, refine_store, refine_video
     from usam_video.pipeline.review import ExportResult, ImportResult, export_queue, import_corrections
-    from usam_video.pipeline.review_sim import SimulationReport, simulate_review
+    from usam_video.pipeline.review_simulation import SimulationReport, simulate_review
     from usam_video.pipeline.train_heads import (
         TrainReport,
         open_container,
@@ -88,8 +88,8 @@ _EXPORTS: dict[str, str] = {
     "RefineResult": "usam_video.pipeline.refine",
     "refine_store": "usam_video.pipeline.refine",
     "refine_video": "usam_video.pipeline.refine",
-    "SimulationReport": "usam_video.pipeline.review_sim",
-    "simulate_review": "usam_video.pipeline.review_sim",
+    "SimulationReport": "usam_video.pipeline.review_simulation",
+    "simulate_review": "usam_video.pipeline.review_simulation",
     "TrainReport": _TRAIN_HEADS,
     "open_container": _TRAIN_HEADS,
     "record_video": _TRAIN_HEADS,

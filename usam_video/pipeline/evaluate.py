@@ -36,7 +36,7 @@ Rules, the same for every source:
 
 This module only orchestrates: the prediction sources and the ground truth are read by
 :mod:`usam_video.pipeline.eval_sources`, the protocols run in
-:mod:`usam_video.evaluation.protocols`, and :mod:`usam_video.evaluation.report` formats the
+:mod:`usam_video.evaluation.protocols`, and :mod:`usam_video.evaluation.result` formats the
 result. No Prefect here; ``flows/evaluate.py`` wraps :func:`evaluate_predictions` in one task.
 """
 
@@ -66,7 +66,7 @@ from usam_video.evaluation.protocols import (
     score_direction,
 )
 from usam_video.evaluation.ranking import DEFAULT_RATIOS, RankingReport
-from usam_video.evaluation.report import (
+from usam_video.evaluation.result import (
     EVALUATION_JSON,
     RANKING_PNG,
     EvaluationResult,

@@ -26,7 +26,7 @@ from usam_video.engine import PropagationSession, flush_due
 from usam_video.errors import UsamVideoError
 from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.provenance import run_config_of
-from usam_video.review.planning import BudgetInput, plan_budget, video_limit
+from usam_video.review.budget import BudgetInput, plan_budget, video_limit
 from usam_video.scoring import Scorer, score_frame
 from usam_video.scoring.policy import OVER_BUDGET, FrameDecision, decide_frame
 from usam_video.store import FrameTable, PseudoLabelStore, VideoWriter, WriteCounts

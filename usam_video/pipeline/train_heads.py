@@ -40,8 +40,8 @@ from usam_video.engine.device import resolve_device
 from usam_video.errors import InputError
 from usam_video.evaluation.ranking import evaluate_ranking, pearson, spearman, uncertainty_from_confidence
 from usam_video.heads import save_heads
+from usam_video.heads.fit import HeadFit, split_by_video, train_head, train_heads
 from usam_video.heads.manifest import HeadInputs
-from usam_video.heads.training import HeadFit, split_by_video, train_head, train_heads
 from usam_video.pipeline.context import cached_model
 from usam_video.score_registry import VIDEO_FEATURES, score_info
 from usam_video.scoring.scores import BASELINE_SCORES, Scorer

@@ -1,7 +1,7 @@
 """Train the project's own SAM 2 models on generated videos, export them, and measure them.
 
 ``train_model`` resumes from the config's ``state`` checkpoint (so a long CPU training can span
-several sessions), trains with :func:`usam_video.engine.training.train_sam2`, and exports the
+several sessions), trains with :func:`usam_video.engine.train_sam2.train_sam2`, and exports the
 weights as ``{"model": float16 state dict, "training": JSON}``, the format sam2's loader and
 :func:`usam_video.engine.build_model` read. ``model_jf`` and ``copy_first_mask_jf`` give the
 validation figure of a model and of the trivial baseline every model must beat.
@@ -26,7 +26,7 @@ from usam_video.config import DatasetConfig, HeadsConfig, ModelConfig, RunConfig
 from usam_video.datasets import open_dataset
 from usam_video.datasets.rendering import training_clip
 from usam_video.engine import build_model
-from usam_video.engine.training import TrainingState, save_checkpoint, train_sam2
+from usam_video.engine.train_sam2 import TrainingState, save_checkpoint, train_sam2
 from usam_video.errors import InputError
 from usam_video.evaluation.baseline import CopyFirstMask
 from usam_video.palette import write_palette_png

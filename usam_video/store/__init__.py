@@ -1,6 +1,6 @@
 """The Zarr pseudo-label store and the heads-training container (the only package importing zarr)."""
 
-from usam_video.store.training import TRAINING_FORMAT, TrainingContainer
+from usam_video.store.heads_container import TRAINING_FORMAT, TrainingContainer
 from usam_video.store.verify import ArrayCheck, VerifyReport, verify_store
 from usam_video.store.zarr_store import (
     STORE_FORMAT,

@@ -1,4 +1,4 @@
-"""Tests of usam_video.doctor.report: each check on a good and a broken case, without a GPU."""
+"""Tests of usam_video.doctor.checks: each check on a good and a broken case, without a GPU."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from usam_video.doctor import integrity, report
-from usam_video.doctor.report import (
+from usam_video.doctor import checks, integrity
+from usam_video.doctor.checks import (
     Check,
     check_checkpoint,
     check_cuda,
@@ -103,8 +103,8 @@ def test_sam2_corruption_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_sam2_wrong_version_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = report._dist_version
-    monkeypatch.setattr(report, "_dist_version", lambda name: "0.4.1" if name == "sam2" else real(name))
+    real = checks._dist_version
+    monkeypatch.setattr(checks, "_dist_version", lambda name: "0.4.1" if name == "sam2" else real(name))
     check = check_sam2()
     assert not check.ok and "expected sam2 1.1.0" in check.detail
 

@@ -1,4 +1,4 @@
-"""Training SAM 2 on generated clips with the sam2 modules' own steps (engine/training.py)."""
+"""Training SAM 2 on generated clips with the sam2 modules' own steps (engine/train_sam2.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from usam_video.config import ModelConfig, TrainingRecipe, TrainModelConfig
 from usam_video.datasets.rendering import generated_specs, training_clip, training_clip_spec
 from usam_video.engine import build_model
-from usam_video.engine.training import _clip_step, _DecoderTap, train_sam2
+from usam_video.engine.train_sam2 import _clip_step, _DecoderTap, train_sam2
 from usam_video.errors import InputError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ from usam_video.datasets import open_dataset
 from usam_video.engine import PropagationSession
 from usam_video.engine.session import CorrectionPrompt
 from usam_video.errors import InputError
+from usam_video.pipeline.click_simulation import click_candidates, pick, rank_by_score, simulate_clicks
 from usam_video.pipeline.label import label_dataset
-from usam_video.pipeline.simulate import click_candidates, pick, rank_by_score, simulate_clicks
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, ObjectPrompt
 

@@ -46,8 +46,8 @@ from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.eval_sources import gt_index_map
 from usam_video.pipeline.label import label_dataset, prompts_with_corrections, scored_frames
 from usam_video.pipeline.train_heads import mask_iou
+from usam_video.review.budget import planner_settings, tracks_of, uncertainty_table
 from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
-from usam_video.review.planning import planner_settings, tracks_of, uncertainty_table
 from usam_video.score_registry import direction_of, is_known
 from usam_video.scoring.policy import decide_frame
 from usam_video.store import PseudoLabelStore

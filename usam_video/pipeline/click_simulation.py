@@ -1,7 +1,7 @@
 """Dense clicks as corrections, with the ground truth as annotator (``simulate-clicks``).
 
 Mask corrections at several budgets, every score under every planner, are
-:mod:`usam_video.pipeline.review_sim` (``simulate-review``).
+:mod:`usam_video.pipeline.review_simulation` (``simulate-review``).
 
 ``simulate_clicks`` measures the other kind of help: a dense prompt (positive clicks sampled
 inside the ground truth) on the lowest-scored frame-objects, given to SAM 2 as corrections of

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from tests.conftest import make_run_config
 from usam_video.cli import app
 from usam_video.errors import InputError
+from usam_video.pipeline.click_simulation import pick
 from usam_video.pipeline.evaluate import evaluate_predictions
 from usam_video.pipeline.label import label_dataset, relabel_videos
-from usam_video.pipeline.review_sim import ReviewSimulation, simulate_review, write_report
-from usam_video.pipeline.simulate import pick
+from usam_video.pipeline.review_simulation import ReviewSimulation, simulate_review, write_report
 from usam_video.review.planner import PlannerSettings
 from usam_video.store import PseudoLabelStore
 from usam_video.types import MaskSource, MaskUpdate, Status
