@@ -92,7 +92,8 @@ def _clip_step_backward(model, recipe: TrainingRecipe) -> None:
     _, feats, pos, sizes = model._prepare_backbone_features(model.forward_image(images))
     tap = _DecoderTap(model.sam_mask_decoder)
     try:
-        loss, _ = _clip_step(model, recipe, np.random.default_rng(0), feats, pos, sizes, targets, tap)
+        known = torch.ones(targets.shape[:2])
+        loss, _ = _clip_step(model, recipe, np.random.default_rng(0), feats, pos, sizes, targets, tap, known)
         loss.backward()
     finally:
         tap.close()

@@ -37,6 +37,17 @@ def _dataset_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return resolve_paths(data, base, ("root", "prompts"))
 
 
+def _load_dataset_entry(data: dict[str, Any], base: Path) -> None:
+    """Replace ``data["dataset"]``, a path (relative to ``base``) of a dataset YAML or an inline
+    mapping, by the loaded config or the mapping with its paths resolved."""
+    dataset = data.get("dataset")
+    if isinstance(dataset, str):
+        dataset_path = resolve_paths({"dataset": dataset}, base, ("dataset",))["dataset"]
+        data["dataset"] = load_dataset_config(Path(dataset_path))
+    elif isinstance(dataset, dict):
+        data["dataset"] = _dataset_data(dataset, base)
+
+
 def _model_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
     out = resolve_paths(data, base, ("checkpoint",))
     cfg = out.get("sam2_config")
@@ -133,11 +144,13 @@ def load_run_config(path: Path) -> RunConfig:
 
 
 def load_train_model_config(path: Path) -> TrainModelConfig:
-    """Load a ``train-model`` YAML; ``sam2_config``, ``state`` and ``weights`` are relative to it."""
+    """Load a ``train-model`` YAML; ``sam2_config``, ``state`` and ``weights`` are relative to it,
+    and ``dataset`` is an inline mapping or the path of a dataset YAML."""
     path = Path(path)
     with naming_unset_variables(path):
         data = read_yaml(path)
         data = resolve_paths(data, path.parent, ("state", "weights", "init_weights"))
+        _load_dataset_entry(data, path.parent)
         if isinstance(data.get("sam2_config"), str) and not Path(data["sam2_config"]).is_absolute():
             candidate = (path.parent / data["sam2_config"]).resolve()
             if candidate.is_file():
@@ -152,12 +165,7 @@ def load_train_heads_config(path: Path) -> TrainHeadsConfig:
     with naming_unset_variables(path):
         data = read_yaml(path)
         base = path.parent
-        dataset = data.get("dataset")
-        if isinstance(dataset, str):
-            dataset_path = resolve_paths({"dataset": dataset}, base, ("dataset",))["dataset"]
-            data["dataset"] = load_dataset_config(Path(dataset_path))
-        elif isinstance(dataset, dict):
-            data["dataset"] = _dataset_data(dataset, base)
+        _load_dataset_entry(data, base)
         models = data.get("models")
         if isinstance(models, list):
             resolved = []

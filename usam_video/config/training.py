@@ -65,7 +65,8 @@ class TrainingRecipe(StrictModel):
 
 
 class TrainModelConfig(StrictModel):
-    """Training one of the project's own SAM 2 models on generated videos (``train-model``)."""
+    """Training one of the project's own SAM 2 models (``train-model``) on generated videos, or
+    fine-tuning one on a dataset (``dataset``), e.g. a release of curated pseudo-labels."""
 
     name: str = Field(pattern=r"^[a-z0-9_]+$", description="e.g. 'micro'")
     sam2_config: str = Field(description="the architecture, a sam2-format YAML (configs/models/sam2_*.yaml)")
@@ -74,6 +75,11 @@ class TrainModelConfig(StrictModel):
         default=None, description="start from these weights (an earlier stage's export) instead of random"
     )
     recipe: TrainingRecipe = Field(default_factory=TrainingRecipe)
+    dataset: DatasetConfig | None = Field(
+        default=None,
+        description="train on this dataset's annotated frames (DAVIS or SA-V layout, a release "
+        "included: a frame-object it leaves out gives no loss) instead of generated clips",
+    )
     state: Path = Field(description="resumable training checkpoint (weights, optimizer, step)")
     weights: Path = Field(description="the exported weights, {'model': float16 state dict}")
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads; default torch's")

@@ -236,3 +236,11 @@ class DatasetReader(abc.ABC):
     @abc.abstractmethod
     def ground_truth(self, video_id: str, frame_index: int) -> FrameAnnotation | None:
         """Ground truth of one frame, or None if that frame is not annotated."""
+
+    def known_objects(self, video_id: str, annotation: FrameAnnotation) -> frozenset[int]:
+        """The objects whose label ``annotation`` (an annotated frame of ``video_id``) knows:
+        the ones it holds, and an object it leaves out is known to be absent. Readers whose
+        format can leave a frame-object out without saying it is absent (a release's null
+        entry) override this."""
+        prompted = {p.object_id for p in self.prompts(video_id)}
+        return frozenset(prompted | set(annotation.object_ids))

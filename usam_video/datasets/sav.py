@@ -393,6 +393,12 @@ class SavReader(DatasetReader):
         stacked = np.stack(masks) if masks else np.zeros((0, ref.height, ref.width), dtype=bool)
         return FrameAnnotation(frame_index, tuple(object_ids), stacked)
 
+    def known_objects(self, video_id: str, annotation: FrameAnnotation) -> frozenset[int]:
+        """The objects ``annotation`` holds: an absent object is an empty mask there, and an
+        object it leaves out (a release's null entry, not released) is unknown."""
+        del video_id
+        return frozenset(annotation.object_ids)
+
 
 def _where(masklets: _Masklets, k: int, t: int, ref: VideoRef) -> str:
     return (

@@ -52,7 +52,13 @@ class TrainingClip(Protocol):
     """A clip to train on: ``frames`` ``uint8`` ``(T, H, W, 3)`` RGB and ``labels`` ``uint8``
     ``(T, H, W)`` index maps (0 background, 1..N objects). The engine does not know where clips
     come from: :mod:`usam_video.pipeline.train_model` renders them
-    (:func:`usam_video.datasets.rendering.training_clip`)."""
+    (:func:`usam_video.datasets.rendering.training_clip`) or cuts them from a dataset.
+
+    A clip may also have ``known``, ``bool`` ``(T, N)``: whether object ``n + 1``'s label on
+    frame ``t`` is known (a release leaves uncertain frame-objects out). An unknown
+    frame-object gives no loss and is never a prompt; every object must be known, and visible,
+    on frame 0, which prompts it. Without ``known`` every frame-object is known.
+    """
 
     @property
     def frames(self) -> np.ndarray: ...
@@ -182,8 +188,11 @@ def _frame_losses(
     tap: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     target: torch.Tensor,
     image_size: int,
+    known: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one decoder call on ``B`` objects; ``target`` ``(B, 1, S, S)`` float 0/1."""
+    """Loss of one decoder call on ``B`` objects; ``target`` ``(B, 1, S, S)`` float 0/1;
+    ``known`` float 0/1 ``(B,)``: an object whose label is unknown gives no loss at all (None:
+    every label known)."""
     masks, ious, object_logits = tap
     logits = F.interpolate(masks.float(), size=(image_size, image_size), mode="bilinear", align_corners=False)
     present = (target.flatten(1).sum(-1) > 0).float()  # (B,)
@@ -210,6 +219,10 @@ def _frame_losses(
     )
     # Masks and IoUs are supervised only where the object is present, as in SAM 2's losses.
     per_object = present * (mask_loss + recipe.iou_weight * iou_loss) + recipe.object_weight * object_loss
+    if known is not None:
+        # A label left out (not released) teaches nothing: not "absent", not a mask.
+        per_object = per_object * known
+        present = present * known
     # "iou": the best candidate (what the mask loss trains); "picked_iou": the candidate of
     # highest predicted IoU, the one sam2 keeps at inference.
     denominator = present.sum().clamp_min(1)
@@ -229,8 +242,10 @@ def _image_step(
     sizes: list[tuple[int, int]],
     targets: torch.Tensor,
     decoder_tap: _DecoderTap,
+    known: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """SAM-style training on single frames: each visible object on each frame prompted alone."""
+    """SAM-style training on single frames: each visible object on each frame prompted alone
+    (an object whose label is unknown there is neither prompted nor trained on)."""
     num_objects, num_frames = targets.shape[:2]
     image_size = targets.shape[-1]
     total = torch.zeros(())
@@ -238,7 +253,7 @@ def _image_step(
     ious: list[float] = []
     picked: list[float] = []
     for t in range(num_frames):
-        visible = [o for o in range(num_objects) if bool(targets[o, t].any())]
+        visible = [o for o in range(num_objects) if bool(known[o, t]) and bool(targets[o, t].any())]
         if not visible:
             continue
         prompts = []
@@ -333,8 +348,11 @@ def _clip_step(
     sizes: list[tuple[int, int]],
     targets: torch.Tensor,
     decoder_tap: _DecoderTap,
+    known: torch.Tensor,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Track every object of a clip from a prompt on frame 0 through sam2's own track step."""
+    """Track every object of a clip from a prompt on frame 0 through sam2's own track step.
+    ``known`` float 0/1 ``(N, T)``: frame-objects whose label is unknown give no loss, and a
+    frame with one is never corrected (a correction's clicks come from the labels)."""
     num_objects, num_frames = targets.shape[:2]
     image_size = targets.shape[-1]
     tracker = _ClipTracker(model, feats, pos, sizes, num_objects, num_frames)
@@ -352,16 +370,16 @@ def _clip_step(
     for t in range(1, num_frames):
         target = targets[:, t].unsqueeze(1)
         out = tracker.run(t, False, None, None)
-        loss, stats = _frame_losses(recipe, decoder_tap.take(), target, image_size)
-        total, count = total + loss, count + num_objects
+        loss, stats = _frame_losses(recipe, decoder_tap.take(), target, image_size, known[:, t])
+        total, count = total + loss, count + int(known[:, t].sum())
         tracked_ious.append(stats["iou"])
         tracked_picked.append(stats["picked_iou"])
-        if t == correction_frame:
+        if t == correction_frame and bool(known[:, t].all()):
             # The frame is re-decoded with its memory, the clicks and the previous logits, and
             # becomes a conditioning frame, as in sam2's video predictor.
             prompts = _correction_prompts(rng, targets, t, out["pred_masks"])
             out = tracker.run(t, False, _point_inputs(prompts, targets.device), None, out["pred_masks"])
-            loss, _ = _frame_losses(recipe, decoder_tap.take(), target, image_size)
+            loss, _ = _frame_losses(recipe, decoder_tap.take(), target, image_size, known[:, t])
             total, count = total + loss, count + num_objects
             tracker.output_dict["cond_frame_outputs"][t] = out
         else:
@@ -492,11 +510,11 @@ def train_sam2(
             if stop_at is not None and state.step >= stop_at:
                 break
             step = state.step
-            images, targets = _clip_tensors(clips(step), image_size, device)
+            images, targets, known = _clip_tensors(clips(step), image_size, device)
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(recipe, step)
             loss, stats = _optimise_step(
-                model, recipe, optimizer, parameters, step, images, targets, decoder_tap
+                model, recipe, optimizer, parameters, step, images, targets, known, decoder_tap
             )
             state.step += 1
             window.append(
@@ -547,16 +565,37 @@ def _resume_training(
 
 def _clip_tensors(
     video: TrainingClip, image_size: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's input frames ``(T, 3, S, S)`` and float 0/1 targets ``(N, T, S, S)``, one per
-    object id 1..N of the clip's labels, at the input size ``S``."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The model's input frames ``(T, 3, S, S)``, float 0/1 targets ``(N, T, S, S)``, one per
+    object id 1..N of the clip's labels, at the input size ``S``, and float 0/1 ``(N, T)``:
+    which of those labels are known (the clip's ``known``, transposed; all ones without it).
+
+    Raises:
+        InputError: ``known`` of the wrong shape, or an object unknown on frame 0 (it could
+            not be prompted).
+    """
     images = preprocess_frames(video.frames, image_size).to(device)
-    num_objects = int(video.labels.max())
+    flags = getattr(video, "known", None)
+    # With known labels, their columns name the objects (one may be absent on every frame).
+    num_objects = int(video.labels.max()) if flags is None else int(np.shape(flags)[1])
     labels = torch.from_numpy(video.labels).to(device)
     # Targets at the model's input size (nearest), as the high-res masks are.
     targets = torch.stack([(labels == o + 1).float() for o in range(num_objects)])
     targets = F.interpolate(targets, size=(image_size, image_size), mode="nearest")
-    return images, targets
+    num_frames = video.labels.shape[0]
+    if flags is None:
+        known = torch.ones((num_objects, num_frames), device=device)
+    else:
+        flags = np.asarray(flags, dtype=bool)
+        if flags.shape != (num_frames, num_objects) or not flags[0].all():
+            raise InputError(
+                f"training clip: expected known labels bool {(num_frames, num_objects)} with every object "
+                f"known on frame 0, got shape {flags.shape}"
+                + ("" if flags.shape != (num_frames, num_objects) else f", frame 0 {flags[0].tolist()}")
+                + "."
+            )
+        known = torch.from_numpy(flags.T.astype(np.float32)).to(device)
+    return images, targets, known
 
 
 def _optimise_step(
@@ -567,18 +606,20 @@ def _optimise_step(
     step: int,
     images: torch.Tensor,
     targets: torch.Tensor,
+    known: torch.Tensor,
     decoder_tap: _DecoderTap,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One optimiser step on one clip: the image path alone during the curriculum's first
-    ``image_fraction`` of the steps, tracking afterwards. Returns the loss and train IoUs."""
+    ``image_fraction`` of the steps, tracking afterwards (``known``: see :func:`_clip_tensors`).
+    Returns the loss and train IoUs."""
     # Seeded by step, so the clip's prompts are the same whatever the stops.
     rng = np.random.default_rng([recipe.seed, 2, step])
     backbone = model.forward_image(images)
     _, feats, pos, sizes = model._prepare_backbone_features(backbone)
     if step < recipe.image_fraction * recipe.steps:
-        loss, stats = _image_step(model, recipe, rng, feats, sizes, targets, decoder_tap)
+        loss, stats = _image_step(model, recipe, rng, feats, sizes, targets, decoder_tap, known)
     else:
-        loss, stats = _clip_step(model, recipe, rng, feats, pos, sizes, targets, decoder_tap)
+        loss, stats = _clip_step(model, recipe, rng, feats, pos, sizes, targets, decoder_tap, known)
     # sam2's FPN neck has no normalisation: trained from scratch, the image embedding grew
     # ~50x while the dense mask prompt and the memory encoder's mask path stayed at unit
     # scale, so a mask prompt changed the features by ~1 % and every object of a video

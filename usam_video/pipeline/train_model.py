@@ -24,16 +24,26 @@ import torch
 
 from usam_video.config import DatasetConfig, HeadsConfig, ModelConfig, RunConfig, TrainModelConfig
 from usam_video.datasets import open_dataset
+from usam_video.datasets.clips import DatasetClips
 from usam_video.datasets.rendering import training_clip
 from usam_video.engine import build_model
-from usam_video.engine.train_sam2 import TrainingState, save_checkpoint, train_sam2
+from usam_video.engine.train_sam2 import TrainingClip, TrainingState, save_checkpoint, train_sam2
 from usam_video.errors import InputError
 from usam_video.evaluation.baseline import CopyFirstMask
+from usam_video.hashing import file_sha256
 from usam_video.palette import write_palette_png
 from usam_video.pipeline.evaluate import evaluate_copy_first_mask, evaluate_predictions
 from usam_video.pipeline.label import label_dataset
+from usam_video.release import MANIFEST
 
-__all__ = ["TrainModelResult", "copy_first_mask_jf", "model_jf", "train_model", "write_copy_first_mask"]
+__all__ = [
+    "TrainModelResult",
+    "copy_first_mask_jf",
+    "model_jf",
+    "train_model",
+    "training_data",
+    "write_copy_first_mask",
+]
 
 
 @dataclass(frozen=True)
@@ -87,11 +97,12 @@ def train_model(
     if config.init_weights is not None:
         payload = torch.load(config.init_weights, map_location="cpu", weights_only=True)
         init_metadata = json.loads(payload.get("training", "null"))
+    clips, data = training_data(config)
     state: TrainingState = train_sam2(
         model,
         config.recipe,
         Path(config.state),
-        functools.partial(training_clip, config.recipe),  # the generated clip of each step
+        clips,
         resume=True,
         max_seconds=None if max_minutes is None else max_minutes * 60.0,
         log=log,
@@ -109,6 +120,7 @@ def train_model(
             "threads": torch.get_num_threads(),
             "history": state.history,
             "init": init_metadata,
+            "data": data,
         }
         # float16 halves the committed size; sam2's loader copies it into float32 parameters.
         save_checkpoint(Path(config.weights), model, {"training": json.dumps(metadata)}, half=True)
@@ -122,6 +134,34 @@ def train_model(
         finished=finished,
         last_loss=state.history[-1]["loss"] if state.history else None,
     )
+
+
+def training_data(config: TrainModelConfig) -> tuple[Callable[[int], TrainingClip], dict[str, Any]]:
+    """The clip of each training step and the record of the data: generated clips, or clips cut
+    from ``config.dataset`` (:class:`~usam_video.datasets.clips.DatasetClips`), with the
+    dataset's config, its videos and annotated frames and, for a release, what its manifest
+    says it holds (store, release number, policy and threshold, risk, counts) and the
+    manifest's sha256."""
+    if config.dataset is None:
+        return functools.partial(training_clip, config.recipe), {"source": "generated clips"}
+    reader = open_dataset(config.dataset)
+    clips = DatasetClips(reader, reader.list_videos(), config.recipe)
+    data: dict[str, Any] = {
+        "source": "dataset",
+        "dataset": config.dataset.model_dump(mode="json"),
+        "videos": len(clips.videos),
+        "annotated_frames": sum(len(reader.annotated_frames(v)) for v in clips.videos),
+    }
+    manifest = Path(config.dataset.root) / MANIFEST
+    if manifest.is_file():
+        try:
+            content = json.loads(manifest.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{manifest}: expected the release's JSON manifest, got: {exc}") from exc
+        data["release"] = {k: content.get(k) for k in ("release", "store", "threshold", "risk", "counts")}
+        data["release"]["policy"] = content.get("policy")
+        data["release"]["manifest_sha256"] = file_sha256(manifest)
+    return clips, data
 
 
 def model_jf(
