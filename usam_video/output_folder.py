@@ -33,7 +33,7 @@ from pathlib import Path
 from usam_video.errors import InputError, UsamVideoError, WriteError, os_reason
 from usam_video.hashing import file_sha256
 
-__all__ = ["MARKER", "atomic_output_folder", "check_output_folder"]
+__all__ = ["MARKER", "atomic_output_folder", "check_output_folder", "write_text_atomically"]
 
 #: The file that marks a folder as written by usam-video (and lists what it wrote).
 MARKER = ".usam-video-output.json"
@@ -163,3 +163,16 @@ def atomic_output_folder(out: str | Path, kind: str, force: bool = False) -> Ite
     finally:
         for leftover in (staging, trash):
             shutil.rmtree(leftover, ignore_errors=True)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write one text file through a temporary sibling renamed over it, so a crash never leaves
+    it torn (a resumable command's progress files and results); the OS's refusal is one
+    :class:`WriteError` line."""
+    partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex}")
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise WriteError(f"{path}: could not write it: {os_reason(exc)}.") from exc

@@ -10,7 +10,7 @@ import typer
 from usam_video.cli.app import app, console, fail
 from usam_video.errors import UsamVideoError
 
-__all__ = ["baseline", "generate", "train_model"]
+__all__ = ["baseline", "generate", "self_train", "train_model"]
 
 
 @app.command()
@@ -43,7 +43,8 @@ def train_model(
     ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
-    """Train one of the project's SAM 2 models on generated clips (resumable; CPU or GPU)."""
+    """Train one of the project's SAM 2 models on generated clips, or fine-tune one on a dataset
+    such as a release (resumable; CPU or GPU)."""
     from usam_video.config import load_train_model_config
     from usam_video.pipeline.train_model import train_model as run_training
 
@@ -77,3 +78,22 @@ def baseline(
     except UsamVideoError as exc:
         fail(exc)
     console.print(f"wrote the copy-first-mask baseline of {len(videos)} videos to {out}")
+
+
+@app.command("self-train")
+def self_train(
+    config: Path = typer.Argument(..., help="a self-train YAML (configs/self-train/*.yaml)"),
+) -> None:
+    """The semi-supervised experiment: a teacher labels a generated pool, one release per arm
+    (every pseudo-label, risk-controlled, reviewed, ground truth), a student fine-tuned on each,
+    J&F of every arm on held-out test sets (resumable: run it again after a stop)."""
+    from usam_video.config import load_self_train_config
+    from usam_video.pipeline.self_train import self_train as run_experiment
+
+    try:
+        cfg = load_self_train_config(config)
+        results = run_experiment(cfg, log=console.print)
+    except UsamVideoError as exc:
+        fail(exc)
+    console.print((Path(cfg.out) / "results.md").read_text(), markup=False)
+    console.print(f"{len(results)} arms; results in {Path(cfg.out) / 'results.json'}")

@@ -15,6 +15,7 @@ One module per job, lowest first (none imports one above it):
   validated, errors naming the file.
 * :mod:`~usam_video.config.loading`: one loader per config kind (a run is parsed once per
   process by :mod:`usam_video.pipeline.context`, so none is cached).
+* :mod:`~usam_video.config.self_train`: the semi-supervised experiment (``self-train``).
 * :mod:`~usam_video.config.fingerprint`: :func:`config_fingerprint`.
 """
 
@@ -28,6 +29,7 @@ from usam_video.config.loading import (
     load_model_config,
     load_policy_config,
     load_run_config,
+    load_self_train_config,
     load_train_heads_config,
     load_train_model_config,
     load_yaml_model,
@@ -41,6 +43,7 @@ from usam_video.config.policy import (
     ReviewPlanConfig,
 )
 from usam_video.config.run import RunConfig
+from usam_video.config.self_train import GeneratedSet, SelfTrainConfig
 from usam_video.config.training import (
     TrainHeadsConfig,
     TrainingRecipe,
@@ -71,4 +74,7 @@ __all__ = [
     "load_train_model_config",
     "config_fingerprint",
     "load_yaml_model",
+    "GeneratedSet",
+    "SelfTrainConfig",
+    "load_self_train_config",
 ]

@@ -17,6 +17,7 @@ from usam_video.config.model import HeadsConfig, ModelConfig
 from usam_video.config.policy import PolicyConfig
 from usam_video.config.reading import naming_unset_variables, read_yaml, resolve_paths, validate_config
 from usam_video.config.run import RunConfig
+from usam_video.config.self_train import SelfTrainConfig
 from usam_video.config.training import TrainHeadsConfig, TrainModelConfig
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "load_run_config",
     "load_train_model_config",
     "load_train_heads_config",
+    "load_self_train_config",
 ]
 
 _T = TypeVar("_T", bound=BaseModel)
@@ -46,6 +48,25 @@ def _load_dataset_entry(data: dict[str, Any], base: Path) -> None:
         data["dataset"] = load_dataset_config(Path(dataset_path))
     elif isinstance(dataset, dict):
         data["dataset"] = _dataset_data(dataset, base)
+
+
+def _load_entries(data: dict[str, Any], base: Path, keys: tuple[str, ...]) -> None:
+    """Replace each of ``keys`` (``dataset``, ``model``, ``heads``, ``policy``) of ``data`` that is
+    a path (relative to ``base``) by the config loaded from it, and each inline mapping by the
+    mapping with its own paths resolved against ``base``."""
+    loaders = {
+        "dataset": (load_dataset_config, _dataset_data),
+        "model": (load_model_config, _model_data),
+        "heads": (load_heads_config, _heads_data),
+        "policy": (load_policy_config, _policy_data),
+    }
+    for key in keys:
+        load_file, resolve_inline = loaders[key]
+        value = data.get(key)
+        if isinstance(value, str):
+            data[key] = load_file(Path(resolve_paths({key: value}, base, (key,))[key]))
+        elif isinstance(value, dict):
+            data[key] = resolve_inline(value, base)
 
 
 def _model_data(data: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -125,18 +146,7 @@ def load_run_config(path: Path) -> RunConfig:
     with naming_unset_variables(path):
         data = read_yaml(path)
         base = path.parent
-        loaders = {
-            "dataset": (load_dataset_config, _dataset_data),
-            "model": (load_model_config, _model_data),
-            "heads": (load_heads_config, _heads_data),
-            "policy": (load_policy_config, _policy_data),
-        }
-        for key, (load_file, resolve_inline) in loaders.items():
-            value = data.get(key)
-            if isinstance(value, str):
-                data[key] = load_file(Path(resolve_paths({key: value}, base, (key,))[key]))
-            elif isinstance(value, dict):
-                data[key] = resolve_inline(value, base)
+        _load_entries(data, base, ("dataset", "model", "heads", "policy"))
         store = data.get("store")
         if isinstance(store, str):
             data = resolve_paths(data, base, ("store",))
@@ -179,3 +189,32 @@ def load_train_heads_config(path: Path) -> TrainHeadsConfig:
             data["models"] = resolved
         data = resolve_paths(data, base, ("container", "heads_out"))
         return validate_config(TrainHeadsConfig, data, path)
+
+
+def load_self_train_config(path: Path) -> SelfTrainConfig:
+    """Load a ``self-train`` YAML: ``out``, ``release_policy`` and the student's ``sam2_config``
+    and ``init_weights`` are relative to it; the teacher's ``model``, ``heads`` and ``policy`` and
+    ``review_policy`` are paths of YAML files of that kind or inline mappings.
+
+    Raises:
+        ConfigError: naming the file and what is wrong.
+    """
+    path = Path(path)
+    with naming_unset_variables(path):
+        data = read_yaml(path)
+        base = path.parent
+        data = resolve_paths(data, base, ("out", "release_policy"))
+        teacher = data.get("teacher")
+        if isinstance(teacher, dict):
+            teacher = dict(teacher)
+            _load_entries(teacher, base, ("model", "heads", "policy"))
+            data["teacher"] = teacher
+        review = data.get("review_policy")
+        if isinstance(review, str):
+            data["review_policy"] = load_policy_config(Path(resolve_paths({"r": review}, base, ("r",))["r"]))
+        elif isinstance(review, dict):
+            data["review_policy"] = _policy_data(review, base)
+        student = data.get("student")
+        if isinstance(student, dict):
+            data["student"] = resolve_paths(student, base, ("sam2_config", "init_weights"))
+        return validate_config(SelfTrainConfig, data, path)
