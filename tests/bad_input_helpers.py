@@ -112,6 +112,19 @@ def bad_input_world(tmp_path_factory, synth_root: Path, small_model_config) -> W
     return _WORLDS["world"]
 
 
+def table_test(cases: list[Case]) -> Callable[..., None]:
+    """The test of one package's table, a parametrised case per row (assign it to a module-level
+    ``test_...`` name; its ``world`` is the fixture in tests/conftest.py)."""
+
+    @pytest.mark.parametrize("case", cases, ids=[c.id for c in cases])
+    def test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical(
+        case: Case, world: World, tmp_path: Path
+    ) -> None:
+        check_case(case, world, tmp_path)
+
+    return test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical
+
+
 def check_case(case: Case, world: World, tmp_path: Path) -> None:
     """Run one row: the exit code, every named part in the message, no traceback, the store
     byte-identical, then the row's own further check."""

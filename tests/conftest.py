@@ -95,6 +95,14 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, synth_root: Path, small_model_config):
+    """The bad-input tables' shared inputs (tests/bad_input_helpers.py: built once per session)."""
+    from tests.bad_input_helpers import bad_input_world
+
+    return bad_input_world(tmp_path_factory, synth_root, small_model_config)
+
+
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory):
     """Three generated videos of 12 frames (the "test" seed stream, never trained on)."""

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from tests.bad_input_helpers import (
@@ -18,12 +17,11 @@ from tests.bad_input_helpers import (
     Outcome,
     Trial,
     World,
-    bad_input_world,
-    check_case,
     cli,
     lib,
     rle_of,
     store_copy,
+    table_test,
 )
 from tests.conftest import make_run_config
 from tests.review.helpers import QUEUE_ALL, one_torch_thread
@@ -289,13 +287,4 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, synth_root: Path, small_model_config) -> World:
-    return bad_input_world(tmp_path_factory, synth_root, small_model_config)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical(
-    case: Case, world: World, tmp_path: Path
-) -> None:
-    check_case(case, world, tmp_path)
+test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical = table_test(CASES)

@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from tests.bad_input_helpers import SCORES, Case, World, bad_input_world, check_case, damaged
+from tests.bad_input_helpers import SCORES, Case, damaged, table_test
 from tests.review.helpers import VIDEO
 
 CASES: list[Case] = [
@@ -20,13 +16,4 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, synth_root: Path, small_model_config) -> World:
-    return bad_input_world(tmp_path_factory, synth_root, small_model_config)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical(
-    case: Case, world: World, tmp_path: Path
-) -> None:
-    check_case(case, world, tmp_path)
+test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical = table_test(CASES)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from tests.bad_input_helpers import Case, Outcome, Trial, World, bad_input_world, check_case
+from tests.bad_input_helpers import Case, Outcome, Trial, World, table_test
 from tests.conftest import make_run_config
 from tests.review.helpers import one_torch_thread
 from usam_video.pipeline import label_dataset
@@ -39,13 +37,4 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, synth_root: Path, small_model_config) -> World:
-    return bad_input_world(tmp_path_factory, synth_root, small_model_config)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical(
-    case: Case, world: World, tmp_path: Path
-) -> None:
-    check_case(case, world, tmp_path)
+test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical = table_test(CASES)

@@ -18,11 +18,10 @@ from tests.bad_input_helpers import (
     Outcome,
     Trial,
     World,
-    bad_input_world,
-    check_case,
     cli,
     damaged,
     store_copy,
+    table_test,
 )
 from tests.review.helpers import VIDEO
 from usam_video.store import PseudoLabelStore
@@ -154,13 +153,4 @@ CASES: list[Case] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, synth_root: Path, small_model_config) -> World:
-    return bad_input_world(tmp_path_factory, synth_root, small_model_config)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical(
-    case: Case, world: World, tmp_path: Path
-) -> None:
-    check_case(case, world, tmp_path)
+test_bad_input_gets_a_clear_error_and_the_store_stays_byte_identical = table_test(CASES)
