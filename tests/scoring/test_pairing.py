@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import SMALL_SAM2_CONFIG
 from usam_video.config import DatasetConfig, ModelConfig
 from usam_video.heads import MANIFEST_FILE, load_heads
 from usam_video.scoring import Scorer
@@ -24,15 +25,17 @@ D = 256
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> list[FramePrediction]:
-    """Two frames of hiera-t: frame 0 prompted with one click (object 1: a multimask call) and
-    a box (object 2: two corner points, more than multimask_max_pt_num = 1: a single-mask call);
-    frame 1 tracked (multimask_output_for_tracking: true in sam2.1_hiera_t.yaml)."""
+    """Two frames of the small SAM 2.1 config (hiera-t's decoder and multimask settings, 256-d
+    tokens, a small trunk at 256 px: the calls are the same, at a tenth of hiera-t's 1024 px
+    cost): frame 0 prompted with one click (object 1: a multimask call) and a box (object 2:
+    two corner points, more than multimask_max_pt_num = 1: a single-mask call); frame 1 tracked
+    (multimask_output_for_tracking: true)."""
     from usam_video.datasets import open_dataset
     from usam_video.datasets.synthetic import make_demo_dataset
     from usam_video.engine import PropagationSession, build_model
 
     config = ModelConfig(
-        name="t", sam2_config="configs/sam2.1/sam2.1_hiera_t.yaml", random_init=True, device="cpu"
+        name="t", sam2_config=str(SMALL_SAM2_CONFIG), random_init=True, device="cpu"
     )
     model = build_model(config)
     root = tmp_path_factory.mktemp("pairing-video")
