@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -136,10 +136,7 @@ def open_run(path: str | Path, *, token: str | None = None) -> RunContext:
     source = str(Path(path).resolve())
     context = load_context(load_run_config(Path(source)), source=source)
     if token is not None:
-        context = RunContext(
-            context.run, context.reader, context.model, context.heads, context.policy,
-            context.scorer, source=source, token=token,
-        )  # fmt: skip
+        context = replace(context, token=token)
     with _OPEN_LOCK:
         _OPEN[context.token] = context
         while len(_OPEN) > _KEEP:

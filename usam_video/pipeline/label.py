@@ -33,7 +33,6 @@ from usam_video.store import FrameTable, PseudoLabelStore, VideoWriter, WriteCou
 from usam_video.types import (
     FramePrediction,
     FrameScores,
-    MaskSource,
     MaskUpdate,
     ObjectPrompt,
     Status,
@@ -442,7 +441,7 @@ class _Written:
         t = prediction.frame_index
         self.status[t] = decision.status
         self.reason[t] = decision.reason
-        self.source[t] = MaskSource.PROPAGATED if decision.source is None else decision.source
+        self.source[t] = decision.source
         self.scores[t] = decision.scores.values
         self.tracked[t] = prediction.tracked
 
