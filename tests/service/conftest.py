@@ -30,6 +30,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerH
     env = local_server_env(port, home)
     env["TQDM_DISABLE"] = "1"
     env["COLUMNS"] = "160"
+    # A worker asks for scheduled runs every 10 s by default: the deployment test would wait
+    # for it, with nothing to do, for 5 s on average.
+    env["PREFECT_WORKER_QUERY_SECONDS"] = "1"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [str(USAM_VIDEO), "server", "--port", str(port), "--home", str(home)],
