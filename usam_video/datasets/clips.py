@@ -85,8 +85,8 @@ class DatasetClips:
             return None
         first = annotations[0]
         assert first is not None
-        known_first = self.reader.known_objects(video_id, first)
-        visible = [o for o in first.object_ids if o in known_first and first.mask_of(o).any()]
+        knows = [self.reader.known_objects(video_id, a) for a in annotations if a is not None]  # none is None
+        visible = [o for o in first.object_ids if o in knows[0] and first.mask_of(o).any()]
         if not visible:
             return None
         count = min(len(visible), self.recipe.max_objects)
@@ -95,9 +95,8 @@ class DatasetClips:
         known = np.zeros((length, count), bool)
         for i, annotation in enumerate(annotations):
             assert annotation is not None
-            knows = self.reader.known_objects(video_id, annotation)
             for n, obj in enumerate(object_ids):
-                known[i, n] = obj in knows
+                known[i, n] = obj in knows[i]
                 if known[i, n]:
                     labels[i][annotation.mask_of(obj)] = n + 1
         if not all((labels[0] == n + 1).any() for n in range(count)):

@@ -250,15 +250,21 @@ class ReviewSimulation:
             self.cache[key] = self._relabel(video_id, sorted(key[1]))
         return self.cache[key]
 
-    def _relabel(self, video_id: str, picks: list[tuple[int, int]]) -> DavisSequenceResult:
-        reader, model = self.context.reader, self.context.model
-        corrections = []
+    def corrections(self, video_id: str, picks: Sequence[tuple[int, int]]) -> list[MaskUpdate]:
+        """The ground truth of the picked ``(frame, object)`` frame-objects of ``video_id`` as a
+        person's corrections (what an import of them would write)."""
+        out = []
         for t, obj in picks:
-            annotation = reader.ground_truth(video_id, t)
+            annotation = self.context.reader.ground_truth(video_id, t)
             assert annotation is not None  # candidates have ground truth
-            corrections.append(
+            out.append(
                 MaskUpdate(video_id, t, obj, annotation.mask_of(obj), MaskSource.HUMAN, Status.CORRECTED)
             )
+        return out
+
+    def _relabel(self, video_id: str, picks: list[tuple[int, int]]) -> DavisSequenceResult:
+        reader, model = self.context.reader, self.context.model
+        corrections = self.corrections(video_id, picks)
         prompts, corrected = prompts_with_corrections(reader.prompts(video_id), corrections)
         policy, scorer = self.context.policy, self.context.scorer
         session = PropagationSession(model, reader.frames(video_id), keep_candidates=policy.swaps_candidates)

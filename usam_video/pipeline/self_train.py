@@ -49,7 +49,6 @@ from usam_video.pipeline.train_model import model_jf, train_model
 from usam_video.release import MANIFEST, mask_iou
 from usam_video.review.budget import planner_settings
 from usam_video.store import PseudoLabelStore
-from usam_video.types import MaskSource, MaskUpdate, Status
 
 __all__ = ["MARKER", "ArmResult", "self_train"]
 
@@ -196,21 +195,9 @@ def _reviewed_store(
     count = max(1, round(config.review_fraction * simulation.candidates))
     picks = simulation.plan(budget.priority, planner_settings(budget.plan), count)
     log(f"review: {len(picks)} corrections of {simulation.candidates} candidates")
-    reader = simulation.context.reader
-    corrections = []
-    for p in picks:
-        annotation = reader.ground_truth(p.video_id, p.frame_index)
-        assert annotation is not None  # candidates have ground truth
-        corrections.append(
-            MaskUpdate(
-                p.video_id,
-                p.frame_index,
-                p.object_id,
-                annotation.mask_of(p.object_id),
-                MaskSource.HUMAN,
-                Status.CORRECTED,
-            )
-        )
+    corrections = [
+        update for p in picks for update in simulation.corrections(p.video_id, [(p.frame_index, p.object_id)])
+    ]
     PseudoLabelStore.open(store).replace_masks(corrections)
     relabel_videos(store, sorted({p.video_id for p in picks}))
     write_text_atomically(done, json.dumps({"corrections": len(picks)}) + "\n")

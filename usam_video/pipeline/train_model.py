@@ -158,9 +158,8 @@ def training_data(config: TrainModelConfig) -> tuple[Callable[[int], TrainingCli
             content = json.loads(manifest.read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"{manifest}: expected the release's JSON manifest, got: {exc}") from exc
-        data["release"] = {k: content.get(k) for k in ("release", "store", "threshold", "risk", "counts")}
-        data["release"]["policy"] = content.get("policy")
-        data["release"]["manifest_sha256"] = file_sha256(manifest)
+        keys = ("release", "store", "policy", "threshold", "risk", "counts")
+        data["release"] = {k: content.get(k) for k in keys} | {"manifest_sha256": file_sha256(manifest)}
     return clips, data
 
 

@@ -47,8 +47,9 @@ def write_page_images(report: RunReport, video_id: str, folder: Path, stem: str)
     digest = report.digest(video_id)
     folder.mkdir(parents=True, exist_ok=True)
     table = report.tables.get(video_id)
+    store = PseudoLabelStore.opened(report.opened or report.store)
     timeline = write_review_plan(
-        report.opened if report.opened is not None else report.store,
+        store,
         video_id,
         folder / f"{stem}-timeline.png",
         score=digest.score,
@@ -58,7 +59,6 @@ def write_page_images(report: RunReport, video_id: str, folder: Path, stem: str)
     )
     if not digest.worst_frames:
         return PageImages(timeline, None, "no scored frame to show")
-    store = PseudoLabelStore.opened(report.opened if report.opened is not None else report.store)
     lost: tuple[LostObject, ...] = ()
     try:
         # Read from the store alone, so that the page names a lost object even without frames.
