@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,16 @@ def _visible_text(dom: str) -> str:
 def render(url: str, expected: list[str], profile: Path, screenshot: Path) -> str:
     """The DOM of ``url`` once the single-page app has fetched its data and shows every string
     of ``expected`` (retried with a longer JavaScript time budget on a slow machine); a
-    screenshot of the same page goes to ``screenshot``."""
+    screenshot of the same page load goes to ``screenshot`` (one Chromium run does both: each
+    load of the UI fetches its bundles and data again)."""
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     dom = ""
     for budget_ms in (15_000, 40_000, 90_000):
-        done = _run_chromium([f"--virtual-time-budget={budget_ms}", "--dump-dom", url], profile)
-        dom = done.stdout
+        args = [f"--virtual-time-budget={budget_ms}", "--dump-dom", f"--screenshot={screenshot}", url]
+        dom = _run_chromium(args, profile).stdout
         if all(text in _visible_text(dom) for text in expected):
             break
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
     screenshot.with_suffix(".html").write_text(dom)
-    _run_chromium([f"--virtual-time-budget={budget_ms}", f"--screenshot={screenshot}", url], profile)
     return dom
 
 
@@ -85,16 +86,54 @@ def _reference_artifacts(server: Any, run_name: str) -> dict[str, Any]:
     return {"flow_run": flow_run, **{kind: artifacts[key] for kind, key in zip(kinds, keys, strict=True)}}
 
 
-def test_flow_run_page_and_its_table_render_in_chromium(
-    prefect_server, reference_run, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class RunPage:
+    """The reference run's flow run, its artifacts by key, and its rendered Artifacts tab."""
+
+    found: dict[str, Any]
+    by_key: dict[str, Any]
+    text: str
+
+
+@pytest.fixture(scope="module")
+def run_page(prefect_server, reference_run, tmp_path_factory: pytest.TempPathFactory) -> RunPage:
+    """The run page with its Artifacts tab, rendered once for both tests below: it must name the
+    run, its state, its summary/progress/scores artifacts, the review overview and every video's
+    review page."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
     found = _reference_artifacts(prefect_server, reference_run.name)
+    flow_run = found["flow_run"]
+    with prefect_server.settings(), get_client(sync_client=True) as client:
+        of_run = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
+        )
+    by_key = {a.key: a for a in of_run if a.key}
+    pages = sorted(k for k in by_key if k.startswith(f"{reference_run.name}-video-"))
+    expected = [
+        flow_run.name,
+        "Completed",
+        "pseudo-label-dataset",
+        *(found[k].key for k in ("summary", "progress", "scores")),
+        f"{reference_run.name}-review",
+        *pages,
+    ]
+    url = f"{prefect_server.ui_url}/v2/runs/flow-run/{flow_run.id}?tab=Artifacts"
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    text = _visible_text(render(url, expected, profile, ARTIFACTS_DIR / "flow-run.png"))
+    return RunPage(found, by_key, text)
+
+
+def test_flow_run_page_and_its_table_render_in_chromium(
+    prefect_server, reference_run, run_page: RunPage, tmp_path: Path
+) -> None:
+    found = run_page.found
     flow_run, summary, scores = found["flow_run"], found["summary"], found["scores"]
     assert {found[k].flow_run_id for k in ("summary", "progress", "scores")} == {flow_run.id}
     assert float(found["progress"].data) == 100.0  # per-video progress, complete
     profile = tmp_path / "chromium-profile"
 
-    run_page = f"{prefect_server.ui_url}/v2/runs/flow-run/{flow_run.id}?tab=Artifacts"
     expected = [
         flow_run.name,
         "Completed",
@@ -103,9 +142,8 @@ def test_flow_run_page_and_its_table_render_in_chromium(
         found["progress"].key,
         scores.key,
     ]
-    text = _visible_text(render(run_page, expected, profile, ARTIFACTS_DIR / "flow-run.png"))
     for item in expected:
-        assert item in text, f"{item!r} not on the rendered flow-run page: {text[:2000]}"
+        assert item in run_page.text, f"{item!r} not on the rendered flow-run page: {run_page.text[:2000]}"
 
     table_page = f"{prefect_server.ui_url}/v2/artifacts/artifact/{summary.id}"
     columns = [
@@ -136,20 +174,14 @@ def test_flow_run_page_and_its_table_render_in_chromium(
         assert (ARTIFACTS_DIR / name).stat().st_size > 10_000  # a real picture, not an empty page
 
 
-def test_video_review_page_renders_in_chromium(prefect_server, reference_run, tmp_path: Path) -> None:
+def test_video_review_page_renders_in_chromium(
+    prefect_server, reference_run, run_page: RunPage, tmp_path: Path
+) -> None:
     """Two clicks from the run: its Artifacts tab lists the review overview and a page per video;
     the most uncertain video's page shows its timeline and worst frames as images."""
     import json
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    flow_run = _reference_artifacts(prefect_server, reference_run.name)["flow_run"]
-    with prefect_server.settings(), get_client(sync_client=True) as client:
-        of_run = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
-        )
-    by_key = {a.key: a for a in of_run if a.key}
+    by_key = run_page.by_key
     review = by_key[f"{reference_run.name}-review"]
     pages = sorted(k for k in by_key if k.startswith(f"{reference_run.name}-video-"))
     assert len(pages) == len(VIDEOS)  # under the default cap every video has a page
@@ -160,11 +192,8 @@ def test_video_review_page_renders_in_chromium(prefect_server, reference_run, tm
     profile = tmp_path / "chromium-profile"
 
     # Click 1: the run's Artifacts tab names the overview and every video's page.
-    run_page = f"{prefect_server.ui_url}/v2/runs/flow-run/{flow_run.id}?tab=Artifacts"
-    expected = [review.key, *pages]
-    text = _visible_text(render(run_page, expected, profile, ARTIFACTS_DIR / "flow-run-review.png"))
-    for item in expected:
-        assert item in text, f"{item!r} not on the rendered flow-run page: {text[:2000]}"
+    for item in [review.key, *pages]:
+        assert item in run_page.text, f"{item!r} not on the rendered flow-run page: {run_page.text[:2000]}"
     overview_page = f"{prefect_server.ui_url}/v2/artifacts/artifact/{review.id}"
     shot = ARTIFACTS_DIR / "review-overview.png"
     text = _visible_text(render(overview_page, [top["video_id"], "worst frames"], profile, shot))
@@ -180,5 +209,5 @@ def test_video_review_page_renders_in_chromium(prefect_server, reference_run, tm
         assert item in text, f"{item!r} not on the rendered video page: {text[:2000]}"
     assert re.search(r"<img[^>]+src=\"data:image/png;base64,", dom), "no rendered timeline"
     assert re.search(r"<img[^>]+src=\"data:image/jpeg;base64,", dom), "no rendered worst-frame strip"
-    for name in ("flow-run-review.png", "review-overview.png", "video-review.png"):
+    for name in ("flow-run.png", "review-overview.png", "video-review.png"):
         assert (ARTIFACTS_DIR / name).stat().st_size > 10_000

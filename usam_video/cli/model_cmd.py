@@ -10,7 +10,7 @@ import typer
 from usam_video.cli.app import app, console, fail
 from usam_video.errors import UsamVideoError
 
-__all__ = ["baseline", "generate", "self_train", "train_model"]
+__all__ = ["baseline", "generate", "self_train", "train_model", "train_sam2"]
 
 
 @app.command()
@@ -62,6 +62,50 @@ def train_model(
             f"{result.name}: stopped at step {result.steps_done}/{result.steps_planned}; "
             "run the same command again to resume"
         )
+
+
+@app.command("train-sam2")
+def train_sam2(
+    config: Path = typer.Argument(..., help="a sam2 trainer YAML (configs/training/sam2-trainer/*.yaml)"),
+    release: Path = typer.Argument(..., help="a release in the sav layout (usam-video release --format sav)"),
+    overrides: list[str] | None = typer.Argument(
+        None, help="Hydra overrides of the config, KEY=VALUE (e.g. scratch.num_frames=8)"
+    ),
+    steps: int | None = typer.Option(None, help="optimiser steps (default: the config's scratch.steps)"),
+    lr: float | None = typer.Option(None, help="base learning rate (default: the config's scratch.base_lr)"),
+    out: Path = typer.Option(
+        Path("build/training/sam2-trainer"), help="output folder (new, empty or an earlier train-sam2 output)"
+    ),
+    force: bool = typer.Option(False, "--force", help="write into a folder this command did not create"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Fine-tune a model on a release with SAM 2's own trainer (sam2's training package:
+    Trainer, SAM2Train, its VOS data pipeline and MultiStepMultiMasksAndIous) on the CPU, one
+    process (gloo).
+
+    The release is read in the sav layout by sam2's JSONRawDataset, which drops every frame with
+    a null masklet entry (a frame-object the release left out): only frames whose every object is
+    released train, and a video with fewer of them than a clip's length is left out. The command
+    prints how many frames that keeps. Writes the trainer's checkpoint (checkpoints/checkpoint.pt)
+    and each step's loss (losses.json) to --out; prints the first and last loss."""
+    from usam_video.engine.sam2_trainer import train_with_sam2_trainer
+
+    try:
+        result = train_with_sam2_trainer(
+            config, release, out, steps=steps, lr=lr, overrides=overrides or [], force=force
+        )
+    except UsamVideoError as exc:
+        fail(exc)
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=1))
+        return
+    console.print(result.frames.summary(), markup=False)
+    console.print(
+        f"{len(result.losses)} steps ({result.seconds_per_step:.2f} s/step, setup included): "
+        f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}; "
+        f"checkpoint {result.checkpoint}, losses {result.out / 'losses.json'}",
+        markup=False,
+    )
 
 
 @app.command()

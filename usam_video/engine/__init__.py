@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load
     from usam_video.engine.frames import FrameBatch, flush_due
     from usam_video.engine.locate import resolve_sam2_config
     from usam_video.engine.predictor import Sam2Frames, StreamingVideoPredictor
+    from usam_video.engine.sam2_trainer import Sam2TrainerResult, train_with_sam2_trainer
     from usam_video.engine.session import PropagationSession
 
 #: Public name -> the module that defines it.
@@ -28,11 +29,13 @@ _EXPORTS: dict[str, str] = {
     "flush_due": "usam_video.engine.frames",
     "PropagationSession": "usam_video.engine.session",
     "Sam2Frames": "usam_video.engine.predictor",
+    "Sam2TrainerResult": "usam_video.engine.sam2_trainer",
     "StreamingVideoPredictor": "usam_video.engine.predictor",
     "TokenCapture": "usam_video.engine.capture",
     "build_model": "usam_video.engine.factory",
     "resolve_device": "usam_video.engine.device",
     "resolve_sam2_config": "usam_video.engine.locate",
+    "train_with_sam2_trainer": "usam_video.engine.sam2_trainer",
 }
 
 __all__ = [
@@ -41,12 +44,14 @@ __all__ = [
     "FrameBatch",
     "PropagationSession",
     "Sam2Frames",
+    "Sam2TrainerResult",
     "StreamingVideoPredictor",
     "TokenCapture",
     "build_model",
     "flush_due",
     "resolve_device",
     "resolve_sam2_config",
+    "train_with_sam2_trainer",
 ]
 
 
