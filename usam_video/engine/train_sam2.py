@@ -1,8 +1,12 @@
 """Training SAM 2 on generated clips, with the sam2 modules' own image and tracking steps.
 
-sam2's pip package ships no training code, so this module drives the model the way
-``SAM2Base.track_step`` does at inference (image encoder once per frame, memory attention over
-the frames already tracked, prompt encoder + mask decoder, memory encoder), with gradients on.
+This module drives the model the way ``SAM2Base.track_step`` does at inference (image encoder
+once per frame, memory attention over the frames already tracked, prompt encoder + mask decoder,
+memory encoder), with gradients on. sam2's own trainer (the ``training`` package, run by
+:mod:`usam_video.engine.sam2_trainer`) is the path for the official checkpoints on GPUs; this one
+stays for generated clips and for releases, because it keeps a frame whose objects are partly
+released (``known``) where sam2's loader drops the whole frame, and it runs on a CPU without
+patching (its module docstring lists what the two have in common).
 In the spirit of SAM 2's recipe:
 
 - clips of ``clip_frames`` frames; the first frame is prompted with its ground-truth mask, a
