@@ -93,8 +93,10 @@ model-figures: $(STAMP)
 		> $(GEN)/clicks.json
 
 # pytest-xdist: one worker per core, at most 4 (each worker builds its own session fixtures: the
-# small SAM 2, the generated stores and a Prefect harness, ~1.5 GB); PYTEST_WORKERS= runs serially.
-PYTEST_WORKERS ?= -n auto --maxprocesses 4
+# small SAM 2, the generated stores, ~1.5 GB); --dist loadgroup hands the tests that need a Prefect
+# server to one worker per server (tests/conftest.py groups them), so each server starts once.
+# PYTEST_WORKERS= runs serially.
+PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadgroup
 
 # lint-imports: ../shared/ARCHITECTURE.md's import rules as import-linter contracts
 # ([tool.importlinter] in pyproject.toml).

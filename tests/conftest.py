@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.s3_fixtures import s3_endpoint, s3_env  # noqa: F401  (fixtures for every package)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = REPO_ROOT / "configs"
 SHARED_DATA = Path(os.environ.get("USAM_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -23,6 +25,26 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover - torch is a dependency
     pass
+
+# Fixtures that start a Prefect server: each xdist worker that meets a test needing one starts its
+# own (8-18 s for the harness, about 30 s for the service package's server and reference run).
+# `make test` runs `--dist loadgroup`: the tests needing each server are one group, which xdist
+# hands to one worker, largest groups first, so each server starts once (sessions without xdist
+# ignore the mark).
+_SERVER_GROUPS = (
+    ("service", {"prefect_server", "reference_run", "service_dataset"}),
+    ("prefect", {"prefect_harness"}),
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for group, needs in _SERVER_GROUPS:
+            if fixtures & needs:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
 
 
 @pytest.fixture(scope="session")

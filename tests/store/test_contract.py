@@ -2,8 +2,9 @@
 
 One test class per interface, in the spirit of zarr's ``StoreTests``: :class:`StoreContract`
 holds the behaviour every backend must show, and each subclass names a backend by its
-``location`` fixture (a local folder, an fsspec ``memory://`` URL). Behaviour that belongs to one
-backend (claim files of a local store, chunk files on disk) is tested in ``test_zarr_store.py``.
+``location`` fixture (a local folder, an fsspec ``memory://`` URL, an ``s3://`` URL on a real S3
+endpoint). Behaviour that belongs to one backend (claim files of a local store, chunk files on
+disk) is tested in ``test_zarr_store.py``; claims across processes and hosts in ``test_claims.py``.
 """
 
 from __future__ import annotations
@@ -188,3 +189,12 @@ class TestMemoryStore(StoreContract):
     def location(self, tmp_path: Path) -> str:
         # The memory filesystem is global to the process: a fresh path per test.
         return f"memory://contract-{uuid.uuid4().hex}/s.zarr"
+
+
+class TestS3Store(StoreContract):
+    """An ``s3://`` URL on a real S3 endpoint (moto's server, ``conftest.py``), named the way s3fs
+    users name theirs: ``AWS_ENDPOINT_URL`` and credentials in the environment."""
+
+    @pytest.fixture()
+    def location(self, s3_env) -> str:
+        return s3_env.url_for("contract")

@@ -147,8 +147,10 @@ def test_bad_video_id(tmp_path: Path) -> None:
 
 def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path: Path) -> None:
     import json
+    import socket
     import subprocess
     import sys
+    import time
 
     store = PseudoLabelStore.open(tmp_path / "s.zarr")
     assert store.claim("v", owner="a") is None
@@ -158,21 +160,27 @@ def test_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path: Path) -> N
     assert store.claim("v", owner="b") == "a"
     store.release("v", owner="a")
     assert store.claim("v", owner="b") is None
-    # a claim left by a process that died is stale
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    # A claim left by a process of this host that died is taken over at once, its lease unspent.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from usam_video.store import PseudoLabelStore as S; "
+            "S.open(sys.argv[1]).claim('w', 'dead')",
+            str(tmp_path / "s.zarr"),
+        ],
+        check=True,
     )
     claim = tmp_path / "s.zarr/claims/w.json"
-    claim.parent.mkdir(exist_ok=True)
-    import socket
-    import time
-
-    claim.write_text(
-        json.dumps(
-            {"owner": "dead", "host": socket.gethostname(), "pid": int(dead.stdout), "time": time.time()}
-        )
-    )
+    assert json.loads(claim.read_text())["owner"] == "dead"
     assert store.claim("w", owner="c") is None
+    # A claim of the format before leases (no node, no expiry) on this host: the pid alone no
+    # longer frees it (another host sharing the folder could not tell), its age does (6 h).
+    legacy = {"owner": "old", "host": socket.gethostname(), "pid": 2**22 + 1, "time": time.time()}
+    (tmp_path / "s.zarr/claims/x.json").write_text(json.dumps(legacy))
+    assert store.claim("x", owner="c") == "old"
+    (tmp_path / "s.zarr/claims/x.json").write_text(json.dumps({**legacy, "time": time.time() - 6 * 3600 - 1}))
+    assert store.claim("x", owner="c") is None
 
 
 def test_fsspec_memory_store(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from usam_video.errors import UsamVideoError
 
 if TYPE_CHECKING:  # the demo's module loads torch and the engine: imported by the command only
     from usam_video.pipeline.demo import DemoInputs, DemoResult
+    from usam_video.store import PseudoLabelStore
 
 __all__ = ["app", "main", "repo_configs_dir"]
 
@@ -41,11 +42,47 @@ def _completeness(complete: bool, failure: str) -> str:
     return f"[red]NO (failed: {escape(failure)})[/]" if failure else "NO (interrupted)"
 
 
-def _inspect_data(store_path: Path, with_frames: bool) -> list[dict[str, Any]]:
-    from usam_video.store import PseudoLabelStore
+def _claims_data(store: PseudoLabelStore) -> list[dict[str, Any]]:
+    """The store's claims, live ones first, each with its owner, host and lease left."""
+    import time
+
+    now = time.time()
+    rows = [
+        {
+            "video_id": c.video_id,
+            "owner": c.owner,
+            "host": c.host,
+            "pid": c.pid,
+            "live": c.live,
+            "taken_at": c.taken_at,
+            "expires_in_s": round(c.expires_at - now, 1),
+        }
+        for c in store.claims()
+    ]
+    return sorted(rows, key=lambda r: (not r["live"], r["video_id"]))
+
+
+def _print_claims(claims: list[dict[str, Any]]) -> None:
+    """Live claims as a table (who is writing what, until when); expired ones counted."""
+    live = [c for c in claims if c["live"]]
+    if live:
+        table = Table(title="live claims (videos being written)")
+        for col in ("video", "owner", "host", "lease left"):
+            table.add_column(col)
+        for c in live:
+            table.add_row(c["video_id"], c["owner"], c["host"], f"{c['expires_in_s']:.0f} s")
+        console.print(table)
+    if len(claims) > len(live):
+        console.print(
+            f"{len(claims) - len(live)} expired claim(s) (their writers stopped): a run's first "
+            "claim removes them, and their videos are labelled again.",
+            highlight=False,
+        )
+
+
+def _inspect_data(store: PseudoLabelStore, with_frames: bool) -> list[dict[str, Any]]:
     from usam_video.types import Status
 
-    store = PseudoLabelStore.open(store_path, mode="r")
     videos = []
     for video_id in store.videos():
         summary = store.summary(video_id)
@@ -86,16 +123,24 @@ def _inspect_data(store_path: Path, with_frames: bool) -> list[dict[str, Any]]:
 
 @app.command()
 def inspect(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    # A string, not a Path: a Path would fold "s3://bucket/x" into "s3:/bucket/x".
+    store: str = typer.Argument(
+        ..., help="path or URL (s3://..., endpoint and credentials from AWS_* variables) of a store"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON, with every frame's scores"),
 ) -> None:
-    """Per video: frames, objects, completeness, counts by status, scores present, provenance."""
+    """Per video: frames, objects, completeness, counts by status, scores present, provenance;
+    then the live claims (videos being written) with their owners."""
+    from usam_video.store import PseudoLabelStore
+
     try:
-        videos = _inspect_data(store, with_frames=as_json)
+        opened = PseudoLabelStore.open(store, mode="r")
+        videos = _inspect_data(opened, with_frames=as_json)
+        claims = _claims_data(opened)
     except UsamVideoError as exc:
         fail(exc)
     if as_json:
-        print(json.dumps({"store": str(store), "videos": videos}, indent=1))
+        print(json.dumps({"store": str(store), "videos": videos, "claims": claims}, indent=1))
         return
     table = Table(title=f"{store}")
     columns = ("video", "frames", "objects", "complete", "accepted", "queued (refine/human)", "untrained")
@@ -117,6 +162,7 @@ def inspect(
             p.get("heads_pairing", "not recorded"),
         )
     console.print(table)
+    _print_claims(claims)
     if videos:
         console.print(f"scores: {', '.join(videos[0]['scores'])}")
     else:  # an empty table alone reads as "nothing wrong"

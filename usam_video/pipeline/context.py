@@ -84,7 +84,7 @@ class RunContext:
         another Zarr group or a read-only place is refused here with one
         :class:`~usam_video.errors.StoreError`. A labelling task opens its own: a store object
         is not shared between threads writing different videos."""
-        return PseudoLabelStore.open(self.run.store_path)
+        return PseudoLabelStore.open(self.run.store_path, storage_options=self.run.storage_options)
 
 
 @lru_cache(maxsize=2)

@@ -183,7 +183,8 @@ def label_video(
         force: relabel even if the video is complete under the same config (after corrections).
     """
     started = time.perf_counter()
-    store = store or PseudoLabelStore.open(context.run.store_path)
+    run = context.run
+    store = store or PseudoLabelStore.open(run.store_path, storage_options=run.storage_options)
     fingerprint = run_fingerprint(context.run)
     if store.is_complete(video_id):
         # A damaged chunk is reported, never skipped as complete nor relabelled over (its
@@ -206,7 +207,10 @@ def label_video(
             return VideoResult(
                 video_id, "skipped", seconds=time.perf_counter() - started, error=SKIPPED_COMPLETE
             )
-        return _label_claimed(context, store, video_id, ref, prompts, corrected, fingerprint, started)
+        # The claim's lease is renewed while the video is written (a thread: see ClaimRenewal),
+        # so a long video keeps it and a host that dies frees it within one lease.
+        with store.keep_claim(video_id):
+            return _label_claimed(context, store, video_id, ref, prompts, corrected, fingerprint, started)
     except Exception as exc:  # e.g. an mp4 broken mid-way: inspect and queue say why it is incomplete
         store.record_failure(video_id, f"{type(exc).__name__}: {exc}")
         raise
@@ -647,7 +651,7 @@ def label_dataset(run: RunConfig) -> list[VideoResult]:
     """Label every video of a run in this process (no Prefect); a failing video is reported
     as ``failed`` and the others still run."""
     context = load_context(run)
-    store = PseudoLabelStore.open(run.store_path)
+    store = PseudoLabelStore.open(run.store_path, storage_options=run.storage_options)
     results = []
     for video_id in context.reader.list_videos():
         try:

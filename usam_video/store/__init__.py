@@ -1,5 +1,6 @@
 """The Zarr pseudo-label store and the heads-training container (the only package importing zarr)."""
 
+from usam_video.store.claims import LEASE_S, Claim, ClaimRenewal
 from usam_video.store.heads_container import TRAINING_FORMAT, TrainingContainer
 from usam_video.store.verify import ArrayCheck, VerifyReport, verify_store
 from usam_video.store.zarr_store import (
@@ -13,9 +14,12 @@ from usam_video.store.zarr_store import (
 )
 
 __all__ = [
+    "LEASE_S",
     "STORE_FORMAT",
     "TRAINING_FORMAT",
     "ArrayCheck",
+    "Claim",
+    "ClaimRenewal",
     "VerifyReport",
     "FrameTable",
     "PseudoLabelStore",

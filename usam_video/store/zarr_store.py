@@ -66,7 +66,15 @@ from usam_video.errors import (
     store_write_error,
 )
 from usam_video.store.checksums import checksummed_codecs, describe_read_error, is_checksummed
-from usam_video.store.claims import claim_video, release_video
+from usam_video.store.claims import (
+    LEASE_S,
+    Claim,
+    ClaimRenewal,
+    claim_video,
+    clean_claims,
+    list_claims,
+    release_video,
+)
 from usam_video.store.nodes import ArraySpec, create_video_nodes
 from usam_video.store.records import FrameTable, HistoryEntry, VideoSummary, WriteBatch, WriteCounts
 from usam_video.store.verify import VerifyReport, verify_store
@@ -204,9 +212,11 @@ def _writes(method: Callable[..., _R]) -> Callable[..., _R]:
 class PseudoLabelStore:
     """A Zarr v3 store of pseudo-labels (see the module docstring for the layout)."""
 
-    def __init__(self, root: zarr.Group, location: str):
+    def __init__(self, root: zarr.Group, location: str, storage_options: Mapping[str, Any] | None = None):
         self._root = root
         self.location = location
+        #: fsspec options of a URL store (endpoint, credentials), used again by its claims.
+        self.storage_options: dict[str, Any] = dict(storage_options or {})
 
     @classmethod
     def opened(cls, store: PseudoLabelStore | str | Path, mode: str = "r") -> PseudoLabelStore:
@@ -215,22 +225,36 @@ class PseudoLabelStore:
         return store if isinstance(store, PseudoLabelStore) else cls.open(store, mode)
 
     @classmethod
-    def open(cls, path: str | Path, mode: str = "a") -> PseudoLabelStore:
+    def open(
+        cls, path: str | Path, mode: str = "a", storage_options: Mapping[str, Any] | None = None
+    ) -> PseudoLabelStore:
         """Open (``mode="a"``, creating if absent) or read (``mode="r"``) a store.
 
         ``path`` is a local path, a ``file://`` URL, or any fsspec URL zarr accepts
-        (``memory://`` in tests, ``s3://bucket/store.zarr`` with s3fs installed).
+        (``memory://`` in tests, ``s3://bucket/store.zarr`` with ``usam-video[s3]``).
+        ``storage_options`` are the URL's fsspec options (for s3fs: ``endpoint_url``, ``key``,
+        ``secret``, ``client_kwargs``...); without them s3fs reads the environment
+        (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``...).
+
+        Raises:
+            InputError: ``storage_options`` given for a local path.
         """
         location = str(path).removeprefix("file://")
         is_url = "://" in location
         if not is_url:
+            if storage_options:
+                raise InputError(
+                    f"{location}: expected storage_options only for a URL store (s3://...), got "
+                    f"{sorted(storage_options)} for a local path. Remove them, or give the store's URL."
+                )
             _check_local_location(location, mode)
+        options = {"storage_options": dict(storage_options)} if storage_options else {}
         try:
             try:
-                root = zarr.open_group(location, mode=mode)
+                root = zarr.open_group(location, mode=mode, **options)
             except zarr.errors.ContainsGroupError:
                 # Another process created the store at the same instant: open what it made.
-                root = zarr.open_group(location, mode="r+")
+                root = zarr.open_group(location, mode="r+", **options)
         except FileNotFoundError as exc:
             raise StoreNotFoundError(f"{location}: expected a usam-video Zarr store, found nothing.") from exc
         except OSError as exc:  # read-only, no space, not a directory: the OS's reason, not zarr's
@@ -241,7 +265,7 @@ class PseudoLabelStore:
         if not attrs and _members(root):
             # A process creating the store writes its attributes before its first member: read
             # them again before calling the group someone else's.
-            attrs = dict(zarr.open_group(location, mode="r").attrs)
+            attrs = dict(zarr.open_group(location, mode="r", **options).attrs)
         if not attrs and mode != "r" and not _members(root):
             # A group with no attributes and nothing in it is one this call (or a concurrent
             # one) has just made; a group with members is someone else's and is never adopted.
@@ -261,7 +285,7 @@ class PseudoLabelStore:
                 f"got another Zarr group ({found}). Point to a store this tool wrote, a new path "
                 "or an empty folder: usam-video never writes into a Zarr group it did not create."
             )
-        return cls(root, location)
+        return cls(root, location, storage_options)
 
     @property
     def store_id(self) -> str | None:
@@ -504,18 +528,35 @@ class PseudoLabelStore:
 
     # --- claims: one writer per video ---------------------------------------------------------
     @_writes
-    def claim(self, video_id: str, owner: str | None = None, stale_after_s: float = 6 * 3600) -> str | None:
+    def claim(self, video_id: str, owner: str | None = None, lease_s: float = LEASE_S) -> str | None:
         """Claim a video for writing; returns None on success, else the live owner's name.
 
-        See :func:`usam_video.store.claims.claim_video`: one writer per video, a dead or stale
-        claim is taken over, object-store URLs claim within this process only.
+        See :func:`usam_video.store.claims.claim_video`: one writer per video across processes
+        and hosts (local and shared folders, S3 with conditional writes; ``memory://`` within
+        this process), a lease of ``lease_s`` that :meth:`keep_claim` renews, an expired claim
+        taken over by compare-and-swap.
         """
-        return claim_video(self.location, video_id, owner, stale_after_s)
+        return claim_video(self.location, video_id, owner, lease_s, self.storage_options)
+
+    def keep_claim(self, video_id: str, owner: str | None = None, lease_s: float = LEASE_S) -> ClaimRenewal:
+        """A context manager renewing this owner's claim of ``video_id`` while it writes (see
+        :class:`usam_video.store.claims.ClaimRenewal`); make it on the claiming thread, whose
+        owner name it takes by default."""
+        return ClaimRenewal(self.location, video_id, owner, lease_s, self.storage_options)
 
     @_writes
     def release(self, video_id: str, owner: str | None = None) -> None:
         """Release a claim this owner holds (no-op otherwise)."""
-        release_video(self.location, video_id, owner)
+        release_video(self.location, video_id, owner, self.storage_options)
+
+    def claims(self) -> list[Claim]:
+        """Every claim in the store (``live`` tells an expired one), by video id; reads only."""
+        return list_claims(self.location, self.storage_options)
+
+    @_writes
+    def clean_claims(self) -> list[str]:
+        """Remove expired claims (a run's first claim does it too); the video ids freed."""
+        return clean_claims(self.location, self.storage_options)
 
     # --- writing -------------------------------------------------------------------------
     @_writes
