@@ -24,7 +24,10 @@ def config(tmp_path: Path, monkeypatch):
             "pool": smoke.pool.model_copy(update={"count": 2, "frames": 6}),
             "tests": [smoke.tests[0].model_copy(update={"count": 1, "frames": 6})],
             "student": smoke.student.model_copy(
-                update={"recipe": smoke.student.recipe.model_copy(update={"steps": 1, "clip_frames": 3})}
+                update={
+                    "recipe": smoke.student.recipe.model_copy(update={"steps": 1, "clip_frames": 3}),
+                    "seeds": [1],  # a second student per arm, paired with the first by seed
+                }
             ),
         }
     )
@@ -42,8 +45,16 @@ def test_every_arm_runs_and_a_rerun_resumes(config) -> None:
     saved = json.loads((config.out / "results.json").read_text())
     assert [a["arm"] for a in saved["arms"]] == ["a", "b", "c", "d", "e"]
     assert "| c |" in (config.out / "results.md").read_text()
+    # Every arm trained once per seed (the recipe's own seed keeps the one-seed file names); its
+    # J&F is their mean, and the report pairs the arms by seed.
     students = sorted(p for p in (config.out / "students").glob("student-*.pt") if ".state" not in p.name)
-    assert [p.name for p in students] == [f"student-{a}.pt" for a in "bcde"]
+    assert [p.name for p in students] == sorted(
+        [f"student-{a}.pt" for a in "bcde"] + [f"student-{a}-seed1.pt" for a in "bcde"]
+    )
+    assert len(by_arm["a"].jf_by_seed["s61"]) == 1 and len(by_arm["c"].jf_by_seed["s61"]) == 2
+    assert by_arm["c"].jf["s61"] == pytest.approx(sum(by_arm["c"].jf_by_seed["s61"]) / 2)
+    report = (config.out / "results.md").read_text()
+    assert "Student seeds: [0, 1]" in report and "- c - b on s61:" in report
     stamps = {p: p.stat().st_mtime_ns for p in students}
     again = self_train(config, log=lambda _: None)
     assert [r.as_dict() for r in again] == [r.as_dict() for r in results]

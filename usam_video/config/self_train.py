@@ -39,12 +39,24 @@ class TeacherConfig(StrictModel):
 
 
 class StudentConfig(StrictModel):
-    """The model every arm fine-tunes, from ``init_weights``, with one recipe and seed."""
+    """The model every arm fine-tunes, from ``init_weights``, with one recipe, once per seed.
+
+    ``seeds``: further recipe seeds (its clips and prompts) beside ``recipe.seed``; every arm is
+    trained once per seed and its J&F is their mean. One fine-tuning run is a noisy measurement
+    (on a validation seed, the same recipe on the same data gave J&F 0.345 with one seed and
+    0.523 with the next), so arms are compared over several seeds, paired by seed.
+    """
 
     sam2_config: str
     init_weights: Path
     recipe: TrainingRecipe = Field(default_factory=TrainingRecipe)
+    seeds: list[int] = Field(default_factory=list, description="further recipe seeds beside recipe.seed")
     threads: int | None = Field(default=1, ge=1)
+
+    @property
+    def all_seeds(self) -> list[int]:
+        """The seeds every arm trains with, the recipe's own first."""
+        return list(dict.fromkeys([self.recipe.seed, *self.seeds]))
 
 
 class SelfTrainConfig(StrictModel):

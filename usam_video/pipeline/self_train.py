@@ -59,14 +59,17 @@ MARKER = ".usam-video-self-train.json"
 
 @dataclass(frozen=True)
 class ArmResult:
-    """One arm: J&F of its model on each test set (keyed ``s<seed>``), and its release's
-    coverage and realised risk (None for arm (a), which trains on nothing)."""
+    """One arm: J&F of its students on each test set (keyed ``s<seed>``: the mean over the
+    student seeds, and ``jf_by_seed`` each student's, in the order of
+    ``StudentConfig.all_seeds``; arm (a), untrained, has one), and its release's coverage and
+    realised risk (None for arm (a), which trains on nothing)."""
 
     arm: str
     jf: dict[str, float]
     coverage: float | None
     risk: float | None
     labels: int | None
+    jf_by_seed: dict[str, list[float]]
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -96,21 +99,28 @@ def self_train(config: SelfTrainConfig, log: Callable[[str], None] = print) -> l
         datasets["d"] = _release(config, reviewed, out / "release-d", certified=True, log=log)
     if "e" in config.arms:
         datasets["e"] = pool
-    weights = {"a": config.student.init_weights} if "a" in config.arms else {}
-    for arm, dataset in datasets.items():
-        weights[arm] = _student(config, arm, dataset, out / "students", log)
+    seeds = config.student.all_seeds
+    weights = {("a", seeds[0]): config.student.init_weights} if "a" in config.arms else {}
+    for seed in seeds:  # one full set of students per seed first: a stopped run has whole seeds
+        for arm, dataset in datasets.items():
+            weights[arm, seed] = _student(config, arm, dataset, out / "students", log, seed)
     truth = open_dataset(pool)
     results = []
     for arm in config.arms:
-        jf = {
-            name: _jf(config, arm, weights[arm], test, out / "eval" / f"{arm}-{name}.zarr")
+        by_seed = {
+            name: [
+                _jf(config, arm, w, test, out / "eval" / f"{_tag(config, arm, seed)}-{name}.zarr")
+                for (a, seed), w in weights.items()
+                if a == arm
+            ]
             for name, test in tests.items()
         }
+        jf = {name: float(np.mean(values)) for name, values in by_seed.items()}
         labels = coverage = risk = None
         if arm in datasets:
             labels, coverage, risk = release_quality(open_dataset(datasets[arm]), truth)
-        results.append(ArmResult(arm, jf, coverage, risk, labels))
-        log(f"arm {arm}: J&F {jf}, coverage {coverage}, realised risk {risk}")
+        results.append(ArmResult(arm, jf, coverage, risk, labels, by_seed))
+        log(f"arm {arm}: J&F {by_seed}, coverage {coverage}, realised risk {risk}")
     _write_results(config, out, results)
     return results
 
@@ -204,22 +214,34 @@ def _reviewed_store(
     return store
 
 
+def _tag(config: SelfTrainConfig, arm: str, seed: int) -> str:
+    """``<arm>`` for the recipe's own seed (the files of a one-seed run), else ``<arm>-seed<k>``."""
+    return arm if seed == config.student.recipe.seed else f"{arm}-seed{seed}"
+
+
 def _student(
-    config: SelfTrainConfig, arm: str, dataset: DatasetConfig, folder: Path, log: Callable[[str], None]
+    config: SelfTrainConfig,
+    arm: str,
+    dataset: DatasetConfig,
+    folder: Path,
+    log: Callable[[str], None],
+    seed: int,
 ) -> Path:
-    """Arm ``arm``'s student, fine-tuned on ``dataset`` (resumed from its state when stopped)."""
+    """Arm ``arm``'s student of recipe seed ``seed``, fine-tuned on ``dataset`` (resumed from its
+    state when stopped)."""
     s = config.student
-    weights = folder / f"student-{arm}.pt"
+    tag = _tag(config, arm, seed)
+    weights = folder / f"student-{tag}.pt"
     if not weights.is_file():
-        log(f"student {arm}: fine-tuning on {dataset.name}")
+        log(f"student {tag}: fine-tuning on {dataset.name}")
         train_model(
             TrainModelConfig(
-                name=f"student_{arm}",
+                name=f"student_{tag.replace('-', '_')}",
                 sam2_config=s.sam2_config,
                 init_weights=s.init_weights,
-                recipe=s.recipe,
+                recipe=s.recipe.model_copy(update={"seed": seed}),
                 dataset=dataset,
-                state=folder / f"student-{arm}.state.pt",
+                state=folder / f"student-{tag}.state.pt",
                 weights=weights,
                 threads=s.threads,
             ),
@@ -275,11 +297,33 @@ def _write_results(config: SelfTrainConfig, out: Path, results: list[ArmResult])
         "|---|" + "---|" * (len(seeds) + 3),
     ]
     for r in results:
-        jf = " | ".join(f"{r.jf[s]:.3f}" for s in seeds)
+        jf = " | ".join(_mean_and_range(r.jf_by_seed[s]) for s in seeds)
         quality = (
             "- | - | -"
             if r.coverage is None
             else f"{r.labels} | {r.coverage:.3f} | {'-' if np.isnan(r.risk) else f'{r.risk:.3f}'}"
         )
         lines.append(f"| {r.arm} | {jf} | {quality} |")
+    lines += _paired_lines(config, results, seeds)
     write_text_atomically(out / "results.md", "\n".join(lines) + "\n")
+
+
+def _mean_and_range(values: list[float]) -> str:
+    """``mean`` of one value, ``mean (min-max)`` of several."""
+    mean = float(np.mean(values))
+    return f"{mean:.3f}" if len(values) == 1 else f"{mean:.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def _paired_lines(config: SelfTrainConfig, results: list[ArmResult], tests: list[str]) -> list[str]:
+    """The issue's comparisons, paired by student seed (each seed's students see the same clips
+    and prompts): c - b and d - b per test set, as the mean over seeds and each seed's value."""
+    by_arm = {r.arm: r for r in results}
+    lines = ["", f"Student seeds: {config.student.all_seeds} (J&F: mean (min-max) over them).", ""]
+    for arm, base in (("c", "b"), ("d", "b"), ("e", "b")):
+        if arm not in by_arm or base not in by_arm:
+            continue
+        for t in tests:
+            deltas = np.subtract(by_arm[arm].jf_by_seed[t], by_arm[base].jf_by_seed[t])
+            per_seed = ", ".join(f"{d:+.3f}" for d in deltas)
+            lines.append(f"- {arm} - {base} on {t}: {float(deltas.mean()):+.3f} (per seed: {per_seed})")
+    return lines
