@@ -14,7 +14,6 @@ from flows.deploy import PREFECT_FILE, deployments_in, stop_process_group, work_
 from tests.conftest import REPO_ROOT
 from tests.service.helpers import (
     PREFECT,
-    USAM_VIDEO,
     assert_same_labels,
     outcomes,
     summary_rows,
@@ -66,19 +65,18 @@ def test_deploy_then_a_worker_runs_a_deployment_triggered_from_the_cli(
     prefect_server, service_dataset: Path, reference_run, tmp_path: Path, small_model_config
 ) -> None:
     from prefect.client.orchestration import get_client
+    from typer.testing import CliRunner
+
+    from usam_video.cli import app
 
     env = prefect_server.env
-    done = subprocess.run(
-        [str(USAM_VIDEO), "deploy"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    # `usam-video deploy` in this process, on the server's API (a subprocess would only import
+    # Prefect and the flows once more); the worker and the triggered run below are processes.
+    with prefect_server.settings():
+        done = CliRunner().invoke(app, ["deploy"])
+    assert done.exit_code == 0, done.output
     for name in DEPLOYMENTS:
-        assert name in done.stdout, done.stdout
+        assert name in done.output, done.output
 
     with prefect_server.settings(), get_client(sync_client=True) as client:
         pools = {pool: client.read_work_pool(pool) for pool in ("usam-local", "usam-gpu")}
