@@ -1,13 +1,33 @@
 """The pseudo-labelling flow: one task per video, retries, a GPU slot per task on CUDA,
 a progress artifact while it runs and, at the end, a table artifact (a row per video), score
 histograms, a review overview and one review page per uncertain video (see
-:mod:`usam_video.pipeline.report`)."""
+:mod:`usam_video.pipeline.report`).
+
+The video tasks run on the flow's task runner: Prefect's thread pool in the flow's process by
+default, or a Dask cluster (``usam-video run --task-runner dask``, :mod:`flows.runners`). A task
+gets references only (the run config's path, the token of the context the flow opened, a video
+id); a Dask worker process does not hold that context, so its first task builds it from the
+config's path (:func:`usam_video.pipeline.context_of`) and its later tasks reuse it.
+
+How a run is cut into tasks, and what that costs the flow's process: one task per video, all
+submitted at once. For each video the flow keeps its Prefect task run (future, state, result
+record: about 60 KB, from issue #36's measurement of 590 MB resident for 10,000 trivial tasks)
+and the video's result, which carries its frame table for the run budget, the score plots and
+the report (on Dask it is pickled back from the worker): ``T x O x (4 S + 3)`` bytes
+(``status``, ``reason``, ``source`` and ``S`` float32 scores per frame-object). Computed for a
+50,000-video SA-V run (about 340 frames and 13 masklets a video, ``S`` = 12 with heads): 225 KB
+of table a video, 11 GB in all, plus about 3 GB of task runs, far above a 1 GB goal. Until the
+flow maps shards of videos per task and keeps scores out of the results (issue #36 item 5),
+cut a run that size into runs of at most a few thousand videos (each a slice of the video
+list, all into one store: claims keep concurrent runs apart).
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import math
+import os
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -49,6 +69,8 @@ __all__ = [
 #: Default number of the most uncertain videos that get a review page artifact (images inside):
 #: a run of thousands of videos writes this many pages, and a table row for every video.
 REPORT_VIDEOS = 20
+#: The run tokens whose tasks have said, in this process, which process they run in.
+_LOGGED_TOKENS: set[str] = set()
 
 
 @task(
@@ -64,6 +86,9 @@ def label_video_task(
     flow built, which a task in the flow's process reuses; a small summary out, arrays stay in
     the store)."""
     context = context_of(run_config, context_token)
+    if context.token not in _LOGGED_TOKENS:  # once per process and run: where tasks ran
+        _LOGGED_TOKENS.add(context.token)
+        get_run_logger().info("video tasks of run %s in process %d", context.run.name, os.getpid())
     with gpu_slot(use_gpu_limit):
         return label_video(context, video_id)
 
@@ -185,6 +210,7 @@ def pseudo_label_dataset(
     # (by the caller that passed ``context_token``, or here), then found by every task.
     context = context_of(run_config, context_token)
     run = context.run
+    logger.info("flow run of run %s in process %d", run.name, os.getpid())
     for warning in untrained_warnings(context):
         logger.warning(warning)
     if use_gpu_limit is None:

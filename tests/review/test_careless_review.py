@@ -47,7 +47,7 @@ def _case(pristine: dict[str, Path], tmp_path: Path, fmt: str = "png") -> tuple[
 
 
 def _state(store: Path) -> dict[str, object]:
-    """What an import decides: every array of the video's frame table, its history, the root
+    """What an import decides: every array of the video's frame table, its history, the store's
     generation and the import records."""
     s = PseudoLabelStore.open(store, "r")
     table = s.frame_table(VIDEO)
@@ -59,6 +59,8 @@ def _state(store: Path) -> dict[str, object]:
         "history": [(h.frame_index, h.object_id, h.revision, h.source, h.status) for h in s.history(VIDEO)],
         "history_masks": [s.history_mask(VIDEO, h.index).tobytes() for h in s.history(VIDEO)],
         "root": json.loads((store / "zarr.json").read_text())["attributes"],
+        "generation": s.generation,
+        "batches": s.batches(),
     }
 
 
@@ -284,7 +286,7 @@ def test_a_rerun_with_files_edited_after_the_kill_finishes_the_interrupted_impor
         assert got[name] == want[name], name
     assert sorted(got["history"]) == sorted(want["history"])  # one row per replaced mask
     assert sorted(got["history_masks"]) == sorted(want["history_masks"])  # the masks replaced
-    assert got["root"]["generation"] == want["root"]["generation"]
+    assert got["root"] == want["root"] and got["generation"] == want["generation"]
     [batch] = PseudoLabelStore.open(store, "r").batches()
     assert batch.complete and batch.generation == rerun.generation == expected.generation
 

@@ -104,14 +104,13 @@ def copy_store(source: Path, target: Path, without: Sequence[str] = ()) -> Path:
     return target
 
 
-# What must be identical between two runs of the same config, array for array. Left out:
-# - `revision`: the store's write generation, a counter of write batches over the store's whole
-#   history. A killed-and-resumed run, or two workers sharing a store, spend generations in
-#   another order than one uninterrupted run, so the numbers differ while the data is the same.
+# What must be identical between two runs of the same config, array for array, `revision`
+# included (each video counts its own write generations, so neither a kill and resume nor two
+# workers sharing a store changes them). Left out:
 # - provenance `created_at` (the wall-clock time of the write) and `run_config` (it holds the
 #   run's name and store path, which differ by design; the `fingerprint`, compared, covers the
 #   config that determines the labels).
-LABEL_ARRAYS = ("masks", "scores", "status", "reason", "candidate_scores", "source")
+LABEL_ARRAYS = ("masks", "scores", "status", "reason", "candidate_scores", "source", "revision")
 
 
 def stored_labels(store: str | Path) -> dict[str, dict[str, Any]]:
@@ -135,6 +134,7 @@ def stored_labels(store: str | Path) -> dict[str, dict[str, Any]]:
             "reason": table.reason,
             "candidate_scores": table.candidate_scores,
             "source": table.source,
+            "revision": table.revision,
         }
     return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from typer.testing import CliRunner
 
 from flows.runners import TASK_RUNNERS, task_runner_for, with_task_runner
-from tests.service.helpers import USAM_VIDEO, VIDEOS
+from tests.service.helpers import USAM_VIDEO, VIDEOS, assert_same_labels, write_run_yaml
+from usam_video.store import PseudoLabelStore
 
 
 def test_task_runner_for_builds_each_runner() -> None:
@@ -116,3 +118,52 @@ def test_export_run_with_dask_writes_the_same_export_as_export(
     assert files(out) == files(tmp_path / "export")
     for video, frames in direct.frames.items():
         assert video in result.output and str(frames) in result.output
+
+
+@pytest.mark.slow
+def test_run_with_dask_labels_on_worker_processes_as_the_thread_run(
+    prefect_server, reference_run, service_dataset: Path, small_model_config, tmp_path: Path
+) -> None:
+    """``usam-video run --task-runner dask --workers 2`` writes the reference (thread-runner)
+    run's store array for array. Its video tasks run in Dask worker processes, which never held
+    the context the CLI opened: each built it from the config's path."""
+    store = tmp_path / "dask.zarr"
+    config = write_run_yaml(
+        tmp_path / "run.yaml", service_dataset, str(store), "svc-dask", small_model_config
+    )
+    command = [str(USAM_VIDEO), "run", str(config), "--task-runner", "dask", "--workers", "2"]
+    env = {**prefect_server.env, "PREFECT_LOGGING_LEVEL": "INFO"}  # the processes' log lines
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_same_labels(store, reference_run.store)
+    # Generations are per video: the revisions match too, whatever order the workers took.
+    got, want = PseudoLabelStore.open(store, "r"), PseudoLabelStore.open(reference_run.store, "r")
+    for video in VIDEOS:
+        assert (got.frame_table(video).revision == want.frame_table(video).revision).all(), video
+    logs = done.stdout + done.stderr
+    [flow_pid] = re.findall(r"flow run of run svc-dask in process (\d+)", logs)
+    task_pids = set(re.findall(r"video tasks of run svc-dask in process (\d+)", logs))
+    assert task_pids and flow_pid not in task_pids, logs
+    assert "Creating a new Dask cluster" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--task-runner", "ray"], "expected one of ['thread', 'dask']"),
+        (["--task-runner", "dask", "--workers", "0"], "expected at least 1"),
+        (["--dask-address", "tcp://host:8786"], "runs in this process"),
+    ],
+)
+def test_run_refuses_a_bad_task_runner_choice(
+    service_dataset: Path, small_model_config, tmp_path: Path, options: list[str], message: str
+) -> None:
+    from usam_video.cli import app
+
+    store = tmp_path / "never.zarr"
+    config = write_run_yaml(tmp_path / "run.yaml", service_dataset, str(store), "svc-bad", small_model_config)
+    result = CliRunner().invoke(app, ["run", str(config), *options])
+    assert result.exit_code == 2 and message in " ".join(result.output.split()), result.output
+    assert PseudoLabelStore.open(store, "r").videos() == []  # refused before any video ran

@@ -309,14 +309,39 @@ def print_results(results: list[Any]) -> int:
 
 
 @app.command()
-def run(config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml)")) -> None:
-    """Pseudo-label a dataset with the Prefect flow (embedded server unless PREFECT_API_URL is set)."""
-    _label_with_flow(config, report_jf=True)
+def run(
+    config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml)"),
+    task_runner: str = typer.Option(
+        "thread",
+        "--task-runner",
+        help="task runner of the video tasks: thread (threads of this process) or dask (a local "
+        "cluster of --workers processes, or the cluster at --dask-address)",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="threads (default: Prefect's), or local Dask worker processes (default 2)"
+    ),
+    dask_address: str | None = typer.Option(
+        None,
+        "--dask-address",
+        help="scheduler of an existing Dask cluster (tcp://host:8786) instead of a local one",
+    ),
+) -> None:
+    """Pseudo-label a dataset with the Prefect flow (embedded server unless PREFECT_API_URL is set).
+
+    With ``--task-runner dask`` each video is a task on a Dask worker process, which builds the
+    run's context (config, dataset, model) once from the config's path: on other hosts that path,
+    the dataset and the store must be reachable under the same names (see README, "Labelling on
+    a Dask cluster")."""
+    _label_with_flow(config, report_jf=True, runner=(task_runner, workers, dask_address))
 
 
-def _label_with_flow(config: Path, *, report_jf: bool) -> None:
+def _label_with_flow(
+    config: Path, *, report_jf: bool, runner: tuple[str, int | None, str | None] = ("thread", None, None)
+) -> None:
     """Run the pseudo-label flow on a run YAML and print its table; exit 1 if a video failed.
-    ``report_jf``: measure J&F in the flow's review artifacts."""
+    ``report_jf``: measure J&F in the flow's review artifacts. ``runner``: the task runner's
+    name, workers (None: its default) and Dask address; ``thread`` with neither keeps the flow's
+    own runner (what its deployments run with)."""
     from usam_video.pipeline import open_run
 
     try:
@@ -330,14 +355,19 @@ def _label_with_flow(config: Path, *, report_jf: bool) -> None:
         fail(exc)
     from flows import bind_embedded_server
     from flows.pseudo_label import pseudo_label_dataset
+    from flows.runners import with_task_runner
 
+    name, workers, address = runner
+    flow: Any = pseudo_label_dataset
+    if (name, workers, address) != ("thread", None, None):
+        try:
+            flow = with_task_runner(pseudo_label_dataset, name, 2 if workers is None else workers, address)
+        except ValueError as exc:
+            fail(exc)
     bind_embedded_server()  # before the first flow run: see flows/__init__.py
-
     try:
         with one_line_task_failures():
-            results = pseudo_label_dataset(
-                str(config.resolve()), report_jf=report_jf, context_token=context.token
-            )
+            results = flow(str(config.resolve()), report_jf=report_jf, context_token=context.token)
     except UsamVideoError as exc:
         fail(exc)
     failed = print_results(results)

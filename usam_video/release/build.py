@@ -310,7 +310,7 @@ def write_release(
         dump_json(staging / MANIFEST, manifest)
     frames_written = {v: int(meta["frames_written"]) for v, meta in videos_meta.items()}
     return ReleaseResult(
-        out, fmt, store.generation, frames_written, counts, skipped, certificate,
+        out, fmt, int(manifest["release"]), frames_written, counts, skipped, certificate,
         threshold if threshold is not None else policy.threshold, split_lists,
     )  # fmt: skip
 
@@ -388,12 +388,13 @@ def _manifest(
 ) -> dict[str, Any]:
     files = sorted(p for p in root.rglob("*") if p.is_file())
     used = threshold if threshold is not None else policy.threshold
+    generation = store.generation  # read once: it reads every video's metadata
     return {
         "format": RELEASE_FORMAT,
         "format_version": RELEASE_FORMAT_VERSION,
-        "release": store.generation,
+        "release": generation,
         "dataset_format": fmt,
-        "store": {"id": store.store_id, "generation": store.generation},
+        "store": {"id": store.store_id, "generation": generation},
         "runs": {
             key: sorted({str(v[key]) for v in videos.values()})
             for key in ("fingerprint", "model", "checkpoint_sha256", "heads_sha256", "heads_pairing")

@@ -18,9 +18,18 @@ Layout (``O`` objects, ``T`` frames, ``S`` score columns)::
         meta    int64  (N, 5)          frame, object id, revision, source, status
                                        of each replaced mask
 
-Every write batch (labelling a video, one import, one refinement) takes a new generation from the
-root's ``generation`` counter and stamps it in ``revision``: an export records revisions, and
-an import whose frame-objects were rewritten since is refused.
+Every write batch (labelling a video, one import, one refinement) takes a new generation and
+stamps it in ``revision``: an export records revisions, and an import whose frame-objects were
+rewritten since is refused. Generations are kept per video, in the group's ``generation``
+attribute: a write takes one more than the highest generation of the videos it touches (and of
+the ``generation`` counter that stores written before per-video generations kept in the root's
+attributes, read but never written now), records it in those videos' attributes before any mask,
+and stamps it. So a mask's revision only grows, and writers of different videos never read and
+rewrite a shared document (many hosts label one object store). A named batch (an import) is
+recorded in its own group ``batches/<batch_id>`` (root attribute ``batches`` in older stores,
+still read). :attr:`PseudoLabelStore.generation`, a release's number, is derived from the
+videos' generations. A video group deleted by hand starts again at the legacy counter plus one:
+export its frames again after that.
 
 Every chunk of every array is zstd-compressed and then carries a CRC-32C checksum (zarr's
 ``crc32c`` codec), so a damaged chunk fails to read instead of decoding to other pixels or
@@ -296,7 +305,23 @@ class PseudoLabelStore:
     @property
     def generation(self) -> int:
         """The store's write generation: grows with every labelling, refinement and import (a
-        release numbers itself by it, so releasing an unchanged store gives the same number)."""
+        release numbers itself by it, so releasing an unchanged store gives the same number).
+
+        It is the legacy root counter (0 for stores made since generations are per video) plus,
+        for each video, how far its generation has gone past that counter: every write raises
+        the generation of each video it touches by at least one, so every write raises this
+        sum, and a store written before keeps its old number until written. Reads every video
+        group's metadata once (one request per video on an object store).
+        """
+        floor = self._legacy_generation()
+        total = floor
+        for video_id in self.videos():
+            total += max(0, self._recorded_generation(self._video_attrs(video_id)) - floor)
+        return total
+
+    def _legacy_generation(self) -> int:
+        """The root's ``generation`` counter of a store written before per-video generations
+        (0 otherwise): every revision such a store holds is at most this."""
         return int(self._root.attrs.get("generation", 0))
 
     # --- reading -------------------------------------------------------------------------
@@ -587,7 +612,7 @@ class PseudoLabelStore:
             raise InputError(f"policy: expected at most 254 rules, got {len(reasons)}.")
         videos = self._root.require_group("videos")
         stop_writer(self.location, video.video_id)  # an earlier writer of it must not write on
-        generation = self._unfinished_generation(video.video_id) or self._next_generation()
+        generation = self._labelling_generation(video.video_id)
         # Corrections are snapshotted first: if this relabelling dies, the next run finds them.
         self._carry_corrections(video.video_id, video.height, video.width)
         # The attributes go with the group, in one write of its metadata (setting them one by
@@ -619,23 +644,49 @@ class PseudoLabelStore:
         o, s = len(object_ids), len(score_names)
         return VideoWriter(group, o, s, generation, location=self.location, arrays=arrays)
 
-    def _unfinished_generation(self, video_id: str) -> int | None:
-        """The generation of a video's incomplete group, or None (no group, complete, unreadable,
-        or written before groups recorded their generation)."""
-        if video_id not in self.videos():
-            return None
-        try:
-            attrs = dict(self._group(video_id).attrs)
-        except StoreError:
-            return None  # a damaged interrupted group is simply replaced
-        if attrs.get("complete") or not isinstance(attrs.get("generation"), int):
-            return None
-        return int(attrs["generation"])
+    def _video_attrs(self, video_id: str) -> dict[str, Any] | None:
+        """A video group's attributes; None if it has no group (or no ``zarr.json`` yet).
 
-    def _next_generation(self) -> int:
-        generation = int(self._root.attrs.get("generation", 0)) + 1
-        self._root.attrs["generation"] = generation
-        return generation
+        Raises:
+            StoreError: the group's metadata is damaged.
+        """
+        with self._reading(video_id, f"group metadata videos/{video_id}/zarr.json"):
+            try:
+                return dict(self._root[f"videos/{video_id}"].attrs)
+            except KeyError:
+                return None
+
+    @staticmethod
+    def _recorded_generation(attrs: Mapping[str, Any] | None) -> int:
+        """The ``generation`` a video group recorded (0: none, or written before groups did)."""
+        value = (attrs or {}).get("generation")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    def _labelling_generation(self, video_id: str) -> int:
+        """The generation a (re)labelling of ``video_id`` writes under: that of its incomplete
+        group if it has one recording it (an interrupted write is redone under its own
+        generation), else the next one (:meth:`_next_generation`). Reads the group's metadata once."""
+        try:
+            attrs = self._video_attrs(video_id)
+        except StoreError:
+            attrs = None  # a damaged group is replaced whole
+        recorded = self._recorded_generation(attrs)
+        if attrs is not None and not attrs.get("complete") and recorded:
+            return recorded
+        return max(self._legacy_generation(), recorded) + 1
+
+    def _next_generation(self, video_ids: Sequence[str]) -> int:
+        """The generation of a new write into ``video_ids``: one past the highest each recorded
+        and past the legacy root counter, so it exceeds every revision they hold. Read from the
+        videos' own groups, written nowhere here: concurrent writers of other videos never
+        contend for it. A damaged group counts as none (its video is rewritten whole)."""
+        highest = self._legacy_generation()
+        for video_id in video_ids:
+            try:
+                highest = max(highest, self._recorded_generation(self._video_attrs(video_id)))
+            except StoreError:
+                continue
+        return highest + 1
 
     # --- refinements and corrections ------------------------------------------------------
     def validate_updates(self, updates: Sequence[MaskUpdate]) -> list[str]:
@@ -672,10 +723,33 @@ class PseudoLabelStore:
             problems.append(f"expected one update per frame-object, got several for {duplicates}.")
         return problems
 
+    def _batch_entry(self, batch_id: str) -> dict[str, Any] | None:
+        """A batch's record: its group ``batches/<batch_id>``, else the root's ``batches``
+        attribute, where stores written before kept every record."""
+        if _VIDEO_ID.match(batch_id):
+            with self._reading(None, f"group metadata batches/{batch_id}/zarr.json"):
+                try:
+                    return dict(self._root[f"batches/{batch_id}"].attrs)
+                except KeyError:
+                    pass
+        entry = (self._root.attrs.get("batches") or {}).get(batch_id)
+        return entry if isinstance(entry, dict) else None
+
+    def _record_batch(self, batch_id: str, entry: Mapping[str, Any]) -> None:
+        """Write a batch's record into its own group (one metadata document, replaced whole), so
+        that concurrent imports never rewrite one shared document."""
+        path = f"batches/{batch_id}"
+        try:
+            group = self._root[path]
+        except KeyError:
+            self._root.create_group(path, attributes=dict(entry))
+            return
+        group.attrs.update(dict(entry))
+
     def batch(self, batch_id: str) -> WriteBatch | None:
         """The record of the named batch of :meth:`replace_masks`, or None if never begun."""
-        entry = (self._root.attrs.get("batches") or {}).get(batch_id)
-        if not isinstance(entry, dict):
+        entry = self._batch_entry(batch_id)
+        if entry is None:
             return None
         history = {}
         for vid, (start, end) in (entry.get("history") or {}).items():
@@ -688,7 +762,8 @@ class PseudoLabelStore:
     def batches(self, key: str | None = None) -> list[WriteBatch]:
         """Every recorded batch of :meth:`replace_masks` (only those of ``key`` if given), oldest
         generation first."""
-        found = [self.batch(str(i)) for i in (self._root.attrs.get("batches") or {})]
+        ids = set(self._node_names("batches")) | {str(i) for i in self._root.attrs.get("batches") or {}}
+        found = [self.batch(i) for i in sorted(ids)]
         return sorted(
             (b for b in found if b is not None and (key is None or b.key == key)), key=lambda b: b.generation
         )
@@ -698,50 +773,77 @@ class PseudoLabelStore:
             return 0
         return int(self._root[f"history/{video_id}/meta"].shape[0])
 
+    def _raise_generations(self, video_ids: Sequence[str], generation: int) -> None:
+        """Record ``generation`` in each video's attributes (where it is higher), before any mask
+        is stamped with it: the next write of the video then takes a higher one."""
+        for video_id in video_ids:
+            group = self._group(video_id)
+            if self._recorded_generation(dict(group.attrs)) < generation:
+                group.attrs["generation"] = generation
+
     def _begin_batch(self, batch_id: str | None, updates: Sequence[MaskUpdate], key: str) -> WriteBatch:
-        """Take the next generation and, for a named batch, record it in the same metadata write
-        (a kill between the two would let a rerun take another generation)."""
-        generation = int(self._root.attrs.get("generation", 0)) + 1
-        starts = {vid: self._history_rows(vid) for vid in sorted({u.video_id for u in updates})}
-        if batch_id is None:
-            self._root.attrs["generation"] = generation
-        else:
-            batches = dict(self._root.attrs.get("batches") or {})
-            batches[batch_id] = {
-                "generation": generation,
-                "complete": False,
-                "history": {vid: [n, n] for vid, n in starts.items()},
-                "key": key,
-            }
-            self._root.attrs.update({"generation": generation, "batches": batches})
+        """Take the next generation of the videos ``updates`` touch, record it in them, then (a
+        named batch) record the batch. In this order a kill between the two leaves the videos
+        past the generation, so a rerun takes a higher one, never one another write used."""
+        videos = sorted({u.video_id for u in updates})
+        generation = self._next_generation(videos)
+        self._raise_generations(videos, generation)
+        starts = {vid: self._history_rows(vid) for vid in videos}
+        if batch_id is not None:
+            self._record_batch(
+                batch_id,
+                {
+                    "generation": generation,
+                    "complete": False,
+                    "history": {vid: [n, n] for vid, n in starts.items()},
+                    "key": key,
+                },
+            )
         return WriteBatch(batch_id or "", generation, False, {vid: (n, n) for vid, n in starts.items()}, key)
 
     def _extend_batch(self, batch: WriteBatch, updates: Sequence[MaskUpdate]) -> WriteBatch:
         """A resumed batch that now touches videos it did not: their history rows start here
-        (recorded before any is written, so a second interruption still finds them)."""
+        (recorded before any is written, so a second interruption still finds them).
+
+        Raises:
+            InputError: such a video has reached the batch's generation since (another write):
+                its masks would go back to an older revision.
+        """
         videos = sorted({u.video_id for u in updates} - set(batch.history))
         new = {vid: self._history_rows(vid) for vid in videos}
         if not new:
+            # A batch begun before videos recorded generations (the root's counter) records it now.
+            self._raise_generations(sorted({u.video_id for u in updates}), batch.generation)
             return batch
+        for vid in videos:
+            reached = self._recorded_generation(self._video_attrs(vid))
+            if reached >= batch.generation:
+                raise InputError(
+                    f"{self.location}: batch {batch.batch_id}: expected video {vid!r} below the "
+                    f"interrupted batch's generation {batch.generation}, got generation {reached} "
+                    "(written since). Export again and import the new export."
+                )
+        self._raise_generations(videos, batch.generation)
         history = {**batch.history, **{vid: (n, n) for vid, n in new.items()}}
-        batches = dict(self._root.attrs.get("batches") or {})
-        batches[batch.batch_id] = {
-            **batches[batch.batch_id],
-            "history": {vid: [start, end] for vid, (start, end) in history.items()},
-        }
-        self._root.attrs["batches"] = batches
+        entry = self._batch_entry(batch.batch_id) or {}
+        self._record_batch(
+            batch.batch_id,
+            {
+                **entry,
+                "generation": batch.generation,
+                "complete": False,
+                "key": batch.key,
+                "history": {vid: [start, end] for vid, (start, end) in history.items()},
+            },
+        )
         return WriteBatch(batch.batch_id, batch.generation, False, history, batch.key)
 
     def _finish_batch(self, batch: WriteBatch) -> None:
-        batches = dict(self._root.attrs.get("batches") or {})
         history = {vid: [start, self._history_rows(vid)] for vid, (start, _) in batch.history.items()}
-        batches[batch.batch_id] = {
-            "generation": batch.generation,
-            "complete": True,
-            "history": history,
-            "key": batch.key,
-        }
-        self._root.attrs["batches"] = batches
+        self._record_batch(
+            batch.batch_id,
+            {"generation": batch.generation, "complete": True, "history": history, "key": batch.key},
+        )
 
     def _in_batch_history(self, batch: WriteBatch, video_id: str, t: int, object_id: int) -> bool:
         """Whether the (resumed) batch already kept frame ``t`` object ``object_id``'s replaced mask."""
@@ -766,8 +868,15 @@ class PseudoLabelStore:
         ``key`` is recorded with a new batch (see :class:`WriteBatch`); a resumed one keeps its own.
 
         Raises:
-            InputError: listing every bad update, or updates for a batch already complete.
+            InputError: listing every bad update, updates for a batch already complete, a
+                ``batch_id`` that cannot name a group, or a resumed batch reaching a video
+                written past its generation since.
         """
+        if batch_id is not None and not _VIDEO_ID.match(batch_id):
+            raise InputError(
+                f"{self.location}: batch id {batch_id!r}: expected letters, digits, '.', '_', '+' or "
+                "'-' (it names a group in the store)."
+            )
         problems = self.validate_updates(updates)
         if problems:
             raise InputError(
@@ -783,7 +892,7 @@ class PseudoLabelStore:
                 )
             return batch.generation
         if not updates and batch is None:
-            return int(self._root.attrs.get("generation", 0))
+            return self.generation
         if batch is None:
             batch = self._begin_batch(batch_id, updates, key)
         else:
