@@ -7,6 +7,7 @@
 | ``scoring`` | USAM scoring time (all heads) as a fraction of the SAM 2 frame time |
 | ``storage`` | bytes per frame and write speed of the Zarr masks vs DAVIS palette PNGs |
 | ``gpu`` | frames/s of every SAM 2.1 size on CUDA (refuses without CUDA) |
+| ``review_sim`` | ``simulate-review`` at one budget with and without the image-feature cache, side by side |
 
 Every module has a ``--small`` mode (seconds; what ``tests/bench`` runs) and a
 ``main(argv) -> dict`` returning its figures. Results and commands: ``BENCHMARKS.md``.

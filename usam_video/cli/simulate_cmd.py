@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from usam_video.cli.app import app, console, err_console, fail
 from usam_video.errors import UsamVideoError
+
+if TYPE_CHECKING:
+    from usam_video.pipeline.review_simulation import SimulationReport
 
 __all__ = ["simulate_clicks_cmd", "simulate_review_cmd"]
 
@@ -27,9 +31,17 @@ def simulate_review_cmd(
     seed: int = typer.Option(0, help="seed of the random strategy"),
     out: Path | None = typer.Option(None, help="write simulate-review.json and gain-curves.png here"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    rounds: int = typer.Option(
+        1, min=1, help="split each budget over this many rounds, each planned on rescored tables"
+    ),
+    feature_cache_mb: int = typer.Option(
+        1024, min=0, help="MiB of image-encoder outputs kept across relabels (0: none; same results)"
+    ),
 ) -> None:
     """J&F gain of a simulated review at each budget: every stored score under the per-frame
-    planner and the review planner (onsets of low runs), the oracle (true IoU) and random."""
+    planner and the review planner (onsets of low runs), the oracle (true IoU) and random; with
+    ``--rounds K`` the budget is spent in K rounds, each planned on the tables rescored after
+    relabelling from the corrections so far."""
     from usam_video.config import load_run_config
 
     try:
@@ -48,6 +60,8 @@ def simulate_review_cmd(
             tuple(score) if score else None,
             seed,
             str(out) if out is not None else None,
+            rounds,
+            feature_cache_mb << 20,
         )
     except UsamVideoError as exc:
         fail(exc)
@@ -66,8 +80,21 @@ def simulate_review_cmd(
         label = f"[bold]{name}[/] (default)" if name == report.default_strategy else name
         table.add_row(label, *(f"{gains[name][b]:+.4f}" for b in report.budgets))
     console.print(table)
+    if report.rounds > 1:
+        console.print(_rounds_table(report))
     if out is not None:
         console.print(f"report and gain curves in {out}")
+
+
+def _rounds_table(report: SimulationReport) -> Table:
+    """J&F gain after each round (``r1 / r2 / ...``) per strategy and budget."""
+    table = Table(title=f"J&F gain after each of {report.rounds} rounds")
+    table.add_column("strategy")
+    for b in report.budgets:
+        table.add_column(f"{b:.0%} ({report.budgets[b]})", justify="right")
+    for name, by_budget in report.round_gains().items():
+        table.add_row(name, *(" / ".join(f"{g:+.4f}" for g in by_budget[b]) for b in report.budgets))
+    return table
 
 
 @app.command("simulate-clicks")

@@ -25,9 +25,12 @@ import torch
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 
 from usam_video.datasets.base import FrameSource, resize_frame
+from usam_video.errors import InputError
 
 __all__ = [
+    "FeatureCache",
     "Sam2Frames",
+    "VideoFeatures",
     "StreamingVideoPredictor",
     "default_prefetch_workers",
     "normalise_frame",
@@ -90,6 +93,107 @@ def default_prefetch_workers() -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
+class FeatureCache:
+    """The image encoder's outputs of video frames, kept across propagation sessions within a
+    byte budget: what a relabel of a video from new prompts cannot change.
+
+    sam2 keeps one frame's features (``inference_state["cached_features"]``, the last frame it
+    encoded) and encodes every frame again in every session. A session given a
+    :class:`VideoFeatures` of this cache (through :class:`Sam2Frames`) reads the frames it holds
+    instead of decoding and encoding them, and stores the frames it encodes while the budget
+    lasts. The outputs are sam2's own tensors, so the tracking is bit for bit that of an
+    uncached session (tests/engine/test_feature_cache.py).
+
+    Per frame it holds ``backbone_fpn`` (the levels ``_get_image_feature`` reads, on the
+    device and in the dtype the encoder produced them: at 128 px (micro) 128 KiB in float32; at
+    1024 px (SAM 2.1 hiera) 16 MiB). ``vision_pos_enc`` depends only on the input size: a frame's
+    encodings are stored once and shared by every frame whose encodings are equal (checked with
+    ``torch.equal``, so sharing changes no value; 672 KiB at 128 px, 84 MiB at 1024 px). The
+    input image, which sam2 1.1.0's video predictor returns but never reads, is not kept: a
+    zero-stride stand-in of its shape takes its place.
+
+    When the next frame would exceed ``max_bytes`` it is not stored (frames already stored
+    stay): propagation reads frames in order, so keeping the first ones gives a fixed hit rate
+    where evicting the oldest would give none.
+
+    Attributes:
+        max_bytes: the budget; ``bytes``: held now; ``hits``/``misses``: frames read from the
+            cache / encoded by sam2 while a cache was given.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise InputError(f"feature cache: expected a budget of 0 or more bytes, got {max_bytes}.")
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._frames: dict[tuple[str, int], tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]] = {}
+        self._positions: list[torch.Tensor] = []
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def video(self, key: str) -> VideoFeatures:
+        """The frames of one video (``key``: any name unique to the video in this cache)."""
+        return VideoFeatures(self, key)
+
+    def get(self, key: str, frame_idx: int) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]] | None:
+        """``(image stand-in, backbone_out)`` as sam2's ``cached_features`` holds them, or None."""
+        entry = self._frames.get((key, frame_idx))
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        image, fpn, positions = entry
+        return image, {"backbone_fpn": list(fpn), "vision_pos_enc": list(positions)}
+
+    def put(self, key: str, frame_idx: int, image: torch.Tensor, backbone_out: dict[str, Any]) -> None:
+        """Store a frame's encoder outputs (what ``forward_image`` returned) if the budget allows."""
+        if (key, frame_idx) in self._frames:
+            return
+        fpn = list(backbone_out["backbone_fpn"])
+        positions = [self._shared(p) for p in backbone_out["vision_pos_enc"]]
+        new_positions = [p for p in positions if not any(p is q for q in self._positions)]
+        size = sum(_nbytes(t) for t in fpn + new_positions)
+        if self.bytes + size > self.max_bytes:
+            return
+        self._positions += new_positions
+        self.bytes += size
+        stand_in = image.new_zeros(()).expand(image.shape)  # never read by sam2 1.1.0: see above
+        self._frames[(key, frame_idx)] = (stand_in, fpn, positions)
+
+    def _shared(self, position: torch.Tensor) -> torch.Tensor:
+        """An equal position encoding already held, else ``position`` itself."""
+        for held in self._positions:
+            if (
+                held.shape == position.shape
+                and held.dtype == position.dtype
+                and held.device == position.device
+                and torch.equal(held, position)
+            ):
+                return held
+        return position
+
+
+def _nbytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+class VideoFeatures:
+    """One video's frames in a :class:`FeatureCache` (what :class:`Sam2Frames` carries)."""
+
+    def __init__(self, cache: FeatureCache, key: str) -> None:
+        self.cache = cache
+        self.key = key
+
+    def get(self, frame_idx: int) -> tuple[torch.Tensor, dict[str, list[torch.Tensor]]] | None:
+        return self.cache.get(self.key, frame_idx)
+
+    def put(self, frame_idx: int, image: torch.Tensor, backbone_out: dict[str, Any]) -> None:
+        self.cache.put(self.key, frame_idx, image, backbone_out)
+
+
 class Sam2Frames:
     """Adapts a :class:`FrameSource` to what sam2 indexes as ``inference_state["images"]``.
 
@@ -107,6 +211,9 @@ class Sam2Frames:
     A source that allows concurrent reads (``FrameSource.concurrent_reads``, e.g. JPEG files)
     is decoded by every worker at once; any other (an mp4's decoder) is read by one worker at
     a time, in order, and only the resizing runs in parallel.
+
+    ``features``: the video's image-encoder outputs kept across sessions (see
+    :class:`FeatureCache`); a frame found there is neither decoded nor encoded.
     """
 
     def __init__(
@@ -116,8 +223,10 @@ class Sam2Frames:
         device: torch.device | None = None,
         workers: int | None = None,
         ahead: int | None = None,
+        features: VideoFeatures | None = None,
     ):
         self.source = source
+        self.features = features
         self.image_size = image_size
         self.device = device if device is not None else torch.device("cpu")
         self.workers = workers if workers is not None else default_prefetch_workers()
@@ -216,6 +325,24 @@ class StreamingVideoPredictor(SAM2VideoPredictor):
         finally:
             _LOW_RES_OUTPUT.reset(token)
 
+    def _get_image_feature(
+        self, inference_state: dict[str, Any], frame_idx: int, batch_size: int
+    ) -> tuple[Any, ...]:
+        """sam2's, reading and filling the frames' :class:`FeatureCache` when they carry one.
+
+        A frame found in the cache takes the place of sam2's own one-frame cache, so sam2 skips
+        the decoding and the encoder and expands the same tensors as after encoding it."""
+        images = inference_state["images"]
+        features = images.features if isinstance(images, Sam2Frames) else None
+        if features is not None and frame_idx not in inference_state["cached_features"]:
+            held = features.get(frame_idx)
+            if held is not None:
+                inference_state["cached_features"] = {frame_idx: held}
+        out = super()._get_image_feature(inference_state, frame_idx, batch_size)
+        if features is not None:
+            features.put(frame_idx, *inference_state["cached_features"][frame_idx])
+        return out
+
     def _get_orig_video_res_output(
         self, inference_state: dict[str, Any], any_res_masks: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,16 +359,21 @@ class StreamingVideoPredictor(SAM2VideoPredictor):
         offload_state_to_cpu: bool = False,
         warm_up: bool = True,
         prefetch_workers: int | None = None,
+        features: VideoFeatures | None = None,
     ) -> dict[str, Any]:
         """Build sam2's inference state over a lazy frame source (no up-front decoding).
 
         Returns the same dict ``init_state`` returns, with ``images`` a :class:`Sam2Frames`
-        (``prefetch_workers`` threads; default :func:`default_prefetch_workers`).
+        (``prefetch_workers`` threads; default :func:`default_prefetch_workers`) carrying
+        ``features``, the video's encoder outputs kept across sessions (default none).
         ``warm_up`` runs the image encoder on frame 0 now, as ``init_state`` does.
         """
         compute_device = self.device
+        images = Sam2Frames(
+            source, self.image_size, device=compute_device, workers=prefetch_workers, features=features
+        )
         state: dict[str, Any] = {
-            "images": Sam2Frames(source, self.image_size, device=compute_device, workers=prefetch_workers),
+            "images": images,
             "num_frames": len(source),
             # Frames reach the device one at a time, prefetched (Sam2Frames).
             "offload_video_to_cpu": True,

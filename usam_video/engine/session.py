@@ -20,6 +20,7 @@ from usam_video.datasets.base import FrameSource
 from usam_video.engine.capture import DecoderCall, DeviceCall, TokenCapture
 from usam_video.engine.factory import BuiltModel
 from usam_video.engine.frames import DeviceFrame, FrameAssembler, FrameBatch, flush_due
+from usam_video.engine.predictor import VideoFeatures
 from usam_video.errors import InputError
 from usam_video.types import FramePrediction, ObjectPrompt
 
@@ -90,6 +91,10 @@ class PropagationSession:
             (``FramePrediction.candidate_masks``), for training targets and candidate swaps.
         warm_up: run the image encoder on frame 0 now, as sam2's ``init_state`` does (off: the
             first prompt or propagation step computes it instead; the results are the same).
+        features: this video's image-encoder outputs kept across sessions
+            (:meth:`~usam_video.engine.predictor.FeatureCache.video`): frames found there are not
+            encoded again, frames encoded are stored while its budget lasts; the results are the
+            same bit for bit. None (the label loop's default): sam2's own one-frame cache only.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class PropagationSession:
         prune: bool = True,
         keep_candidates: bool = False,
         warm_up: bool = True,
+        features: VideoFeatures | None = None,
     ):
         self.model = model
         self.frames = frames
@@ -108,7 +114,7 @@ class PropagationSession:
         self._predictor = model.predictor
         with self._autocast():
             self._state: dict[str, Any] = self._predictor.init_state_from_frames(
-                frames, warm_up=warm_up, prefetch_workers=model.config.prefetch_workers
+                frames, warm_up=warm_up, prefetch_workers=model.config.prefetch_workers, features=features
             )
         self._prompts: list[ObjectPrompt] = []
         self._prompt_calls: dict[tuple[int, int], DeviceCall] = {}  # (frame, obj_id) -> call

@@ -24,6 +24,20 @@ A relabel depends only on the video and its set of corrections, so it is compute
 reused by every strategy that picks the same set. Relabels run in memory (no store copy): each
 frame goes through the label loop's own :func:`~usam_video.scoring.policy.decide_frame`, so the
 masks are those ``label_video`` would store; a test checks this equals relabelling a store copy.
+
+Every relabel of a video propagates all its frames again (a correction changes what SAM 2
+attends to), but the image encoder's output of a frame is the same in all of them: a
+:class:`~usam_video.engine.predictor.FeatureCache` keeps it across relabels, within a byte
+budget (``feature_cache_bytes``), and the results are the same bit for bit.
+
+Rounds (``rounds`` K > 1): the budget is split over K rounds (the first ``budget % K`` rounds
+take one more). After each round but the last, every video corrected so far is relabelled from
+all its corrections, its table is rescored (the relabel's scores and statuses, the true IoU of
+its new masks) and the next round is planned on the rescored tables: a corrected frame-object
+is never picked again. J&F is measured after every round. Cost: each round relabels the videos
+it picks in (relabels are cached by the set of corrections, and the last round's relabels are
+the J&F's), so K rounds cost at most K times the relabels of one, fewer where rounds pick in
+the same videos' other rounds; planning is cheap beside a relabel.
 """
 
 from __future__ import annotations
@@ -33,7 +47,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,29 +65,65 @@ from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
 from usam_video.score_registry import direction_of, is_known
 from usam_video.scoring.policy import decide_frame
 from usam_video.store import PseudoLabelStore
-from usam_video.types import MaskSource, MaskUpdate, Status
+from usam_video.types import FramePrediction, MaskSource, MaskUpdate, Status
+
+if TYPE_CHECKING:
+    from usam_video.engine.predictor import FeatureCache
+    from usam_video.scoring.policy import FrameDecision
 
 __all__ = [
     "DEFAULT_BUDGETS",
+    "DEFAULT_FEATURE_CACHE_BYTES",
     "ORACLE",
     "PLANNERS",
     "RANDOM",
+    "Relabel",
     "ReviewSimulation",
+    "RoundResult",
     "StrategyResult",
     "SimulationReport",
+    "VideoTable",
     "simulate_review",
+    "split_budget",
 ]
 
 DEFAULT_BUDGETS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10)
+#: The image-encoder outputs simulate-review keeps across relabels: 1 GiB holds every frame of
+#: 24 x 48-frame videos with micro at 128 px (128 KiB a frame), 64 frames of SAM 2.1 at 1024 px.
+DEFAULT_FEATURE_CACHE_BYTES = 1 << 30
 PLANNERS: tuple[str, ...] = ("per_frame", "runs")
 ORACLE = "oracle"
 RANDOM = "random"
 _ELIGIBLE = (Status.ACCEPTED, Status.QUEUED_REFINE, Status.QUEUED_HUMAN, Status.REFINED)
 
 
+#: A video's table: ``(object_ids, score_names, scores float32 (T, O, S), tracked bool (T, O),
+#: eligible bool (T, O), true_iou float64 (T, O))`` (NaN where not tracked or without ground truth).
+VideoTable = tuple[tuple[int, ...], tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+PickRow = tuple[str, int, int, str]  # (video, frame, object, reason)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """J&F after one round of a multi-round review.
+
+    Attributes:
+        round: 1-based.
+        corrected: frame-objects corrected so far (this round's and every earlier round's).
+        jf_after: global J&F after relabelling from every correction so far.
+        picks: this round's picks.
+    """
+
+    round: int
+    corrected: int
+    jf_after: float
+    picks: tuple[PickRow, ...] = ()
+
+
 @dataclass(frozen=True)
 class StrategyResult:
-    """J&F after spending one budget with one strategy (a score under a planner)."""
+    """J&F after spending one budget with one strategy (a score under a planner), in one or more
+    rounds (``rounds``: per round, empty for a single round)."""
 
     score: str
     planner: str
@@ -81,7 +131,8 @@ class StrategyResult:
     corrected: int
     jf_before: float
     jf_after: float
-    picks: tuple[tuple[str, int, int, str], ...] = ()  # (video, frame, object, reason)
+    picks: tuple[PickRow, ...] = ()
+    rounds: tuple[RoundResult, ...] = ()
 
     @property
     def strategy(self) -> str:
@@ -113,6 +164,7 @@ class SimulationReport:
     jf_before: float
     results: tuple[StrategyResult, ...]
     relabels: int = 0
+    rounds: int = 1
 
     def result(self, strategy: str, budget_fraction: float) -> StrategyResult:
         for r in self.results:
@@ -131,7 +183,17 @@ class SimulationReport:
             out.setdefault(r.strategy, {})[r.budget_fraction] = r.gain
         return out
 
+    def round_gains(self) -> dict[str, dict[float, list[float]]]:
+        """``{strategy: {budget fraction: [J&F gain after each round]}}`` (one round: the gain)."""
+        out: dict[str, dict[float, list[float]]] = {}
+        for r in self.results:
+            per_round = [x.jf_after - r.jf_before for x in r.rounds] or [r.gain]
+            out.setdefault(r.strategy, {})[r.budget_fraction] = per_round
+        return out
+
     def as_dict(self, with_picks: bool = False) -> dict[str, Any]:
+        """The report as JSON-ready data (``rounds`` and the per-round results only with more
+        than one round, so a one-round report reads as before)."""
         return {
             "candidates": self.candidates,
             "budgets": {str(k): v for k, v in self.budgets.items()},
@@ -139,20 +201,95 @@ class SimulationReport:
             "planner_settings": dict(self.settings),
             "jf_before": _clean(self.jf_before),
             "relabels": self.relabels,
-            "results": [
-                {
-                    "strategy": r.strategy,
-                    "score": r.score,
-                    "planner": r.planner,
-                    "budget_fraction": r.budget_fraction,
-                    "corrected": r.corrected,
-                    "jf_after": _clean(r.jf_after),
-                    "gain": _clean(r.gain),
-                    **({"picks": [list(p) for p in r.picks]} if with_picks else {}),
-                }
-                for r in self.results
-            ],
+            **({"rounds": self.rounds} if self.rounds > 1 else {}),
+            "results": [_result_dict(r, with_picks) for r in self.results],
         }
+
+
+def _result_dict(r: StrategyResult, with_picks: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "strategy": r.strategy,
+        "score": r.score,
+        "planner": r.planner,
+        "budget_fraction": r.budget_fraction,
+        "corrected": r.corrected,
+        "jf_after": _clean(r.jf_after),
+        "gain": _clean(r.gain),
+    }
+    if with_picks:
+        out["picks"] = [list(p) for p in r.picks]
+    if r.rounds:
+        out["rounds"] = [
+            {
+                "round": x.round,
+                "corrected": x.corrected,
+                "jf_after": _clean(x.jf_after),
+                "gain": _clean(x.jf_after - r.jf_before),
+                **({"picks": [list(p) for p in x.picks]} if with_picks else {}),
+            }
+            for x in r.rounds
+        ]
+    return out
+
+
+@dataclass(frozen=True)
+class Relabel:
+    """A video relabelled from a set of corrections: its DAVIS result, and its rescored table
+    when the simulation rescores (rounds), else None."""
+
+    result: DavisSequenceResult
+    table: VideoTable | None = None
+
+
+@dataclass
+class _Rescored:
+    """What the relabel decided on every frame (the rows of a rescored :data:`VideoTable`)."""
+
+    scores: np.ndarray
+    status: np.ndarray
+    source: np.ndarray
+
+    @classmethod
+    def for_video(cls, num_frames: int, num_objects: int, num_scores: int) -> _Rescored:
+        shape = (num_frames, num_objects)
+        return cls(
+            np.full((*shape, num_scores), np.nan, np.float32),
+            np.full(shape, Status.NOT_STARTED, np.uint8),
+            np.zeros(shape, np.uint8),
+        )
+
+    def record(self, prediction: FramePrediction, decision: FrameDecision) -> None:
+        t = prediction.frame_index
+        self.scores[t] = decision.scores.values
+        self.status[t] = decision.status
+        self.source[t] = decision.source
+
+
+def _video_table(
+    reader: Any,
+    video_id: str,
+    object_ids: tuple[int, ...],
+    score_names: tuple[str, ...],
+    rows: _Rescored,
+    masks_by_frame: Mapping[int, FrameMasks],
+) -> VideoTable:
+    """A video's :data:`VideoTable` from its statuses, sources and scores (``rows``) and its
+    masks on the annotated frames (``masks_by_frame``: the true IoU is measured there)."""
+    t_all, o_all = rows.status.shape
+    tracked = rows.status != Status.NOT_STARTED
+    eligible = np.isin(rows.status, _ELIGIBLE) & (rows.source != MaskSource.PROMPT)
+    has_truth = np.zeros(t_all, bool)
+    has_truth[list(masks_by_frame)] = True
+    eligible &= has_truth[:, None]
+    true_iou = np.full((t_all, o_all), np.nan)
+    for t, frame_masks in masks_by_frame.items():
+        ann = reader.ground_truth(video_id, t)
+        if ann is None:
+            continue
+        for o, obj in enumerate(object_ids):
+            if tracked[t, o]:
+                true_iou[t, o] = mask_iou(frame_masks.masks[o], ann.mask_of(obj), ann.void)
+    return object_ids, score_names, rows.scores, tracked, eligible, true_iou
 
 
 @dataclass
@@ -160,21 +297,25 @@ class ReviewSimulation:
     """The labelled run, read once: per video its tables, ground truth and J&F before review.
 
     Attributes:
-        tables: per video ``(object_ids, score_names, scores (T, O, S), tracked (T, O),
-            eligible (T, O), true_iou (T, O))``.
+        tables: per video its :data:`VideoTable` as labelled.
+        features: the image-encoder outputs kept across relabels (None: encode every frame of
+            every relabel).
+        cache: relabels by video and set of corrections.
     """
 
     context: RunContext
     videos: list[str]
-    tables: dict[str, tuple[tuple[int, ...], tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+    tables: dict[str, VideoTable]
     before: dict[str, DavisSequenceResult]
     gt_maps: dict[str, np.ndarray]
     annotated: dict[str, list[int]]
-    cache: dict[tuple[str, frozenset[tuple[int, int]]], DavisSequenceResult] = field(default_factory=dict)
+    cache: dict[tuple[str, frozenset[tuple[int, int]]], Relabel] = field(default_factory=dict)
+    features: FeatureCache | None = None
 
     @classmethod
-    def open(cls, run: RunConfig) -> ReviewSimulation:
-        """Read the run's labelled store (label it first) and the ground truth."""
+    def open(cls, run: RunConfig, feature_cache_bytes: int = 0) -> ReviewSimulation:
+        """Read the run's labelled store (label it first) and the ground truth; keep up to
+        ``feature_cache_bytes`` of image-encoder outputs across relabels (0: none)."""
         context = load_context(run)
         store = PseudoLabelStore.open(run.store_path, "r")
         reader = context.reader
@@ -189,31 +330,23 @@ class ReviewSimulation:
             if len(frames) < 3:
                 continue  # the DAVIS protocol leaves the first and last annotated frame out
             gt_maps[video_id] = np.stack([gt_index_map(reader, ref, t) for t in frames])
-            t_all, o_all = table.status.shape
-            tracked = table.status != Status.NOT_STARTED
-            prompt = table.source == MaskSource.PROMPT if table.source is not None else np.zeros_like(tracked)
-            eligible = np.isin(table.status, _ELIGIBLE) & ~prompt
-            has_truth = np.zeros(t_all, bool)
-            has_truth[frames] = True
-            eligible &= has_truth[:, None]
-            true_iou = np.full((t_all, o_all), np.nan)
-            masks_by_frame = {}
-            for t in frames:
-                masks = store.read_masks(video_id, t)
-                masks_by_frame[t] = FrameMasks(table.object_ids, masks)
-                ann = reader.ground_truth(video_id, t)
-                if ann is None:
-                    continue
-                for o, obj in enumerate(table.object_ids):
-                    if tracked[t, o]:
-                        true_iou[t, o] = mask_iou(masks[o], ann.mask_of(obj), ann.void)
-            tables[video_id] = (
-                tuple(table.object_ids), tuple(table.score_names), table.scores, tracked, eligible, true_iou
+            source = table.source if table.source is not None else np.zeros_like(table.status)
+            masks_by_frame = {t: FrameMasks(table.object_ids, store.read_masks(video_id, t)) for t in frames}
+            rows = _Rescored(table.scores, table.status, source)
+            tables[video_id] = _video_table(
+                reader, video_id, tuple(table.object_ids), tuple(table.score_names), rows, masks_by_frame
             )
             before[video_id] = davis_sequence(
                 video_id, gt_maps[video_id], frames[1:-1], masks_by_frame, store.location
             )
-        return cls(context, [v for v in videos if v in before], tables, before, gt_maps, annotated)
+        features = None
+        if feature_cache_bytes > 0:
+            from usam_video.engine.predictor import FeatureCache
+
+            features = FeatureCache(feature_cache_bytes)
+        return cls(
+            context, [v for v in videos if v in before], tables, before, gt_maps, annotated, features=features
+        )
 
     @property
     def candidates(self) -> int:
@@ -224,9 +357,14 @@ class ReviewSimulation:
         report = summarize_davis(results.get(v, self.before[v]) for v in self.videos)
         return float(report.jf_mean)
 
-    def uncertainty(self, video_id: str, score: str, seed: int) -> np.ndarray:
-        """``float64`` ``(T, O)``: higher = less certain, for a stored score, the oracle or random."""
-        object_ids, names, scores, tracked, _, true_iou = self.tables[video_id]
+    def uncertainty(
+        self, video_id: str, score: str, seed: int, table: VideoTable | None = None
+    ) -> np.ndarray:
+        """``float64`` ``(T, O)``: higher = less certain, for a stored score, the oracle or random
+        (of ``table``, default the video's table as labelled)."""
+        object_ids, names, scores, tracked, _, true_iou = (
+            table if table is not None else self.tables[video_id]
+        )
         if score == ORACLE:
             return 1.0 - true_iou
         if score == RANDOM:
@@ -234,21 +372,44 @@ class ReviewSimulation:
             return np.where(tracked, rng.random(tracked.shape), np.nan)
         return uncertainty_table(names, scores, score)
 
-    def plan(self, score: str, settings: PlannerSettings, budget: int, seed: int = 0) -> list[Pick]:
+    def plan(
+        self,
+        score: str,
+        settings: PlannerSettings,
+        budget: int,
+        seed: int = 0,
+        tables: Mapping[str, VideoTable] | None = None,
+    ) -> list[Pick]:
+        """Up to ``budget`` picks by ``score`` under ``settings``, on ``tables`` (default: the
+        tables as labelled)."""
+        tables = self.tables if tables is None else tables
         tracks = []
         for video_id in self.videos:
-            object_ids, _, _, tracked, eligible, _ = self.tables[video_id]
-            u = self.uncertainty(video_id, score, seed)
+            table = tables[video_id]
+            object_ids, _, _, tracked, eligible, _ = table
+            u = self.uncertainty(video_id, score, seed, table)
             tracks += tracks_of(video_id, object_ids, u, tracked, eligible)
         return plan_reviews(tracks, budget, settings)
 
     def relabelled(self, video_id: str, picks: Sequence[tuple[int, int]]) -> DavisSequenceResult:
         """The video's DAVIS result after the ground truth replaces the picked ``(frame, object)``
         masks and the video is propagated again (cached by the set of picks)."""
+        return self._relabelled(video_id, picks).result
+
+    def rescored(self, video_id: str, picks: Sequence[tuple[int, int]]) -> VideoTable:
+        """The video's table after the relabel of :meth:`relabelled`: the scores, statuses (a
+        correction is ``corrected``, so never eligible again) and true IoU ``label_video`` would
+        leave (before its human budget, which changes no eligibility)."""
+        relabel = self._relabelled(video_id, picks, rescore=True)
+        assert relabel.table is not None
+        return relabel.table
+
+    def _relabelled(self, video_id: str, picks: Sequence[tuple[int, int]], rescore: bool = False) -> Relabel:
         key = (video_id, frozenset(picks))
-        if key not in self.cache:
-            self.cache[key] = self._relabel(video_id, sorted(key[1]))
-        return self.cache[key]
+        held = self.cache.get(key)
+        if held is None or (rescore and held.table is None):
+            self.cache[key] = held = self._relabel(video_id, sorted(key[1]), rescore)
+        return held
 
     def corrections(self, video_id: str, picks: Sequence[tuple[int, int]]) -> list[MaskUpdate]:
         """The ground truth of the picked ``(frame, object)`` frame-objects of ``video_id`` as a
@@ -262,28 +423,46 @@ class ReviewSimulation:
             )
         return out
 
-    def _relabel(self, video_id: str, picks: list[tuple[int, int]]) -> DavisSequenceResult:
+    def _relabel(self, video_id: str, picks: list[tuple[int, int]], rescore: bool) -> Relabel:
         reader, model = self.context.reader, self.context.model
         corrections = self.corrections(video_id, picks)
         prompts, corrected = prompts_with_corrections(reader.prompts(video_id), corrections)
         policy, scorer = self.context.policy, self.context.scorer
-        session = PropagationSession(model, reader.frames(video_id), keep_candidates=policy.swaps_candidates)
+        features = self.features.video(video_id) if self.features is not None else None
+        session = PropagationSession(
+            model, reader.frames(video_id), keep_candidates=policy.swaps_candidates, features=features
+        )
         for prompt in prompts:
             session.add_prompt(prompt)
         prompt_masks = {(p.frame_index, p.object_id): p.mask for p in prompts if p.mask is not None}
         frames = self.annotated[video_id]
-        wanted = set(frames[1:-1])
+        object_ids, names = self.tables[video_id][:2]
+        wanted = set(frames) if rescore else set(frames[1:-1])
+        rows = _Rescored.for_video(len(session.frames), len(object_ids), len(names)) if rescore else None
         predicted: dict[int, FrameMasks] = {}
         for prediction, scores in scored_frames(session, scorer):
             t = prediction.frame_index
-            if t not in wanted:
+            if t not in wanted and rows is None:
                 continue
             # The masks label_video would store: the same scores (the loop's batches on the
             # engine's device) and the same decision (task swaps, prompts and corrections
             # holding their own mask), only not written.
             decision = decide_frame(prediction, scores, policy, scorer, prompt_masks, corrected)
-            predicted[t] = FrameMasks(prediction.object_ids, decision.masks)
-        return davis_sequence(video_id, self.gt_maps[video_id], frames[1:-1], predicted, "relabel")
+            if t in wanted:
+                predicted[t] = FrameMasks(prediction.object_ids, decision.masks)
+            if rows is not None:
+                if prediction.object_ids != object_ids or decision.scores.names != names:
+                    raise RuntimeError(
+                        f"relabel of {video_id}: expected objects {object_ids} and scores {names} as "
+                        f"stored, got {prediction.object_ids} and {decision.scores.names}"
+                    )
+                rows.record(prediction, decision)
+        inner = {t: predicted[t] for t in frames[1:-1] if t in predicted}
+        result = davis_sequence(video_id, self.gt_maps[video_id], frames[1:-1], inner, "relabel")
+        table = None
+        if rows is not None:
+            table = _video_table(reader, video_id, object_ids, names, rows, predicted)
+        return Relabel(result, table)
 
     def evaluate(self, picks: Sequence[Pick]) -> float:
         """Global J&F after correcting ``picks``."""
@@ -291,6 +470,41 @@ class ReviewSimulation:
         for p in picks:
             by_video.setdefault(p.video_id, []).append((p.frame_index, p.object_id))
         return self.jf({v: self.relabelled(v, ps) for v, ps in by_video.items()})
+
+    def review_in_rounds(
+        self, score: str, settings: PlannerSettings, budget: int, rounds: int, seed: int = 0
+    ) -> list[RoundResult]:
+        """Spend ``budget`` in ``rounds`` (:func:`split_budget`): plan each round on the tables
+        rescored from every correction so far, then relabel and measure J&F (see the module
+        docstring). Rounds with no budget are left out."""
+        tables = dict(self.tables)
+        so_far: dict[str, list[tuple[int, int]]] = {}
+        out: list[RoundResult] = []
+        shares = [(index, share) for index, share in enumerate(split_budget(budget, rounds)) if share]
+        for index, share in shares:
+            picks = self.plan(score, settings, share, seed, tables)
+            for p in picks:
+                so_far.setdefault(p.video_id, []).append((p.frame_index, p.object_id))
+            # Rounds still to come plan on the rescored tables of the videos picked in now.
+            more = index < shares[-1][0]
+            relabels = {v: self._relabelled(v, ps, rescore=more) for v, ps in so_far.items()}
+            for video_id in {p.video_id for p in picks} if more else ():
+                tables[video_id] = self.rescored(video_id, so_far[video_id])
+            jf = self.jf({v: r.result for v, r in relabels.items()})
+            rows = tuple((p.video_id, p.frame_index, p.object_id, p.reason) for p in picks)
+            out.append(RoundResult(index + 1, sum(map(len, so_far.values())), jf, rows))
+        return out
+
+
+def split_budget(budget: int, rounds: int) -> list[int]:
+    """``budget`` frame-objects over ``rounds`` rounds, the first ``budget % rounds`` one more.
+
+    Raises:
+        InputError: fewer than one round.
+    """
+    if rounds < 1:
+        raise InputError(f"simulate review: expected 1 or more rounds, got {rounds}.")
+    return [budget // rounds + (1 if r < budget % rounds else 0) for r in range(rounds)]
 
 
 def _ranked_scores(names: Sequence[str]) -> list[str]:
@@ -318,11 +532,11 @@ def _check_arguments(budgets: Sequence[float], planners: Sequence[str]) -> None:
         raise InputError(f"simulate review: expected planners among {PLANNERS}, got {list(planners)}.")
 
 
-def _open_simulation(run: RunConfig, label: bool) -> ReviewSimulation:
+def _open_simulation(run: RunConfig, label: bool, feature_cache_bytes: int = 0) -> ReviewSimulation:
     """Label (resume) the run when asked and read it; refuse a run with nothing to simulate."""
     if label:
         label_dataset(run)
-    sim = ReviewSimulation.open(run)
+    sim = ReviewSimulation.open(run, feature_cache_bytes)
     if not sim.videos or sim.candidates == 0:
         raise InputError(
             f"dataset {run.dataset.name!r}: expected ground truth on tracked frames, "
@@ -363,23 +577,26 @@ def _strategy_results(
     counts: Mapping[float, int],
     jf_before: float,
     seed: int,
+    rounds: int = 1,
 ) -> list[StrategyResult]:
     """Plan, correct and measure every strategy at every budget (budgets outermost, in the
-    caller's order); ``counts`` maps a budget fraction to its frame-objects."""
+    caller's order), in ``rounds`` rounds; ``counts`` maps a budget fraction to its
+    frame-objects."""
     results = []
     for b in budgets:
         for score, planner in strategies:
-            picks = sim.plan(score, by_planner[planner], counts[b], seed)
-            results.append(
-                StrategyResult(
-                    score,
-                    planner,
-                    b,
-                    len(picks),
-                    jf_before,
-                    sim.evaluate(picks),
-                    tuple((p.video_id, p.frame_index, p.object_id, p.reason) for p in picks),
+            if rounds == 1:
+                picks = sim.plan(score, by_planner[planner], counts[b], seed)
+                rows = tuple((p.video_id, p.frame_index, p.object_id, p.reason) for p in picks)
+                results.append(
+                    StrategyResult(score, planner, b, len(picks), jf_before, sim.evaluate(picks), rows)
                 )
+                continue
+            per_round = sim.review_in_rounds(score, by_planner[planner], counts[b], rounds, seed)
+            rows = tuple(row for r in per_round for row in r.picks)
+            jf_after = per_round[-1].jf_after if per_round else jf_before
+            results.append(
+                StrategyResult(score, planner, b, len(rows), jf_before, jf_after, rows, tuple(per_round))
             )
     return results
 
@@ -392,6 +609,8 @@ def simulate_review(
     seed: int = 0,
     settings: PlannerSettings | None = None,
     label: bool = True,
+    rounds: int = 1,
+    feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES,
 ) -> SimulationReport:
     """Label ``run`` and measure every strategy's J&F gain at every budget.
 
@@ -402,13 +621,22 @@ def simulate_review(
         planners: ``per_frame`` and/or ``runs``.
         settings: the runs planner's settings (default: the policy's ``human_budget.plan``).
         label: label (resume) the run first; False when the store is known complete.
+        rounds: the budget split over this many rounds, each planned on the tables rescored
+            after the last (1: one plan on the labelled tables).
+        feature_cache_bytes: image-encoder outputs kept across relabels (0: none); the results
+            are the same, only faster.
 
     Raises:
-        InputError: a budget outside (0, 1], an unknown planner or score, a dataset without
-            ground truth on tracked frames.
+        InputError: a budget outside (0, 1], an unknown planner or score, fewer than one round,
+            a negative cache budget, a dataset without ground truth on tracked frames.
     """
     _check_arguments(budgets, planners)
-    sim = _open_simulation(run, label)
+    split_budget(0, rounds)  # refuses fewer than one round before any labelling
+    if feature_cache_bytes < 0:
+        raise InputError(
+            f"simulate review: expected a feature cache of 0 or more bytes, got {feature_cache_bytes}."
+        )
+    sim = _open_simulation(run, label, feature_cache_bytes)
     names = sim.tables[sim.videos[0]][1]
     available = _ranked_scores(names)
     chosen = _chosen_scores(available, scores)
@@ -417,7 +645,7 @@ def simulate_review(
     strategies = [(s, p) for s in [ORACLE, *chosen] for p in planners] + [(RANDOM, "per_frame")]
     jf_before = sim.jf({})
     counts = {b: max(1, int(math.floor(b * sim.candidates))) for b in budgets}
-    results = _strategy_results(sim, strategies, by_planner, budgets, counts, jf_before, seed)
+    results = _strategy_results(sim, strategies, by_planner, budgets, counts, jf_before, seed, rounds)
     return SimulationReport(
         candidates=sim.candidates,
         budgets=counts,
@@ -426,6 +654,7 @@ def simulate_review(
         jf_before=jf_before,
         results=tuple(results),
         relabels=len(sim.cache),
+        rounds=rounds,
     )
 
 
@@ -446,7 +675,7 @@ def review_markdown(report: SimulationReport, gain_png: Path | None = None) -> s
     budgets = list(report.budgets)
     gains = report.gains()
     first = [report.default_strategy, "oracle/runs", "oracle/per_frame", "random/per_frame"]
-    order = [s for s in first if s in gains] + sorted(s for s in gains if s not in first)
+    order = list(dict.fromkeys(s for s in first if s in gains)) + sorted(s for s in gains if s not in first)
     lines = [
         "# Simulated review: J&F gain by budget",
         "",
@@ -460,9 +689,32 @@ def review_markdown(report: SimulationReport, gain_png: Path | None = None) -> s
         cells = [f"{gains[name][b]:+.4f}" if b in gains[name] else "" for b in budgets]
         label = f"**{name}** (default)" if name == report.default_strategy else name
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if report.rounds > 1:
+        lines += _rounds_markdown(report, order)
     if gain_png is not None:
         import base64
 
         encoded = base64.b64encode(Path(gain_png).read_bytes()).decode("ascii")
         lines += ["", f"![J&F gain against budget](data:image/png;base64,{encoded})"]
     return "\n".join(lines) + "\n"
+
+
+def _rounds_markdown(report: SimulationReport, order: Sequence[str]) -> list[str]:
+    """Per strategy and budget, the J&F gain and the corrections so far after each round."""
+    budgets = list(report.budgets)
+    by_name = {(r.strategy, r.budget_fraction): r for r in report.results}
+    lines = [
+        "",
+        f"## After each of {report.rounds} rounds: J&F gain (corrections so far)",
+        "",
+        "| strategy | " + " | ".join(f"{b:.0%}" for b in budgets) + " |",
+        "| --- |" + " --- |" * len(budgets),
+    ]
+    for name in order:
+        cells = []
+        for b in budgets:
+            r = by_name.get((name, b))
+            steps = r.rounds if r is not None else ()
+            cells.append(" / ".join(f"{x.jf_after - r.jf_before:+.4f} ({x.corrected})" for x in steps if r))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
