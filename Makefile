@@ -93,8 +93,8 @@ model-figures: $(STAMP)
 		> $(GEN)/clicks.json
 
 # pytest-xdist: one worker per core, at most 4 (each worker builds its own session fixtures: the
-# small SAM 2, the generated stores, ~1.5 GB); --dist loadgroup hands the tests that need a Prefect
-# server to one worker per server (tests/conftest.py groups them), so each server starts once.
+# small SAM 2, the generated stores, ~1.5 GB); --dist loadgroup hands tests/service, which starts a Prefect
+# server to one worker (tests/conftest.py schedules them), so the server starts once.
 # PYTEST_WORKERS= runs serially.
 PYTEST_WORKERS ?= -n auto --maxprocesses 4 --dist loadgroup
 

@@ -26,25 +26,22 @@ try:
 except ImportError:  # pragma: no cover - torch is a dependency
     pass
 
-# Fixtures that start a Prefect server: each xdist worker that meets a test needing one starts its
-# own (8-18 s for the harness, about 30 s for the service package's server and reference run).
-# `make test` runs `--dist loadgroup`: the tests needing each server are one group, which xdist
-# hands to one worker, largest groups first, so each server starts once (sessions without xdist
-# ignore the mark).
-_SERVER_GROUPS = (
-    ("service", {"prefect_server", "reference_run", "service_dataset"}),
-    ("prefect", {"prefect_harness"}),
-)
 
+# The service package (tests/service) starts a real Prefect server and labels a reference run
+# (about 30 s) in each xdist worker that runs one of its tests. `make test` runs `--dist
+# loadgroup`, and this scheduler keeps the package on one worker (the other tests go one by one to
+# whichever worker is free). xdist's own `xdist_group` mark cannot do it under pytest 9.2:
+# xdist 3.8.0 renames the item's `_nodeid`, and pytest 9.2's `nodeid` no longer reads it.
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001 (xdist's Producer)
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        for group, needs in _SERVER_GROUPS:
-            if fixtures & needs:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+    class ServicePackageOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/service" if nodeid.startswith("tests/service/") else nodeid
+
+    return ServicePackageOnOneWorker(config, log)
 
 
 @pytest.fixture(scope="session")
