@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - torch is a dependency
 # loadgroup`, and this scheduler keeps the package on one worker (the other tests go one by one to
 # whichever worker is free). xdist's own `xdist_group` mark cannot do it under pytest 9.2:
 # xdist 3.8.0 renames the item's `_nodeid`, and pytest 9.2's `nodeid` no longer reads it.
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: nothing to do without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001 (xdist's Producer)
     if config.getoption("dist") != "loadgroup":
         return None
