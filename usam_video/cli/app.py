@@ -20,7 +20,23 @@ from rich.markup import escape
 
 from usam_video.errors import UsamVideoError
 
-__all__ = ["app", "console", "err_console", "fail", "one_line_task_failures", "repo_configs_dir"]
+__all__ = [
+    "DASK_ADDRESS_HELP",
+    "TASK_RUNNER_HELP",
+    "app",
+    "console",
+    "err_console",
+    "fail",
+    "one_line_task_failures",
+    "repo_configs_dir",
+]
+
+# The task-runner options every flow command takes (run, evaluate-run, export-run).
+TASK_RUNNER_HELP = (
+    "task runner of the flow's submitted tasks: thread (this process) or dask (a local cluster "
+    "of --workers processes, or the cluster at --dask-address)"
+)
+DASK_ADDRESS_HELP = "scheduler of an existing Dask cluster (tcp://host:8786) instead of a local one"
 
 #: The loggers Prefect's engines report a failed task or flow run on (with its traceback).
 _PREFECT_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")

@@ -18,7 +18,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from usam_video.cli.app import app, console, err_console, fail, one_line_task_failures, repo_configs_dir
+from usam_video.cli.app import (
+    DASK_ADDRESS_HELP,
+    TASK_RUNNER_HELP,
+    app,
+    console,
+    err_console,
+    fail,
+    one_line_task_failures,
+    repo_configs_dir,
+)
 from usam_video.errors import UsamVideoError
 
 if TYPE_CHECKING:  # the demo's module loads torch and the engine: imported by the command only
@@ -311,20 +320,11 @@ def print_results(results: list[Any]) -> int:
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="a run YAML (configs/runs/*.yaml)"),
-    task_runner: str = typer.Option(
-        "thread",
-        "--task-runner",
-        help="task runner of the video tasks: thread (threads of this process) or dask (a local "
-        "cluster of --workers processes, or the cluster at --dask-address)",
-    ),
+    task_runner: str = typer.Option("thread", "--task-runner", help=TASK_RUNNER_HELP),
     workers: int | None = typer.Option(
         None, "--workers", help="threads (default: Prefect's), or local Dask worker processes (default 2)"
     ),
-    dask_address: str | None = typer.Option(
-        None,
-        "--dask-address",
-        help="scheduler of an existing Dask cluster (tcp://host:8786) instead of a local one",
-    ),
+    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_ADDRESS_HELP),
 ) -> None:
     """Pseudo-label a dataset with the Prefect flow (embedded server unless PREFECT_API_URL is set).
 

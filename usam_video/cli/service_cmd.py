@@ -21,18 +21,12 @@ from typing import Any, TypeVar
 import typer
 from rich.table import Table
 
-from usam_video.cli.app import app, console, fail
+from usam_video.cli.app import DASK_ADDRESS_HELP, TASK_RUNNER_HELP, app, console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["server", "deploy", "evaluate_run", "export_run"]
 
 R = TypeVar("R")
-
-_ADDRESS_HELP = "scheduler of an existing Dask cluster (tcp://host:8786) instead of a local one"
-_RUNNER_HELP = (
-    "task runner of the flow's submitted tasks: thread (this process) or dask (a local cluster "
-    "of --workers processes, or the cluster at --dask-address)"
-)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -155,9 +149,9 @@ def evaluate_run(
     layout: str | None = typer.Option(None, "--layout", help="davis or sav, for a predictions folder"),
     out: Path | None = typer.Option(None, "--out", help="folder for evaluation.json and ranking.png"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
-    task_runner: str = typer.Option("thread", "--task-runner", help=_RUNNER_HELP),
+    task_runner: str = typer.Option("thread", "--task-runner", help=TASK_RUNNER_HELP),
     workers: int = typer.Option(2, "--workers", help="threads, or Dask worker processes"),
-    dask_address: str | None = typer.Option(None, "--dask-address", help=_ADDRESS_HELP),
+    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_ADDRESS_HELP),
 ) -> None:
     """'usam-video evaluate' as the Prefect flow 'evaluate' (table and report artifacts)."""
     from usam_video.cli.evaluate_cmd import print_evaluation_result
@@ -198,9 +192,9 @@ def export_run(
     force: bool = typer.Option(
         False, "--force", help="replace --out even if it holds other files or an edited earlier export"
     ),
-    task_runner: str = typer.Option("thread", "--task-runner", help=_RUNNER_HELP),
+    task_runner: str = typer.Option("thread", "--task-runner", help=TASK_RUNNER_HELP),
     workers: int = typer.Option(2, "--workers", help="threads, or Dask worker processes"),
-    dask_address: str | None = typer.Option(None, "--dask-address", help=_ADDRESS_HELP),
+    dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_ADDRESS_HELP),
 ) -> None:
     """'usam-video export' as the Prefect flow 'review-export' (a table artifact per export)."""
     from flows.review import export_flow
