@@ -8,9 +8,11 @@ import json
 from pathlib import Path
 
 import s3fs
+from typer.testing import CliRunner
 
 from tests.conftest import make_run_config
 from tests.s3_fixtures import S3Endpoint
+from usam_video.cli import app
 from usam_video.pipeline import label_dataset
 from usam_video.store import PseudoLabelStore
 
@@ -37,3 +39,12 @@ def test_a_run_labels_into_s3_through_its_storage_options(
         assert (store.read_masks("synth-000", frame) == reference.read_masks("synth-000", frame)).all()
     objects = s3fs.S3FileSystem(endpoint_url=s3_endpoint.url).find(url.removeprefix("s3://"))
     assert any(key.endswith("zarr.json") for key in objects)  # written on the endpoint itself
+    # `queue` takes the URL as it is (a Path would fold "s3://" into "s3:/"), endpoint from AWS_*.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint.url)
+    runner = CliRunner()
+    remote = runner.invoke(app, ["queue", url, "--json"])
+    assert remote.exit_code == 0, remote.output
+    local_queue = runner.invoke(app, ["queue", str(tmp_path / "s.zarr"), "--json"])
+    shown, expected = json.loads(remote.stdout), json.loads(local_queue.stdout)
+    assert shown.pop("store") == url
+    assert shown == {k: v for k, v in expected.items() if k != "store"}

@@ -186,7 +186,10 @@ def inspect(
 
 @app.command()
 def queue(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    # A string, as in inspect: a Path would fold "s3://bucket/x" into "s3:/bucket/x".
+    store: str = typer.Argument(
+        ..., help="path or URL (s3://..., endpoint and credentials from AWS_* variables) of a store"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     video: str | None = typer.Option(None, help="only this video"),
 ) -> None:
