@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from usam_video.errors import DamagedVideoError, InputError, WriteError
+from usam_video.errors import NOT_RETRIED
 
 __all__ = [
     "GPU_LIMIT_NAME",
@@ -36,7 +36,7 @@ def retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
     A Prefect ``retry_condition_fn``: ``state`` is the failed task run's state."""
     try:
         state.result()
-    except (InputError, WriteError, DamagedVideoError):
+    except NOT_RETRIED:
         return False
     except Exception:
         return True

@@ -9,17 +9,14 @@ gets references only (the run config's path, the token of the context the flow o
 id); a Dask worker process does not hold that context, so its first task builds it from the
 config's path (:func:`usam_video.pipeline.context_of`) and its later tasks reuse it.
 
-How a run is cut into tasks, and what that costs the flow's process: one task per video, all
-submitted at once. For each video the flow keeps its Prefect task run (future, state, result
-record: about 60 KB, from issue #36's measurement of 590 MB resident for 10,000 trivial tasks)
-and the video's result, which carries its frame table for the run budget, the score plots and
-the report (on Dask it is pickled back from the worker): ``T x O x (4 S + 3)`` bytes
-(``status``, ``reason``, ``source`` and ``S`` float32 scores per frame-object). Computed for a
-50,000-video SA-V run (about 340 frames and 13 masklets a video, ``S`` = 12 with heads): 225 KB
-of table a video, 11 GB in all, plus about 3 GB of task runs, far above a 1 GB goal. Until the
-flow maps shards of videos per task and keeps scores out of the results (issue #36 item 5),
-cut a run that size into runs of at most a few thousand videos (each a slice of the video
-list, all into one store: claims keep concurrent runs apart).
+How a run is cut into tasks (:mod:`usam_video.pipeline.shards`): up to 1,000 videos, one task
+per video, each with its retries and its row in the dashboard, and its result carrying the
+video's frame table for the run budget, the score plots and the report. Above that, shards of
+videos, at most 1,000 tasks a run (50 videos a task at SA-V's 50,000), whose results carry per
+video only its summary row, review plan and report digest, computed in the worker: the flow's
+process then holds a few kilobytes a video, not its frame table (225 KB a video at SA-V's
+size). A sharded run draws no score histograms and measures no J&F in the flow (both would read
+every video back); ``usam-video evaluate-run`` measures J&F on a Dask cluster.
 """
 
 from __future__ import annotations
@@ -56,10 +53,20 @@ from usam_video.pipeline import (
     untrained_warnings,
 )
 from usam_video.pipeline.report import RunReport, build_report, run_markdown, video_markdown
+from usam_video.pipeline.report.digest import VideoDigest, digest_video
+from usam_video.pipeline.shards import (
+    DigestedVideo,
+    held_elsewhere,
+    label_shard,
+    shard_size_for,
+    shards,
+    wait_for_claims,
+)
 from usam_video.types import VideoResult
 
 __all__ = [
     "REPORT_VIDEOS",
+    "label_shard_task",
     "label_video_task",
     "pseudo_label_dataset",
     "summary_table",
@@ -91,6 +98,21 @@ def label_video_task(
         get_run_logger().info("video tasks of run %s in process %d", context.run.name, os.getpid())
     with gpu_slot(use_gpu_limit):
         return label_video(context, video_id)
+
+
+@task(task_run_name="label-shard-{first_video}")
+def label_shard_task(
+    run_config: str,
+    video_ids: list[str],
+    use_gpu_limit: bool,
+    context_token: str | None = None,
+    first_video: str = "",
+) -> list[VideoResult]:
+    """Label a shard of videos (:func:`usam_video.pipeline.shards.label_shard`: each video
+    retried as the per-video task is, a failing video reported in its row, not raised)."""
+    context = context_of(run_config, context_token)
+    with gpu_slot(use_gpu_limit):
+        return label_shard(context, video_ids)
 
 
 def _rounded(value: float | None) -> float | None:
@@ -153,6 +175,7 @@ def _review_artifacts(
     key: str,
     pages: int,
     with_jf: bool,
+    digested: dict[str, VideoDigest] | None = None,
 ) -> RunReport | None:
     """The review overview and a page per uncertain video; None (logged) if the store cannot be
     read back: the labels are stored, a missing report must not fail the run. The frame tables
@@ -170,6 +193,7 @@ def _review_artifacts(
             tables={v.video_id: v.table for v in videos if v.table is not None},
             plans={v.video_id: v.plan for v in videos},
             reader=context.reader,
+            digested=digested,
         )
         keys = {video_id: video_artifact_key(key, video_id) for video_id in report.paged}
         for video_id, page_key in keys.items():
@@ -198,13 +222,16 @@ def pseudo_label_dataset(
     report_videos: int = REPORT_VIDEOS,
     report_jf: bool = True,
     context_token: str | None = None,
+    shard_size: int | None = None,
 ) -> list[VideoResult]:
     """Pseudo-label every video of a run config. A failing video is reported as failed in the
     summary; the others complete. ``use_gpu_limit`` defaults to "the model runs on CUDA".
     ``report_videos``: how many of the most uncertain videos get a review page artifact;
-    ``report_jf``: show J&F against the dataset's ground truth (when it has some);
-    ``context_token``: the token of a context the caller opened in this process
-    (:func:`usam_video.pipeline.open_run`), so that the config is not parsed again."""
+    ``report_jf``: show J&F against the dataset's ground truth (when it has some; never in a
+    sharded run); ``context_token``: the token of a context the caller opened in this process
+    (:func:`usam_video.pipeline.open_run`), so that the config is not parsed again;
+    ``shard_size``: videos per task (default :func:`usam_video.pipeline.shards.shard_size_for`:
+    one up to 1,000 videos)."""
     logger = get_run_logger()
     # The run's config is parsed, its dataset opened and its model built once in this process
     # (by the caller that passed ``context_token``, or here), then found by every task.
@@ -222,31 +249,38 @@ def pseudo_label_dataset(
     for warning in unprompted_warnings(context, videos):
         logger.warning(warning)
     key = artifact_key_of(run.name)
-    progress = create_progress_artifact(
-        0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
-    )
-    futures = [
-        label_video_task.submit(run_config, video_id, use_gpu_limit, context.token) for video_id in videos
-    ]
-    # Collected as they complete, so that one slow first video does not stall the progress
-    # artifact; reported in the order of the videos.
-    by_position: dict[int, VideoResult] = {}
-    for done, (i, result, exc) in enumerate(as_they_complete(futures), start=1):
-        if exc is not None:  # the task already retried; report and go on
-            logger.error("video %s failed: %s", videos[i], exc)
-            result = VideoResult(videos[i], "failed", error=f"{type(exc).__name__}: {exc}")
-        assert result is not None
-        by_position[i] = result
-        update_progress_artifact(progress, 100.0 * done / max(len(videos), 1))
-    results = [by_position[i] for i in range(len(videos))]
-    # What the tasks wrote comes back with their results: the run budget, the score plots and
-    # the report use it and never read those frame tables back from the store.
-    labelled, turned_away = apply_run_budget(run, store, stored_videos(store, results))
+    size = shard_size if shard_size is not None else shard_size_for(len(videos))
+    results = _label_videos(run_config, videos, size, use_gpu_limit, context.token, key)
+    held = held_elsewhere(results)
+    if held:  # another run writing them, or a worker that died on another host: see wait_for_claims
+        logger.info(
+            "%d video(s) held by other writers: waiting for their claims, then labelling them", len(held)
+        )
+        still = set(wait_for_claims(store, held))
+        redo = [v for v in held if v not in still]
+        again = dict(
+            zip(redo, _label_videos(run_config, redo, size, use_gpu_limit, context.token, key), strict=True)
+        )
+        results = [again.get(r.video_id, r) for r in results]
+    if size == 1:
+        # What the tasks wrote comes back with their results: the run budget, the score plots
+        # and the report use it and never read those frame tables back from the store.
+        labelled, turned_away = apply_run_budget(run, store, stored_videos(store, results))
+        digested = None
+        _score_plot_artifact(run, labelled, key)
+    else:
+        logger.info("%d videos in shards of %d: %d tasks", len(videos), size, math.ceil(len(videos) / size))
+        labelled, turned_away, digested = _sharded_budget(run, store, results)
+        report_jf = False  # it would read every video's masks back in this process
+        logger.info("a sharded run draws no score histograms: `usam-video report` does, from the store")
     if turned_away:
         logger.warning("human budget of the run: %d queued frame-objects accepted instead", turned_away)
     stored = [r.video_id for r in results if r.outcome != "failed"]
-    _score_plot_artifact(run, labelled, key)
-    report = _review_artifacts(context, stored, labelled, key, report_videos, report_jf) if stored else None
+    report = (
+        _review_artifacts(context, stored, labelled, key, report_videos, report_jf, digested)
+        if stored
+        else None
+    )
     pages = {v: video_artifact_key(key, v) for v in report.paged} if report is not None else {}
     jf = ""
     if report is not None and report.jf is not None:
@@ -260,4 +294,89 @@ def pseudo_label_dataset(
         "review_page" + ("" if not untrained_warnings(context) else " (UNTRAINED weights: see the flow log)"),
     )
     # The summary rows only: the frame tables stay in this process's memory, never in a result.
-    return [r.summary() if isinstance(r, LabelledVideo) else r for r in results]
+    return [r.summary() if isinstance(r, LabelledVideo | DigestedVideo) else r for r in results]
+
+
+def _label_videos(
+    run_config: str, videos: list[str], size: int, use_gpu_limit: bool, token: str, key: str
+) -> list[VideoResult]:
+    """``videos`` labelled one task per video (``size`` 1) or in shards of ``size``."""
+    if not videos:
+        return []
+    if size == 1:
+        return _label_each(run_config, videos, use_gpu_limit, token, key)
+    return _label_shards(run_config, videos, size, use_gpu_limit, token, key)
+
+
+def _label_each(
+    run_config: str, videos: list[str], use_gpu_limit: bool, token: str, key: str
+) -> list[VideoResult]:
+    """One task per video; results in the order of ``videos`` (a failed task as a failed row)."""
+    logger = get_run_logger()
+    progress = create_progress_artifact(
+        0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
+    )
+    futures = [label_video_task.submit(run_config, video_id, use_gpu_limit, token) for video_id in videos]
+    # Collected as they complete, so that one slow first video does not stall the progress
+    # artifact; reported in the order of the videos.
+    by_position: dict[int, VideoResult] = {}
+    for done, (i, result, exc) in enumerate(as_they_complete(futures), start=1):
+        if exc is not None:  # the task already retried; report and go on
+            logger.error("video %s failed: %s", videos[i], exc)
+            result = VideoResult(videos[i], "failed", error=f"{type(exc).__name__}: {exc}")
+        assert result is not None
+        by_position[i] = result
+        update_progress_artifact(progress, 100.0 * done / max(len(videos), 1))
+    return [by_position[i] for i in range(len(videos))]
+
+
+def _label_shards(
+    run_config: str, videos: list[str], size: int, use_gpu_limit: bool, token: str, key: str
+) -> list[VideoResult]:
+    """One task per shard of ``size`` videos; results in the order of ``videos`` (a shard whose
+    task failed as failed rows of its videos)."""
+    logger = get_run_logger()
+    parts = shards(videos, size)
+    progress = create_progress_artifact(
+        0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
+    )
+    futures = [
+        label_shard_task.submit(run_config, part, use_gpu_limit, token, first_video=part[0]) for part in parts
+    ]
+    by_position: dict[int, list[VideoResult]] = {}
+    videos_done = 0
+    for i, results, exc in as_they_complete(futures):
+        if exc is not None:  # the shard reports its videos' own failures; this is the task's
+            logger.error("shard of %s..%s failed: %s", parts[i][0], parts[i][-1], exc)
+            results = [VideoResult(v, "failed", error=f"{type(exc).__name__}: {exc}") for v in parts[i]]
+        assert results is not None
+        for r in results:
+            if r.outcome == "failed":
+                logger.error("video %s failed: %s", r.video_id, r.error)
+        by_position[i] = results
+        videos_done += len(parts[i])
+        update_progress_artifact(progress, 100.0 * videos_done / max(len(videos), 1))
+    return [r for i in range(len(parts)) for r in by_position[i]]
+
+
+def _sharded_budget(
+    run: Any, store: Any, results: list[VideoResult]
+) -> tuple[list[LabelledVideo], int, dict[str, VideoDigest]]:
+    """The run budget of a sharded run, and every stored video's digest. Only videos that
+    queued frame-objects for humans can lose some to the budget, so only their frame tables are
+    read back (none without a run budget); a video the budget changed is digested again."""
+    digested = {
+        r.video_id: r.digest for r in results if isinstance(r, DigestedVideo) and r.digest is not None
+    }
+    budget = run.policy.human_budget
+    if budget is None or budget.max_per_run is None:
+        return [], 0, digested
+    queued = stored_videos(
+        store, [r.summary() for r in results if isinstance(r, DigestedVideo) and r.queued_human]
+    )
+    labelled, turned_away = apply_run_budget(run, store, queued)
+    before = {v.video_id: v.plan for v in queued}
+    for video in labelled:
+        if video.plan != before[video.video_id]:
+            digested[video.video_id] = digest_video(store, video.video_id, table=video.table, plan=video.plan)
+    return labelled, turned_away, digested

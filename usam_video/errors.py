@@ -11,6 +11,7 @@ import errno
 import re
 
 __all__ = [
+    "NOT_RETRIED",
     "UsamVideoError",
     "ConfigError",
     "DatasetError",
@@ -108,6 +109,11 @@ class WriteError(UsamVideoError, OSError):
 
 class StoreWriteError(StoreError, WriteError):
     """A write to the pseudo-label store failed in the operating system (see :class:`WriteError`)."""
+
+
+#: Errors that fail the same way until someone acts (bad input, a write the OS refused, a
+#: damaged video): a video task or a shard never retries them.
+NOT_RETRIED: tuple[type[UsamVideoError], ...] = (InputError, WriteError, DamagedVideoError)
 
 
 # What to do about the OS errors a careless setup meets; others get the generic remedy.

@@ -152,3 +152,74 @@ def test_video_artifact_keys_are_valid_and_distinct() -> None:
     keys = {video_artifact_key("run", v) for v in ("a_b", "a-b", "A-B", "x/y")}
     assert len(keys) == 4 and all(re.fullmatch(r"[a-z0-9-]+", k) for k in keys)
     assert video_artifact_key("run", "bmx-trees") == "run-video-bmx-trees"
+
+
+def test_a_sharded_run_labels_and_ranks_as_a_run_of_one_task_per_video(
+    prefect_harness, dataset: Path, tmp_path: Path, small_model_config
+) -> None:
+    """Shards of 2 videos (a run of thousands gets them by default): the same rows, masks and
+    review ranking as one task per video, from digests made in the tasks; a broken video fails
+    alone inside its shard."""
+    from flows.pseudo_label import pseudo_label_dataset
+
+    (dataset / "JPEGImages/480p/synth-000/00003.jpg").unlink()
+    ids = ["synth-000", "synth-001", "synth-002"]
+    each = make_run_config(dataset, tmp_path / "each.zarr", ids, small_model_config)
+    each = each.model_copy(update={"name": "each-run"})
+    sharded = each.model_copy(update={"name": "shard-run", "store": str(tmp_path / "shards.zarr")})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    by_video = pseudo_label_dataset(str(write_run_yaml(tmp_path / "a", each)))
+    by_shard = pseudo_label_dataset(str(write_run_yaml(tmp_path / "b", sharded)), shard_size=2)
+
+    def rows(results):
+        return [(r.video_id, r.outcome, r.frames, r.accepted, r.queued_human) for r in results]
+
+    assert rows(by_shard) == rows(by_video)
+    assert by_shard[0].outcome == "failed" and "00003.jpg" in by_shard[0].error
+    a = PseudoLabelStore.open(tmp_path / "each.zarr", "r")
+    b = PseudoLabelStore.open(tmp_path / "shards.zarr", "r")
+    assert b.videos() == ["synth-001", "synth-002"] and all(b.is_complete(v) for v in b.videos())
+    for video in b.videos():
+        for frame in range(b.frame_table(video).status.shape[0]):
+            assert (a.read_masks(video, frame) == b.read_masks(video, frame)).all()
+
+    def ranks(run_name: str) -> dict[str, tuple]:
+        table = _artifacts(f"{run_name}-summary")[0].data
+        data = json.loads(table) if isinstance(table, str) else table
+        return {r["video_id"]: (r["uncertainty_rank"], r["uncertainty"]) for r in data}
+
+    assert ranks("shard-run") == {k: v for k, v in ranks("each-run").items() if k != "synth-000"} | {
+        "synth-000": (None, None)
+    }
+    assert _artifacts("shard-run-review") and not _artifacts("shard-run-scores")  # no histograms sharded
+
+
+def test_a_video_claimed_by_a_host_that_died_is_labelled_once_its_lease_lapses(
+    prefect_harness, dataset: Path, tmp_path: Path, small_model_config, monkeypatch
+) -> None:
+    """A worker killed on another host leaves its claim until the lease ends; the task given to
+    another worker finds it held and skips it. The run waits the claim out and labels the video,
+    so no video is missing at the end."""
+    import flows.pseudo_label as module
+
+    waited: list[list[str]] = []
+
+    def wait_for_claims(store, video_ids, **kwargs):
+        waited.append(list(video_ids))
+        return real_wait(store, video_ids, **kwargs)
+
+    real_wait = module.wait_for_claims
+    monkeypatch.setattr(module, "wait_for_claims", wait_for_claims)
+    store_path = tmp_path / "s.zarr"
+    # A lease longer than the first pass takes to reach the video, so that it finds it held.
+    assert PseudoLabelStore.open(store_path).claim("synth-001", owner="dead-host:99:1", lease_s=10) is None
+    run = make_run_config(dataset, store_path, ["synth-000", "synth-001"], small_model_config)
+    results = module.pseudo_label_dataset(str(write_run_yaml(tmp_path, run)))
+    assert waited == [["synth-001"]]
+    assert [(r.video_id, r.outcome) for r in results] == [
+        ("synth-000", "labelled"),
+        ("synth-001", "labelled"),
+    ]
+    store = PseudoLabelStore.open(store_path, "r")
+    assert all(store.is_complete(v) for v in ["synth-000", "synth-001"]) and store.claims() == []

@@ -112,6 +112,16 @@ class StoreContract:
         assert not store.is_complete("vid-1", "another-config")
         assert store.summary("vid-1").failure == ""
 
+    def test_has_video_answers_as_the_listing_does(self, store: PseudoLabelStore) -> None:
+        assert not store.has_video("vid-1") and not store.is_complete("vid-1")
+        self.write(store, frames=1, finish=False).abort()  # an incomplete group is a video too
+        assert store.has_video("vid-1") and not store.is_complete("vid-1")
+        for odd in ["", ".", "..", "vid-1/masks", "no-such-video"]:
+            assert not store.has_video(odd) and odd not in store.videos()
+        assert store.corrections("no-such-video") == []
+        store.record_failure("no-such-video", "never begun")  # nothing to note it in: no group made
+        assert store.videos() == ["vid-1"]
+
     def test_a_missing_video_is_named(self, store: PseudoLabelStore) -> None:
         self.write(store)
         with pytest.raises(VideoNotFoundError, match="vid-1"):

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -285,8 +286,24 @@ def verify(
     console.print(f"{store}: intact (every chunk's checksum matches)")
 
 
+#: Runs of more videos print their counts by outcome and their failed and skipped videos only
+#: (the flow's summary artifact has a row per video): a table of 50,000 rows is no use on a screen.
+PRINTED_ROWS = 200
+
+
 def print_results(results: list[Any]) -> int:
-    table = Table(title="videos")
+    """Print a run's rows (see :data:`PRINTED_ROWS`); returns how many videos failed."""
+    shown = results
+    if len(results) > PRINTED_ROWS:
+        by_outcome = Counter(r.outcome for r in results)
+        console.print(
+            f"{len(results)} videos: "
+            + ", ".join(f"{n} {outcome}" for outcome, n in sorted(by_outcome.items()))
+        )
+        shown = [r for r in results if r.outcome != "labelled"][:PRINTED_ROWS]
+        if not shown:
+            return 0
+    table = Table(title="videos" if shown is results else f"videos not labelled (first {len(shown)})")
     for col in (
         "video",
         "outcome",
@@ -299,7 +316,7 @@ def print_results(results: list[Any]) -> int:
         "s",
     ):
         table.add_column(col)
-    for r in results:
+    for r in shown:
         outcome = r.outcome
         if r.outcome == "failed":
             outcome = f"[red]failed[/]: {escape(str(r.error))}"
@@ -328,6 +345,12 @@ def run(
         None, "--workers", help="threads (default: Prefect's), or local Dask worker processes (default 2)"
     ),
     dask_address: str | None = typer.Option(None, "--dask-address", help=DASK_ADDRESS_HELP),
+    shard_size: int | None = typer.Option(
+        None,
+        "--shard-size",
+        min=1,
+        help="videos per task (default: 1 up to 1,000 videos, then at most 1,000 tasks a run)",
+    ),
 ) -> None:
     """Pseudo-label a dataset with the Prefect flow (embedded server unless PREFECT_API_URL is set).
 
@@ -335,16 +358,23 @@ def run(
     run's context (config, dataset, model) once from the config's path: on other hosts that path,
     the dataset and the store must be reachable under the same names (see README, "Labelling on
     a Dask cluster")."""
-    _label_with_flow(config, report_jf=True, runner=(task_runner, workers, dask_address))
+    _label_with_flow(
+        config, report_jf=True, runner=(task_runner, workers, dask_address), shard_size=shard_size
+    )
 
 
 def _label_with_flow(
-    config: Path, *, report_jf: bool, runner: tuple[str, int | None, str | None] = ("thread", None, None)
+    config: Path,
+    *,
+    report_jf: bool,
+    runner: tuple[str, int | None, str | None] = ("thread", None, None),
+    shard_size: int | None = None,
 ) -> None:
     """Run the pseudo-label flow on a run YAML and print its table; exit 1 if a video failed.
     ``report_jf``: measure J&F in the flow's review artifacts. ``runner``: the task runner's
     name, workers (None: its default) and Dask address; ``thread`` with neither keeps the flow's
-    own runner (what its deployments run with)."""
+    own runner (what its deployments run with). ``shard_size``: videos per task (None: the
+    flow's default)."""
     from usam_video.pipeline import open_run
 
     try:
@@ -370,7 +400,9 @@ def _label_with_flow(
     bind_embedded_server()  # before the first flow run: see flows/__init__.py
     try:
         with one_line_task_failures():
-            results = flow(str(config.resolve()), report_jf=report_jf, context_token=context.token)
+            results = flow(
+                str(config.resolve()), report_jf=report_jf, context_token=context.token, shard_size=shard_size
+            )
     except UsamVideoError as exc:
         fail(exc)
     failed = print_results(results)

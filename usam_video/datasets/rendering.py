@@ -210,7 +210,7 @@ def render_video(spec: SyntheticVideoSpec, entry_frames: Mapping[int, int] | Non
 #: Seed streams of the generated datasets: ``SeedSequence([seed, stream, index])``. Stream 1 is
 #: reserved for training clips (:func:`training_clip_spec`), so a validation
 #: or heads video never equals a clip a model was trained on.
-GENERATED_STREAMS: dict[str, int] = {"val": 3, "heads": 4, "test": 5, "pool": 6}
+GENERATED_STREAMS: dict[str, int] = {"val": 3, "heads": 4, "test": 5, "pool": 6, "scale": 7}
 
 
 def generated_specs(

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the engine's frame type loads torch: named here for annotat
 
 __all__ = [
     "SKIPPED_COMPLETE",
+    "SKIPPED_HELD",
     "code_version",
     "label_video",
     "label_dataset",
@@ -66,6 +67,9 @@ log = logging.getLogger(__name__)
 
 #: Why a video was skipped, in its result row (the run's table and the flow's summary artifact).
 SKIPPED_COMPLETE = "already complete under this config"
+#: The start of a skipped row's reason when another writer holds the video's claim (its owner
+#: follows): the flow waits for such claims at the end and labels what they left undone.
+SKIPPED_HELD = "being labelled by"
 
 
 def code_version() -> str:
@@ -201,7 +205,7 @@ def label_video(
     # video skips it instead of writing it too.
     holder = store.claim(video_id)
     if holder is not None:
-        return VideoResult(video_id, "skipped", error=f"being labelled by {holder}")
+        return VideoResult(video_id, "skipped", error=f"{SKIPPED_HELD} {holder}")
     try:
         if not force and store.is_complete(video_id, fingerprint):  # finished while we waited
             return VideoResult(

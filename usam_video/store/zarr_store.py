@@ -368,6 +368,19 @@ class PseudoLabelStore:
         """Ids of every video with a group (complete or not), sorted."""
         return self._node_names("videos")
 
+    def has_video(self, video_id: str) -> bool:
+        """True if the video has a group (complete or not), as :meth:`videos` would list it.
+
+        One existence check of the group's ``zarr.json``: the label loop asks this of every
+        video it writes, and a listing checks every video's metadata (a request per video on an
+        object store, so a run of N videos would make N^2 / 2 of them).
+        """
+        if not video_id or "/" in video_id or video_id in (".", ".."):
+            return False
+        key = "/".join(p for p in (self._root.store_path.path, "videos", video_id, "zarr.json") if p)
+        with self._reading(video_id, f"the metadata of videos/{video_id}"):
+            return bool(sync(self._root.store.exists(key)))
+
     def _group(self, video_id: str) -> zarr.Group:
         with self._reading(video_id, f"group metadata videos/{video_id}/zarr.json"):
             try:
@@ -392,7 +405,7 @@ class PseudoLabelStore:
 
     def is_complete(self, video_id: str, fingerprint: str | None = None) -> bool:
         """True if the video's last write landed (and, if given, under this config fingerprint)."""
-        if video_id not in self.videos():
+        if not self.has_video(video_id):
             return False
         attrs = self._group(video_id).attrs
         return bool(attrs.get("complete")) and (
@@ -542,7 +555,7 @@ class PseudoLabelStore:
         damaged to take the note is left as it is (the caller is already reporting a failure).
         """
         try:
-            if video_id not in self.videos():
+            if not self.has_video(video_id):
                 return
             group = self._group(video_id)
             if not group.attrs.get("complete", False):
@@ -999,7 +1012,7 @@ class PseudoLabelStore:
         For a video whose relabelling was interrupted (incomplete group), the corrections
         carried over when that relabelling began are returned, so a crash never loses them.
         """
-        if video_id not in self.videos():
+        if not self.has_video(video_id):
             return self._carried(video_id)
         group = self._group(video_id)
         if not group.attrs.get("complete"):

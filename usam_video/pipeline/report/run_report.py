@@ -80,6 +80,7 @@ def build_report(
     tables: Mapping[str, FrameTable] | None = None,
     plans: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     reader: DatasetReader | None = None,
+    digested: Mapping[str, VideoDigest] | None = None,
 ) -> RunReport:
     """Digest a store's videos and rank them, most uncertain first.
 
@@ -98,6 +99,8 @@ def build_report(
         tables, plans: frame tables and review plan entries of videos already in memory (what
             a run's label loop returned), used instead of reading them back from the store.
         reader: ``dataset`` already open (a run's); only used with ``dataset``.
+        digested: digests made where the videos were labelled (a sharded run's workers), used
+            as they are: neither their tables nor their summaries are read.
 
     Raises:
         StoreNotFoundError, VideoNotFoundError: no such store or video.
@@ -108,14 +111,17 @@ def build_report(
     if isinstance(worst, bool) or worst < 1:
         raise InputError(f"report: expected worst >= 1 frames per page, got {worst!r}.")
     store = PseudoLabelStore.opened(store_path)
-    tables, plans = dict(tables or {}), dict(plans or {})
+    tables, plans, given = dict(tables or {}), dict(plans or {}), digested or {}
     reader = reader if dataset is not None else None
     stored = store.videos()
     ids = list(video_ids) if video_ids is not None else stored
-    missing = [v for v in ids if v not in stored]
+    missing = sorted(set(ids) - set(stored))  # sets: a run of 50,000 videos checks each against all
     if missing:
         raise VideoNotFoundError(f"{store.location}: expected videos of the store {stored}, got {missing}.")
-    digests = [digest_video(store, v, worst=worst, table=tables.get(v), plan=plans.get(v)) for v in ids]
+    digests = [
+        given.get(v) or digest_video(store, v, worst=worst, table=tables.get(v), plan=plans.get(v))
+        for v in ids
+    ]
     # Most uncertain first; unscored videos (NaN) last, in their given order.
     digests.sort(
         key=lambda d: (math.isnan(d.uncertainty), 0.0 if math.isnan(d.uncertainty) else -d.uncertainty)
