@@ -10,6 +10,7 @@ disk) is tested in ``test_zarr_store.py``; claims across processes and hosts in 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,29 @@ class StoreContract:
         assert store.is_complete("vid-1") and store.is_complete("vid-1", "fp-1")
         assert not store.is_complete("vid-1", "another-config")
         assert store.summary("vid-1").failure == ""
+
+    def test_whole_store_reads_keep_the_videos_order(self, store: PseudoLabelStore) -> None:
+        for video_id in ["vid-3", "vid-1", "vid-2"]:
+            writer = store.begin_video(
+                replace(REF, video_id=video_id),
+                OBJECTS,
+                NAMES,
+                ["low"],
+                {},
+                "fp",
+                CANDIDATE_NAMES,
+                num_candidates=K,
+            )
+            for t in range(REF.num_frames):
+                frame = _frame(t)
+                if video_id == "vid-2":  # nothing queued: its queue is empty, its scores unread
+                    frame["status"] = np.full(len(OBJECTS), Status.ACCEPTED, np.uint8)
+                writer.write_frame(t, **frame)
+            writer.finish()
+        assert [s.video_id for s in store.summaries()] == ["vid-1", "vid-2", "vid-3"]
+        assert store.summaries(["vid-3", "vid-1"]) == [store.summary("vid-3"), store.summary("vid-1")]
+        assert [e.video_id for e in store.queue()] == ["vid-1"] * 3 + ["vid-3"] * 3
+        assert store.queue() == store.queue("vid-1") + store.queue("vid-2") + store.queue("vid-3")
 
     def test_has_video_answers_as_the_listing_does(self, store: PseudoLabelStore) -> None:
         assert not store.has_video("vid-1") and not store.is_complete("vid-1")

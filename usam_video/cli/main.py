@@ -94,8 +94,8 @@ def _inspect_data(store: PseudoLabelStore, with_frames: bool) -> list[dict[str, 
     from usam_video.types import Status
 
     videos = []
-    for video_id in store.videos():
-        summary = store.summary(video_id)
+    for summary in store.summaries():  # read concurrently: a store on S3 of thousands of videos
+        video_id = summary.video_id
         item: dict[str, Any] = {
             "video_id": video_id,
             "complete": summary.complete,

@@ -57,6 +57,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -110,6 +111,8 @@ __all__ = [
 STORE_FORMAT = "usam-video-pseudo-labels"
 STORE_FORMAT_VERSION = 1
 _R = TypeVar("_R")
+#: Videos that whole-store reads (summaries, the queue) read at once.
+_CONCURRENT_VIDEOS = 16
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Cut a failure message kept in a video's attributes to this many characters.
 _FAILURE_CHARS = 2000
@@ -493,28 +496,47 @@ class PseudoLabelStore:
                 yield wanted[i + offset], masks[offset]
             i = j
 
+    def _each_video(self, read: Callable[[str], _R], video_ids: Sequence[str]) -> list[_R]:
+        """``[read(v) for v in video_ids]``, :data:`_CONCURRENT_VIDEOS` videos at a time: on an
+        object store each video costs a few round trips, which threads overlap (zarr's I/O runs
+        on its own event loop); the first error, in the videos' order, is raised."""
+        if len(video_ids) <= 1:
+            return [read(v) for v in video_ids]
+        workers = min(_CONCURRENT_VIDEOS, len(video_ids))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="usam-read") as pool:
+            return list(pool.map(read, video_ids))
+
+    def summaries(self, video_ids: Sequence[str] | None = None) -> list[VideoSummary]:
+        """:meth:`summary` of every video (or of ``video_ids``), in order, read concurrently."""
+        return self._each_video(self.summary, self.videos() if video_ids is None else list(video_ids))
+
     def queue(self, video_id: str | None = None) -> list[QueueEntry]:
-        """Every queued frame-object (for refinement or human review), read from the store itself."""
-        entries: list[QueueEntry] = []
-        for vid in [video_id] if video_id is not None else self.videos():
-            table = self.frame_table(vid)
-            plan = self.review_plan(vid)
-            queued = np.isin(table.status, [Status.QUEUED_REFINE, Status.QUEUED_HUMAN])
-            for t, o in zip(*np.nonzero(queued), strict=True):
-                entries.append(
-                    QueueEntry(
-                        video_id=vid,
-                        frame_index=int(t),
-                        object_id=int(table.object_ids[o]),
-                        status=Status(int(table.status[t, o])),
-                        reason=table.reason_label(int(table.reason[t, o])),
-                        plan=plan.get((int(t), int(table.object_ids[o])), {}).get("reason", ""),
-                        scores={
-                            n: float(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)
-                        },
-                    )
-                )
-        return entries
+        """Every queued frame-object (for refinement or human review), read from the store itself:
+        each video's status first, its other arrays only when it queued something; videos are
+        read concurrently."""
+        ids = [video_id] if video_id is not None else self.videos()
+        return [entry for entries in self._each_video(self._queue_of, ids) for entry in entries]
+
+    def _queue_of(self, vid: str) -> list[QueueEntry]:
+        """The queued frame-objects of one video (see :meth:`queue`)."""
+        status = self._read(vid, self._group(vid), "status")
+        if not np.isin(status, [Status.QUEUED_REFINE, Status.QUEUED_HUMAN]).any():
+            return []  # most videos of a large run: their scores are never read
+        table = self.frame_table(vid)
+        plan = self.review_plan(vid)
+        queued = np.isin(table.status, [Status.QUEUED_REFINE, Status.QUEUED_HUMAN])
+        return [
+            QueueEntry(
+                video_id=vid,
+                frame_index=int(t),
+                object_id=int(table.object_ids[o]),
+                status=Status(int(table.status[t, o])),
+                reason=table.reason_label(int(table.reason[t, o])),
+                plan=plan.get((int(t), int(table.object_ids[o])), {}).get("reason", ""),
+                scores={n: float(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)},
+            )
+            for t, o in zip(*np.nonzero(queued), strict=True)
+        ]
 
     def verify(self, video_id: str | None = None, metadata_only: tuple[str, ...] = ()) -> VerifyReport:
         """Read every chunk of every array (of one video, or of the whole store) and report what
