@@ -72,6 +72,15 @@ def test_wait_for_claims_returns_once_leases_lapse_or_at_the_timeout(tmp_path: P
     assert held == ["renewed"] and time.monotonic() - started >= 0.5
 
 
+def test_wait_for_claims_stops_waiting_for_a_writer_that_renews_its_lease(tmp_path: Path) -> None:
+    store = PseudoLabelStore.open(tmp_path / "s.zarr")
+    assert store.claim("busy", owner="busy-host:8:1", lease_s=0.6) is None
+    with store.keep_claim("busy", owner="busy-host:8:1", lease_s=0.6):  # renews every 0.2 s
+        started = time.monotonic()
+        held = shards_module.wait_for_claims(store, ["busy"], timeout_s=30, poll_s=0.1)
+    assert held == ["busy"] and time.monotonic() - started < 10  # proven live, not waited out
+
+
 def test_held_elsewhere_names_only_videos_skipped_for_another_writer() -> None:
     results = [
         VideoResult("a", "skipped", error=f"{SKIPPED_HELD} host-b:1:1"),

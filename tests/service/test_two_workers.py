@@ -81,17 +81,20 @@ def test_a_video_claimed_by_a_live_writer_is_skipped_not_written(
         tmp_path / "run.yaml", service_dataset, str(store_path), "svc-claimed", small_model_config
     )
     store = PseudoLabelStore.open(store_path)
-    # This test's process is the live writer of synth-001 (its claim file names this pid).
-    assert store.claim("synth-001", owner="worker-elsewhere") is None
+    # This test's process is the live writer of synth-001 (its claim file names this pid): it
+    # renews its lease as a writer does, so the run, after waiting for the claims it met, finds
+    # it alive and leaves the video to it.
+    assert store.claim("synth-001", owner="worker-elsewhere", lease_s=6) is None
     try:
-        done = subprocess.run(
-            [str(USAM_VIDEO), "run", str(config)],
-            env=prefect_server.env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-        )
+        with store.keep_claim("synth-001", owner="worker-elsewhere", lease_s=6):
+            done = subprocess.run(
+                [str(USAM_VIDEO), "run", str(config)],
+                env=prefect_server.env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                stdin=subprocess.DEVNULL,
+            )
     finally:
         store.release("synth-001", owner="worker-elsewhere")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -139,20 +139,27 @@ def held_elsewhere(results: Sequence[VideoResult]) -> list[str]:
 def wait_for_claims(
     store: PseudoLabelStore, video_ids: Sequence[str], timeout_s: float = LEASE_S + 30.0, poll_s: float = 2.0
 ) -> list[str]:
-    """Wait until none of ``video_ids`` has a live claim (each released, or its lease lapsed:
-    a writer on a host that died), or ``timeout_s`` passes (default: one lease and a margin);
-    the videos still held then.
+    """Wait until each of ``video_ids`` is free (its claim released, or its lease lapsed: a writer
+    on a host that died) or proven held by a live writer (its lease was renewed while we
+    waited), or until ``timeout_s`` passes (default: one lease and a margin); the videos still
+    held then, sorted.
 
     A run that found a video claimed skips it, since the holder may be another run writing it;
-    but the holder may also be a worker that was killed on another host (its task given to a
-    worker again, which found the claim), and then nobody writes the video. Waiting out the
-    claims, then labelling the videos again (complete ones are skipped), ends every run with
-    every video written once, whichever case it was.
+    but the holder may also be a worker killed on another host (its task given to a worker
+    again, which found the claim), and then nobody writes the video. Waiting out the claims
+    that nobody renews, then labelling those videos again (complete ones are skipped), ends
+    every run with every video written once, whichever case it was.
     """
-    wanted = set(video_ids)
+    waiting = set(video_ids)
+    first_expiry: dict[str, float] = {}
+    renewed: set[str] = set()
     deadline = time.monotonic() + timeout_s
     while True:
-        held = sorted(c.video_id for c in store.claims() if c.live and c.video_id in wanted)
-        if not held or time.monotonic() >= deadline:
-            return held
+        live = {c.video_id: c for c in store.claims() if c.live and c.video_id in waiting}
+        for video_id, claim in live.items():
+            if claim.expires_at > first_expiry.setdefault(video_id, claim.expires_at):
+                renewed.add(video_id)  # a live writer: it will finish the video itself
+        waiting = set(live) - renewed
+        if not waiting or time.monotonic() >= deadline:
+            return sorted(set(live) | renewed)
         time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
