@@ -115,6 +115,19 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskClust
         cluster.close()
 
 
+@pytest.mark.slow
+def test_collected_results_are_not_kept_on_the_workers(prefect_harness, dask_cluster: DaskCluster) -> None:
+    """A Dask worker holds a task's result while the client holds its future: a worker killed
+    late in a long run would have every result it held computed again. Collected results are
+    released."""
+    from tests.service.dask_probe import results_held_after_collecting
+
+    flow = with_task_runner(results_held_after_collecting, "dask", address=dask_cluster.address)
+    pids, held = flow(dask_cluster.address, 6)
+    assert len(pids) == 6 and set(pids) <= dask_cluster.worker_pids
+    assert held == 0
+
+
 @pytest.fixture(scope="module")
 def dataset_yaml(service_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("runners") / "dataset.yaml"
