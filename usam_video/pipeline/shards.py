@@ -88,7 +88,10 @@ class DigestedVideo(VideoResult):
 
 def _digested(store: PseudoLabelStore, result: VideoResult) -> VideoResult:
     """``result`` with its plan and digest, its frame table dropped."""
-    if result.outcome == "failed" or not store.is_complete(result.video_id):
+    if result.outcome == "failed":
+        return result
+    # A labelled video was completed by this very call; a skipped one may be held elsewhere.
+    if not isinstance(result, LabelledVideo) and not store.is_complete(result.video_id):
         return result
     table = result.table if isinstance(result, LabelledVideo) else None
     if isinstance(result, LabelledVideo):
