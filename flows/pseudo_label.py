@@ -294,7 +294,7 @@ def pseudo_label_dataset(
         "review_page" + ("" if not untrained_warnings(context) else " (UNTRAINED weights: see the flow log)"),
     )
     # The summary rows only: the frame tables stay in this process's memory, never in a result.
-    return [r.summary() if isinstance(r, LabelledVideo | DigestedVideo) else r for r in results]
+    return [r.summary() for r in results]
 
 
 def _label_videos(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -257,6 +257,11 @@ class VideoResult:
     queued_by_reason: str = ""  # "reason: count, ..." (a flat string keeps artifact tables flat)
     seconds: float = 0.0
     error: str = ""
+
+    def summary(self) -> VideoResult:
+        """The plain row (what a flow's table shows and returns): what a subclass carries beside
+        it (a frame table, a digest) left behind."""
+        return VideoResult(**{f.name: getattr(self, f.name) for f in fields(VideoResult)})
 
 
 @dataclass(frozen=True, eq=False)

@@ -408,10 +408,6 @@ class LabelledVideo(VideoResult):
         """``row`` with its video's frame table and review plan."""
         return cls(**_row_fields(row), table=table, plan=tuple(plan))
 
-    def summary(self) -> VideoResult:
-        """The plain summary row (what a flow's table shows)."""
-        return VideoResult(**_row_fields(self))
-
 
 def _row_fields(row: VideoResult) -> dict[str, Any]:
     return {f.name: getattr(row, f.name) for f in fields(VideoResult)}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from usam_video.errors import NOT_RETRIED, EvaluationError
@@ -81,10 +81,6 @@ class DigestedVideo(VideoResult):
     plan: tuple[dict[str, Any], ...] = field(default=(), repr=False, compare=False)
     digest: VideoDigest | None = field(default=None, repr=False, compare=False)
 
-    def summary(self) -> VideoResult:
-        """The plain summary row (what a flow's table shows)."""
-        return VideoResult(**{f.name: getattr(self, f.name) for f in fields(VideoResult)})
-
 
 def _digested(store: PseudoLabelStore, result: VideoResult) -> VideoResult:
     """``result`` with its plan and digest, its frame table dropped."""
@@ -102,8 +98,7 @@ def _digested(store: PseudoLabelStore, result: VideoResult) -> VideoResult:
         digest = digest_video(store, result.video_id, table=table, plan=plan)
     except EvaluationError:  # nothing to rank by: the report lists it without a rank
         digest = None
-    row = {f.name: getattr(result, f.name) for f in fields(VideoResult)}
-    return DigestedVideo(**row, plan=tuple(plan), digest=digest)
+    return DigestedVideo(**vars(result.summary()), plan=tuple(plan), digest=digest)
 
 
 def label_shard(
