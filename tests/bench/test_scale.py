@@ -4,6 +4,7 @@ middle of a video; every video is written once, none is missing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -53,9 +54,11 @@ def test_small_run_on_s3_with_a_kill_writes_every_video_exactly_once(
     assert size["flow_exit_code"] == 0
     assert size["chunk_writes_per_video"] > 0 and size["requests_per_video"] > size["chunk_writes_per_video"]
     assert size["requests_by_kind"]["claims"] > 0  # claims went to the endpoint too
-    assert size["flow_peak_rss_bytes"] > 0 and size["orchestration_cpu_s_per_video"] > 0
+    assert size["flow_peak_rss_bytes"] > 0
+    assert size["orchestration_cpu_s_per_video"] > size["flow_cpu_s_per_video"] > 0  # the server's CPU too
     assert size["inspect_s"] > 0 and size["queue_s"] > 0
     assert "duplicates 0 missing 0" in capsys.readouterr().out
+    assert _processes_under(tmp_path) == []  # no server, worker or moto left behind (a kill -9 did)
     # the dataset is kept for the next run, marked as the benchmark's own
     assert (tmp_path / "dataset-16x4" / ".usam-scale-dataset.json").exists()
 
@@ -67,3 +70,19 @@ def test_the_benchmark_never_writes_into_a_folder_it_did_not_make(tmp_path: Path
     with pytest.raises(ValueError, match="expected a folder the scale benchmark wrote"):
         scale.write_scale_dataset(foreign, 3, 4)
     assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def _processes_under(folder: Path) -> list[str]:
+    """Command lines of live processes whose environment or command line names ``folder``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if str(folder) in (proc / "environ").read_bytes().decode(errors="replace") or str(folder) in (
+                proc / "cmdline"
+            ).read_bytes().decode(errors="replace"):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue  # gone, or not ours to read
+    return found

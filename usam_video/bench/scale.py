@@ -21,8 +21,10 @@ Figures, per N:
 * ``duplicates``: videos written to the end more than once (every worker appends ``start`` and
   ``done`` lines to an events file; a ``done`` is a finished write); ``missing``: videos of the
   dataset that the store does not hold complete at the end;
-* orchestration: CPU seconds of the flow's process (with its Prefect server, which it starts
-  and reaps) per video, and wall seconds per video; the flow process's peak resident memory;
+* orchestration: CPU seconds per video of the flow's process and of the run's Prefect server
+  (a ``usam-video server`` of its own, which the flow and the workers reach through
+  ``PREFECT_API_URL``), the flow's alone beside it, and wall seconds per video; the flow
+  process's peak resident memory;
 * object-store requests per video (every request moto answered during the run: chunks, claims
   and their renewals, metadata), and chunk writes per video beside them;
 * the wall time of ``usam-video inspect`` and ``usam-video queue --json`` on the finished store.
@@ -36,6 +38,7 @@ The generated dataset is kept under ``--out`` (``build/scale`` by default) and r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -93,6 +96,7 @@ class ScaleFigures:
     flow_exit_code: int
     wall_s: float
     orchestration_cpu_s_per_video: float
+    flow_cpu_s_per_video: float
     wall_s_per_video: float
     flow_peak_rss_bytes: int
     requests: int
@@ -219,14 +223,81 @@ def _moto_server(work: Path) -> Iterator[_Moto]:
         process.wait(timeout=30)
 
 
+@dataclass
+class _PrefectServer:
+    url: str
+    process: subprocess.Popen[bytes]
+    cpu_s: float = 0.0  # filled in when it stops: its CPU and that of the children it reaped
+
+
+@contextmanager
+def _prefect_server(work: Path) -> Iterator[_PrefectServer]:
+    """A Prefect server of the run's own (``usam-video server``, SQLite under ``work``), which
+    the flow and every Dask worker reach through ``PREFECT_API_URL``, as on a real cluster.
+
+    Without one the flow's process would start its embedded server, and each worker process,
+    which cannot see that server, its own: a worker killed with ``kill -9`` left its server
+    behind. Its own process group, stopped as a whole at the end."""
+    import urllib.request
+
+    port = _free_port()
+    env = {**_cli_env(work), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    usam = str(Path(sys.executable).with_name("usam-video"))
+    with (work / "prefect-server.log").open("wb") as sink:
+        process = subprocess.Popen(
+            [usam, "server", "--port", str(port), "--home", str(work / "prefect")],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = _PrefectServer(f"http://127.0.0.1:{port}/api", process)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the Prefect server exited with code {process.returncode} before it answered."
+                )
+            try:
+                with urllib.request.urlopen(f"{server.url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Prefect server on port {port} did not answer within 180 s.")
+            time.sleep(0.5)
+        yield server
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        stopped = time.monotonic() + 30
+        usage = None
+        while usage is None and time.monotonic() < stopped:
+            pid, _, rusage = os.wait4(process.pid, os.WNOHANG)
+            if pid == process.pid:
+                usage = rusage
+            else:
+                time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever of the group is still there
+        if usage is None:
+            os.wait4(process.pid, 0)
+        else:
+            server.cpu_s = usage.ru_utime + usage.ru_stime
+        process.returncode = 0  # reaped here, not by Popen
+
+
 @contextmanager
 def _dask_cluster(
-    work: Path, workers: int, source: str, events: Path, frame_delay: float
+    work: Path, workers: int, source: str, events: Path, frame_delay: float, api_url: str
 ) -> Iterator[tuple[str, int]]:
     """A Dask ``LocalCluster`` of ``workers`` processes in a process of its own (``--serve-cluster``),
     whose workers run :class:`_ScalePlugin`; yields its scheduler's address and its pid."""
     address_file = work / "dask-address"
-    env = {**os.environ, **_CREDENTIALS}
+    env = {**os.environ, **_CREDENTIALS, "PREFECT_API_URL": api_url}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -549,7 +620,8 @@ def run_scale(
     try:
         with (
             _moto_server(work) as moto,
-            _dask_cluster(work, workers, source, events, frame_delay) as (address, _),
+            _prefect_server(work) as server,
+            _dask_cluster(work, workers, source, events, frame_delay, server.url) as (address, _),
         ):
             store_url = "s3://scale/store.zarr"
             config = _run_config(work, dataset_root, store_url, moto.url)
@@ -559,15 +631,15 @@ def run_scale(
             flow = subprocess.Popen(
                 [usam, "run", str(config), "--task-runner", "dask", "--dask-address", address]
                 + ([] if shard_size is None else ["--shard-size", str(shard_size)]),
-                env=_cli_env(work),
+                env={**_cli_env(work), "PREFECT_API_URL": server.url},
                 stdout=(work / "run.log").open("wb"),
                 stderr=subprocess.STDOUT,
             )
             killer.start()
             peak, usage, status = 0, None, 0
             while usage is None:
-                # wait4, not Popen.poll: it reports the CPU of the process and of the children it
-                # reaped (its Prefect server), and the peak RSS is read while it still runs.
+                # wait4, not Popen.poll: it reports the CPU of the process (and of any child it
+                # reaped), and the peak RSS is read while it still runs.
                 pid, status, rusage = os.wait4(flow.pid, os.WNOHANG)
                 if pid == flow.pid:
                     usage = rusage
@@ -587,6 +659,8 @@ def run_scale(
                 store_url, "r", storage_options={"endpoint_url": moto.url, **_s3_keys()}
             )
             complete = {v for v in store.videos() if store.is_complete(v)}
+        # Stopped with the with-block above: the server's CPU is known now.
+        orchestration = cpu + server.cpu_s
         done, _ = count_events(_read_events(events))
         names = [_VIDEO_NAME.format(i) for i in range(videos)]
         log_text = (work / "run.log").read_text(errors="replace")
@@ -606,7 +680,8 @@ def run_scale(
             failed=log_text.count("failed:"),
             flow_exit_code=flow.returncode,
             wall_s=wall,
-            orchestration_cpu_s_per_video=cpu / videos,
+            orchestration_cpu_s_per_video=orchestration / videos,
+            flow_cpu_s_per_video=cpu / videos,
             wall_s_per_video=wall / videos,
             flow_peak_rss_bytes=peak,
             requests=len(requests),
@@ -681,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f.failed,
             f"{f.wall_s:.0f}",
             f"{1000 * f.orchestration_cpu_s_per_video:.1f}",
+            f"{1000 * f.flow_cpu_s_per_video:.1f}",
             f"{1000 * f.wall_s_per_video:.1f}",
             format_bytes(f.flow_peak_rss_bytes),
             f"{f.requests_per_video:.1f}",
@@ -699,6 +775,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "missing",
         "failed",
         "wall s",
+        "flow + server CPU ms/video",
         "flow CPU ms/video",
         "wall ms/video",
         "flow peak RSS",
