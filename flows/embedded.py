@@ -25,7 +25,7 @@ from typing import Any
 
 from prefect.server.api.server import SubprocessASGIServer
 
-__all__ = ["GUARD_MARK", "ParentBoundServer", "bind_embedded_server_to_this_process"]
+__all__ = ["GUARD_MARK", "ParentBoundServer", "bind_embedded_server_to_this_process", "share_embedded_server"]
 
 #: In the guard's command line, so that tests (and people) can find it.
 GUARD_MARK = "usam-video-embedded-server-guard"
@@ -103,3 +103,23 @@ def bind_embedded_server_to_this_process() -> None:
         return
     SubprocessASGIServer._instances.pop(None, None)
     ParentBoundServer()  # registers itself under None (SubprocessASGIServer.__new__)
+
+
+def share_embedded_server() -> str | None:
+    """Start this process's embedded server now and name it in ``PREFECT_API_URL`` of this
+    process's environment, which the worker processes of a local Dask cluster started later
+    inherit; its URL, or None when an API URL is configured (nothing to share).
+
+    Without it each worker, which cannot see this process's server, starts a server of its own
+    on the same database (three servers for two workers), and a worker killed with ``kill -9``
+    leaves its server running. Call :func:`bind_embedded_server_to_this_process` first, so that
+    the server started here is the parent-bound one.
+    """
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        return None
+    server = SubprocessASGIServer()  # the registered instance: the one this process's flows use
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    return server.api_url

@@ -89,3 +89,40 @@ def test_sigkill_of_run_leaves_no_embedded_server(tmp_path: Path) -> None:
             os.killpg(cli.pid, signal.SIGKILL)  # whatever is left of the session
         except ProcessLookupError:
             pass
+
+
+_SHARE = """
+import json, os, urllib.request
+from flows import bind_embedded_server
+from flows.embedded import share_embedded_server
+bind_embedded_server()
+url = share_embedded_server()
+with urllib.request.urlopen(url + "/health", timeout=10) as answer:
+    healthy = answer.read().decode()
+print(json.dumps({"url": url, "env": os.environ["PREFECT_API_URL"], "health": healthy}))
+"""
+
+
+def test_a_local_dask_run_shares_its_embedded_server_with_its_workers(tmp_path: Path) -> None:
+    """Worker processes of a local cluster inherit the flow process's environment: with the
+    embedded server named there, they report to it instead of each starting a server of its own
+    (three servers for two workers, one left running by a worker killed with kill -9)."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    done = subprocess.run(
+        [sys.executable, "-c", _SHARE], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shared = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shared["url"].startswith("http://127.0.0.1:") and shared["url"] == shared["env"]
+    assert shared["health"] == "true"
+
+
+def test_nothing_is_shared_when_a_server_is_configured(prefect_harness) -> None:
+    from flows.embedded import share_embedded_server
+
+    before = os.environ.get("PREFECT_API_URL")
+    assert share_embedded_server() is None  # the harness's server is the API: workers find it too
+    assert os.environ.get("PREFECT_API_URL") == before

@@ -398,6 +398,10 @@ def _label_with_flow(
         except ValueError as exc:
             fail(exc)
     bind_embedded_server()  # before the first flow run: see flows/__init__.py
+    if name == "dask" and address is None:
+        from flows.embedded import share_embedded_server
+
+        share_embedded_server()  # the local cluster's workers report to it, start none of their own
     try:
         with one_line_task_failures():
             results = flow(
