@@ -300,63 +300,38 @@ def pseudo_label_dataset(
 def _label_videos(
     run_config: str, videos: list[str], size: int, use_gpu_limit: bool, token: str, key: str
 ) -> list[VideoResult]:
-    """``videos`` labelled one task per video (``size`` 1) or in shards of ``size``."""
+    """``videos`` labelled one task per video (``size`` 1) or in shards of ``size``; results in
+    the order of ``videos``, a task that failed (after its retries) as failed rows of its videos.
+
+    Collected as they complete, so that one slow first task does not stall the progress
+    artifact."""
     if not videos:
         return []
-    if size == 1:
-        return _label_each(run_config, videos, use_gpu_limit, token, key)
-    return _label_shards(run_config, videos, size, use_gpu_limit, token, key)
-
-
-def _label_each(
-    run_config: str, videos: list[str], use_gpu_limit: bool, token: str, key: str
-) -> list[VideoResult]:
-    """One task per video; results in the order of ``videos`` (a failed task as a failed row)."""
-    logger = get_run_logger()
-    progress = create_progress_artifact(
-        0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
-    )
-    futures = [label_video_task.submit(run_config, video_id, use_gpu_limit, token) for video_id in videos]
-    # Collected as they complete, so that one slow first video does not stall the progress
-    # artifact; reported in the order of the videos.
-    by_position: dict[int, VideoResult] = {}
-    for done, (i, result, exc) in enumerate(as_they_complete(futures), start=1):
-        if exc is not None:  # the task already retried; report and go on
-            logger.error("video %s failed: %s", videos[i], exc)
-            result = VideoResult(videos[i], "failed", error=f"{type(exc).__name__}: {exc}")
-        assert result is not None
-        by_position[i] = result
-        update_progress_artifact(progress, 100.0 * done / max(len(videos), 1))
-    return [by_position[i] for i in range(len(videos))]
-
-
-def _label_shards(
-    run_config: str, videos: list[str], size: int, use_gpu_limit: bool, token: str, key: str
-) -> list[VideoResult]:
-    """One task per shard of ``size`` videos; results in the order of ``videos`` (a shard whose
-    task failed as failed rows of its videos)."""
     logger = get_run_logger()
     parts = shards(videos, size)
     progress = create_progress_artifact(
         0.0, key=f"{key}-progress", description=f"videos labelled of {len(videos)}"
     )
-    futures = [
-        label_shard_task.submit(run_config, part, use_gpu_limit, token, first_video=part[0]) for part in parts
+    futures: list[Any] = [
+        label_video_task.submit(run_config, part[0], use_gpu_limit, token)
+        if size == 1
+        else label_shard_task.submit(run_config, part, use_gpu_limit, token, first_video=part[0])
+        for part in parts
     ]
     by_position: dict[int, list[VideoResult]] = {}
     videos_done = 0
-    for i, results, exc in as_they_complete(futures):
-        if exc is not None:  # the shard reports its videos' own failures; this is the task's
-            logger.error("shard of %s..%s failed: %s", parts[i][0], parts[i][-1], exc)
-            results = [VideoResult(v, "failed", error=f"{type(exc).__name__}: {exc}") for v in parts[i]]
-        assert results is not None
-        for r in results:
-            if r.outcome == "failed":
-                logger.error("video %s failed: %s", r.video_id, r.error)
-        by_position[i] = results
+    for i, result, exc in as_they_complete(futures):
+        if exc is not None:
+            rows = [VideoResult(v, "failed", error=f"{type(exc).__name__}: {exc}") for v in parts[i]]
+        else:  # a video task returns its row, a shard task its videos' rows (failures included)
+            rows = [result] if size == 1 else result
+        for row in rows:
+            if row.outcome == "failed":
+                logger.error("video %s failed: %s", row.video_id, row.error)
+        by_position[i] = rows
         videos_done += len(parts[i])
-        update_progress_artifact(progress, 100.0 * videos_done / max(len(videos), 1))
-    return [r for i in range(len(parts)) for r in by_position[i]]
+        update_progress_artifact(progress, 100.0 * videos_done / len(videos))
+    return [row for i in range(len(parts)) for row in by_position[i]]
 
 
 def _sharded_budget(
