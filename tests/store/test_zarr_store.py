@@ -6,7 +6,7 @@ import zarr
 
 from usam_video.errors import InputError, StoreError, StoreNotFoundError, VideoNotFoundError
 from usam_video.store import PseudoLabelStore
-from usam_video.types import Status, VideoRef
+from usam_video.types import MaskSource, MaskUpdate, Status, VideoRef
 
 REF = VideoRef("ds", "vid-1", num_frames=3, height=4, width=5)
 NAMES = ("sam_iou", "iou_tiny")
@@ -136,6 +136,35 @@ def test_open_errors(tmp_path: Path) -> None:
     write_video(store)
     with pytest.raises(InputError, match=r"frame in 0..2, got 3"):
         store.read_masks("vid-1", 3)
+
+
+def test_two_hosts_opening_a_new_store_at_once_both_get_it(tmp_path: Path, monkeypatch) -> None:
+    """The other host creates ``videos`` between this host's look and its create (what the CI
+    run met on S3): zarr's create then raises ContainsGroupError; open must take the group."""
+    import zarr.api.asynchronous
+    from zarr.core.group import AsyncGroup
+
+    location = tmp_path / "s.zarr"
+    look = AsyncGroup.getitem
+    raced: list[str] = []
+
+    async def look_then_lose_the_race(self, key):
+        try:
+            return await look(self, key)
+        except KeyError:
+            if key in ("videos", "history") and key not in raced:
+                raced.append(key)
+                other = await zarr.api.asynchronous.open_group(location, mode="r+")
+                await other.create_group(key)  # the other host's create
+            raise
+
+    monkeypatch.setattr(AsyncGroup, "getitem", look_then_lose_the_race)
+    store = PseudoLabelStore.open(location)
+    write_video(store)
+    fix = MaskUpdate("vid-1", 0, 1, np.ones((4, 5), bool), MaskSource.HUMAN, Status.CORRECTED)
+    store.replace_masks([fix])  # writes the store's first history entry: the same race on "history"
+    assert raced == ["videos", "history"]
+    assert store.videos() == ["vid-1"]
 
 
 def test_bad_video_id(tmp_path: Path) -> None:

@@ -197,6 +197,17 @@ def _members(root: zarr.Group) -> list[str]:
     return sync(names())
 
 
+def _require_group(parent: zarr.Group, name: str) -> zarr.Group:
+    """``parent[name]``, created if absent, when other processes may create it at the same
+    instant (two hosts opening a new store, two workers writing their first history): zarr's
+    ``require_group`` looks, then creates with ``overwrite=False``, and the creator that comes
+    second gets ``ContainsGroupError`` for a group that is just what it asked for."""
+    try:
+        return parent.require_group(name)
+    except zarr.errors.ContainsGroupError:
+        return parent[name]
+
+
 @contextlib.contextmanager
 def _writing(where: str) -> Iterator[None]:
     """Turn an OS error of a write (read-only, no space, not a directory) into a
@@ -289,7 +300,7 @@ class PseudoLabelStore:
                         "store_id": str(uuid.uuid4()),
                     }
                 )
-                root.require_group("videos")
+                _require_group(root, "videos")
         elif attrs.get("format") != STORE_FORMAT:
             found = f"attributes {sorted(attrs)}" if attrs else f"members {_members(root)[:5]}"
             raise StoreError(
@@ -645,7 +656,7 @@ class PseudoLabelStore:
             )
         if len(reasons) > 254:
             raise InputError(f"policy: expected at most 254 rules, got {len(reasons)}.")
-        videos = self._root.require_group("videos")
+        videos = _require_group(self._root, "videos")
         stop_writer(self.location, video.video_id)  # an earlier writer of it must not write on
         generation = self._labelling_generation(video.video_id)
         # Corrections are snapshotted first: if this relabelling dies, the next run finds them.
@@ -988,7 +999,7 @@ class PseudoLabelStore:
         self._group(video_id).attrs["review_plan"] = [dict(e) for e in entries]
 
     def _history_group(self, video_id: str, height: int, width: int) -> zarr.Group:
-        history = self._root.require_group("history")
+        history = _require_group(self._root, "history")
         if video_id not in history:
             g = history.create_group(video_id)
             crc = checksummed_codecs()
