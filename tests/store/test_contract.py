@@ -232,3 +232,28 @@ class TestS3Store(StoreContract):
     @pytest.fixture()
     def location(self, s3_env) -> str:
         return s3_env.url_for("contract")
+
+    def test_labelling_a_video_costs_its_chunks_and_a_few_documents(
+        self, store: PseudoLabelStore, s3_env
+    ) -> None:
+        """What one video's write asks of the object store (issue #36: at most 2x its chunk
+        writes): no stat before a read (s3fs's concurrent-read HEAD, off by default here), one
+        PUT per metadata document (not zarr's ten checks a node), then its chunks."""
+        mark = s3_env.mark()
+        assert store.completed_under("vid-1") is None
+        self.write(store)
+        requests = [(method, path.split("?")[0]) for method, path, _ in s3_env.since(mark)]
+        listing = "\n".join(map(str, requests))
+        objects = [(m, p) for m, p in requests if p.endswith("/zarr.json") or "/c/" in p]
+        assert not [p for m, p in objects if m == "HEAD"], listing
+        puts = sorted(p.split("/s.zarr/")[1] for m, p in objects if m == "PUT" and p.endswith("zarr.json"))
+        arrays = ("masks", "scores", "status", "reason", "source", "revision", "candidate_scores")
+        # Each array's document once; the group's at the start and again at the finish.
+        assert puts == sorted(
+            ["videos/vid-1/zarr.json"] * 2 + [f"videos/vid-1/{a}/zarr.json" for a in arrays]
+        )
+        chunk_writes = [p for m, p in objects if m == "PUT" and "/c/" in p]
+        assert len(chunk_writes) == 3 + len(arrays) - 1  # a mask chunk per frame, a block per array
+        # Reads of its metadata (completion, corrections, history) and the check that its path
+        # is free: a fixed handful, whatever the video's length.
+        assert len(requests) - len(chunk_writes) - len(puts) <= 10, listing

@@ -84,24 +84,46 @@ def test_whatever_was_at_the_path_is_replaced_whole(tmp_path: Path) -> None:
     assert dict(zarr.open_group(tmp_path / "s.zarr" / "videos" / "v").attrs) == ATTRIBUTES
 
 
-def test_a_store_that_is_not_local_is_left_to_zarr(monkeypatch) -> None:
-    """Another store gets the same nodes through zarr's own calls, an earlier group replaced."""
-    memory = zarr.open_group(zarr.storage.MemoryStore(), mode="w").require_group("videos")
-    memory.create_group("v").create_array("stale", shape=(1,), dtype="uint8")
-    calls: list[str] = []
-    real = zarr.Group.create_array
+@pytest.mark.parametrize("shape", SHAPES[:2])
+def test_a_store_that_is_not_local_gets_the_same_documents_in_one_set_each(
+    shape: tuple[int, ...], monkeypatch
+) -> None:
+    """An object store (here zarr's MemoryStore) gets zarr's documents byte for byte, one
+    ``set`` per document and no existence checks of the parents, an earlier group replaced."""
+    specs = _video_array_specs(*shape)
+    reference_store = zarr.storage.MemoryStore()
+    reference = zarr.open_group(reference_store, mode="w").require_group("videos")
+    group = reference.create_group("v", attributes=ATTRIBUTES)
+    for name, spec in specs.items():
+        group.create_array(name, **spec.create_array_kwargs())
+    memory_store = zarr.storage.MemoryStore()
+    memory = zarr.open_group(memory_store, mode="w").require_group("videos")
+    stale = memory.create_group("v").create_array("stale", shape=(2,), chunks=(1,), dtype="uint8")
+    stale[:] = 7
+    memory_store._store_dict.pop("videos/v/zarr.json")  # a group deleted half-way
+    sets: list[str] = []
+    real_set = zarr.storage.MemoryStore.set
 
-    def counting(self: zarr.Group, name: str, **kwargs: Any) -> zarr.Array:
-        calls.append(name)
-        return real(self, name, **kwargs)
+    async def counting(self: zarr.storage.MemoryStore, key: str, value: Any, *args: Any) -> None:
+        sets.append(key)
+        await real_set(self, key, value, *args)
 
-    monkeypatch.setattr(zarr.Group, "create_array", counting)
-    specs = _video_array_specs(4, 1, 1, 2, 3, 0, 0)
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("created through zarr")
+
+    monkeypatch.setattr(zarr.storage.MemoryStore, "set", counting)
+    monkeypatch.setattr(zarr.Group, "create_array", refused)
     group, arrays = create_video_nodes(memory, "v", ATTRIBUTES, specs)
-    assert sorted(calls) == sorted(specs)  # through zarr, one call per array
-    assert sorted(memory["v"].array_keys()) == sorted(specs)  # the stale array is gone
-    assert dict(memory["v"].attrs) == ATTRIBUTES
-    assert arrays["masks"].shape == (4, 1, 2, 3) and not arrays["masks"][:].any()
+    assert sets[0] == "videos/v/zarr.json"  # the group's document first
+    assert sorted(sets[1:]) == sorted(f"videos/v/{n}/zarr.json" for n in specs)
+
+    def documents(store: zarr.storage.MemoryStore) -> dict[str, bytes]:
+        return {k: v.to_bytes() for k, v in store._store_dict.items() if k.endswith("zarr.json")}
+
+    assert documents(memory_store) == documents(reference_store)
+    assert not [k for k in memory_store._store_dict if k.startswith("videos/v/stale")]
+    assert dict(zarr.open_group(memory_store, path="videos/v").attrs) == ATTRIBUTES
+    assert arrays["masks"].shape == specs["masks"].shape and not arrays["masks"][:].any()
 
 
 def test_begin_video_creates_its_nodes_without_zarrs_create_calls(tmp_path: Path, monkeypatch) -> None:

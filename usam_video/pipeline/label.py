@@ -190,11 +190,12 @@ def label_video(
     run = context.run
     store = store or PseudoLabelStore.open(run.store_path, storage_options=run.storage_options)
     fingerprint = run_fingerprint(context.run)
-    if store.is_complete(video_id):
+    done_under = store.completed_under(video_id)  # one read of the video's metadata
+    if done_under is not None:
         # A damaged chunk is reported, never skipped as complete nor relabelled over (its
         # corrections are read from it); an incomplete video holds nothing kept and is redone.
         store.require_intact(video_id)
-    if not force and store.is_complete(video_id, fingerprint):
+    if not force and done_under == fingerprint:
         skipped = video_result(store, video_id, "skipped", time.perf_counter() - started)
         return replace(skipped, error=SKIPPED_COMPLETE)
     ref = context.reader.video(video_id)

@@ -1,4 +1,4 @@
-"""A video's group and arrays created on a local store in one pass, without zarr's per-node I/O.
+"""A video's group and arrays created in one pass, without zarr's per-node I/O.
 
 ``group.create_array`` costs ~4 ms of Python per array in zarr 3.1, almost none of it writing:
 each call hops to zarr's event-loop thread, checks that no node exists at the path and that
@@ -10,18 +10,21 @@ section 2).
 
 :func:`create_video_nodes` writes the same metadata documents directly: the metadata objects
 are zarr's own (:class:`~zarr.core.metadata.v3.ArrayV3Metadata`, built as ``create_array``
-builds them, serialised by zarr), each written through a temporary file and a rename as
-zarr's ``LocalStore`` writes it. The documents are byte-identical to zarr's (tested for every
-array the store makes), so nothing reading the store can tell. The checks zarr repeats per node
-are made once: the parent is an existing group (the caller has it open), and whatever was at
-the video's path is removed first, as ``begin_video`` replaces a video's group anyway.
+builds them, serialised by zarr), each written on a local store through a temporary file and a
+rename as zarr's ``LocalStore`` writes it, and on any other store by one ``set``. The
+documents are byte-identical to zarr's (tested for every array the store makes), so nothing
+reading the store can tell. The checks zarr repeats per node are made once: the parent is an
+existing group (the caller has it open), and whatever was at the video's path is removed
+first, as ``begin_video`` replaces a video's group anyway.
 
-Only zarr v3 groups on a local store take this path; any other store gets the same nodes
-through zarr's ``create_group`` and ``create_array``.
+Any zarr v3 store takes this path (an object store gets one request per document instead of
+about ten per node); a zarr v2 parent gets its nodes through zarr's ``create_group`` and
+``create_array``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,11 +35,12 @@ import numpy as np
 import zarr
 from zarr.abc.codec import BytesBytesCodec
 from zarr.core.array import default_serializer_v3
-from zarr.core.buffer import default_buffer_prototype
+from zarr.core.buffer import Buffer, default_buffer_prototype
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.dtype import parse_dtype
 from zarr.core.group import GroupMetadata
 from zarr.core.metadata.v3 import ArrayV3Metadata
+from zarr.core.sync import sync
 from zarr.storage import LocalStore
 
 from usam_video.store.chunks import write_file_atomic
@@ -88,29 +92,56 @@ def create_video_nodes(
     """Create group ``name`` under ``parent`` with ``attributes`` and ``arrays``; return the open
     group and arrays. Anything already at ``parent/name`` is replaced whole.
 
-    On a local zarr v3 store the documents are written directly: the group's before its arrays',
-    each atomically, so a crash part-way leaves a group with fewer arrays, never a torn document.
-    Any other store goes through zarr, node by node.
+    The group's document is written before its arrays', each whole, so a crash part-way leaves
+    a group with fewer arrays, never a torn document. On a local store each is a file written
+    atomically; on any other store (an object store) each is one ``set``, and the arrays'
+    documents go out together: ``begin_video`` on S3 made about 80 requests through zarr's
+    per-node calls (each checking the three parents and re-asserting their metadata), and
+    makes one per document this way. Only a zarr v2 parent goes through zarr node by node.
     """
-    store = parent.store_path.store
-    if not isinstance(store, LocalStore) or parent.metadata.zarr_format != 3:
+    if parent.metadata.zarr_format != 3:
         if name in parent:
             del parent[name]
         group = parent.create_group(name, attributes=dict(attributes))
         return group, {n: group.create_array(n, **spec.create_array_kwargs()) for n, spec in arrays.items()}
-    folder = Path(store.root) / parent.store_path.path / name
-    if folder.exists():
-        shutil.rmtree(folder)
     prototype = default_buffer_prototype()
     group_meta = GroupMetadata(attributes=dict(attributes), zarr_format=3)
-    write_file_atomic(folder / _METADATA, group_meta.to_buffer_dict(prototype)[_METADATA].to_bytes())
+    array_metas = {array_name: spec.metadata() for array_name, spec in arrays.items()}
+    documents = {
+        array_name: meta.to_buffer_dict(prototype)[_METADATA] for array_name, meta in array_metas.items()
+    }
+    store = parent.store_path.store
+    if isinstance(store, LocalStore):
+        folder = Path(store.root) / parent.store_path.path / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        write_file_atomic(folder / _METADATA, group_meta.to_buffer_dict(prototype)[_METADATA].to_bytes())
+        for array_name, document in documents.items():
+            write_file_atomic(folder / array_name / _METADATA, document.to_bytes())
+    else:
+        _write_documents(parent, name, group_meta.to_buffer_dict(prototype)[_METADATA], documents)
     group = zarr.Group(zarr.AsyncGroup(metadata=group_meta, store_path=parent.store_path / name))
-    opened: dict[str, zarr.Array] = {}
-    for array_name, spec in arrays.items():
-        meta = spec.metadata()
-        write_file_atomic(
-            folder / array_name / _METADATA, meta.to_buffer_dict(prototype)[_METADATA].to_bytes()
-        )
-        path = group.store_path / array_name
-        opened[array_name] = zarr.Array(zarr.AsyncArray(metadata=meta, store_path=path))
+    opened = {
+        array_name: zarr.Array(zarr.AsyncArray(metadata=meta, store_path=group.store_path / array_name))
+        for array_name, meta in array_metas.items()
+    }
     return group, opened
+
+
+def _write_documents(
+    parent: zarr.Group, name: str, group_document: Buffer, documents: Mapping[str, Buffer]
+) -> None:
+    """On a store other than a local folder: remove ``parent/name`` if anything is there (a
+    listing), write the group's document, then its arrays' documents together."""
+    base = parent.store_path / name
+
+    async def write() -> None:
+        # Listed, not looked up by the group's document: a group deleted half-way (its
+        # document gone first) still has chunks that must not show through the new arrays.
+        async for _ in base.store.list_prefix(f"{base.path}/"):
+            await base.delete_dir()
+            break
+        await (base / _METADATA).set(group_document)
+        await asyncio.gather(*((base / n / _METADATA).set(doc) for n, doc in documents.items()))
+
+    sync(write())

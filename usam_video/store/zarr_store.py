@@ -197,6 +197,21 @@ def _members(root: zarr.Group) -> list[str]:
     return sync(names())
 
 
+def _zarr_options(location: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The keyword arguments that open ``location`` in zarr with the user's fsspec options.
+
+    On ``s3://`` URLs s3fs's ``max_concurrency`` defaults to 1 unless given: s3fs (2026.x) with
+    a higher one stats every whole-object read to decide whether to split it into concurrent
+    ranged reads (a HEAD before each GET, and a HEAD that misses also lists), while a store's
+    objects (a frame's mask chunk, a metadata document) are far below the 50 MB it splits at.
+    That halved the requests of a video's reads on moto's S3 server (BENCHMARKS.md section 11).
+    """
+    options = dict(storage_options or {})
+    if location.startswith(("s3://", "s3a://")):
+        options.setdefault("max_concurrency", 1)
+    return {"storage_options": options} if options else {}
+
+
 def _require_group(parent: zarr.Group, name: str) -> zarr.Group:
     """``parent[name]``, created if absent, when other processes may create it at the same
     instant (two hosts opening a new store, two workers writing their first history): zarr's
@@ -240,6 +255,7 @@ class PseudoLabelStore:
         self.location = location
         #: fsspec options of a URL store (endpoint, credentials), used again by its claims.
         self.storage_options: dict[str, Any] = dict(storage_options or {})
+        self._videos: zarr.Group | None = None  # see _videos_group
 
     @classmethod
     def opened(cls, store: PseudoLabelStore | str | Path, mode: str = "r") -> PseudoLabelStore:
@@ -271,7 +287,7 @@ class PseudoLabelStore:
                     f"{sorted(storage_options)} for a local path. Remove them, or give the store's URL."
                 )
             _check_local_location(location, mode)
-        options = {"storage_options": dict(storage_options)} if storage_options else {}
+        options = _zarr_options(location, storage_options)
         try:
             try:
                 root = zarr.open_group(location, mode=mode, **options)
@@ -395,6 +411,27 @@ class PseudoLabelStore:
         with self._reading(video_id, f"the metadata of videos/{video_id}"):
             return bool(sync(self._root.store.exists(key)))
 
+    def _videos_group(self) -> zarr.Group:
+        """The ``videos`` group, read once per store object (it is never removed)."""
+        if self._videos is None:
+            self._videos = _require_group(self._root, "videos")
+        return self._videos
+
+    def _group_or_none(self, video_id: str) -> zarr.Group | None:
+        """The video's group, or None if it has none: one read of its ``zarr.json`` (a miss is
+        one request on an object store, where an existence check that misses also lists).
+
+        Raises:
+            StoreError: the group's metadata is damaged.
+        """
+        if not _VIDEO_ID.match(video_id):
+            return None
+        with self._reading(video_id, f"group metadata videos/{video_id}/zarr.json"):
+            try:
+                return self._root[f"videos/{video_id}"]
+            except KeyError:
+                return None
+
     def _group(self, video_id: str) -> zarr.Group:
         with self._reading(video_id, f"group metadata videos/{video_id}/zarr.json"):
             try:
@@ -419,12 +456,16 @@ class PseudoLabelStore:
 
     def is_complete(self, video_id: str, fingerprint: str | None = None) -> bool:
         """True if the video's last write landed (and, if given, under this config fingerprint)."""
-        if not self.has_video(video_id):
-            return False
-        attrs = self._group(video_id).attrs
-        return bool(attrs.get("complete")) and (
-            fingerprint is None or attrs.get("fingerprint") == fingerprint
-        )
+        done = self.completed_under(video_id)
+        return done is not None and (fingerprint is None or done == fingerprint)
+
+    def completed_under(self, video_id: str) -> str | None:
+        """The config fingerprint of the video's last write if it landed ("" if it recorded
+        none); None if the video has no group or is incomplete. One read of its metadata."""
+        group = self._group_or_none(video_id)
+        if group is None or not group.attrs.get("complete"):
+            return None
+        return str(group.attrs.get("fingerprint") or "")
 
     def summary(self, video_id: str) -> VideoSummary:
         group = self._group(video_id)
@@ -588,10 +629,8 @@ class PseudoLabelStore:
         damaged to take the note is left as it is (the caller is already reporting a failure).
         """
         try:
-            if not self.has_video(video_id):
-                return
-            group = self._group(video_id)
-            if not group.attrs.get("complete", False):
+            group = self._group_or_none(video_id)
+            if group is not None and not group.attrs.get("complete", False):
                 with _writing(self.location):  # a full disk may refuse the note too
                     group.attrs["failure"] = message[:_FAILURE_CHARS]
         except StoreError:
@@ -656,11 +695,14 @@ class PseudoLabelStore:
             )
         if len(reasons) > 254:
             raise InputError(f"policy: expected at most 254 rules, got {len(reasons)}.")
-        videos = _require_group(self._root, "videos")
+        videos = self._videos_group()
         stop_writer(self.location, video.video_id)  # an earlier writer of it must not write on
-        generation = self._labelling_generation(video.video_id)
+        # The earlier group is read once, for its generation and its corrections (damaged
+        # metadata raises here: its corrections cannot be carried over).
+        earlier = self._group_or_none(video.video_id)
+        generation = self._labelling_generation(None if earlier is None else dict(earlier.attrs))
         # Corrections are snapshotted first: if this relabelling dies, the next run finds them.
-        self._carry_corrections(video.video_id, video.height, video.width)
+        self._carry_corrections(video.video_id, earlier, video.height, video.width)
         # The attributes go with the group, in one write of its metadata (setting them one by
         # one rewrites it per key).
         attributes = {
@@ -696,11 +738,8 @@ class PseudoLabelStore:
         Raises:
             StoreError: the group's metadata is damaged.
         """
-        with self._reading(video_id, f"group metadata videos/{video_id}/zarr.json"):
-            try:
-                return dict(self._root[f"videos/{video_id}"].attrs)
-            except KeyError:
-                return None
+        group = self._group_or_none(video_id)
+        return None if group is None else dict(group.attrs)
 
     @staticmethod
     def _recorded_generation(attrs: Mapping[str, Any] | None) -> int:
@@ -708,14 +747,11 @@ class PseudoLabelStore:
         value = (attrs or {}).get("generation")
         return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
-    def _labelling_generation(self, video_id: str) -> int:
-        """The generation a (re)labelling of ``video_id`` writes under: that of its incomplete
-        group if it has one recording it (an interrupted write is redone under its own
-        generation), else the next one (:meth:`_next_generation`). Reads the group's metadata once."""
-        try:
-            attrs = self._video_attrs(video_id)
-        except StoreError:
-            attrs = None  # a damaged group is replaced whole
+    def _labelling_generation(self, attrs: Mapping[str, Any] | None) -> int:
+        """The generation a (re)labelling writes under, from the attributes of the video's
+        earlier group (None: none, or damaged): that of an incomplete group recording it (an
+        interrupted write is redone under its own generation), else the next one
+        (:meth:`_next_generation`)."""
         recorded = self._recorded_generation(attrs)
         if attrs is not None and not attrs.get("complete") and recorded:
             return recorded
@@ -1045,10 +1081,11 @@ class PseudoLabelStore:
         For a video whose relabelling was interrupted (incomplete group), the corrections
         carried over when that relabelling began are returned, so a crash never loses them.
         """
-        if not self.has_video(video_id):
-            return self._carried(video_id)
-        group = self._group(video_id)
-        if not group.attrs.get("complete"):
+        return self._corrections_in(video_id, self._group_or_none(video_id))
+
+    def _corrections_in(self, video_id: str, group: zarr.Group | None) -> list[MaskUpdate]:
+        """:meth:`corrections` of a video whose group (None: absent) is already open."""
+        if group is None or not group.attrs.get("complete"):
             return self._carried(video_id)
         status = self._read(video_id, group, "status")
         ids = list(self._attrs(video_id, group)["object_ids"])
@@ -1073,9 +1110,10 @@ class PseudoLabelStore:
                 for i, (t, obj) in enumerate(meta)
             ]
 
-    def _carry_corrections(self, video_id: str, height: int, width: int) -> None:
-        """Snapshot a video's corrections beside its history before its group is replaced."""
-        corrections = self.corrections(video_id)
+    def _carry_corrections(self, video_id: str, group: zarr.Group | None, height: int, width: int) -> None:
+        """Snapshot a video's corrections beside its history before its group (None: absent) is
+        replaced."""
+        corrections = self._corrections_in(video_id, group)
         if not corrections and ("history" not in self._root or video_id not in self._root["history"]):
             return
         hist = self._history_group(video_id, height, width)
