@@ -25,7 +25,13 @@ from typing import Any
 
 from prefect.server.api.server import SubprocessASGIServer
 
-__all__ = ["GUARD_MARK", "ParentBoundServer", "bind_embedded_server_to_this_process", "share_embedded_server"]
+__all__ = [
+    "GUARD_MARK",
+    "ParentBoundServer",
+    "bind_embedded_server_to_this_process",
+    "remote_cluster_warning",
+    "share_embedded_server",
+]
 
 #: In the guard's command line, so that tests (and people) can find it.
 GUARD_MARK = "usam-video-embedded-server-guard"
@@ -123,3 +129,24 @@ def share_embedded_server() -> str | None:
     server.start()
     os.environ["PREFECT_API_URL"] = server.api_url
     return server.api_url
+
+
+def remote_cluster_warning(dask_address: str) -> str | None:
+    """A warning when tasks go to the Dask cluster at ``dask_address`` while no Prefect API is
+    configured here; None when one is.
+
+    This process's embedded server cannot be reached from the cluster's hosts (it listens on
+    localhost), so each worker process there would start a throwaway server of its own: the
+    tasks' states, logs and retries would be spread over servers the dashboard never shows, and
+    a worker killed with ``kill -9`` leaves its server running.
+    """
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        return None
+    return (
+        f"--dask-address {dask_address} without PREFECT_API_URL: each worker of that cluster will "
+        "start a Prefect server of its own, which the dashboard never shows. Run one Prefect server "
+        "that every host reaches and export its PREFECT_API_URL here and on the workers' hosts "
+        "(README, 'Labelling on a Dask cluster')."
+    )

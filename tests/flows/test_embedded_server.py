@@ -126,3 +126,16 @@ def test_nothing_is_shared_when_a_server_is_configured(prefect_harness) -> None:
     before = os.environ.get("PREFECT_API_URL")
     assert share_embedded_server() is None  # the harness's server is the API: workers find it too
     assert os.environ.get("PREFECT_API_URL") == before
+
+
+def test_a_remote_cluster_without_an_api_url_is_warned_of(prefect_harness) -> None:
+    """Workers on other hosts cannot reach this process's embedded server: `run --dask-address`
+    without a configured API warns; with one (the harness's server) it says nothing."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.embedded import remote_cluster_warning
+
+    assert remote_cluster_warning("tcp://scheduler:8786") is None
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        warning = remote_cluster_warning("tcp://scheduler:8786")
+    assert warning is not None and "tcp://scheduler:8786" in warning and "PREFECT_API_URL" in warning

@@ -402,6 +402,11 @@ def _label_with_flow(
         from flows.embedded import share_embedded_server
 
         share_embedded_server()  # the local cluster's workers report to it, start none of their own
+    elif name == "dask" and address is not None:
+        from flows.embedded import remote_cluster_warning
+
+        if warning := remote_cluster_warning(address):
+            err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     try:
         with one_line_task_failures():
             results = flow(
