@@ -48,3 +48,13 @@ def test_a_run_labels_into_s3_through_its_storage_options(
     shown, expected = json.loads(remote.stdout), json.loads(local_queue.stdout)
     assert shown.pop("store") == url
     assert shown == {k: v for k, v in expected.items() if k != "store"}
+    # Every command that takes a store takes its URL (they took a Path, which folds the "//").
+    done = runner.invoke(app, ["verify", url])
+    assert done.exit_code == 0 and "1 video(s)" in done.output, done.output
+    exports = {}
+    for name, where in (("s3", url), ("local", str(tmp_path / "s.zarr"))):
+        out = tmp_path / f"export-{name}"
+        done = runner.invoke(app, ["export", where, "--format", "png", "--out", str(out), "--all-queued"])
+        assert done.exit_code == 0, done.output
+        exports[name] = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.png"))}
+    assert exports["s3"] and exports["s3"] == exports["local"]

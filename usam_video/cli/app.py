@@ -22,6 +22,7 @@ from usam_video.errors import UsamVideoError
 
 __all__ = [
     "DASK_ADDRESS_HELP",
+    "STORE_HELP",
     "TASK_RUNNER_HELP",
     "app",
     "console",
@@ -36,6 +37,8 @@ TASK_RUNNER_HELP = (
     "task runner of the flow's submitted tasks: thread (this process) or dask (a local cluster "
     "of --workers processes, or the cluster at --dask-address)"
 )
+# A store argument is a string, not a Path: a Path would fold "s3://bucket/x" into "s3:/bucket/x".
+STORE_HELP = "path or URL (s3://..., endpoint and credentials from AWS_* variables) of a usam-video store"
 DASK_ADDRESS_HELP = "scheduler of an existing Dask cluster (tcp://host:8786) instead of a local one"
 
 #: The loggers Prefect's engines report a failed task or flow run on (with its traceback).

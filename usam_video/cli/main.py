@@ -21,6 +21,7 @@ from rich.table import Table
 
 from usam_video.cli.app import (
     DASK_ADDRESS_HELP,
+    STORE_HELP,
     TASK_RUNNER_HELP,
     app,
     console,
@@ -133,10 +134,7 @@ def _inspect_data(store: PseudoLabelStore, with_frames: bool) -> list[dict[str, 
 
 @app.command()
 def inspect(
-    # A string, not a Path: a Path would fold "s3://bucket/x" into "s3:/bucket/x".
-    store: str = typer.Argument(
-        ..., help="path or URL (s3://..., endpoint and credentials from AWS_* variables) of a store"
-    ),
+    store: str = typer.Argument(..., help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="print JSON, with every frame's scores"),
 ) -> None:
     """Per video: frames, objects, completeness, counts by status, scores present, provenance;
@@ -187,10 +185,7 @@ def inspect(
 
 @app.command()
 def queue(
-    # A string, as in inspect: a Path would fold "s3://bucket/x" into "s3:/bucket/x".
-    store: str = typer.Argument(
-        ..., help="path or URL (s3://..., endpoint and credentials from AWS_* variables) of a store"
-    ),
+    store: str = typer.Argument(..., help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     video: str | None = typer.Option(None, help="only this video"),
 ) -> None:
@@ -252,7 +247,7 @@ def queue(
 
 @app.command()
 def verify(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    store: str = typer.Argument(..., help=STORE_HELP),
     video: str | None = typer.Option(None, help="only this video"),
 ) -> None:
     """Read every chunk of the store (or of one video) and check its checksum. Exit 0 intact,

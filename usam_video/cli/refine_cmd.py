@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from usam_video.cli.app import app, console, err_console, fail, one_line_task_failures
+from usam_video.cli.app import STORE_HELP, app, console, err_console, fail, one_line_task_failures
 from usam_video.errors import UsamVideoError
 
 __all__ = ["refine"]
@@ -16,7 +14,7 @@ __all__ = ["refine"]
 
 @app.command()
 def refine(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    store: str = typer.Argument(..., help=STORE_HELP),
     video: list[str] = typer.Option(None, "--video", help="only these videos (repeatable)"),
 ) -> None:
     """Rerun frame-objects routed to the larger SAM 2 with it and write its masks."""

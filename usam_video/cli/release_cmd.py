@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from usam_video.cli.app import app, console, err_console, fail
+from usam_video.cli.app import STORE_HELP, app, console, err_console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["audit_cmd", "release", "train_release_head_cmd", "verify_release_cmd"]
@@ -25,7 +25,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 @app.command()
 def release(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    store: str = typer.Argument(..., help=STORE_HELP),
     fmt: str = typer.Option(..., "--format", help="sav, davis, ytvis or coco"),
     out: Path = typer.Option(..., "--out", help="new (or empty) folder, or an earlier release to replace"),
     policy: Path | None = typer.Option(
@@ -152,7 +152,7 @@ def train_release_head_cmd(
 
 @app.command("audit")
 def audit_cmd(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    store: str = typer.Argument(..., help=STORE_HELP),
     n: int = typer.Option(..., "--n", help="how many candidate pseudo-labels to audit"),
     out: Path = typer.Option(..., "--out", help="new (or empty) folder for the audit export"),
     fmt: str = typer.Option("png", "--format", help="cvat, coco or png (as 'export')"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from usam_video.cli.app import app, console, fail
+from usam_video.cli.app import STORE_HELP, app, console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["report"]
@@ -19,7 +19,7 @@ __all__ = ["report"]
 
 @app.command()
 def report(
-    store: str = typer.Argument(..., help="a usam-video Zarr store (a path or an fsspec URL)"),
+    store: str = typer.Argument(..., help=STORE_HELP),
     out: Path = typer.Option(
         ..., "--out", help="folder for index.html and videos/ (new, empty, or an earlier report)"
     ),

@@ -13,14 +13,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from usam_video.cli.app import app, console, err_console, fail
+from usam_video.cli.app import STORE_HELP, app, console, err_console, fail
 from usam_video.cli.main import print_results
 from usam_video.errors import UsamVideoError
 
 __all__ = ["export", "import_", "print_export_result"]
 
 
-def print_export_result(store: Path, result: Any) -> None:
+def print_export_result(store: str | Path, result: Any) -> None:
     """The frames exported per video, the videos left out with why, and the frame-objects to
     review (the count ``queue`` shows) beside those shown for context."""
     table = Table(title=f"export of {store} ({result.format})")
@@ -47,7 +47,7 @@ def print_export_result(store: Path, result: Any) -> None:
 
 @app.command()
 def export(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    store: str = typer.Argument(..., help=STORE_HELP),
     fmt: str = typer.Option(..., "--format", help="cvat (CVAT for video 1.1 XML), coco (JSON, RLE) or png"),
     out: Path = typer.Option(
         ..., "--out", help="new or empty folder, or an unedited earlier export (replaced) for the export"
@@ -77,7 +77,7 @@ def export(
 
 @app.command("import")
 def import_(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    store: str = typer.Argument(..., help=STORE_HELP),
     path: Path = typer.Argument(
         ..., help="an export folder, a CVAT .xml, a COCO .json or a masks/ folder written by 'export'"
     ),

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import typer
 from rich.table import Table
 
-from usam_video.cli.app import DASK_ADDRESS_HELP, TASK_RUNNER_HELP, app, console, fail
+from usam_video.cli.app import DASK_ADDRESS_HELP, STORE_HELP, TASK_RUNNER_HELP, app, console, fail
 from usam_video.errors import UsamVideoError
 
 __all__ = ["server", "deploy", "evaluate_run", "export_run"]
@@ -182,7 +182,7 @@ def evaluate_run(
 
 @app.command("export-run")
 def export_run(
-    store: Path = typer.Argument(..., help="path of a usam-video Zarr store"),
+    store: str = typer.Argument(..., help=STORE_HELP),
     fmt: str = typer.Option(..., "--format", help="cvat, coco or png"),
     out: Path = typer.Option(
         ..., "--out", help="new or empty folder, or an unedited earlier export (replaced) for the export"
