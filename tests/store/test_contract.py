@@ -257,3 +257,23 @@ class TestS3Store(StoreContract):
         # Reads of its metadata (completion, corrections, history) and the check that its path
         # is free: a fixed handful, whatever the video's length.
         assert len(requests) - len(chunk_writes) - len(puts) <= 10, listing
+
+    def test_one_videos_checks_and_reads_never_touch_the_others(
+        self, store: PseudoLabelStore, s3_env
+    ) -> None:
+        """Skipping a complete video (its verify), its frame table and the overlay's check ask
+        for that video alone: each listed every video and checked its metadata (a request per
+        video of the store, for each video of a run)."""
+        self.write(store)
+        other = store.begin_video(replace(REF, video_id="vid-2"), OBJECTS, NAMES, ["low"], {}, "fp-1")
+        for t in range(REF.num_frames):
+            other.write_frame(t, **{k: v for k, v in _frame(t).items() if k != "candidate_scores"})
+        other.finish()
+        mark = s3_env.mark()
+        store.require_intact("vid-1")
+        assert store.has_video("vid-1") and store.frame_table("vid-1").candidate_scores is not None
+        paths = [path for _, path, _ in s3_env.since(mark)]
+        assert not [p for p in paths if "vid-2" in p], paths
+        listings = [p for p in paths if "list-type" in p]
+        assert not [p for p in listings if "videos%2F&" in p or "videos/&" in p], listings
+        assert store.frame_table("vid-2").candidate_scores is None  # an array its group lacks

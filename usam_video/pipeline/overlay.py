@@ -80,10 +80,9 @@ def write_overlay(
         EvaluationError: the dataset's video does not match the store's (size, frame count).
     """
     store = PseudoLabelStore.opened(store_path)
-    videos = store.videos()
-    if video_id not in videos:
+    if not store.has_video(video_id):  # one check: listing every video costs one per video
         raise VideoNotFoundError(
-            f"{store.location}: expected video {video_id!r} in the store, found {videos}."
+            f"{store.location}: expected video {video_id!r} in the store, found {store.videos()}."
         )
     summary = store.summary(video_id)
     table = table if table is not None else store.frame_table(video_id)

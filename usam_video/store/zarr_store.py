@@ -51,6 +51,7 @@ scratch by the next run.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import re
@@ -374,22 +375,30 @@ class PseudoLabelStore:
         except Exception as exc:  # zarr raises ValueError, RuntimeError, JSONDecodeError, KeyError...
             raise self._damaged(video_id, what, exc) from exc
 
-    def _node_names(self, path: str) -> list[str]:
+    def _node_names(self, path: str, only: str | None = None) -> list[str]:
         """Names of the nodes under ``path`` (the videos, or a video's arrays), from the store's listing.
 
         Listing does not parse the children's metadata, so one damaged ``zarr.json`` neither hides
         its video nor breaks the listing (it fails, naming itself, when the video is read). A
         folder without its ``zarr.json`` is a concurrent writer's group not yet created: skipped.
+        Those existence checks go :data:`_CONCURRENT_VIDEOS` at a time (one request each on an
+        object store). ``only``: just that name, if it is a node (one check, no listing).
         """
         store = self._root.store
         base = "/".join(p for p in (self._root.store_path.path, path) if p)
+        gate = asyncio.Semaphore(_CONCURRENT_VIDEOS)
+
+        async def is_node(name: str) -> bool:
+            async with gate:
+                return bool(await store.exists(f"{base}/{name}/zarr.json"))
 
         async def names() -> list[str]:
-            found = []
-            async for name in store.list_dir(base):
-                if name != "zarr.json" and await store.exists(f"{base}/{name}/zarr.json"):
-                    found.append(name)
-            return found
+            if only is not None:
+                listed = [only]
+            else:
+                listed = [n async for n in store.list_dir(base) if n != "zarr.json"]
+            found = await asyncio.gather(*(is_node(n) for n in listed))
+            return [n for n, yes in zip(listed, found, strict=True) if yes]
 
         with self._reading(None, f"the listing of {path}/"):
             return sorted(sync(names()))
@@ -446,6 +455,16 @@ class PseudoLabelStore:
         with self._reading(video_id, f"array {name!r}"):
             return group[name][selection]
 
+    def _read_optional(self, video_id: str, group: zarr.Group, name: str) -> np.ndarray | None:
+        """``group[name][...]``, or None when the group has no such array (damage is reported as
+        :meth:`_read` reports it)."""
+        with self._reading(video_id, f"array {name!r}"):
+            try:
+                array = group[name]
+            except KeyError:
+                return None
+            return array[...]
+
     def _attrs(self, video_id: str, group: zarr.Group) -> dict[str, Any]:
         """The video group's attributes, checked for the keys every reader needs."""
         attrs = dict(group.attrs)
@@ -492,9 +511,9 @@ class PseudoLabelStore:
     def frame_table(self, video_id: str) -> FrameTable:
         group = self._group(video_id)
         attrs = self._attrs(video_id, group)
-        members = set(self._node_names(f"videos/{video_id}"))  # listed, not parsed: see _read
+        # Older stores lack these arrays: each is looked up, not listed (one request either way).
         optional = {
-            name: self._read(video_id, group, name) if name in members else None
+            name: self._read_optional(video_id, group, name)
             for name in ("candidate_scores", "source", "revision")
         }
         return FrameTable(
@@ -598,9 +617,17 @@ class PseudoLabelStore:
         Raises:
             VideoNotFoundError: ``video_id`` is neither a video nor a history of the store.
         """
-        if video_id is not None and video_id not in set(self.videos()) | set(self._node_names("history")):
+
+        def nodes(path: str) -> list[str]:
+            # One video's check looks for it alone: listing every video (and checking each one's
+            # metadata) made each skipped video of a run cost a request per video of the store.
+            if video_id is not None and path in ("videos", "history"):
+                return self._node_names(path, only=video_id)
+            return self._node_names(path)
+
+        if video_id is not None and not (nodes("videos") or nodes("history")):
             self._group(video_id)  # raises VideoNotFoundError naming the videos present
-        return verify_store(self._root, self.location, self._node_names, video_id, metadata_only)
+        return verify_store(self._root, self.location, nodes, video_id, metadata_only)
 
     def require_intact(self, video_id: str) -> None:
         """Read every chunk of a video (see :meth:`verify`) before it is skipped as complete or
