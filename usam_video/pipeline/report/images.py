@@ -46,8 +46,10 @@ def write_page_images(report: RunReport, video_id: str, folder: Path, stem: str)
 
     digest = report.digest(video_id)
     folder.mkdir(parents=True, exist_ok=True)
-    table = report.tables.get(video_id)
     store = PseudoLabelStore.opened(report.opened or report.store)
+    # Read once for the timeline, the lost objects and the strip (a sharded run hands over
+    # digests, not tables: each of the three read it again, every array's metadata and chunks).
+    table = report.tables.get(video_id) or store.frame_table(video_id)
     timeline = write_review_plan(
         store,
         video_id,
