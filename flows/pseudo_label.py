@@ -241,7 +241,7 @@ def pseudo_label_dataset(
     for warning in untrained_warnings(context):
         logger.warning(warning)
     if use_gpu_limit is None:
-        use_gpu_limit = context.model.device.type == "cuda"
+        use_gpu_limit = context.device.type == "cuda"
     if use_gpu_limit:
         ensure_gpu_limit(run.gpu_concurrency)
     store = context.store  # a foreign folder, a file or a read-only place: refused once, here

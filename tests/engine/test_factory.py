@@ -6,7 +6,7 @@ import torch
 
 from tests.conftest import SMALL_SAM2_CONFIG
 from usam_video.config import ModelConfig
-from usam_video.engine import StreamingVideoPredictor, build_model, resolve_sam2_config
+from usam_video.engine import StreamingVideoPredictor, build_model, resolve_sam2_config, token_dim_of
 from usam_video.errors import CheckpointError, ModelBuildError
 from usam_video.hashing import file_sha256
 
@@ -129,6 +129,20 @@ def test_bad_model_yaml(tmp_path: Path) -> None:
         build_model(ModelConfig(name="s", sam2_config=str(broken), random_init=True, device="cpu"))
 
 
+def test_token_width_is_read_from_the_yaml_as_the_built_model_has_it(small_model, tmp_path: Path) -> None:
+    """The flow's process checks heads against the token width without building SAM 2."""
+    from tests.conftest import CONFIGS
+    from usam_video.config import load_model_config
+
+    assert token_dim_of(str(SMALL_SAM2_CONFIG)) == small_model.token_dim == 256
+    micro = load_model_config(CONFIGS / "models" / "micro.yaml")
+    assert token_dim_of(micro.sam2_config) == 128
+    bad = tmp_path / "arch.yaml"
+    bad.write_text("model:\n  image_encoder: {neck: {d_model: wide}}\n")
+    with pytest.raises(ModelBuildError, match=r"arch.yaml: expected an integer .*neck.d_model, got 'wide'"):
+        token_dim_of(str(bad))
+
+
 def test_official_tiny_architecture_builds(tmp_path: Path) -> None:
     """The official configs go through the same factory (random weights here: no checkpoint can
     be downloaded); a checkpoint saved from it loads back strictly."""
@@ -138,6 +152,7 @@ def test_official_tiny_architecture_builds(tmp_path: Path) -> None:
         )
     )
     assert model.predictor.image_size == 1024 and model.token_dim == 256
+    assert token_dim_of("configs/sam2.1/sam2.1_hiera_t.yaml") == model.token_dim  # read, not built
     n = sum(t.numel() for t in model.predictor.parameters())
     assert 38e6 < n < 40e6  # sam2.1_hiera_tiny has 38.9 M parameters
     x = np.zeros(1)

@@ -116,3 +116,35 @@ def test_an_edited_config_is_read_afresh_by_the_next_run(
     assert (first.run.name, second.run.name) == ("test-run", "edited")
     assert context_of(config, first.token).run.name == "test-run"  # a run keeps its own
     assert context_of(config, None).run.name == "edited"
+
+
+def test_opening_a_run_builds_no_sam2_until_a_video_needs_it(
+    tmp_path: Path, synth_root: Path, small_model_config, monkeypatch
+) -> None:
+    """The flow's process of a Dask run opens the run (config, dataset, heads checked against the
+    model's token width, policy, warnings) and never labels: it must not hold SAM 2's weights
+    (hundreds of MB for a real checkpoint). The first video that needs the model builds it, once."""
+    from usam_video.pipeline import context as context_module
+    from usam_video.pipeline.label import untrained_warnings
+
+    built: list[str] = []
+    real_build = context_module.build_model
+
+    def counting_build(config):
+        built.append(config.name)
+        return real_build(config)
+
+    context_module.cached_model.cache_clear()
+    monkeypatch.setattr(context_module, "build_model", counting_build)
+    context = open_run(_write_run(tmp_path, synth_root, small_model_config, ["synth-000"]))
+    assert untrained_warnings(context) and context.device.type == "cpu" and context.score_names
+    assert built == []
+    models = []
+    threads = [threading.Thread(target=lambda: models.append(context.model)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert built == [small_model_config.name] and len({id(m) for m in models}) == 1
+    assert context.model.token_dim == context.heads.token_dim
+    context_module.cached_model.cache_clear()  # the counting builder's model is not kept

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only: at run time the names load
     from usam_video.engine.device import resolve_device
     from usam_video.engine.factory import BuiltModel, build_model
     from usam_video.engine.frames import FrameBatch, flush_due
-    from usam_video.engine.locate import resolve_sam2_config
+    from usam_video.engine.locate import resolve_sam2_config, token_dim_of
     from usam_video.engine.predictor import Sam2Frames, StreamingVideoPredictor
     from usam_video.engine.sam2_trainer import Sam2TrainerResult, train_with_sam2_trainer
     from usam_video.engine.session import PropagationSession
@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "build_model": "usam_video.engine.factory",
     "resolve_device": "usam_video.engine.device",
     "resolve_sam2_config": "usam_video.engine.locate",
+    "token_dim_of": "usam_video.engine.locate",
     "train_with_sam2_trainer": "usam_video.engine.sam2_trainer",
 }
 
@@ -51,6 +52,7 @@ __all__ = [
     "flush_due",
     "resolve_device",
     "resolve_sam2_config",
+    "token_dim_of",
     "train_with_sam2_trainer",
 ]
 

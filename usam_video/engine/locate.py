@@ -13,7 +13,7 @@ from pathlib import Path
 
 from usam_video.errors import ModelBuildError
 
-__all__ = ["find_sam2_dir", "resolve_sam2_config"]
+__all__ = ["find_sam2_dir", "resolve_sam2_config", "token_dim_of"]
 
 
 def find_sam2_dir() -> Path:
@@ -58,3 +58,27 @@ def resolve_sam2_config(name: str) -> Path:
         f"sam2 config {name!r}: expected a YAML file path or a config inside the sam2 package "
         f"(e.g. 'configs/sam2.1/sam2.1_hiera_t.yaml'), found neither."
     )
+
+
+def token_dim_of(sam2_config: str) -> int:
+    """The width of the mask decoder's tokens of the model a sam2 YAML describes
+    (:attr:`usam_video.engine.factory.BuiltModel.token_dim`), read without building it: sam2's
+    ``SAM2Base`` sets its decoder's ``transformer_dim`` to the image encoder neck's ``d_model``.
+
+    A run's flow process checks the heads against it, so that it need not build SAM 2 (hundreds
+    of MB for a real checkpoint) when the run's tasks label elsewhere (a Dask cluster).
+
+    Raises:
+        ModelBuildError: no such config, or no integer ``model.image_encoder.neck.d_model`` in it.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    path = resolve_sam2_config(sam2_config)
+    try:
+        value = OmegaConf.select(OmegaConf.load(path), "model.image_encoder.neck.d_model", default=None)
+    except OmegaConfBaseException as exc:
+        raise ModelBuildError(f"{path}: expected a sam2 model config, got: {exc}") from exc
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ModelBuildError(f"{path}: expected an integer model.image_encoder.neck.d_model, got {value!r}.")
+    return value

@@ -22,14 +22,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from usam_video.config import HeadsConfig, ModelConfig, RunConfig, load_run_config
 from usam_video.datasets import DatasetReader, open_dataset
-from usam_video.engine import BuiltModel, build_model
+from usam_video.engine import BuiltModel, build_model, resolve_device, token_dim_of
 from usam_video.errors import UsamVideoError
 from usam_video.heads import HeadSet, heads_from_config
 from usam_video.scoring import Scorer, ThresholdPolicy
 from usam_video.store import PseudoLabelStore
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "RunContext",
@@ -49,6 +53,7 @@ _OPEN_LOCK = threading.Lock()
 #: Held while a worker builds a context it did not find, so that two of its tasks arriving at
 #: once build it once.
 _BUILD_LOCK = threading.Lock()
+_MODEL_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,15 +63,15 @@ class RunContext:
     Attributes:
         run: the parsed run config.
         reader: the run's dataset, opened once.
-        model, heads, scorer, policy: SAM 2, the USAM heads (None: none), the scorer over both
-            and the policy, checked against the scorer's names.
+        heads, scorer, policy: the USAM heads (None: none), the scorer over them and SAM 2's
+            own scores, and the policy, checked against the scorer's names (SAM 2 itself,
+            :attr:`model`, is built on first use).
         source: the run config file it was parsed from ("" when built from a config object).
         token: the key under which tasks of this process find it (:func:`context_of`).
     """
 
     run: RunConfig
     reader: DatasetReader
-    model: BuiltModel
     heads: HeadSet | None
     policy: ThresholdPolicy
     scorer: Scorer
@@ -76,6 +81,19 @@ class RunContext:
     @property
     def score_names(self) -> tuple[str, ...]:
         return self.scorer.names
+
+    @cached_property
+    def model(self) -> BuiltModel:
+        """SAM 2, built (or found in this process's cache) on first use: where a video is
+        labelled. The process that only runs a flow whose tasks label elsewhere (a Dask
+        cluster) never builds it: a real checkpoint is hundreds of MB of weights."""
+        with _MODEL_LOCK:  # two video tasks of a thread pool arriving at once build it once
+            return cached_model(self.run.model.model_dump_json())
+
+    @property
+    def device(self) -> torch.device:
+        """The device SAM 2 runs on (and the heads with it), known without building it."""
+        return resolve_device(self.run.model.device)
 
     @cached_property
     def store(self) -> PseudoLabelStore:
@@ -100,30 +118,32 @@ def cached_heads(heads_json: str) -> HeadSet | None:
 
 
 @lru_cache(maxsize=2)
-def _cached_scorer(heads_json: str, model_json: str) -> Scorer:
+def _cached_scorer(heads_json: str, device: str) -> Scorer:
     # The fused heads live on the engine's device.
-    return Scorer(cached_heads(heads_json), cached_model(model_json).device)
+    return Scorer(cached_heads(heads_json), resolve_device(device))
 
 
 def load_context(run: RunConfig, *, source: str = "") -> RunContext:
-    """Open the dataset, build (or reuse) the model and heads, check the policy against them.
+    """Open the dataset, load (or reuse) the heads, check them and the policy against the model's
+    config; SAM 2 itself is built on first use (:attr:`RunContext.model`).
 
     Raises:
         UsamVideoError: heads for another token size, a policy naming scores the scorer lacks,
             or the dataset's own errors.
     """
     reader = open_dataset(run.dataset)
-    model = cached_model(run.model.model_dump_json())
     heads = cached_heads(run.heads.model_dump_json())
-    if heads is not None and heads.token_dim != model.token_dim:
+    # Read from the sam2 YAML: SAM 2 itself is built where videos are labelled (RunContext.model).
+    token_dim = token_dim_of(run.model.sam2_config)
+    if heads is not None and heads.token_dim != token_dim:
         raise UsamVideoError(
-            f"heads from {heads.source}: expected {model.token_dim}-d tokens of model "
+            f"heads from {heads.source}: expected {token_dim}-d tokens of model "
             f"{run.model.name!r}, got heads for {heads.token_dim}-d tokens."
         )
-    scorer = _cached_scorer(run.heads.model_dump_json(), run.model.model_dump_json())
+    scorer = _cached_scorer(run.heads.model_dump_json(), run.model.device)
     policy = ThresholdPolicy(run.policy)
     policy.check(scorer.names, scorer.candidate_names)
-    return RunContext(run, reader, model, heads, policy, scorer, source=source)
+    return RunContext(run, reader, heads, policy, scorer, source=source)
 
 
 def open_run(path: str | Path, *, token: str | None = None) -> RunContext:

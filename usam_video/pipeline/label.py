@@ -94,7 +94,7 @@ def run_fingerprint(run: RunConfig) -> str:
 def untrained_warnings(context: RunContext) -> list[str]:
     """Plain-language warnings when masks or scores come from random weights."""
     out = []
-    if context.model.untrained:
+    if context.run.model.random_init:  # from the config: the flow's process builds no SAM 2
         out.append(
             f"model {context.run.model.name!r} has RANDOM weights (random_init: true): its masks are "
             "not real segmentations. Point 'checkpoint' at a SAM 2 checkpoint for real pseudo-labels."
