@@ -190,3 +190,53 @@ def test_trained_configs_name_the_committed_files() -> None:
         assert config.checkpoint is not None and config.checkpoint.is_file() and not config.random_init
     run = yaml.safe_load((REPO / "configs" / "runs" / "generated-val-micro.yaml").read_text())
     assert run["heads"]["token_dim"] == 128
+
+
+def test_shipped_video_heads_read_exactly_the_columns_they_were_trained_on() -> None:
+    """The engine's later features (``colour_to_cond``) are new stored columns at the end: the
+    shipped video heads keep their 15 inputs, at the positions they had, and a change of any
+    other column leaves their scores as they were."""
+    from usam_video.heads import load_heads
+    from usam_video.pipeline.train_heads import VIDEO_HEAD_FEATURES, VIDEO_HEAD_INPUTS, VIDEO_HEADS
+    from usam_video.score_registry import VIDEO_FEATURES
+    from usam_video.scoring import BASELINE_SCORES, Scorer
+
+    trained_on = ("prev_iou", "area_prev_ratio", "area_cond_ratio", "overlap_others", "ptr_cos_cond",
+                  "object_score_trend", "frames_since_cond", "area_fraction", "min_prev_iou_since_cond",
+                  "max_overlap_since_cond", "min_area_cond_ratio_since_cond")  # fmt: skip
+    assert VIDEO_HEAD_FEATURES == trained_on and VIDEO_HEAD_INPUTS == BASELINE_SCORES + trained_on
+    assert VIDEO_FEATURES[: len(trained_on)] == trained_on and "colour_to_cond" in VIDEO_FEATURES
+    directories = sorted(p for p in WEIGHTS.glob("heads-*") if (p / "manifest.json").is_file())
+    assert directories, "no shipped heads"
+    for directory in directories:
+        manifest = json.loads((directory / "manifest.json").read_text())
+        for name in VIDEO_HEADS:
+            assert tuple(manifest["heads"][name]["inputs"]) == VIDEO_HEAD_INPUTS, (directory.name, name)
+
+    scorer = Scorer(load_heads(WEIGHTS / "heads-micro", token_dim=128))
+    o, k, d = 6, 4, 128
+    gen = torch.Generator().manual_seed(0)
+    inputs = {
+        "iou_tokens": torch.randn(o, d, generator=gen),
+        "mask_tokens": torch.randn(o, k, d, generator=gen),
+        "candidate_ious": torch.rand(o, k, generator=gen),
+        "chosen": torch.tensor([0, 1, 2, 3, 1, 0]),
+        "object_score_logits": torch.randn(o, generator=gen),
+        "entropy": torch.rand(o, generator=gen),
+        "stability": torch.rand(o, generator=gen),
+    }
+    features = torch.rand(o, len(VIDEO_FEATURES), generator=gen)
+    video = [scorer.names.index(n) for n in VIDEO_HEADS]
+
+    def video_scores(f: torch.Tensor) -> np.ndarray:
+        return scorer.score_tensors(**inputs, video_features=f)[0][:, video].numpy()
+
+    before = video_scores(features)
+    for i, name in enumerate(VIDEO_FEATURES):
+        changed = features.clone()
+        changed[:, i] += 5.0
+        moved = np.abs(video_scores(changed) - before).max()
+        if name in trained_on:
+            assert moved > 1e-4, name  # an input they read moves them
+        else:
+            assert moved == 0.0, name  # a column they were not trained on is never read

@@ -61,8 +61,10 @@ class ScoreInfo:
 
 #: Per frame-object video features the engine computes while tracking (``FramePrediction.
 #: video_features``), in column order. They see what a per-frame decoder token cannot: identity
-#: switches (overlap with other objects), drift (area change, pointer similarity) and time since
-#: the last conditioning frame.
+#: switches (overlap with other objects), drift (area change, pointer similarity, colour) and time
+#: since the last conditioning frame. New features go at the end: a column's position never
+#: changes, and the shipped video heads read theirs by name
+#: (``usam_video.pipeline.train_heads.VIDEO_HEAD_FEATURES``).
 VIDEO_FEATURES: tuple[str, ...] = (
     "prev_iou",
     "area_prev_ratio",
@@ -75,6 +77,7 @@ VIDEO_FEATURES: tuple[str, ...] = (
     "min_prev_iou_since_cond",
     "max_overlap_since_cond",
     "min_area_cond_ratio_since_cond",
+    "colour_to_cond",
 )
 
 _INF = float("inf")
@@ -124,6 +127,12 @@ _FIXED: dict[str, ScoreInfo] = {
                   description="highest overlap_others since the last conditioning frame"),
         ScoreInfo("min_area_cond_ratio_since_cond", "feature", -_INF, _INF,
                   description="lowest area_cond_ratio since the last conditioning frame"),
+        # A track that jumped onto another object or the background changes colour even where
+        # its shape and area stay plausible (engine.features: mean Lab, eroded masks, a 128 x 128
+        # grid; EMPTY_COLOUR_DISTANCE = 150 where the mask or its reference covers no cell).
+        ScoreInfo("colour_to_cond", "feature", 0.0, _INF,
+                  description="Lab distance of the mask's mean colour to its mean colour on the "
+                  "last conditioning frame (150: an empty mask)"),
     )
 }
 # Heads predicting an IoU: iou_tiny, iou_large, iou_dense_prompt, iou_unsupervised, iou_micro,

@@ -11,7 +11,7 @@ from usam_video.config import DatasetConfig
 from usam_video.datasets import open_dataset
 from usam_video.datasets.synthetic import SyntheticVideoSpec, write_davis_dataset
 from usam_video.engine import PropagationSession
-from usam_video.engine.features import VideoFeatureTracker
+from usam_video.engine.features import EMPTY_COLOUR_DISTANCE, VideoFeatureTracker
 from usam_video.score_registry import VIDEO_FEATURES
 from usam_video.types import ObjectPrompt
 
@@ -139,9 +139,12 @@ def test_count_true_is_exact(n: int) -> None:
 # --------------------------------------------------------------------------- batches of frames
 
 
-def _random_frames(seed: int, num_objects: int, num_frames: int = 23, h: int = 20, w: int = 24):
+def _random_frames(
+    seed: int, num_objects: int, num_frames: int = 23, h: int = 20, w: int = 24, grid: int = 16
+):
     """Frames as the assembler hands them to the tracker: objects entering late, conditioning
-    frames, empty masks, a missing object pointer now and then."""
+    frames, empty masks, a missing object pointer now and then, and each frame's image (a
+    ``grid x grid`` thumbnail, normalised as sam2's input, coarser than the masks)."""
     rng = np.random.default_rng(seed)
     enter = rng.integers(0, 8, num_objects)
     enter[0] = 0
@@ -158,8 +161,38 @@ def _random_frames(seed: int, num_objects: int, num_frames: int = 23, h: int = 2
             rng.normal(size=16).astype(np.float32) if tracked[o] and rng.random() > 0.05 else None
             for o in range(num_objects)
         ]
-        frames.append((t, masks, tracked, is_cond, logits, ptrs))
+        image = rng.normal(size=(3, grid, grid)).astype(np.float32)
+        frames.append((t, masks, tracked, is_cond, logits, ptrs, image))
     return frames
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab (D65) of ``(N, 3)`` sRGB in [0, 1], float64, from the textbook formulas."""
+    c = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])], 1)
+
+
+def _mean_colour(mask: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Mean Lab of ``image`` (normalised ``(3, G, G)``) under ``mask`` (``(H, W)``) sampled at the
+    cells' centres and eroded by one cell (the frame's edge does not erode; fewer than 10 cells
+    left: the whole sample); NaN for a mask on no cell."""
+    from scipy import ndimage
+
+    g = image.shape[1]
+    rows = ((np.arange(g) + 0.5) * mask.shape[0] / g).astype(int)
+    cols = ((np.arange(g) + 0.5) * mask.shape[1] / g).astype(int)
+    cells = mask[np.ix_(rows, cols)]
+    core = ndimage.binary_erosion(cells, np.ones((3, 3)), border_value=1)
+    use = core if core.sum() >= 10 else cells
+    if not use.any():
+        return np.full(3, np.nan)
+    mean = np.array([0.485, 0.456, 0.406])[:, None, None]
+    std = np.array([0.229, 0.224, 0.225])[:, None, None]
+    rgb = np.clip(image.astype(np.float64) * std + mean, 0.0, 1.0)
+    return _lab(rgb[:, use].T).mean(axis=0)
 
 
 def _reference_features(frames, num_objects: int) -> np.ndarray:
@@ -174,8 +207,9 @@ def _reference_features(frames, num_objects: int) -> np.ndarray:
     extremes = np.zeros((o_n, 3))
     last_cond = np.full(o_n, -1)
     seen = np.zeros(o_n, bool)
+    reference = np.full((o_n, 3), np.nan)
     out = np.full((len(frames), o_n, len(VIDEO_FEATURES)), np.nan)
-    for k, (t, masks, tracked, is_cond, logits, ptrs) in enumerate(frames):
+    for k, (t, masks, tracked, is_cond, logits, ptrs, image) in enumerate(frames):
         first = ~seen
         seen = seen | tracked
         for i in range(o_n):
@@ -188,8 +222,12 @@ def _reference_features(frames, num_objects: int) -> np.ndarray:
             union = area + prev_area[i] - inter
             prev_iou = 1.0 if first[i] else (inter / union if union > 0 else 1.0)
             area_prev = 0.0 if first[i] else np.log((area + 1) / (prev_area[i] + 1))
+            colour = _mean_colour(m, image)
             if reset:
                 cond_area[i] = area
+                reference[i] = colour
+            distance = float(np.linalg.norm(colour - reference[i]))
+            colour_to_cond = EMPTY_COLOUR_DISTANCE if np.isnan(distance) else distance
             area_cond = np.log((area + 1) / (cond_area[i] + 1))
             others = np.delete(masks, i, axis=0).any(axis=0)
             overlap = float((m & others).sum()) / area if area > 0 else 0.0
@@ -209,7 +247,8 @@ def _reference_features(frames, num_objects: int) -> np.ndarray:
                 prev_logit[i] = logits[i]
                 extremes[i] = kept
                 since = t - last_cond[i]
-                out[k, i] = [prev_iou, area_prev, area_cond, overlap, cos, trend, since, area / m.size, *kept]
+                out[k, i] = [prev_iou, area_prev, area_cond, overlap, cos, trend, since, area / m.size, *kept,
+                             colour_to_cond]  # fmt: skip
             prev[i], prev_area[i] = m, area
     return out
 
@@ -227,6 +266,7 @@ def _run_batched(frames, num_objects: int, batch: int) -> np.ndarray:
                 np.stack([c[3] for c in chunk]),
                 torch.from_numpy(np.stack([c[4] for c in chunk])),
                 [[None if p is None else torch.from_numpy(p) for p in c[5]] for c in chunk],
+                torch.from_numpy(np.stack([c[6] for c in chunk])),
             )
         )
     return torch.cat(outs).numpy()
@@ -244,7 +284,13 @@ def test_batched_features_follow_their_definitions(num_objects: int, batch: int)
         got = _run_batched(frames, num_objects, batch)
         assert got.dtype == np.float32 and got.shape == expected.shape
         np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
-        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
+        colour = F["colour_to_cond"]
+        np.testing.assert_allclose(
+            np.delete(got, colour, axis=2), np.delete(expected, colour, axis=2), rtol=0, atol=2e-6
+        )
+        # Lab in float32 (a cube root, a power 2.4) against float64: a few thousandths of a unit
+        # on distances up to ~200.
+        np.testing.assert_allclose(got[..., colour], expected[..., colour], rtol=1e-4, atol=2e-3)
 
 
 def test_batches_agree_with_single_frames() -> None:
@@ -252,9 +298,11 @@ def test_batches_agree_with_single_frames() -> None:
     frames = _random_frames(5, 3)
     single = VideoFeatureTracker(3, torch.device("cpu"))
     rows = []
-    for t, m, tr, c, lg, ps in frames:
+    for t, m, tr, c, lg, ps, image in frames:
         pointers = [None if p is None else torch.from_numpy(p) for p in ps]
-        rows.append(single.update(t, torch.from_numpy(m), tr, c, lg, pointers).numpy())
+        rows.append(
+            single.update(t, torch.from_numpy(m), tr, c, lg, pointers, torch.from_numpy(image)).numpy()
+        )
     one_by_one = np.stack(rows)
     np.testing.assert_allclose(_run_batched(frames, 3, 4), one_by_one, rtol=0, atol=1e-6)
 
@@ -292,3 +340,106 @@ def test_assembler_batches_equal_single_frames(small_model, video: Path) -> None
             batched.add(f)
     with pytest.raises(RuntimeError, match="not flushed"):
         batched.tensors(frames[0])
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def _normalised(rgb: np.ndarray) -> torch.Tensor:
+    """``float`` ``(H, W, 3)`` RGB in [0, 1] -> ``float32`` ``(3, H, W)`` as sam2's input."""
+    mean = np.array([0.485, 0.456, 0.406])
+    std = np.array([0.229, 0.224, 0.225])
+    return torch.from_numpy(((rgb - mean) / std).transpose(2, 0, 1).astype(np.float32))
+
+
+def test_colour_to_cond_is_small_on_the_prompts_colour_large_elsewhere() -> None:
+    """A 48x64 frame, its model-resolution image 32x32: left half red, right half blue. The prompt
+    (conditioning frame) covers part of the red half; later masks on another part of the red half,
+    on the blue half, straddling both, and empty."""
+    from usam_video.engine.features import EMPTY_COLOUR_DISTANCE
+
+    rgb = np.zeros((32, 32, 3))
+    rgb[:, :16] = (0.8, 0.1, 0.1)
+    rgb[:, 16:] = (0.1, 0.2, 0.8)
+    image = _normalised(rgb)
+    h, w = 48, 64
+    prompt = np.zeros((h, w), bool)
+    prompt[4:24, 2:30] = True
+    other_red = np.zeros((h, w), bool)
+    other_red[26:46, 4:28] = True
+    blue = np.zeros((h, w), bool)
+    blue[10:40, 36:60] = True
+    straddle = np.zeros((h, w), bool)
+    straddle[10:40, 16:48] = True
+    frames = [
+        (prompt, True),
+        (other_red, False),
+        (blue, False),
+        (straddle, False),
+        (np.zeros((h, w), bool), False),
+    ]
+    tracker = VideoFeatureTracker(1, torch.device("cpu"))
+    got = []
+    for t, (mask, cond) in enumerate(frames):
+        out = tracker.update(
+            t, torch.from_numpy(mask[None]), np.ones(1, bool), np.array([cond]), np.zeros(1, np.float32),
+            [None], image,
+        )  # fmt: skip
+        got.append(float(out[0, F["colour_to_cond"]]))
+    on_prompt, same_colour, other_colour, half, empty = got
+    assert on_prompt == 0.0 and same_colour < 1.0
+    # red (Lab ~ 43, 61, 45) against blue (~ 30, 30, -70): over 100 Lab units apart
+    assert other_colour > 100.0
+    assert 20.0 < half < other_colour
+    assert empty == EMPTY_COLOUR_DISTANCE
+    # A new conditioning frame on the blue half makes blue the reference.
+    out = tracker.update(5, torch.from_numpy(blue[None]), np.ones(1, bool), np.ones(1, bool),
+                         np.zeros(1, np.float32), [None], image)  # fmt: skip
+    again = tracker.update(6, torch.from_numpy(other_red[None]), np.ones(1, bool), np.zeros(1, bool),
+                           np.zeros(1, np.float32), [None], image)  # fmt: skip
+    assert float(out[0, F["colour_to_cond"]]) == 0.0
+    assert float(again[0, F["colour_to_cond"]]) == pytest.approx(other_colour, rel=1e-3)
+
+
+def test_colour_to_cond_without_an_image_is_nan_and_changes_no_other_feature() -> None:
+    """The colour is the last column; the others are what they were without it."""
+    frames = _random_frames(3, 2)
+    with_image = _run_batched(frames, 2, 4)
+    tracker = VideoFeatureTracker(2, torch.device("cpu"))
+    without = tracker.update_many(
+        [c[0] for c in frames], torch.from_numpy(np.stack([c[1] for c in frames])),
+        np.stack([c[2] for c in frames]), np.stack([c[3] for c in frames]),
+        torch.from_numpy(np.stack([c[4] for c in frames])),
+        [[None if p is None else torch.from_numpy(p) for p in c[5]] for c in frames],
+    ).numpy()  # fmt: skip
+    assert VIDEO_FEATURES[-1] == "colour_to_cond"
+    assert (
+        np.isnan(without[..., -1]).all()
+        and np.isfinite(with_image[..., -1][~np.isnan(with_image[..., 0])]).all()
+    )
+    np.testing.assert_array_equal(without[..., :-1], with_image[..., :-1])
+
+
+def test_the_session_hands_every_frame_its_image(late_records) -> None:
+    """Through a real session (sam2's cached image of each frame), a tracked object's colour is
+    finite and 0 on its conditioning frame (its own reference)."""
+    for r in late_records:
+        v = r.video_features[r.tracked, F["colour_to_cond"]]
+        assert np.isfinite(v).all()
+    assert late_records[0].video_features[0, F["colour_to_cond"]] == 0.0
+    assert late_records[6].video_features[1, F["colour_to_cond"]] == 0.0
+
+
+def test_colour_thumbnail_is_the_mean_of_each_cell() -> None:
+    """SAM 2's 1024 px input: each of the 128 x 128 cells is the mean of its 8 x 8 pixels; a
+    small input (micro's 128 px) is kept whole; another size is pooled adaptively."""
+    from usam_video.engine.features import colour_thumbnail
+
+    image = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
+    thumb = colour_thumbnail(image)
+    assert thumb.shape == (3, 128, 128) and thumb.dtype == torch.float32
+    expected = image[0].reshape(3, 128, 8, 128, 8).double().mean(dim=(2, 4)).float()
+    torch.testing.assert_close(thumb, expected, rtol=0, atol=1e-6)
+    small = torch.randn(3, 96, 96)
+    assert torch.equal(colour_thumbnail(small[None]), small)
+    assert colour_thumbnail(torch.randn(3, 1000, 1000)).shape == (3, 128, 128)

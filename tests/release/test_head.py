@@ -128,3 +128,31 @@ def test_a_release_by_the_head_puts_its_score_in_the_table(micro_store: Path, tm
     for row in rows:
         if row["source"] == "propagated" and row["status"] in ("accepted", "refined") and row[RELEASE_SCORE]:
             assert (row["released"] == "1") == (float(row[RELEASE_SCORE]) >= 0.8)
+
+
+def test_a_store_labelled_before_an_input_existed_is_refused_naming_it(micro_store: Path) -> None:
+    """A store labelled before the engine computed ``colour_to_cond`` has the same heads and every
+    other column: the head refuses it, naming the column and saying to relabel, rather than
+    scoring it with the column missing (as NaN, the training mean)."""
+    import dataclasses
+
+    head = load_release_head(SHIPPED)
+    assert "colour_to_cond" in head.inputs and len(head.inputs) == 25
+    store = PseudoLabelStore.open(micro_store, "r")
+    video = store.videos()[0]
+    table = store.frame_table(video)
+    assert np.isfinite(head.score_table(table, video)[table.status > 0]).any()
+    drop = table.score_names.index("colour_to_cond")
+    old = dataclasses.replace(
+        table,
+        score_names=tuple(n for n in table.score_names if n != "colour_to_cond"),
+        scores=np.delete(table.scores, drop, axis=2),
+    )
+    with pytest.raises(InputError, match=r"missing \['colour_to_cond'\].*relabel") as info:
+        head.score_table(old, video)
+    assert video in str(info.value)
+    with pytest.raises(InputError, match="select"):
+        select_video(old, ReleasePolicy(threshold=0.5), "select", head=head)
+    columns = {n: np.zeros(3) for n in head.inputs if n != "colour_to_cond"}
+    with pytest.raises(InputError, match=r"missing \['colour_to_cond'\]"):
+        head.predict(columns)

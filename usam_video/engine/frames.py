@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from usam_video.engine.capture import DeviceCall, mask_entropy, stability_score
-from usam_video.engine.features import VideoFeatureTracker
+from usam_video.engine.features import VideoFeatureTracker, colour_thumbnail
 from usam_video.engine.transfer import copy_to_host
 from usam_video.score_registry import VIDEO_FEATURES
 from usam_video.types import FramePrediction
@@ -42,6 +42,8 @@ class DeviceFrame:
         obj_ptrs: per tracked object, its object pointer ``(C,)`` on the device, or None.
         mask_logits: ``(N, 1, h, w)`` mask logits as sam2's decoder output them, on the device,
             not yet resized to video resolution (the assembler does that, off SAM 2's thread).
+        image: the frame as sam2's input, ``float32`` ``(1, 3, S, S)`` normalised, on the device
+            (what sam2 encoded), for the colour feature; None: ``colour_to_cond`` is NaN.
     """
 
     frame_index: int
@@ -52,6 +54,7 @@ class DeviceFrame:
     is_cond: tuple[bool, ...]
     obj_ptrs: tuple[torch.Tensor | None, ...]
     mask_logits: torch.Tensor
+    image: torch.Tensor | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,6 +144,7 @@ class _Pending:
     ptrs: list[torch.Tensor | None]
     candidate_masks: torch.Tensor | None
     candidate_valid: torch.Tensor | None
+    thumbnail: torch.Tensor | None  # float32 (3, G, G): colour_thumbnail of the frame's image
 
 
 def _mask_stats(calls: tuple[tuple[DeviceCall, int], ...]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
@@ -297,9 +301,11 @@ class FrameAssembler:
         candidate_masks = candidate_valid = None
         if self.keep_candidates:
             candidate_masks, candidate_valid = self._candidates(frame)
+        # Shrunk now, so that the batch holds a small grid instead of sam2's image.
+        thumbnail = None if frame.image is None else colour_thumbnail(frame.image)
         self._pending.append(
             _Pending(frame.frame_index, frame.object_ids, tracked, is_prompt, is_cond, numbers, masks,
-                     ptrs, candidate_masks, candidate_valid)
+                     ptrs, candidate_masks, candidate_valid, thumbnail)
         )  # fmt: skip
 
     def flush(self) -> list[FrameTensors]:
@@ -311,6 +317,7 @@ class FrameAssembler:
         n = len(pending)
         numbers = torch.stack([p.numbers for p in pending])  # (n, O, P)
         logit = numbers[:, :, self._slices["object_score_logits"].start]
+        thumbnails = [p.thumbnail for p in pending]
         features = self.features.update_many(
             [p.frame_index for p in pending],
             self._block[:n],
@@ -318,6 +325,8 @@ class FrameAssembler:
             np.stack([p.is_cond for p in pending]),
             logit,
             [p.ptrs for p in pending],
+            # A producer gives every frame's image or none (then the colour reads NaN).
+            torch.stack(thumbnails) if all(t is not None for t in thumbnails) else None,  # type: ignore[arg-type]
         )
         tensors = []
         for p, f in zip(pending, features.unbind(0), strict=True):

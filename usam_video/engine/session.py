@@ -472,4 +472,17 @@ class PropagationSession:
             is_cond=tuple(cond),
             obj_ptrs=tuple(ptrs),
             mask_logits=low_res_masks,
+            image=self._frame_image(frame_idx),
         )
+
+    def _frame_image(self, frame_idx: int) -> torch.Tensor:
+        """``float32`` ``(1, 3, S, S)``: the frame as sam2's input, normalised, on the device, for
+        the colour feature. sam2 caches the image of the frame it last encoded (this one, when
+        the frame is yielded): a reference, no copy. A frame read from a
+        :class:`~usam_video.engine.predictor.FeatureCache` has a zero-stride stand-in there
+        instead (the cache keeps no image): then the frame is read again (decoded and resized
+        on the prefetch threads, as sam2 would)."""
+        image, _ = self._state["cached_features"].get(frame_idx, (None, None))
+        if image is None or image.stride(-1) == 0:
+            image = self._state["images"][frame_idx].to(self._state["device"]).float()[None]
+        return image

@@ -43,7 +43,7 @@ from usam_video.heads import save_heads
 from usam_video.heads.fit import HeadFit, split_by_video, train_head, train_heads
 from usam_video.heads.manifest import HeadInputs
 from usam_video.pipeline.context import cached_model
-from usam_video.score_registry import VIDEO_FEATURES, score_info
+from usam_video.score_registry import score_info
 from usam_video.scoring.scores import BASELINE_SCORES, Scorer
 from usam_video.store import TrainingContainer
 from usam_video.types import FrameAnnotation, FramePrediction, ObjectPrompt, TrainingSamples
@@ -135,9 +135,28 @@ def dense_prompt_points(
 
 #: The video heads: trained on the tokens plus :data:`VIDEO_HEAD_INPUTS`, on video targets.
 VIDEO_HEADS: tuple[str, ...] = ("iou_video", "lost_video")
+#: The video features the video heads read, frozen: the shipped heads (heads-micro, heads-tiny)
+#: were trained on exactly these. A feature the engine gained later (``colour_to_cond``) is stored
+#: and read by the release head; it enters the video heads only with heads retrained on it (and
+#: this list grown with them).
+VIDEO_HEAD_FEATURES: tuple[str, ...] = (
+    "prev_iou",
+    "area_prev_ratio",
+    "area_cond_ratio",
+    "overlap_others",
+    "ptr_cos_cond",
+    "object_score_trend",
+    "frames_since_cond",
+    "area_fraction",
+    "min_prev_iou_since_cond",
+    "max_overlap_since_cond",
+    "min_area_cond_ratio_since_cond",
+)
 #: Extra inputs of the video heads, in order: the baseline scores and the video features of the
 #: frame-object, as the Scorer stores them.
-VIDEO_HEAD_INPUTS: tuple[str, ...] = BASELINE_SCORES + VIDEO_FEATURES
+#: Extra inputs of the video heads, in order: the baseline scores and the video features of the
+#: frame-object, as the Scorer stores them.
+VIDEO_HEAD_INPUTS: tuple[str, ...] = BASELINE_SCORES + VIDEO_HEAD_FEATURES
 #: A track counts as lost (or switched to another object) below this true IoU while the ground
 #: truth shows the object.
 LOST_IOU = 0.1
@@ -242,6 +261,8 @@ def _primary_rows(
     rows: list[dict[str, Any]] = []
     # One Scorer for the whole video: it is called on exactly the frames the run would score.
     baseline = Scorer(None)
+    # Its columns are every stored baseline and video feature; the heads read theirs by name.
+    picked = [baseline.names.index(n) for n in VIDEO_HEAD_INPUTS]
     for rec in primary.propagate():
         t = rec.frame_index
         if t not in annotated:
@@ -249,7 +270,7 @@ def _primary_rows(
         ann = reader.ground_truth(video_id, t)
         if ann is None:
             continue
-        inputs = baseline(rec).values  # (O, F): VIDEO_HEAD_INPUTS, as the run stores them
+        inputs = baseline(rec).values[:, picked]  # (O, F): VIDEO_HEAD_INPUTS, as the run stores them
         rows += _frame_rows(config, primary, rec, ann, inputs, rng)
     return rows
 

@@ -17,7 +17,7 @@ know its scores. NumPy only (no torch): a release runs no model.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -67,9 +67,33 @@ class ReleaseHead:
     heads_sha256: str
     record: dict[str, Any] = field(default_factory=dict)
 
-    def predict(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``float64`` P(good) of ``N`` rows from ``{input: float (N,)}`` (NaN inputs count as the
-        training mean)."""
+    def check_inputs(self, names: Collection[str], where: str) -> None:
+        """Refuse columns that lack one of the head's inputs.
+
+        A store labelled before the engine computed an input (``colour_to_cond``) has the same
+        heads and every other column: scoring it with that input missing (as NaN, i.e. the
+        training mean) would give a confident-looking score the head was never validated on.
+
+        Raises:
+            InputError: an input is missing, naming it.
+        """
+        missing = [n for n in self.inputs if n not in names]
+        if missing:
+            raise InputError(
+                f"{where}: expected the release head's inputs among the stored scores, missing {missing}. "
+                "The video was labelled before the engine computed them, or by other heads: relabel it "
+                "with this version and the heads the release head was trained on, or release by another "
+                "score (--policy)."
+            )
+
+    def predict(self, columns: Mapping[str, np.ndarray], where: str = "release head") -> np.ndarray:
+        """``float64`` P(good) of ``N`` rows from ``{input: float (N,)}`` (a NaN value counts as
+        the training mean; a missing input is refused, :meth:`check_inputs`).
+
+        Raises:
+            InputError: ``columns`` lacks one of :attr:`inputs`.
+        """
+        self.check_inputs(columns.keys(), where)
         x = np.stack([np.asarray(columns[name], dtype=np.float64) for name in self.inputs], axis=-1)
         x = (x - self.mean) / self.std
         x = np.where(np.isfinite(x), x, 0.0)
@@ -81,16 +105,12 @@ class ReleaseHead:
         """``float64`` ``(T, O)``: P(good) of every frame-object of a video.
 
         Raises:
-            InputError: the video lacks a column the head reads (other heads labelled it).
+            InputError: the video lacks a column the head reads (labelled before the engine
+                computed it, or by other heads).
         """
-        missing = [n for n in self.inputs if n not in table.score_names]
-        if missing:
-            raise InputError(
-                f"{where}: expected the release head's inputs among the stored scores, missing {missing}. "
-                "Label with the heads it was trained on, or release by another score (--policy)."
-            )
+        self.check_inputs(table.score_names, where)
         columns = {n: table.scores[:, :, table.score_names.index(n)] for n in self.inputs}
-        return self.predict(columns)
+        return self.predict(columns, where)
 
     def check_heads(self, heads_sha256: str, where: str) -> None:
         """Raise :class:`InputError` unless the video was scored by the heads this head knows."""
