@@ -275,6 +275,8 @@ def pseudo_label_dataset(
         logger.info("a sharded run draws no score histograms: `usam-video report` does, from the store")
     if turned_away:
         logger.warning("human budget of the run: %d queued frame-objects accepted instead", turned_away)
+    # After the budget's decisions: inspect and queue read this instead of every video's arrays.
+    logger.info("summary index: %d video(s) read into index.json", store.consolidate_index())
     stored = [r.video_id for r in results if r.outcome != "failed"]
     report = (
         _review_artifacts(context, stored, labelled, key, report_videos, report_jf, digested)

@@ -277,3 +277,24 @@ class TestS3Store(StoreContract):
         listings = [p for p in paths if "list-type" in p]
         assert not [p for p in listings if "videos%2F&" in p or "videos/&" in p], listings
         assert store.frame_table("vid-2").candidate_scores is None  # an array its group lacks
+
+    def test_a_consolidated_store_is_summarised_in_a_few_requests(
+        self, store: PseudoLabelStore, s3_env
+    ) -> None:
+        """inspect's summaries of a consolidated store: the markers' listing (their ETags), the
+        index document and the listing of videos/, whatever the number of videos (issue #36)."""
+        self.write(store)
+        other = store.begin_video(replace(REF, video_id="vid-2"), OBJECTS, NAMES, ["low"], {}, "fp-1")
+        for t in range(REF.num_frames):
+            other.write_frame(t, **{k: v for k, v in _frame(t).items() if k != "candidate_scores"})
+        other.finish()
+        direct = store.summaries(["vid-1", "vid-2"])
+        assert store.consolidate_index() == 2
+        mark = s3_env.mark()
+        reopened = PseudoLabelStore.open(store.location, "r")
+        opened = len(s3_env.since(mark))
+        shown = reopened.summaries()
+        paths = [path for _, path, _ in s3_env.since(mark)][opened:]
+        assert [vars(s) for s in shown] == [vars(s) for s in direct]
+        assert not [p for p in paths if "/videos/vid-" in p], paths
+        assert len(paths) <= 3, paths

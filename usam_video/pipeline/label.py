@@ -661,4 +661,5 @@ def label_dataset(run: RunConfig) -> list[VideoResult]:
             log.error("video %s failed: %s", video_id, exc)
             results.append(VideoResult(video_id, "failed", error=str(exc)))
     apply_run_budget(run, store, stored_videos(store, results))
+    store.consolidate_index()  # inspect and queue read it instead of every video's arrays
     return results

@@ -35,7 +35,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -326,8 +326,12 @@ class VideoWriter:
         queue_frames: int = QUEUE_FRAMES,
         flush_after_s: float = FLUSH_AFTER_S,
         arrays: Mapping[str, zarr.Array] | None = None,
+        on_finish: Callable[[np.ndarray], None] | None = None,
     ):
         self._group = group
+        # Told, with the ``uint8`` ``(T, O)`` status written, once the video is complete: the
+        # store writes the video's change marker (store/index.py).
+        self._on_finish = on_finish
         # Opened from the group (each one's metadata read back) unless the caller has them.
         source: Any = group if arrays is None else arrays
         arrays = {n: source[n] for n in ("masks", *_SMALL) if n in source}
@@ -467,6 +471,10 @@ class VideoWriter:
             raise store_write_error(f"{self.video}, marking it complete", exc) from exc
         self._closed = "finished"
         self._finalizer.detach()
+        if self._on_finish is not None:
+            # The index is a cache: a video left without its marker is read from its group.
+            with contextlib.suppress(UsamVideoError):
+                self._on_finish(self._status.copy())
         return WriteCounts.count(self._status, self._reason)
 
     def abort(self) -> None:

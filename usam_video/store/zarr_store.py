@@ -86,6 +86,15 @@ from usam_video.store.claims import (
     list_claims,
     release_video,
 )
+from usam_video.store.index import (
+    Consolidated,
+    forget,
+    marker_of,
+    marker_versions,
+    read_consolidated,
+    touch,
+    write_consolidated,
+)
 from usam_video.store.nodes import ArraySpec, create_video_nodes
 from usam_video.store.records import FrameTable, HistoryEntry, VideoSummary, WriteBatch, WriteCounts
 from usam_video.store.verify import VerifyReport, verify_store
@@ -488,8 +497,10 @@ class PseudoLabelStore:
 
     def summary(self, video_id: str) -> VideoSummary:
         group = self._group(video_id)
-        attrs = self._attrs(video_id, group)
-        status = self._read(video_id, group, "status")
+        return self._summary_of(video_id, self._attrs(video_id, group), self._read(video_id, group, "status"))
+
+    def _summary_of(self, video_id: str, attrs: Mapping[str, Any], status: np.ndarray) -> VideoSummary:
+        """:meth:`summary` from a video group's attributes and its ``uint8`` ``(T, O)`` status."""
         counts = {s.label: int((status == s).sum()) for s in Status}
         with self._reading(video_id, "group attributes"):
             video = attrs["video"]
@@ -578,14 +589,90 @@ class PseudoLabelStore:
             return list(pool.map(read, video_ids))
 
     def summaries(self, video_ids: Sequence[str] | None = None) -> list[VideoSummary]:
-        """:meth:`summary` of every video (or of ``video_ids``), in order, read concurrently."""
-        return self._each_video(self.summary, self.videos() if video_ids is None else list(video_ids))
+        """:meth:`summary` of every video (or of ``video_ids``), in order.
+
+        Every video's: from the summary index where it holds (store/index.py: a listing of the
+        change markers and one ``index.json``), the others read from their groups, concurrently.
+        """
+        if video_ids is not None:
+            return self._each_video(self.summary, list(video_ids))
+        versions, consolidated = self._index()
+        names = self._video_names(versions)
+        fresh = {v: consolidated.fresh(v, versions.get(v)) for v in names} if consolidated else {}
+        stale = [v for v in names if fresh.get(v) is None]
+        read = dict(zip(stale, self._each_video(self.summary, stale), strict=True))
+        return [fresh.get(v) or read[v] for v in names]
+
+    def consolidate_index(self) -> int:
+        """Write ``index.json``: every video's summary with the version of its change marker
+        (taken first: a write racing this leaves its entry stale, never wrong). The videos whose
+        entries still hold are not read again, and an index that still holds whole is not
+        rewritten. Returns how many entries were read anew."""
+        versions, consolidated = self._index()
+        names = [v for v in self._video_names(versions) if v in versions]
+        fresh = {v: consolidated.fresh(v, versions[v]) for v in names} if consolidated else {}
+        stale = [v for v in names if fresh.get(v) is None]
+        read = dict(zip(stale, self._each_video(self.summary, stale), strict=True))
+        entries = {v: (versions[v], fresh.get(v) or read[v]) for v in names}
+        if consolidated is None:
+            unchanged = not entries
+        else:
+            unchanged = not stale and set(entries) == set(consolidated.entries)
+        if unchanged:
+            return 0  # a run that wrote nothing leaves the store as it was
+        with _writing(self.location):
+            sync(write_consolidated(self._root.store, self._root.store_path.path, entries))
+        return len(stale)
+
+    def _index(self) -> tuple[dict[str, str], Consolidated | None]:
+        """The change markers' versions (listed first) and the consolidated summaries."""
+        store, path = self._root.store, self._root.store_path.path
+        with self._reading(None, "the summary index"):
+            versions = sync(marker_versions(store, path))
+            return versions, sync(read_consolidated(store, path)) if versions else None
+
+    def _video_names(self, versions: Mapping[str, str]) -> list[str]:
+        """:meth:`videos`, checking only the groups without a change marker (a marker is written
+        after its group: one listing instead of a request per video)."""
+        store = self._root.store
+        base = "/".join(p for p in (self._root.store_path.path, "videos") if p)
+
+        async def listed() -> list[str]:
+            return sorted([n async for n in store.list_dir(base) if n != "zarr.json"])
+
+        with self._reading(None, "the listing of videos/"):
+            names = sync(listed())
+        unmarked = [n for n in names if n not in versions]
+        checked = set(self._node_names_of(unmarked)) if unmarked else set()
+        return [n for n in names if n in versions or n in checked]
+
+    def _node_names_of(self, names: Sequence[str]) -> list[str]:
+        """Those of ``names`` that are video groups (each one's ``zarr.json`` checked)."""
+        found: list[str] = []
+        for name in names:
+            found.extend(self._node_names("videos", only=name))
+        return found
+
+    def _touch(self, video_id: str, summary: VideoSummary | None = None) -> None:
+        """Rewrite the video's change marker (store/index.py) from its summary (read here unless
+        the caller has it)."""
+        content = marker_of(summary if summary is not None else self.summary(video_id))
+        with _writing(self.location):
+            sync(touch(self._root.store, self._root.store_path.path, video_id, content))
+
+    def _finished(self, video_id: str, group: zarr.Group, status: np.ndarray) -> None:
+        """A writer's finish: its video's marker, from what the writer holds (no read)."""
+        self._touch(video_id, self._summary_of(video_id, self._attrs(video_id, group), status))
 
     def queue(self, video_id: str | None = None) -> list[QueueEntry]:
         """Every queued frame-object (for refinement or human review), read from the store itself:
-        each video's status first, its other arrays only when it queued something; videos are
-        read concurrently."""
-        ids = [video_id] if video_id is not None else self.videos()
+        only the videos whose summary counts queued frame-objects (the summary index answers for
+        most, see :meth:`summaries`), their status first; videos are read concurrently."""
+        if video_id is not None:
+            ids = [video_id]
+        else:
+            queued = (Status.QUEUED_REFINE.label, Status.QUEUED_HUMAN.label)
+            ids = [s.video_id for s in self.summaries() if any(s.status_counts.get(q) for q in queued)]
         return [entry for entries in self._each_video(self._queue_of, ids) for entry in entries]
 
     def _queue_of(self, vid: str) -> list[QueueEntry]:
@@ -660,6 +747,7 @@ class PseudoLabelStore:
             if group is not None and not group.attrs.get("complete", False):
                 with _writing(self.location):  # a full disk may refuse the note too
                     group.attrs["failure"] = message[:_FAILURE_CHARS]
+                    self._touch(video_id)
         except StoreError:
             return
 
@@ -727,6 +815,8 @@ class PseudoLabelStore:
         # The earlier group is read once, for its generation and its corrections (damaged
         # metadata raises here: its corrections cannot be carried over).
         earlier = self._group_or_none(video.video_id)
+        with _writing(self.location):  # being rewritten: readers read its group, not the index
+            sync(forget(self._root.store, self._root.store_path.path, video.video_id))
         generation = self._labelling_generation(None if earlier is None else dict(earlier.attrs))
         # Corrections are snapshotted first: if this relabelling dies, the next run finds them.
         self._carry_corrections(video.video_id, earlier, video.height, video.width)
@@ -757,7 +847,10 @@ class PseudoLabelStore:
         # The writer takes the arrays just made: opening them again would read each one's
         # metadata back (this runs on a thread beside SAM 2's, whose lock it shares).
         o, s = len(object_ids), len(score_names)
-        return VideoWriter(group, o, s, generation, location=self.location, arrays=arrays)
+        return VideoWriter(
+            group, o, s, generation, location=self.location, arrays=arrays,
+            on_finish=functools.partial(self._finished, video.video_id, group),
+        )  # fmt: skip
 
     def _video_attrs(self, video_id: str) -> dict[str, Any] | None:
         """A video group's attributes; None if it has no group (or no ``zarr.json`` yet).
@@ -1026,6 +1119,8 @@ class PseudoLabelStore:
             group["source"][t, o] = int(u.source)
             group["revision"][t, o] = generation
             group["status"][t, o] = int(u.status)
+        for video_id in dict.fromkeys(u.video_id for u in updates):
+            self._touch(video_id)
         if batch_id is not None:
             self._finish_batch(batch)
         return generation
@@ -1047,6 +1142,8 @@ class PseudoLabelStore:
             o = ids.index(obj)
             group["reason"][t, o] = code
             group["status"][t, o] = int(status)
+        if entries:
+            self._touch(video_id)
 
     def review_plan(self, video_id: str) -> dict[tuple[int, int], dict[str, Any]]:
         """The review planner's picks of a video: ``{(frame, object_id): {"rank", "reason", ...}}``
