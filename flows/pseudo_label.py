@@ -119,15 +119,37 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(value, 4)
 
 
+#: Rows of a run's summary table artifact at most: one per video would be 15-25 MB of JSON in
+#: the Prefect database at SA-V's 50,000 videos.
+SUMMARY_ROWS = 1000
+
+
+def _shown(results: list[VideoResult], report: RunReport | None, limit: int) -> list[VideoResult]:
+    """``results`` when at most ``limit``; else the failed videos, then the most uncertain (the
+    report's ranking), then the rest in order, ``limit`` in all, in the run's order."""
+    if len(results) <= limit:
+        return results
+    ranked = {d.video_id: report.rank(d.video_id) for d in report.videos} if report is not None else {}
+    order = sorted(
+        range(len(results)),
+        key=lambda i: (results[i].outcome != "failed", ranked.get(results[i].video_id, math.inf), i),
+    )
+    return [results[i] for i in sorted(order[:limit])]
+
+
 def summary_table(
-    results: list[VideoResult], report: RunReport | None = None, pages: dict[str, str] | None = None
+    results: list[VideoResult],
+    report: RunReport | None = None,
+    pages: dict[str, str] | None = None,
+    limit: int = SUMMARY_ROWS,
 ) -> list[dict[str, Any]]:
-    """Rows of the run's table artifact (one per video). With a review ``report``, each row also
-    has the video's uncertainty, its rank, the key of its page artifact (``pages``; "" when it
-    has none) and, with ground truth, its J&F beside the copy-first-mask baseline's."""
+    """Rows of the run's table artifact (one per video, at most ``limit``: above that the failed
+    and the most uncertain videos). With a review ``report``, each row also has the video's
+    uncertainty, its rank, the key of its page artifact (``pages``; "" when it has none) and,
+    with ground truth, its J&F beside the copy-first-mask baseline's."""
     digests = {d.video_id: d for d in report.videos} if report is not None else {}
     rows = []
-    for r in results:
+    for r in _shown(results, report, limit):
         row = {f.name: getattr(r, f.name) for f in fields(VideoResult)}
         row["mean_predicted_iou"] = _rounded(r.mean_predicted_iou)
         row["seconds"] = round(r.seconds, 2)
@@ -289,11 +311,18 @@ def pseudo_label_dataset(
         jf = f"; J&F {report.jf:.3f}"
         if report.jf_baseline is not None:
             jf += f" (copy-first-mask {report.jf_baseline:.3f})"
+    capped = (
+        f" ({SUMMARY_ROWS} of {len(results)} videos: the failed and the most uncertain first; "
+        "`usam-video inspect` lists every video)"
+        if len(results) > SUMMARY_ROWS
+        else ""
+    )
+    untrained = " (UNTRAINED weights: see the flow log)" if untrained_warnings(context) else ""
     create_table_artifact(
         summary_table(results, report, pages),
         key=f"{key}-summary",
-        description=f"Pseudo-labels of run {run.name!r} into {run.store}{jf}; review pages: column "
-        "review_page" + ("" if not untrained_warnings(context) else " (UNTRAINED weights: see the flow log)"),
+        description=f"Pseudo-labels of run {run.name!r} into {run.store}{jf}{capped}; review pages: "
+        f"column review_page{untrained}",
     )
     # The summary rows only: the frame tables stay in this process's memory, never in a result.
     return [r.summary() for r in results]
