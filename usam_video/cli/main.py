@@ -132,6 +132,28 @@ def _inspect_data(store: PseudoLabelStore, with_frames: bool) -> list[dict[str, 
     return videos
 
 
+def _inspected_rows(videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``videos`` when at most :data:`PRINTED_ROWS`; else, after a totals line, the incomplete
+    videos, then those with the most frame-objects queued for humans (a table of 50,000 rows
+    takes minutes to draw and nobody reads it), in store order."""
+    if len(videos) <= PRINTED_ROWS:
+        return videos
+    totals: Counter[str] = Counter()
+    for v in videos:
+        totals.update(v["status_counts"])
+    complete = sum(1 for v in videos if v["complete"])
+    console.print(
+        f"{len(videos)} videos: {complete} complete, {len(videos) - complete} incomplete; "
+        f"{totals['accepted']} accepted, {totals['queued_refine']}/{totals['queued_human']} queued "
+        "(refine/human)"
+    )
+    order = sorted(
+        range(len(videos)),
+        key=lambda i: (videos[i]["complete"], -videos[i]["status_counts"].get("queued_human", 0), i),
+    )
+    return [videos[i] for i in sorted(order[:PRINTED_ROWS])]
+
+
 @app.command()
 def inspect(
     store: str = typer.Argument(..., help=STORE_HELP),
@@ -150,11 +172,16 @@ def inspect(
     if as_json:
         print(json.dumps({"store": str(store), "videos": videos, "claims": claims}, indent=1))
         return
-    table = Table(title=f"{store}")
+    shown = _inspected_rows(videos)
+    title = f"{store}" if len(shown) == len(videos) else (
+        f"{store}: {len(shown)} of {len(videos)} videos, the incomplete and the most queued for "
+        "humans first (--json lists every video)"
+    )  # fmt: skip
+    table = Table(title=title)
     columns = ("video", "frames", "objects", "complete", "accepted", "queued (refine/human)", "untrained")
     for col in (*columns, "heads pairing"):
         table.add_column(col)
-    for v in videos:
+    for v in shown:
         c = v["status_counts"]
         p = v["provenance"]
         untrained = ", ".join(k for k in ("model", "heads") if p.get(f"{k}_untrained")) or "-"
