@@ -3,7 +3,9 @@ datasets, and one session-scoped Prefect test harness."""
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -27,22 +29,43 @@ except ImportError:  # pragma: no cover - torch is a dependency
     pass
 
 
-# The service package (tests/service) starts a real Prefect server and labels a reference run
-# (about 30 s) in each xdist worker that runs one of its tests. `make test` runs `--dist
-# loadgroup`, and this scheduler keeps the package on one worker (the other tests go one by one to
-# whichever worker is free). xdist's own `xdist_group` mark cannot do it under pytest 9.2:
-# xdist 3.8.0 renames the item's `_nodeid`, and pytest 9.2's `nodeid` no longer reads it.
+# Two kinds of tests go to one xdist worker as a whole, the rest one by one to whichever worker
+# is free (`make test` runs `--dist loadgroup`):
+# - the service package (tests/service), which starts a real Prefect server and labels a
+#   reference run (about 30 s) in each worker that runs one of its tests;
+# - every module that defines a module-, package- or class-scoped fixture: one by one, its tests
+#   alternate between the two workers and each worker built the fixture (sam2's trainer module
+#   trained micro twice, 18 s of CPU each; labelled stores, feature records: 1-5 s each).
+# xdist's own `xdist_group` mark cannot do it under pytest 9.2: xdist 3.8.0 renames the item's
+# `_nodeid`, and pytest 9.2's `nodeid` no longer reads it.
+_SHARED_FIXTURE = re.compile(r"""scope\s*=\s*["'](?:module|package|class)["']""")
+
+
+@functools.cache
+def _has_shared_fixture(path: Path) -> bool:
+    """Whether the test module at ``path`` defines a fixture that its tests share."""
+    try:
+        return _SHARED_FIXTURE.search(path.read_text(encoding="utf-8")) is not None
+    except OSError:  # not a file here (a nodeid xdist made up): schedule its tests one by one
+        return False
+
+
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: nothing to do without it
 def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001 (xdist's Producer)
     if config.getoption("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    class ServicePackageOnOneWorker(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return "tests/service" if nodeid.startswith("tests/service/") else nodeid
+    root = config.rootpath
 
-    return ServicePackageOnOneWorker(config, log)
+    class SharedSetUpOnOneWorker(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/service/"):
+                return "tests/service"
+            module = nodeid.split("::", 1)[0]
+            return module if _has_shared_fixture(root / module) else nodeid
+
+    return SharedSetUpOnOneWorker(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -229,6 +229,27 @@ class _PrefectServer:
     process: subprocess.Popen[bytes]
     cpu_s: float = 0.0  # filled in when it stops: its CPU and that of the children it reaped
 
+    def wait_until_healthy(self, timeout_s: float = 180.0) -> None:
+        """Return once the server answers its health check (RuntimeError if it exits first or
+        stays silent ``timeout_s`` seconds)."""
+        import urllib.request
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the Prefect server exited with code {self.process.returncode} before it answered."
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Prefect server at {self.url} did not answer within {timeout_s:g} s.")
+            time.sleep(0.5)
+
 
 @contextmanager
 def _prefect_server(work: Path) -> Iterator[_PrefectServer]:
@@ -237,9 +258,10 @@ def _prefect_server(work: Path) -> Iterator[_PrefectServer]:
 
     Without one the flow's process would start its embedded server, and each worker process,
     which cannot see that server, its own: a worker killed with ``kill -9`` left its server
-    behind. Its own process group, stopped as a whole at the end."""
-    import urllib.request
+    behind. Its own process group, stopped as a whole at the end.
 
+    Yielded as soon as it is started: the caller starts the Dask cluster while the server sets
+    up its database, and calls :meth:`_PrefectServer.wait_until_healthy` before the flow."""
     port = _free_port()
     env = {**_cli_env(work), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     usam = str(Path(sys.executable).with_name("usam-video"))
@@ -254,21 +276,6 @@ def _prefect_server(work: Path) -> Iterator[_PrefectServer]:
         )
     server = _PrefectServer(f"http://127.0.0.1:{port}/api", process)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"the Prefect server exited with code {process.returncode} before it answered."
-                )
-            try:
-                with urllib.request.urlopen(f"{server.url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the Prefect server on port {port} did not answer within 180 s.")
-            time.sleep(0.5)
         yield server
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -623,6 +630,7 @@ def run_scale(
             _prefect_server(work) as server,
             _dask_cluster(work, workers, source, events, frame_delay, server.url) as (address, _),
         ):
+            server.wait_until_healthy()  # it started up while the cluster did
             store_url = "s3://scale/store.zarr"
             config = _run_config(work, dataset_root, store_url, moto.url)
             before = len(moto.requests())

@@ -111,6 +111,7 @@ def plot_score_histograms(
     """
     import math
 
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -124,7 +125,10 @@ def plot_score_histograms(
     for i, (name, values) in enumerate(scores.items()):
         axis = figure.add_subplot(rows, cols, i + 1)
         finite = [float(v) for v in values if math.isfinite(float(v))]
-        axis.hist(finite, bins=bins, color="tab:blue")
+        # One filled step patch per score draws the same pixels as ``axis.hist``'s bar per bin
+        # (its bars touch and have no edges), at less cost: a run's figure has one axes per score.
+        counts, edges = np.histogram(finite, bins=bins)
+        axis.stairs(counts, edges, fill=True, color="tab:blue")
         axis.set_title(f"{name} (n={len(finite)})", fontsize=9)
         axis.tick_params(labelsize=7)
     if title:
