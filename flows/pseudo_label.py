@@ -306,26 +306,35 @@ def pseudo_label_dataset(
         else None
     )
     pages = {v: video_artifact_key(key, v) for v in report.paged} if report is not None else {}
+    create_table_artifact(
+        summary_table(results, report, pages),
+        key=f"{key}-summary",
+        description=_summary_description(context, report, len(results)),
+    )
+    # The summary rows only: the frame tables stay in this process's memory, never in a result.
+    return [r.summary() for r in results]
+
+
+def _summary_description(context: RunContext, report: RunReport | None, videos: int) -> str:
+    """The summary table artifact's description: the run, its store, its J&F when measured, and
+    whether the table holds every video."""
+    run = context.run
     jf = ""
     if report is not None and report.jf is not None:
         jf = f"; J&F {report.jf:.3f}"
         if report.jf_baseline is not None:
             jf += f" (copy-first-mask {report.jf_baseline:.3f})"
     capped = (
-        f" ({SUMMARY_ROWS} of {len(results)} videos: the failed and the most uncertain first; "
+        f" ({SUMMARY_ROWS} of {videos} videos: the failed and the most uncertain first; "
         "`usam-video inspect` lists every video)"
-        if len(results) > SUMMARY_ROWS
+        if videos > SUMMARY_ROWS
         else ""
     )
     untrained = " (UNTRAINED weights: see the flow log)" if untrained_warnings(context) else ""
-    create_table_artifact(
-        summary_table(results, report, pages),
-        key=f"{key}-summary",
-        description=f"Pseudo-labels of run {run.name!r} into {run.store}{jf}{capped}; review pages: "
-        f"column review_page{untrained}",
+    return (
+        f"Pseudo-labels of run {run.name!r} into {run.store}{jf}{capped}; review pages: "
+        f"column review_page{untrained}"
     )
-    # The summary rows only: the frame tables stay in this process's memory, never in a result.
-    return [r.summary() for r in results]
 
 
 def _label_videos(

@@ -63,9 +63,9 @@ class ScoreInfo:
 #: video_features``), in column order. They see what a per-frame decoder token cannot: identity
 #: switches (overlap with other objects), drift (area change, pointer similarity, colour) and time
 #: since the last conditioning frame. New features go at the end: a column's position never
-#: changes, and the shipped video heads read theirs by name
-#: (``usam_video.pipeline.train_heads.VIDEO_HEAD_FEATURES``).
-VIDEO_FEATURES: tuple[str, ...] = (
+#: changes. The first eleven are what the shipped video heads were trained on
+#: (:data:`VIDEO_HEAD_FEATURES`); ``colour_to_cond`` came later and only the release head reads it.
+VIDEO_HEAD_FEATURES: tuple[str, ...] = (
     "prev_iou",
     "area_prev_ratio",
     "area_cond_ratio",
@@ -77,8 +77,8 @@ VIDEO_FEATURES: tuple[str, ...] = (
     "min_prev_iou_since_cond",
     "max_overlap_since_cond",
     "min_area_cond_ratio_since_cond",
-    "colour_to_cond",
 )
+VIDEO_FEATURES: tuple[str, ...] = (*VIDEO_HEAD_FEATURES, "colour_to_cond")
 
 _INF = float("inf")
 _FIXED: dict[str, ScoreInfo] = {

@@ -43,7 +43,7 @@ from usam_video.heads import save_heads
 from usam_video.heads.fit import HeadFit, split_by_video, train_head, train_heads
 from usam_video.heads.manifest import HeadInputs
 from usam_video.pipeline.context import cached_model
-from usam_video.score_registry import score_info
+from usam_video.score_registry import VIDEO_HEAD_FEATURES, score_info
 from usam_video.scoring.scores import BASELINE_SCORES, Scorer
 from usam_video.store import TrainingContainer
 from usam_video.types import FrameAnnotation, FramePrediction, ObjectPrompt, TrainingSamples
@@ -135,25 +135,10 @@ def dense_prompt_points(
 
 #: The video heads: trained on the tokens plus :data:`VIDEO_HEAD_INPUTS`, on video targets.
 VIDEO_HEADS: tuple[str, ...] = ("iou_video", "lost_video")
-#: The video features the video heads read, frozen: the shipped heads (heads-micro, heads-tiny)
-#: were trained on exactly these. A feature the engine gained later (``colour_to_cond``) is stored
-#: and read by the release head; it enters the video heads only with heads retrained on it (and
-#: this list grown with them).
-VIDEO_HEAD_FEATURES: tuple[str, ...] = (
-    "prev_iou",
-    "area_prev_ratio",
-    "area_cond_ratio",
-    "overlap_others",
-    "ptr_cos_cond",
-    "object_score_trend",
-    "frames_since_cond",
-    "area_fraction",
-    "min_prev_iou_since_cond",
-    "max_overlap_since_cond",
-    "min_area_cond_ratio_since_cond",
-)
-#: Extra inputs of the video heads, in order: the baseline scores and the video features of the
-#: frame-object, as the Scorer stores them.
+#: The video features the video heads read (score_registry.VIDEO_HEAD_FEATURES), frozen: the
+#: shipped heads were trained on exactly these. A feature the engine gained later
+#: (``colour_to_cond``) is stored and read by the release head; it enters the video heads only
+#: with heads retrained on it (and that list grown with them).
 #: Extra inputs of the video heads, in order: the baseline scores and the video features of the
 #: frame-object, as the Scorer stores them.
 VIDEO_HEAD_INPUTS: tuple[str, ...] = BASELINE_SCORES + VIDEO_HEAD_FEATURES
