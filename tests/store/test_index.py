@@ -29,18 +29,23 @@ def _direct(store: PseudoLabelStore) -> list[dict]:
     return [asdict(s) for s in store.summaries(list(VIDEOS))]
 
 
-@pytest.fixture()
-def reads(monkeypatch) -> list[str]:
-    """The videos whose summary is read from their groups."""
+def _videos_read_by(monkeypatch: pytest.MonkeyPatch, method: str) -> list[str]:
+    """The videos that ``PseudoLabelStore.<method>(video_id)`` is called with from now on."""
     seen: list[str] = []
-    real = PseudoLabelStore.summary
+    real = getattr(PseudoLabelStore, method)
 
     def counted(self: PseudoLabelStore, video_id: str):
         seen.append(video_id)
         return real(self, video_id)
 
-    monkeypatch.setattr(PseudoLabelStore, "summary", counted)
+    monkeypatch.setattr(PseudoLabelStore, method, counted)
     return seen
+
+
+@pytest.fixture()
+def reads(monkeypatch) -> list[str]:
+    """The videos whose summary is read from their groups."""
+    return _videos_read_by(monkeypatch, "summary")
 
 
 def test_a_consolidated_store_answers_from_its_index(tmp_path: Path, reads: list[str]) -> None:
@@ -120,14 +125,7 @@ def test_queue_reads_only_the_videos_that_queued_something(tmp_path: Path, monke
     store = _store(tmp_path)
     store.set_decisions("vid-1", [(t, 7) for t in range(REF.num_frames)], Status.ACCEPTED, "fine")
     store.consolidate_index()
-    read: list[str] = []
-    real = PseudoLabelStore._queue_of
-
-    def counted(self: PseudoLabelStore, video_id: str):
-        read.append(video_id)
-        return real(self, video_id)
-
-    monkeypatch.setattr(PseudoLabelStore, "_queue_of", counted)
+    read = _videos_read_by(monkeypatch, "_queue_of")
     entries = store.queue()
     assert sorted(read) == ["vid-2", "vid-3"]
     assert {e.video_id for e in entries} == {"vid-2", "vid-3"}
