@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.helpers import FRAMES, USAM_VIDEO, VIDEOS, ServerHandle, free_port, write_run_yaml
+from tests.service.helpers import (
+    FRAMES,
+    USAM_VIDEO,
+    VIDEOS,
+    ServerHandle,
+    free_port,
+    run_labelling,
+    write_run_yaml,
+)
 
 
 @pytest.fixture(scope="package")
@@ -85,13 +93,5 @@ def reference_run(
     config = write_run_yaml(
         folder / "run.yaml", service_dataset, str(store), "svc-reference", small_model_config
     )
-    done = subprocess.run(
-        [str(USAM_VIDEO), "run", str(config)],
-        env=prefect_server.env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_labelling(config, prefect_server)
     return ReferenceRun(store, config, "svc-reference", done.stdout)

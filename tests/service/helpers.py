@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "ARTIFACTS_DIR",
     "ServerHandle",
     "free_port",
+    "run_labelling",
     "write_run_yaml",
     "copy_store",
     "LABEL_ARRAYS",
@@ -78,6 +80,21 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def run_labelling(config: Path, server: ServerHandle) -> subprocess.CompletedProcess[str]:
+    """``usam-video run CONFIG`` against ``server``, to its end (10 min at most); asserts exit 0
+    and returns the finished process (its output captured)."""
+    done = subprocess.run(
+        [str(USAM_VIDEO), "run", str(config)],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
 
 
 def write_run_yaml(

@@ -18,6 +18,7 @@ from tests.service.helpers import (
     VIDEOS,
     assert_same_labels,
     outcomes,
+    run_labelling,
     summary_rows,
     write_run_yaml,
 )
@@ -87,17 +88,9 @@ def test_a_video_claimed_by_a_live_writer_is_skipped_not_written(
     assert store.claim("synth-001", owner="worker-elsewhere", lease_s=6) is None
     try:
         with store.keep_claim("synth-001", owner="worker-elsewhere", lease_s=6):
-            done = subprocess.run(
-                [str(USAM_VIDEO), "run", str(config)],
-                env=prefect_server.env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-                stdin=subprocess.DEVNULL,
-            )
+            run_labelling(config, prefect_server)  # asserts exit 0
     finally:
         store.release("synth-001", owner="worker-elsewhere")
-    assert done.returncode == 0, done.stdout + done.stderr
     (rows,) = summary_rows("svc-claimed", prefect_server).values()
     assert outcomes(rows) == {"synth-000": "labelled", "synth-001": "skipped", "synth-002": "labelled"}
     assert "worker-elsewhere" in next(r["error"] for r in rows if r["video_id"] == "synth-001")
