@@ -57,7 +57,7 @@ import functools
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -384,26 +384,31 @@ class PseudoLabelStore:
         except Exception as exc:  # zarr raises ValueError, RuntimeError, JSONDecodeError, KeyError...
             raise self._damaged(video_id, what, exc) from exc
 
-    def _node_names(self, path: str, only: str | None = None) -> list[str]:
+    def _node_names(
+        self, path: str, only: Sequence[str] | None = None, known: Collection[str] = ()
+    ) -> list[str]:
         """Names of the nodes under ``path`` (the videos, or a video's arrays), from the store's listing.
 
         Listing does not parse the children's metadata, so one damaged ``zarr.json`` neither hides
         its video nor breaks the listing (it fails, naming itself, when the video is read). A
         folder without its ``zarr.json`` is a concurrent writer's group not yet created: skipped.
         Those existence checks go :data:`_CONCURRENT_VIDEOS` at a time (one request each on an
-        object store). ``only``: just that name, if it is a node (one check, no listing).
+        object store). ``only``: just those names, if they are nodes (no listing). ``known``:
+        names listed that need no check (videos with a change marker, written after the group).
         """
         store = self._root.store
         base = "/".join(p for p in (self._root.store_path.path, path) if p)
         gate = asyncio.Semaphore(_CONCURRENT_VIDEOS)
 
         async def is_node(name: str) -> bool:
+            if name in known:
+                return True
             async with gate:
                 return bool(await store.exists(f"{base}/{name}/zarr.json"))
 
         async def names() -> list[str]:
             if only is not None:
-                listed = [only]
+                listed = list(only)
             else:
                 listed = [n async for n in store.list_dir(base) if n != "zarr.json"]
             found = await asyncio.gather(*(is_node(n) for n in listed))
@@ -597,11 +602,18 @@ class PseudoLabelStore:
         if video_ids is not None:
             return self._each_video(self.summary, list(video_ids))
         versions, consolidated = self._index()
-        names = self._video_names(versions)
+        indexed, _ = self._indexed(self._video_names(versions), versions, consolidated)
+        return list(indexed.values())
+
+    def _indexed(
+        self, names: Sequence[str], versions: Mapping[str, str], consolidated: Consolidated | None
+    ) -> tuple[dict[str, VideoSummary], list[str]]:
+        """``{video: summary}`` of ``names`` in order, from ``consolidated`` where its entry still
+        holds, else read from the group (concurrently); and the videos read."""
         fresh = {v: consolidated.fresh(v, versions.get(v)) for v in names} if consolidated else {}
         stale = [v for v in names if fresh.get(v) is None]
         read = dict(zip(stale, self._each_video(self.summary, stale), strict=True))
-        return [fresh.get(v) or read[v] for v in names]
+        return {v: fresh.get(v) or read[v] for v in names}, stale
 
     def consolidate_index(self) -> int:
         """Write ``index.json``: every video's summary with the version of its change marker
@@ -610,10 +622,8 @@ class PseudoLabelStore:
         rewritten. Returns how many entries were read anew."""
         versions, consolidated = self._index()
         names = [v for v in self._video_names(versions) if v in versions]
-        fresh = {v: consolidated.fresh(v, versions[v]) for v in names} if consolidated else {}
-        stale = [v for v in names if fresh.get(v) is None]
-        read = dict(zip(stale, self._each_video(self.summary, stale), strict=True))
-        entries = {v: (versions[v], fresh.get(v) or read[v]) for v in names}
+        indexed, stale = self._indexed(names, versions, consolidated)
+        entries = {v: (versions[v], summary) for v, summary in indexed.items()}
         if consolidated is None:
             unchanged = not entries
         else:
@@ -634,24 +644,7 @@ class PseudoLabelStore:
     def _video_names(self, versions: Mapping[str, str]) -> list[str]:
         """:meth:`videos`, checking only the groups without a change marker (a marker is written
         after its group: one listing instead of a request per video)."""
-        store = self._root.store
-        base = "/".join(p for p in (self._root.store_path.path, "videos") if p)
-
-        async def listed() -> list[str]:
-            return sorted([n async for n in store.list_dir(base) if n != "zarr.json"])
-
-        with self._reading(None, "the listing of videos/"):
-            names = sync(listed())
-        unmarked = [n for n in names if n not in versions]
-        checked = set(self._node_names_of(unmarked)) if unmarked else set()
-        return [n for n in names if n in versions or n in checked]
-
-    def _node_names_of(self, names: Sequence[str]) -> list[str]:
-        """Those of ``names`` that are video groups (each one's ``zarr.json`` checked)."""
-        found: list[str] = []
-        for name in names:
-            found.extend(self._node_names("videos", only=name))
-        return found
+        return self._node_names("videos", known=versions.keys())
 
     def _touch(self, video_id: str, summary: VideoSummary | None = None) -> None:
         """Rewrite the video's change marker (store/index.py) from its summary (read here unless
@@ -709,7 +702,7 @@ class PseudoLabelStore:
             # One video's check looks for it alone: listing every video (and checking each one's
             # metadata) made each skipped video of a run cost a request per video of the store.
             if video_id is not None and path in ("videos", "history"):
-                return self._node_names(path, only=video_id)
+                return self._node_names(path, only=[video_id])
             return self._node_names(path)
 
         if video_id is not None and not (nodes("videos") or nodes("history")):
