@@ -36,19 +36,21 @@ def test_small_run_on_s3_with_a_kill_writes_every_video_exactly_once(
         [
             "--small",
             "--sizes",
-            "16",
+            "8",
             "--workers",
             "2",
             "--kills",
             "1",
             "--shard-size",
             "4",
+            "--report-videos",
+            "1",
             "--out",
             str(tmp_path),
         ]
     )
     (size,) = figures["sizes"]
-    assert size["videos"] == 16 and size["source"] == "copy" and size["shard_size"] == 4
+    assert size["videos"] == 8 and size["source"] == "copy" and size["shard_size"] == 4
     assert size["kills"] == 1  # a worker was killed while it wrote a video
     assert size["duplicates"] == 0 and size["missing"] == 0 and size["failed"] == 0
     assert size["flow_exit_code"] == 0
@@ -60,7 +62,7 @@ def test_small_run_on_s3_with_a_kill_writes_every_video_exactly_once(
     assert "duplicates 0 missing 0" in capsys.readouterr().out
     assert _processes_under(tmp_path) == []  # no server, worker or moto left behind (a kill -9 did)
     # the dataset is kept for the next run, marked as the benchmark's own
-    assert (tmp_path / "dataset-16x4" / ".usam-scale-dataset.json").exists()
+    assert (tmp_path / "dataset-8x4" / ".usam-scale-dataset.json").exists()
 
 
 def test_the_benchmark_never_writes_into_a_folder_it_did_not_make(tmp_path: Path) -> None:

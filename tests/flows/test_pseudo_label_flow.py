@@ -109,18 +109,22 @@ def test_gpu_limit_path_creates_and_holds_the_limit(
 def test_review_pages_only_for_the_most_uncertain_videos(
     prefect_harness, dataset: Path, tmp_path: Path, small_model_config
 ) -> None:
-    """The size cap: ``report_videos=1`` writes one video page (a timeline and a worst-frame strip
-    embedded, under the page cap), the overview names it, and every video keeps a table row."""
+    """The size cap: ``usam-video run --report-videos 1`` writes one video page (a timeline and a
+    worst-frame strip embedded, under the page cap), the overview names it, and every video keeps
+    a table row."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from typer.testing import CliRunner
 
-    from flows.pseudo_label import pseudo_label_dataset, video_artifact_key
+    from flows.pseudo_label import video_artifact_key
+    from usam_video.cli import app
     from usam_video.pipeline.report import MAX_PAGE_BYTES, build_report
 
     videos = ["synth-000", "synth-001", "synth-002"]
     run = make_run_config(dataset, tmp_path / "s.zarr", videos, small_model_config)
     run = run.model_copy(update={"name": "cap-test"})
-    pseudo_label_dataset(str(write_run_yaml(tmp_path, run)), report_videos=1)
+    result = CliRunner().invoke(app, ["run", str(write_run_yaml(tmp_path, run)), "--report-videos", "1"])
+    assert result.exit_code == 0, result.output
     worst = build_report(tmp_path / "s.zarr", ground_truth=False).videos[0].video_id
 
     table = _artifacts("cap-test-summary")[0]

@@ -613,10 +613,12 @@ def run_scale(
     frame_delay: float = 0.0,
     seed: int = 0,
     shard_size: int | None = None,
+    report_videos: int | None = None,
 ) -> ScaleFigures:
     """Label ``videos`` generated SA-V videos into one S3 store with ``workers`` Dask worker
     processes and ``kills`` kill -9s; the figures of :class:`ScaleFigures`. ``shard_size``: videos
-    per task (None: the flow's default, :func:`usam_video.pipeline.shards.shard_size_for`)."""
+    per task (None: the flow's default, :func:`usam_video.pipeline.shards.shard_size_for`);
+    ``report_videos``: the run's review pages (None: the flow's default)."""
     from usam_video.pipeline.shards import shard_size_for
     from usam_video.store import PseudoLabelStore
 
@@ -638,7 +640,8 @@ def run_scale(
             started = time.perf_counter()
             flow = subprocess.Popen(
                 [usam, "run", str(config), "--task-runner", "dask", "--dask-address", address]
-                + ([] if shard_size is None else ["--shard-size", str(shard_size)]),
+                + ([] if shard_size is None else ["--shard-size", str(shard_size)])
+                + ([] if report_videos is None else ["--report-videos", str(report_videos)]),
                 env={**_cli_env(work), "PREFECT_API_URL": server.url},
                 stdout=(work / "run.log").open("wb"),
                 stderr=subprocess.STDOUT,
@@ -729,6 +732,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--shard-size", type=int, default=None, help="videos per task (default: the flow's; --small 10)"
     )
+    parser.add_argument(
+        "--report-videos", type=int, default=None, help="the run's review pages (default: the flow's)"
+    )
     parser.add_argument("--frame-delay", type=float, default=None, help="copy source: seconds per frame")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "scale")
     parser.add_argument("--serve-cluster", type=Path, default=None, help=argparse_hidden())
@@ -750,7 +756,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             source = "copy" if args.small or n > MICRO_LIMIT else "micro"
         delay = args.frame_delay if args.frame_delay is not None else (0.02 if source == "copy" else 0.0)
         shard_size = args.shard_size or (10 if args.small else None)
-        figures = run_scale(args.out, n, workers, kills, source, args.frames, delay, shard_size=shard_size)
+        figures = run_scale(
+            args.out,
+            n,
+            workers,
+            kills,
+            source,
+            args.frames,
+            delay,
+            shard_size=shard_size,
+            report_videos=args.report_videos,
+        )
         results.append(figures)
         print(f"N {n} source {source}: duplicates {figures.duplicates} missing {figures.missing}", flush=True)
     rows = [

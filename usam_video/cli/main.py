@@ -216,7 +216,8 @@ def queue(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     video: str | None = typer.Option(None, help="only this video"),
 ) -> None:
-    """The queued frame-objects (for refinement or human review) with reasons and scores."""
+    """The queued frame-objects (for refinement or human review) with reasons, scores and the
+    review round of each review planner's pick."""
     from usam_video.store import PseudoLabelStore
     from usam_video.types import Status
 
@@ -241,6 +242,7 @@ def queue(
                 "route": e.status.label,
                 "reason": e.reason,
                 "plan": e.plan,
+                "round": e.plan_round,  # null: a frame-object the planner did not pick
                 "scores": {k: _finite(v) for k, v in e.scores.items()},
                 "video_complete": e.video_id not in incomplete,
             }
@@ -252,7 +254,7 @@ def queue(
     human = sum(e.status == Status.QUEUED_HUMAN for e in entries)
     title = f"{len(entries)} frame-objects: {human} for human review, {len(entries) - human} for refinement"
     table = Table(title=f"queue of {store} ({title})")
-    for col in ("video", "frame", "object", "route", "reason", "review plan", "sam_iou"):
+    for col in ("video", "frame", "object", "route", "reason", "review plan", "round", "sam_iou"):
         table.add_column(col)
     for e in entries:
         table.add_row(
@@ -262,6 +264,7 @@ def queue(
             e.status.label,
             e.reason,
             escape(e.plan),
+            "-" if e.plan_round is None else str(e.plan_round),
             f"{e.scores.get('sam_iou', float('nan')):.3f}",
         )
     console.print(table)
@@ -373,6 +376,12 @@ def run(
         min=1,
         help="videos per task (default: 1 up to 1,000 videos, then at most 1,000 tasks a run)",
     ),
+    report_videos: int | None = typer.Option(
+        None,
+        "--report-videos",
+        min=0,
+        help="review page artifacts for this many of the most uncertain videos (default 20; 0: none)",
+    ),
 ) -> None:
     """Pseudo-label a dataset with the Prefect flow (embedded server unless PREFECT_API_URL is set).
 
@@ -381,7 +390,11 @@ def run(
     the dataset and the store must be reachable under the same names (see README, "Labelling on
     a Dask cluster")."""
     _label_with_flow(
-        config, report_jf=True, runner=(task_runner, workers, dask_address), shard_size=shard_size
+        config,
+        report_jf=True,
+        runner=(task_runner, workers, dask_address),
+        shard_size=shard_size,
+        report_videos=report_videos,
     )
 
 
@@ -391,12 +404,13 @@ def _label_with_flow(
     report_jf: bool,
     runner: tuple[str, int | None, str | None] = ("thread", None, None),
     shard_size: int | None = None,
+    report_videos: int | None = None,
 ) -> None:
     """Run the pseudo-label flow on a run YAML and print its table; exit 1 if a video failed.
     ``report_jf``: measure J&F in the flow's review artifacts. ``runner``: the task runner's
     name, workers (None: its default) and Dask address; ``thread`` with neither keeps the flow's
-    own runner (what its deployments run with). ``shard_size``: videos per task (None: the
-    flow's default)."""
+    own runner (what its deployments run with). ``shard_size``: videos per task and
+    ``report_videos``: review pages (None: the flow's defaults)."""
     from usam_video.pipeline import open_run
 
     try:
@@ -431,8 +445,13 @@ def _label_with_flow(
             err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     try:
         with one_line_task_failures():
+            pages = {} if report_videos is None else {"report_videos": report_videos}
             results = flow(
-                str(config.resolve()), report_jf=report_jf, context_token=context.token, shard_size=shard_size
+                str(config.resolve()),
+                report_jf=report_jf,
+                context_token=context.token,
+                shard_size=shard_size,
+                **pages,
             )
     except UsamVideoError as exc:
         fail(exc)
