@@ -237,6 +237,7 @@ class QueueEntry:
     reason: str
     scores: Mapping[str, float] = field(default_factory=dict)
     plan: str = ""  # why the review planner picked it ("onset of a low run of 14 frames ...")
+    plan_round: int | None = None  # the review round of the planner's pick; None: no pick
 
 
 @dataclass(frozen=True)

@@ -79,3 +79,21 @@ def test_bad_input_exits_2_with_the_message(template: Path, tmp_path: Path, args
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split()), result.output
     assert tree_digest(store) == digest
+
+
+def test_queue_shows_each_picks_round(template: Path, tmp_path: Path) -> None:
+    """``queue`` shows the review round of each planner's pick: as the plan records it, round 1
+    for an entry stored before rounds, none for a queued frame-object that is no pick."""
+    import json
+
+    store = copy_store(template, tmp_path / "s.zarr")
+    pick = {"rank": 1, "reason": "onset", "value": 0.5, "run_start": 1, "run_end": 1}
+    plan = [{"frame": 2, "object": 1, **pick, "round": 2}, {"frame": 3, "object": 2, **pick, "rank": 2}]
+    PseudoLabelStore.open(store).set_review_plan(VIDEO, plan)
+    result = runner.invoke(app, ["queue", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    rounds = {(r["frame"], r["object_id"]): r["round"] for r in json.loads(result.stdout)["queued"]}
+    assert len(rounds) == 10 and rounds.pop((2, 1)) == 2 and rounds.pop((3, 2)) == 1
+    assert set(rounds.values()) == {None}
+    table = runner.invoke(app, ["queue", str(store)], terminal_width=200)
+    assert table.exit_code == 0 and "round" in table.output

@@ -26,7 +26,7 @@ from usam_video.engine import PropagationSession, flush_due
 from usam_video.errors import UsamVideoError
 from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.provenance import run_config_of
-from usam_video.review.budget import BudgetInput, plan_budget, video_limit
+from usam_video.review.budget import BudgetInput, plan_budget, review_round, video_limit
 from usam_video.scoring import Scorer, score_frame
 from usam_video.scoring.policy import OVER_BUDGET, FrameDecision, decide_frame
 from usam_video.store import FrameTable, PseudoLabelStore, VideoWriter, WriteCounts
@@ -56,6 +56,7 @@ __all__ = [
     "relabel_videos",
     "scored_frames",
     "apply_run_budget",
+    "share_run_budget",
     "video_result",
     "run_score_values",
     "stored_videos",
@@ -280,7 +281,7 @@ def _label_claimed(
                 consumer.put(frame)
             consumer.put(None)  # the last, partial batch
         writer = pending_writer.result()
-        plan = _plan_human_reviews(context, video_id, object_ids, written, writer)
+        plan = _plan_human_reviews(context, store, video_id, object_ids, written, writer, len(corrected))
         counts = writer.finish()
     except BaseException:
         # The store's set-up may still run: wait for it, then stop its writer without completing.
@@ -466,20 +467,30 @@ class _Written:
 
 
 def _plan_human_reviews(
-    context: RunContext, video_id: str, object_ids: tuple[int, ...], written: _Written, writer: VideoWriter
+    context: RunContext,
+    store: PseudoLabelStore,
+    video_id: str,
+    object_ids: tuple[int, ...],
+    written: _Written,
+    writer: VideoWriter,
+    spent: int,
 ) -> list[dict[str, Any]]:
-    """Spend the video's human budget: the review planner picks which queued frame-objects go to
-    people; the others are accepted with reason ``over_human_budget``; the plan is kept and
-    returned (the store's entries)."""
+    """Spend what is left of the video's human budget (``spent``: its frame-objects humans
+    corrected in earlier rounds, kept as they are): the review planner picks which queued
+    frame-objects go to people; the others are accepted with reason ``over_human_budget``; the
+    plan, marked with its review round, is kept and returned (the store's entries)."""
     budget = context.run.policy.human_budget
     for_humans = written.status == Status.QUEUED_HUMAN
     if budget is None or not for_humans.any():
         return []
+    # Corrections outlive every relabel, so a video without any has had no import yet: its
+    # first round, without reading the store's batch records.
+    in_round = review_round(store.batches(), video_id) if spent else 1
     priority = written.scores[..., context.score_names.index(budget.priority)].astype(np.float64)
     plan = plan_budget(
         [BudgetInput(video_id, object_ids, priority, written.tracked, for_humans)],
         budget,
-        video_limit(budget, int(for_humans.sum()), for_humans.size),
+        video_limit(budget, int(for_humans.sum()), for_humans.size, spent, rounds_done=in_round - 1),
     )
     dropped = plan.dropped[video_id]
     if dropped:
@@ -488,7 +499,7 @@ def _plan_human_reviews(
         writer.update_decisions(frames, objects, Status.ACCEPTED, code)
         written.status[frames, objects] = Status.ACCEPTED
         written.reason[frames, objects] = code
-    entries = plan.entries(video_id)
+    entries = plan.entries(video_id, in_round)
     writer.set_review_plan(entries)
     return entries
 
@@ -573,9 +584,13 @@ def run_score_plot(run_name: str, videos: Sequence[LabelledVideo], path: Path) -
     )
 
 
-def relabel_videos(store_path: str | Path, video_ids: Sequence[str]) -> list[VideoResult]:
+def relabel_videos(
+    store_path: str | Path, video_ids: Sequence[str], *, run_budget: bool = True
+) -> list[VideoResult]:
     """Propagate videos again with the run config they were labelled with (after corrections):
-    each correction becomes a conditioning frame and is kept as is."""
+    each correction becomes a conditioning frame and is kept as is. Each video plans what its
+    human budget has left (a new review round); with ``run_budget`` the relabelled videos then
+    share what the run's ``max_per_run`` has left (:func:`share_run_budget`)."""
     store = PseudoLabelStore.open(store_path)
     results = []
     # Each video's own stored config, which may differ from video to video: one context per
@@ -587,23 +602,62 @@ def relabel_videos(store_path: str | Path, video_ids: Sequence[str]) -> list[Vid
         if key not in contexts:
             contexts[key] = load_context(run)
         results.append(label_video(contexts[key], video_id, store, force=True))
-    return results
+    return share_run_budget(store, results) if run_budget else results
+
+
+def share_run_budget(
+    store: PseudoLabelStore | str | Path, results: Sequence[VideoResult]
+) -> list[VideoResult]:
+    """The run budget (``max_per_run``) of videos relabelled after an import: ``results``, each
+    relabelled video's plan cut where the run has less left than the videos ask for.
+
+    The run is the store's videos. The relabelled videos (the ``labelled`` rows of ``results``)
+    share, by the review planner's expected gain, at most ``max_per_run`` less every correction
+    already made in the store's videos, less the frame-objects still queued for humans in its
+    other videos: picks already handed to curators keep their place, and the new round gets the
+    rest. Videos are grouped by the human budget they were labelled with (one group when they
+    share a run config); a group counts every video outside it as the store holds it now.
+    """
+    labelled = [r for r in results if isinstance(r, LabelledVideo) and r.table is not None]
+    if not labelled:
+        return list(results)
+    store = PseudoLabelStore.opened(store, mode="a")
+    groups: dict[str, tuple[RunConfig, list[LabelledVideo]]] = {}
+    for video in labelled:
+        run = run_config_of(store, video.video_id)
+        budget = run.policy.human_budget
+        if budget is not None and budget.max_per_run is not None:
+            groups.setdefault(budget.model_dump_json(), (run, []))[1].append(video)
+    summaries = store.summaries() if groups else []
+    shared: dict[str, VideoResult] = {}
+    for run, videos in groups.values():
+        inside = {v.video_id for v in videos}
+        counts = [s.status_counts for s in summaries if s.video_id not in inside]
+        reserved = sum(c.get(Status.CORRECTED.label, 0) + c.get(Status.QUEUED_HUMAN.label, 0) for c in counts)
+        capped, _ = apply_run_budget(run, store, videos, reserved=reserved)
+        shared.update({v.video_id: v for v in capped})
+    return [shared.get(r.video_id, r) for r in results]
 
 
 def apply_run_budget(
-    run: RunConfig, store: PseudoLabelStore, videos: Sequence[LabelledVideo]
+    run: RunConfig, store: PseudoLabelStore, videos: Sequence[LabelledVideo], *, reserved: int = 0
 ) -> tuple[list[LabelledVideo], int]:
-    """Cap the frame-objects queued for humans across a run's videos (``max_per_run``): the
-    review planner picks which, across videos; the rest are accepted with reason
-    ``over_human_budget`` and each video's review plan is rewritten, in the store and in the
-    returned videos' tables. Returns the videos and how many frame-objects were turned away."""
+    """Cap the frame-objects queued for humans across a run's videos (``max_per_run``, a total
+    over every review round): what is left of it after the corrections already made in
+    ``videos`` and the ``reserved`` frame-objects (the run's other videos' corrections and
+    queued picks, see :func:`share_run_budget`) goes where the review planner expects the most
+    gain, across videos; the rest are accepted with reason ``over_human_budget`` and each
+    video's review plan is rewritten (its round kept), in the store and in the returned videos'
+    tables. Returns the videos and how many frame-objects were turned away."""
     budget = run.policy.human_budget
     if budget is None or budget.max_per_run is None:
         return list(videos), 0
+    spent = 0
     inputs = []
     for video in videos:
         table = video.table
         assert table is not None  # stored_videos gives every video its table
+        spent += int((table.status == Status.CORRECTED).sum())
         inputs.append(
             BudgetInput(
                 video.video_id,
@@ -613,11 +667,12 @@ def apply_run_budget(
                 table.status == Status.QUEUED_HUMAN,
             )
         )
-    if sum(int(i.queued.sum()) for i in inputs) <= budget.max_per_run:
+    left = max(0, budget.max_per_run - spent - reserved)
+    if sum(int(i.queued.sum()) for i in inputs) <= left:
         return list(videos), 0
     # The planner ranks runs across every video of the run: the run budget goes to the
     # corrections with the largest expected gain wherever they are.
-    plan = plan_budget(inputs, budget, budget.max_per_run)
+    plan = plan_budget(inputs, budget, left)
     picked = {p.video_id for p in plan.picks}
     out = []
     for video in videos:
@@ -629,7 +684,8 @@ def apply_run_budget(
         assert table is not None
         ids = table.object_ids
         store.set_decisions(video.video_id, [(t, ids[o]) for t, o in dropped], Status.ACCEPTED, OVER_BUDGET)
-        entries = plan.entries(video.video_id)
+        # The round the label loop planned the video in (every plan entry of a video has it).
+        entries = plan.entries(video.video_id, max((int(e["round"]) for e in video.plan), default=1))
         store.set_review_plan(video.video_id, entries)
         out.append(replace(video, table=_turned_away(table, dropped), plan=tuple(entries)))
     return out, sum(len(d) for d in plan.dropped.values())

@@ -6,7 +6,10 @@ files completely, writes the edited and the confirmed (queued, unchanged) masks 
 one batch named by the import's id (``replace_masks``: the replaced masks go to the history; a
 rerun after a kill resumes that batch), then propagates every touched video again with the
 corrections as SAM 2 conditioning frames (``relabel_videos``), which keeps them exactly and
-rescores the rest.
+rescores the rest. That relabel is the video's next review round: it plans only what the human
+budget has left after every correction so far (a budget is a total over all rounds), and the
+run's ``max_per_run`` is shared by the relabelled videos once all are done
+(``share_run_budget``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from usam_video.datasets import FrameSource, open_dataset
 from usam_video.errors import UsamVideoError
-from usam_video.pipeline.label import relabel_videos, run_config_of
+from usam_video.pipeline.label import relabel_videos, run_config_of, share_run_budget
 from usam_video.review import ExportResult, ImportResult, export_review, plan_import
 from usam_video.store import FrameTable, PseudoLabelStore
 from usam_video.types import MaskSource, Status, VideoResult
@@ -115,10 +118,13 @@ def import_corrections(store_path: str | Path, path: str | Path, relabel: bool =
         # The corrections are stored already: a video that fails to relabel (its dataset moved,
         # say) is reported as failed and the others still run, as in label_dataset.
         try:
-            relabelled.extend(relabel_videos(store_path, [video_id]))
+            relabelled.extend(relabel_videos(store_path, [video_id], run_budget=False))
         except UsamVideoError as exc:
             log.error("relabelling video %s after the import failed: %s", video_id, exc)
             relabelled.append(VideoResult(video_id, "failed", error=f"{type(exc).__name__}: {exc}"))
+    # The run budget once every video is relabelled: the planner shares it across all of them,
+    # not first come first served.
+    relabelled = share_run_budget(store_path, relabelled)
     return result(plan.counts(), tuple(relabelled), generation)
 
 

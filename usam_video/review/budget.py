@@ -4,11 +4,15 @@ The planner (:mod:`usam_video.review.planner`) sees one uncertainty sequence per
 video; the store holds ``(T, O, S)`` score tables. Every score's direction comes from the score
 registry, so a confidence (``iou_video``, ``sam_iou``) and an uncertainty (``lost_video``, a gap)
 plan alike.
+
+A human budget is a run's total over every review round (:class:`~usam_video.config.HumanBudget`):
+a video relabelled after an import plans only what its budget has left (:func:`budget_left`), and
+every plan entry records the round it was made in (:func:`review_round`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,14 +21,17 @@ import numpy as np
 from usam_video.config import HumanBudget, ReviewPlanConfig
 from usam_video.review.planner import Pick, PlannerSettings, Track, plan_reviews, rank_percentile
 from usam_video.score_registry import to_uncertainty
+from usam_video.store import WriteBatch
 
 __all__ = [
     "BudgetInput",
     "BudgetPlan",
+    "budget_left",
     "budget_uncertainty",
     "plan_budget",
     "plan_entries",
     "planner_settings",
+    "review_round",
     "tracks_of",
     "uncertainty_table",
     "video_limit",
@@ -100,20 +107,45 @@ def budget_uncertainty(budget: HumanBudget, values: np.ndarray) -> np.ndarray:
     return to_uncertainty(budget.priority, v)
 
 
-def video_limit(budget: HumanBudget, queued: int, total: int) -> int:
-    """How many of a video's ``queued`` frame-objects its budget lets through (``total``: the
-    video's frame-objects, the base of ``fraction_per_video``)."""
-    limit = queued
+def budget_left(budget: HumanBudget, total: int, spent: int = 0, rounds_done: int = 0) -> int | None:
+    """How many more of a video's frame-objects its budget lets go to humans, over all rounds:
+    its cap (``fraction_per_video`` of ``total``, the video's frame-objects; ``max_per_video``)
+    less the ``spent`` ones humans corrected already, never below 0; 0 once the video has had
+    ``max_rounds`` rounds of corrections (``rounds_done``); None when nothing caps the video."""
+    if budget.max_rounds is not None and rounds_done >= budget.max_rounds:
+        return 0
+    caps = []
     if budget.fraction_per_video is not None:
-        limit = min(limit, int(np.floor(budget.fraction_per_video * total)))
+        caps.append(int(np.floor(budget.fraction_per_video * total)))
     if budget.max_per_video is not None:
-        limit = min(limit, budget.max_per_video)
-    return limit
+        caps.append(budget.max_per_video)
+    return max(0, min(caps) - spent) if caps else None
 
 
-def plan_entries(picks: Sequence[Pick]) -> list[dict[str, Any]]:
+def video_limit(budget: HumanBudget, queued: int, total: int, spent: int = 0, rounds_done: int = 0) -> int:
+    """How many of a video's ``queued`` frame-objects its budget lets through (``total``: the
+    video's frame-objects, the base of ``fraction_per_video``; ``spent``: its frame-objects
+    humans corrected in earlier rounds; ``rounds_done``: those rounds; see :func:`budget_left`)."""
+    left = budget_left(budget, total, spent, rounds_done)
+    return queued if left is None else min(queued, left)
+
+
+def review_round(batches: Iterable[WriteBatch], video_id: str) -> int:
+    """The review round a plan of ``video_id`` made now belongs to: 1 + the import batches
+    (``PseudoLabelStore.batches``; only imports write named batches) that brought corrections
+    to the video, i.e. wrote rows of its history (an interrupted batch counts once, as its
+    rerun finishes it under the same id)."""
+    rounds = 1
+    for batch in batches:
+        start, end = batch.history.get(video_id, (0, 0))
+        rounds += end > start
+    return rounds
+
+
+def plan_entries(picks: Sequence[Pick], in_round: int = 1) -> list[dict[str, Any]]:
     """The store's record of a plan: per pick ``frame``, ``object``, ``rank`` (1 = first),
-    ``reason``, ``value`` and its run's span."""
+    ``reason``, ``value``, its run's span and ``round``: ``in_round``, the round the plan was
+    made in (:func:`review_round`)."""
     return [
         {
             "frame": p.frame_index,
@@ -123,6 +155,7 @@ def plan_entries(picks: Sequence[Pick]) -> list[dict[str, Any]]:
             "value": round(float(p.value), 6),
             "run_start": p.run_start,
             "run_end": p.run_end,
+            "round": in_round,
         }
         for i, p in enumerate(picks, start=1)
     ]
@@ -154,9 +187,10 @@ class BudgetPlan:
     picks: tuple[Pick, ...]
     dropped: dict[str, list[tuple[int, int]]]
 
-    def entries(self, video_id: str) -> list[dict[str, Any]]:
-        """The store's record of ``video_id``'s part of the plan (:func:`plan_entries`)."""
-        return plan_entries([p for p in self.picks if p.video_id == video_id])
+    def entries(self, video_id: str, in_round: int = 1) -> list[dict[str, Any]]:
+        """The store's record of ``video_id``'s part of the plan, made in round ``in_round``
+        (:func:`plan_entries`)."""
+        return plan_entries([p for p in self.picks if p.video_id == video_id], in_round)
 
 
 def plan_budget(videos: Sequence[BudgetInput], budget: HumanBudget, limit: int) -> BudgetPlan:

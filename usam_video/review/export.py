@@ -8,7 +8,8 @@ directly into CVAT (a task per video from ``images/<video>/``) or a COCO viewer.
 
 Each manifest entry says whether its frame-object was queued (what ``usam-video queue`` lists
 and the reviewer is asked to look at) or only shown for context beside a queued object of its
-frame; an unchanged context object is left as it is by the import.
+frame; an unchanged context object is left as it is by the import. A queued entry that is one of
+the review planner's picks carries the pick's review round (the store's plan entry).
 
 The export goes through :func:`usam_video.output_folder.atomic_output_folder`, as ``report``
 does: written under a hidden temporary sibling of ``out`` and renamed at the end, so a failed
@@ -270,9 +271,11 @@ def _export_video_frames(
 
     Returns the frames to annotate (task frames numbered from 0 in the order of ``frames``),
     their manifest rows, and one manifest entry per frame-object, queued when its status is in
-    ``statuses`` or, when ``asked`` is given, when it is in ``asked``.
+    ``statuses`` or, when ``asked`` is given, when it is in ``asked``; a queued review planner's
+    pick with its round (none when ``asked`` is given: an audit asks about its own sample).
     """
     table = store.frame_table(vid)
+    plan = store.review_plan(vid) if asked is None else {}
     h, w = summary.height, summary.width
     exported: list[ExportFrame] = []
     manifest_frames: list[ManifestFrame] = []
@@ -297,6 +300,8 @@ def _export_video_frames(
             masks = exported[-1].masks
             for o, obj in enumerate(summary.object_ids):
                 label = Status(int(status[o])).label
+                queued = label in statuses if asked is None else (vid, t, int(obj)) in asked
+                pick = plan.get((t, int(obj))) if queued else None
                 entries.append(
                     ManifestEntry(
                         vid,
@@ -306,8 +311,9 @@ def _export_video_frames(
                         label,
                         MaskSource(int(table.source[t, o])).label if table.source is not None else "",
                         table.reason_label(int(table.reason[t, o])),
-                        queued=label in statuses if asked is None else (vid, t, int(obj)) in asked,
+                        queued=queued,
                         mask_sha256=mask_digest(masks[o]),
+                        round=None if pick is None else int(pick["round"]),
                     )
                 )
     return exported, manifest_frames, entries

@@ -12,7 +12,9 @@ edited mask from an unchanged one by it, whatever the store holds by then (an in
 may have written part of the batch). ``files`` maps every file the export wrote (relative path)
 to its sha256: the import refuses an export whose view-only files (``palette/``, ``images/``)
 were edited, because it would not read those edits. Manifests written before these fields read
-``queued`` from ``status`` and skip the two checks.
+``queued`` from ``status`` and skip the two checks. ``round`` is the review round of a queued
+entry that is one of the review planner's picks (1: the first pass; one more per import that
+brought its video corrections), null for every other entry and in older manifests.
 
 ``store_id`` is the exporting store's UUID: an import refuses an export of another store.
 Exports written before store ids (no ``store_id``) are accepted only by the store at the path
@@ -28,7 +30,7 @@ Layout::
                             "annotations": "annotations/<video>.xml" | "annotations.json" | "masks/<video>"}},
      "frames": [{"video_id", "frame", "task_frame", "image": "images/<video>/<frame:05d>.jpg"}],
      "entries": [{"video_id", "frame", "object_id", "revision", "status", "source", "reason",
-                  "queued": bool, "mask_sha256": "<hex>"}],
+                  "queued": bool, "mask_sha256": "<hex>", "round": int | null}],
      "files": {"<relative path>": "<sha256>", ...}}
 """
 
@@ -112,6 +114,9 @@ class ManifestEntry:
         queued: the reviewer was asked to look at it (its status was queued); False for an object
             exported only because another object of its frame was queued.
         mask_sha256: :func:`mask_digest` of the exported mask ("" in older manifests).
+        round: the review round of the planner's pick the reviewer is asked about (the plan
+            entry's ``round``, 1 for plans written before rounds); None for an entry that is no
+            pick (context, queued without a plan or for refinement) and in older manifests.
     """
 
     video_id: str
@@ -123,6 +128,7 @@ class ManifestEntry:
     reason: str = ""
     queued: bool = True
     mask_sha256: str = ""
+    round: int | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,7 @@ def read_manifest(path: Path) -> Manifest:
                 # Older manifests: the reviewer was asked about the entries with a queued status.
                 bool(e.get("queued", str(e["status"]) in data.get("statuses", ()))),
                 str(e.get("mask_sha256", "")),
+                None if e.get("round") is None else int(e["round"]),
             )
             for e in data["entries"]
         )

@@ -676,18 +676,22 @@ class PseudoLabelStore:
         table = self.frame_table(vid)
         plan = self.review_plan(vid)
         queued = np.isin(table.status, [Status.QUEUED_REFINE, Status.QUEUED_HUMAN])
-        return [
-            QueueEntry(
-                video_id=vid,
-                frame_index=int(t),
-                object_id=int(table.object_ids[o]),
-                status=Status(int(table.status[t, o])),
-                reason=table.reason_label(int(table.reason[t, o])),
-                plan=plan.get((int(t), int(table.object_ids[o])), {}).get("reason", ""),
-                scores={n: float(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)},
+        entries = []
+        for t, o in zip(*np.nonzero(queued), strict=True):
+            pick = plan.get((int(t), int(table.object_ids[o])))
+            entries.append(
+                QueueEntry(
+                    video_id=vid,
+                    frame_index=int(t),
+                    object_id=int(table.object_ids[o]),
+                    status=Status(int(table.status[t, o])),
+                    reason=table.reason_label(int(table.reason[t, o])),
+                    plan="" if pick is None else pick.get("reason", ""),
+                    plan_round=None if pick is None else int(pick["round"]),
+                    scores={n: float(v) for n, v in zip(table.score_names, table.scores[t, o], strict=True)},
+                )
             )
-            for t, o in zip(*np.nonzero(queued), strict=True)
-        ]
+        return entries
 
     def verify(self, video_id: str | None = None, metadata_only: tuple[str, ...] = ()) -> VerifyReport:
         """Read every chunk of every array (of one video, or of the whole store) and report what
@@ -1139,11 +1143,13 @@ class PseudoLabelStore:
             self._touch(video_id)
 
     def review_plan(self, video_id: str) -> dict[tuple[int, int], dict[str, Any]]:
-        """The review planner's picks of a video: ``{(frame, object_id): {"rank", "reason", ...}}``
-        (rank 1 = picked first; empty for videos labelled without a human budget)."""
+        """The review planner's picks of a video: ``{(frame, object_id): {"rank", "reason",
+        "round", ...}}`` (rank 1 = picked first; round 1 = the first pass; empty for videos
+        labelled without a human budget)."""
         group = self._group(video_id)
         entries = self._attrs(video_id, group).get("review_plan") or []
-        return {(int(e["frame"]), int(e["object"])): dict(e) for e in entries}
+        # Plans stored before review rounds were recorded were all made by the first pass.
+        return {(int(e["frame"]), int(e["object"])): {"round": 1, **e} for e in entries}
 
     @_writes
     def set_review_plan(self, video_id: str, entries: Sequence[Mapping[str, Any]]) -> None:

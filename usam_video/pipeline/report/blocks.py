@@ -30,6 +30,11 @@ def _direction_text(score: str) -> str:
     }[score_info(score).direction]
 
 
+def _left(d: VideoDigest) -> str:
+    """What a video's human budget has left, for a page or a cell."""
+    return "no per-video cap" if d.budget_left is None else str(d.budget_left)
+
+
 def _jf_text(report: RunReport, jf: float | None, baseline: float | None) -> str:
     scale = " (x100)" if report.protocol == "sav" else ""
     return f"J&F{scale} {_num(jf)}, copying the first mask to every frame: {_num(baseline)}"
@@ -48,7 +53,8 @@ def video_blocks(report: RunReport, video_id: str, images: PageImages | None) ->
         Code(d.score),
         f" ({_direction_text(d.score)}). Video uncertainty {_num(d.uncertainty)} (mean of its worst "
         f"{TAIL_FRACTION:.0%} frames). Queued for a human: {d.queued_human}, for refinement: "
-        f"{d.queued_refine}; corrected: {d.corrected}; planned corrections: {len(d.plan)}.",
+        f"{d.queued_refine}; corrected: {d.corrected}; planned corrections: {len(d.plan)}. "
+        f"Review round {d.review_round}: human budget spent {d.corrected}, left {_left(d)}.",
     ]
     if d.jf is not None:
         facts.append(f" {_jf_text(report, d.jf, d.jf_baseline)}.")
@@ -161,6 +167,8 @@ def index_row(report: RunReport, d: VideoDigest, page: Cell) -> tuple[Cell, ...]
         str(d.queued_human),
         str(len(d.plan)),
         str(d.corrected),
+        str(d.review_round),
+        _left(d),
         _why(d),
     )
     if report.jf is not None:
@@ -177,6 +185,8 @@ def index_header(report: RunReport, page_column: str) -> tuple[str, ...]:
         "queued human",
         "planned",
         "corrected",
+        "round",
+        "budget left",
         "why",
     )
     return header + (("J&F", "J&F copy-first-mask") if report.jf is not None else ())

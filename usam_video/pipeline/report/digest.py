@@ -1,5 +1,6 @@
 """What a review page says about one stored video: its :class:`VideoDigest`, read from the
-store's frame table and review plan, and the run's confidence score it is ranked by."""
+store's frame table and review plan, the run's confidence score it is ranked by, and where its
+review stands (its round, the human budget spent and left)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from usam_video.config import DatasetConfig, RunConfig
+from usam_video.config import DatasetConfig, HumanBudget, RunConfig
 from usam_video.errors import EvaluationError, InputError
+from usam_video.review.budget import budget_left, review_round
 from usam_video.score_registry import is_known, score_info, to_uncertainty
 from usam_video.store import FrameTable, PseudoLabelStore
 from usam_video.types import MaskSource, Status
@@ -54,6 +56,10 @@ class VideoDigest:
         plan: the review planner's picks by rank.
         jf, jf_baseline: J&F of the video and of the copy-first-mask baseline (ground truth only).
         untrained: the masks or scores come from random weights.
+        review_round: the review round of its plan (1: the first pass; one more per import that
+            brought it corrections). ``corrected`` is the human budget it has spent.
+        budget_left: how many more frame-objects its human budget lets go to humans, over all
+            rounds (0 once ``max_rounds`` rounds are done); None: no per-video cap or no budget.
     """
 
     video_id: str
@@ -74,6 +80,8 @@ class VideoDigest:
     jf: float | None = None
     jf_baseline: float | None = None
     untrained: bool = False
+    review_round: int = 1
+    budget_left: int | None = None
 
 
 def _run_config(store: PseudoLabelStore, video_id: str) -> RunConfig:
@@ -91,10 +99,20 @@ def chosen_score(store: PseudoLabelStore, video_id: str, score_names: Sequence[s
     Raises:
         EvaluationError: no stored score is a confidence or an uncertainty.
     """
+    return _score_of(_budget_of(store, video_id), video_id, score_names)
+
+
+def _budget_of(store: PseudoLabelStore, video_id: str) -> HumanBudget | None:
+    """The human budget a video was labelled with; None without one, or without a run config in
+    its provenance (an older store)."""
     try:
-        budget = _run_config(store, video_id).policy.human_budget
-    except InputError:  # no run config in the provenance (an older store): fall back
-        budget = None
+        return _run_config(store, video_id).policy.human_budget
+    except InputError:
+        return None
+
+
+def _score_of(budget: HumanBudget | None, video_id: str, score_names: Sequence[str]) -> str:
+    """:func:`chosen_score` of a video labelled with ``budget``."""
     if budget is not None and budget.priority in score_names:
         return budget.priority
     if "sam_iou" in score_names:
@@ -140,7 +158,8 @@ def digest_video(
     summary = store.summary(video_id)
     table = table if table is not None else store.frame_table(video_id)
     entries = plan if plan is not None else list(store.review_plan(video_id).values())
-    score = chosen_score(store, video_id, table.score_names)
+    budget = _budget_of(store, video_id)
+    score = _score_of(budget, video_id, table.score_names)
     values = table.scores[..., table.score_names.index(score)].astype(np.float64)  # (T, O)
     conditioning = np.zeros(table.status.shape, bool)
     if table.source is not None:
@@ -166,6 +185,9 @@ def digest_video(
         value = float(values[t, ids.index(obj)]) if obj in ids and 0 <= t < len(values) else math.nan
         plan.append(PlanItem(int(entry["rank"]), t, obj, value, str(entry.get("reason", ""))))
     provenance = summary.provenance
+    corrected = int((table.status == Status.CORRECTED).sum())
+    in_round = _round_of(store, video_id, entries, corrected)
+    left = None if budget is None else budget_left(budget, table.status.size, corrected, in_round - 1)
     return VideoDigest(
         video_id=video_id,
         score=score,
@@ -178,12 +200,24 @@ def digest_video(
         worst_values=tuple(float(values[t, o]) for t, o in zip(frames, objects, strict=True)),
         queued_human=int((table.status == Status.QUEUED_HUMAN).sum()),
         queued_refine=int((table.status == Status.QUEUED_REFINE).sum()),
-        corrected=int((table.status == Status.CORRECTED).sum()),
+        corrected=corrected,
         conditioning=int(conditioning.sum()),
         queued_by_reason=tuple(reasons.most_common()),
         plan=tuple(sorted(plan, key=lambda p: p.rank)),
         untrained=bool(provenance.get("model_untrained") or provenance.get("heads_untrained")),
+        review_round=in_round,
+        budget_left=left,
     )
+
+
+def _round_of(
+    store: PseudoLabelStore, video_id: str, entries: Sequence[Mapping[str, Any]], corrected: int
+) -> int:
+    """The review round of a video: its plan's, else (no picks) 1 + the imports that brought it
+    corrections, read from the store's batch records only when it has corrections."""
+    if entries:
+        return max(int(e["round"]) for e in entries)
+    return review_round(store.batches(), video_id) if corrected else 1
 
 
 def dataset_of(store: PseudoLabelStore, video_id: str, dataset: DatasetConfig | None) -> DatasetConfig:
