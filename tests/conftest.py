@@ -128,14 +128,43 @@ def make_run_config(
 
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    """One ephemeral Prefect server for the whole session (it costs 8-18 s to start)."""
+def prefect_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Prefect database migrated once per session (tests/prefect_db.py): each server a test
+    starts gets a copy instead of migrating a new file."""
+    from tests.prefect_db import migrated_template
+
+    base = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's folder sits in the session's own: the template is shared there.
+    return migrated_template(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(prefect_db_template: Path):
+    """One ephemeral Prefect server for the whole session, on a copy of the migrated database."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    from prefect.testing.utilities import prefect_test_harness
+    import tempfile
 
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
+    import prefect.testing.utilities as harness_module
+
+    from tests.prefect_db import seed
+
+    def seeded_temp_dir() -> str:
+        # The harness keeps its database as ``prefect-test.db`` in a folder from mkdtemp.
+        folder = tempfile.mkdtemp()
+        seed(prefect_db_template, Path(folder) / "prefect-test.db")
+        return folder
+
+    # Without the name (another Prefect), the harness migrates a new file: slower, still right.
+    patch = pytest.MonkeyPatch()
+    if hasattr(harness_module, "mkdtemp"):
+        patch.setattr(harness_module, "mkdtemp", seeded_temp_dir)
+    try:
+        with harness_module.prefect_test_harness(server_startup_timeout=90):
+            patch.undo()
+            yield
+    finally:
+        patch.undo()
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import CONFIGS
+from tests.prefect_db import DB_NAME, seed
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
-def test_sigkill_of_run_leaves_no_embedded_server(tmp_path: Path) -> None:
+def test_sigkill_of_run_leaves_no_embedded_server(tmp_path: Path, prefect_db_template: Path) -> None:
     from flows.embedded import GUARD_MARK
     from usam_video.config import load_run_config
 
@@ -53,6 +54,7 @@ def test_sigkill_of_run_leaves_no_embedded_server(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(run))
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), OMP_NUM_THREADS="1", TQDM_DISABLE="1")
+    seed(prefect_db_template, tmp_path / "prefect-home" / DB_NAME)  # a migrated database
     log = tmp_path / "run.log"
     with open(log, "wb") as out:
         cli = subprocess.Popen(
@@ -103,7 +105,9 @@ print(json.dumps({"url": url, "env": os.environ["PREFECT_API_URL"], "health": he
 """
 
 
-def test_a_local_dask_run_shares_its_embedded_server_with_its_workers(tmp_path: Path) -> None:
+def test_a_local_dask_run_shares_its_embedded_server_with_its_workers(
+    tmp_path: Path, prefect_db_template: Path
+) -> None:
     """Worker processes of a local cluster inherit the flow process's environment: with the
     embedded server named there, they report to it instead of each starting a server of its own
     (three servers for two workers, one left running by a worker killed with kill -9)."""
@@ -111,6 +115,7 @@ def test_a_local_dask_run_shares_its_embedded_server_with_its_workers(tmp_path: 
 
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path / "home")
+    seed(prefect_db_template, tmp_path / "home" / DB_NAME)  # a migrated database
     done = subprocess.run(
         [sys.executable, "-c", _SHARE], env=env, capture_output=True, text=True, timeout=300, check=False
     )

@@ -29,10 +29,14 @@ from tests.service.helpers import (
 
 
 @pytest.fixture(scope="package")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+def prefect_server(
+    tmp_path_factory: pytest.TempPathFactory, prefect_db_template: Path
+) -> Iterator[ServerHandle]:
     from flows.deploy import local_server_env, stop_process_group, wait_until_healthy
+    from tests.prefect_db import DB_NAME, seed
 
     home = tmp_path_factory.mktemp("prefect-home")
+    seed(prefect_db_template, home / DB_NAME)  # migrated once per session, not per server
     port = free_port()
     log = home / "server.log"
     env = local_server_env(port, home)
@@ -93,5 +97,5 @@ def reference_run(
     config = write_run_yaml(
         folder / "run.yaml", service_dataset, str(store), "svc-reference", small_model_config
     )
-    done = run_labelling(config, prefect_server)
+    done = run_labelling(config, prefect_server, options=())  # with its review pages
     return ReferenceRun(store, config, "svc-reference", done.stdout)
