@@ -82,11 +82,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_labelling(config: Path, server: ServerHandle) -> subprocess.CompletedProcess[str]:
-    """``usam-video run CONFIG`` against ``server``, to its end (10 min at most); asserts exit 0
-    and returns the finished process (its output captured)."""
+#: ``usam-video run`` options of a run whose review pages no test looks at (they cost about a
+#: second of CPU each; the reference run's are checked in the browser).
+NO_PAGES = ("--report-videos", "0")
+
+
+def run_labelling(
+    config: Path, server: ServerHandle, options: Sequence[str] = NO_PAGES
+) -> subprocess.CompletedProcess[str]:
+    """``usam-video run CONFIG [options]`` against ``server``, to its end (10 min at most);
+    asserts exit 0 and returns the finished process (its output captured)."""
     done = subprocess.run(
-        [str(USAM_VIDEO), "run", str(config)],
+        [str(USAM_VIDEO), "run", str(config), *options],
         env=server.env,
         capture_output=True,
         text=True,

@@ -20,6 +20,7 @@ import pytest
 
 from tests.service.helpers import (
     FRAMES,
+    NO_PAGES,
     USAM_VIDEO,
     assert_same_labels,
     file_times,
@@ -101,7 +102,7 @@ def test_sigkill_mid_video_then_rerun_equals_uninterrupted_run(
         config = write_run_yaml(
             store.parent / "run.yaml", service_dataset, f"file://{store}", name, small_model_config
         )
-        command = [str(USAM_VIDEO), "run", str(config)]
+        command = [str(USAM_VIDEO), "run", str(config), *NO_PAGES]
         if _kill_mid_video(command, env, store / "videos" / "synth-001", store.parent / "killed.log"):
             break
     else:
@@ -119,7 +120,7 @@ def test_sigkill_mid_video_then_rerun_equals_uninterrupted_run(
 
     # One video at a time as well: a thread pool of one worker, chosen on the command line (the
     # environment variable is read when the flow module is imported, long before this test).
-    done = CliRunner().invoke(app, ["run", str(config), "--workers", "1"])
+    done = CliRunner().invoke(app, ["run", str(config), "--workers", "1", *NO_PAGES])
     assert done.exit_code == 0, done.output
 
     # The rerun's table artifact, on the harness's server (the killed run never reached its own).

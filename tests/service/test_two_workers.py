@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.service.helpers import (
+    NO_PAGES,
     USAM_VIDEO,
     VIDEOS,
     assert_same_labels,
@@ -47,7 +48,7 @@ def test_two_concurrent_runs_label_every_video_exactly_once(
     env = {**prefect_server.env, "PREFECT_TASK_RUNNER_THREAD_POOL_MAX_WORKERS": "1"}
     runs = [
         subprocess.Popen(
-            [str(USAM_VIDEO), "run", str(config)],
+            [str(USAM_VIDEO), "run", str(config), *NO_PAGES],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
