@@ -1,5 +1,6 @@
 """The human budget over review rounds (usam_video.review.budget): what a video has left after
-the corrections of earlier rounds, where ``max_rounds`` stops it, and the round a plan records."""
+the corrections of earlier rounds, each round's share of it, where ``rounds`` stops it, and the
+round a plan records."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from usam_video.config import HumanBudget
 from usam_video.review import read_manifest
-from usam_video.review.budget import budget_left, plan_entries, review_round, video_limit
+from usam_video.review.budget import budget_left, plan_entries, review_round, round_share, video_limit
 from usam_video.review.manifest import Manifest, ManifestEntry, write_manifest
 from usam_video.review.planner import Pick
 from usam_video.store import WriteBatch
@@ -33,38 +34,48 @@ def test_video_limit_subtracts_the_spent_budget(budget: dict, queued: int, spent
     assert video_limit(HumanBudget(**budget), queued, 12, spent=spent) == expected
 
 
-def test_max_rounds_stops_planning_whatever_is_left() -> None:
-    budget = HumanBudget(max_per_video=10, max_rounds=2)
-    assert video_limit(budget, 8, 12, spent=2, rounds_done=1) == 8
-    assert video_limit(budget, 8, 12, spent=2, rounds_done=2) == 0
-    assert budget_left(budget, 12, spent=2, rounds_done=2) == 0
-    unlimited = HumanBudget(max_per_video=10, max_rounds=None)
-    assert video_limit(unlimited, 8, 12, spent=2, rounds_done=20) == 8
-    # Without a per-video cap only max_rounds stops a video; nothing at all: no cap (None).
-    assert budget_left(HumanBudget(max_rounds=1), 12, spent=3, rounds_done=1) == 0
-    assert budget_left(HumanBudget(max_rounds=1), 12, spent=3, rounds_done=0) is None
+def test_rounds_spread_the_budget_and_stop_planning() -> None:
+    budget = HumanBudget(max_per_video=10, rounds=3)
+    assert video_limit(budget, 20, 40) == 4  # round 1: ceil(10 / 3)
+    assert video_limit(budget, 20, 40, spent=4, rounds_done=1) == 3  # ceil(6 / 2)
+    assert video_limit(budget, 20, 40, spent=1, rounds_done=1) == 5  # a curator fixed less: ceil(9 / 2)
+    assert video_limit(budget, 20, 40, spent=7, rounds_done=2) == 3  # the last round: all that is left
+    assert video_limit(budget, 20, 40, spent=7, rounds_done=3) == 0  # the review is over
+    assert budget_left(budget, 40, spent=7, rounds_done=3) == 0
+    # Without a per-video cap only the rounds stop a video; before that nothing caps it (None).
+    assert budget_left(HumanBudget(rounds=1), 12, spent=3, rounds_done=1) == 0
+    assert budget_left(HumanBudget(rounds=1), 12, spent=3, rounds_done=0) is None
+    assert video_limit(HumanBudget(rounds=2), 8, 12, rounds_done=1) == 8
 
 
-def test_max_rounds_defaults_to_three_and_is_checked() -> None:
-    assert HumanBudget().max_rounds == 3
-    with pytest.raises(ValueError, match="max_rounds"):
-        HumanBudget(max_rounds=0)
+def test_round_share_is_the_simulations_split() -> None:
+    from usam_video.pipeline.review_simulation import split_budget
+
+    assert [round_share(10, k) for k in (3, 2, 1, 0)] == [4, 5, 10, 0]
+    assert split_budget(10, 3) == [4, 3, 3] and split_budget(2, 3) == [1, 1, 0]
+    assert sum(split_budget(112, 3)) == 112
 
 
-def test_a_default_max_rounds_keeps_the_run_fingerprint() -> None:
-    """Stores labelled before ``max_rounds`` existed stay complete under their config: the
-    budget without the field (as it was) fingerprints as the default does; another value not."""
+def test_one_round_by_default_and_checked() -> None:
+    assert HumanBudget().rounds == 1
+    assert video_limit(HumanBudget(max_per_video=4), 10, 12) == 4  # the whole budget at once
+    with pytest.raises(ValueError, match="rounds"):
+        HumanBudget(rounds=0)
+
+
+def test_the_default_rounds_keeps_the_run_fingerprint() -> None:
+    """Stores labelled before ``rounds`` existed stay complete under their config: the budget
+    without the field (as it was) fingerprints as the default does; another value not."""
     from pydantic import create_model
 
     from usam_video.config import config_fingerprint
     from usam_video.config.base import StrictModel
 
-    fields = {n: (f.annotation, f) for n, f in HumanBudget.model_fields.items() if n != "max_rounds"}
+    fields = {n: (f.annotation, f) for n, f in HumanBudget.model_fields.items() if n != "rounds"}
     before = create_model("HumanBudget", __base__=StrictModel, **fields)  # type: ignore[call-overload]
     assert config_fingerprint(before(max_per_video=3)) == config_fingerprint(HumanBudget(max_per_video=3))
-    assert config_fingerprint(before(max_per_video=3)) != config_fingerprint(
-        HumanBudget(max_per_video=3, max_rounds=2)
-    )
+    two_rounds = HumanBudget(max_per_video=3, rounds=2)
+    assert config_fingerprint(before(max_per_video=3)) != config_fingerprint(two_rounds)
 
 
 def _batch(generation: int, history: dict[str, tuple[int, int]]) -> WriteBatch:

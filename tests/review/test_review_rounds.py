@@ -1,7 +1,7 @@
 """Review rounds in the real loop (issue #35): label with a per-video human budget, export,
 correct some of the planner's picks, import (which relabels the video): the next round plans
-only what the budget has left, records its round in the plan, the export and the review report,
-and ``max_rounds`` ends the video's review."""
+only its share of what the budget has left, records its round in the plan, the export and the
+review report, and the last of the budget's ``rounds`` ends the video's review."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from usam_video.scoring.policy import OVER_BUDGET
 from usam_video.store import PseudoLabelStore
 from usam_video.types import Status
 
-#: 4 corrections per video over all rounds, at most 2 rounds of corrections. The per-frame
-#: planner takes exactly min(limit, queued) picks, so every count below is exact.
+#: 4 corrections per video over 2 rounds (2 a round when each is corrected in full). The
+#: per-frame planner takes exactly min(limit, queued) picks, so every count below is exact.
 BUDGET = HumanBudget(
     priority="sam_iou",
     max_per_video=4,
-    max_rounds=2,
+    rounds=2,
     plan=ReviewPlanConfig(kind="per_frame", skip_after=0),
 )
 POLICY = PolicyConfig(
@@ -67,11 +67,11 @@ class SecondRound:
 
 @pytest.fixture(scope="module")
 def second_round(tmp_path_factory, synth_root: Path, small_model_config) -> SecondRound:
-    """VIDEO labelled (round 1: 4 picks), 2 of its picks corrected through export and import."""
+    """VIDEO labelled (round 1: its share, 2 picks), both corrected through export and import."""
     root = tmp_path_factory.mktemp("rounds")
     store = root / "s.zarr"
     [labelled] = label_dataset(make_run_config(synth_root, store, [VIDEO], small_model_config, POLICY))
-    assert labelled.queued_human == 4
+    assert labelled.queued_human == 2
     first = plan_of(store)
     corrected = [(e["frame"], e["object"]) for e in first[:2]]
     result = correct(store, root / "export-1", corrected)
@@ -79,8 +79,8 @@ def second_round(tmp_path_factory, synth_root: Path, small_model_config) -> Seco
     return SecondRound(store, first, corrected, result.relabelled)
 
 
-def test_the_first_pass_is_round_one(second_round: SecondRound) -> None:
-    assert len(second_round.first_plan) == 4
+def test_the_first_pass_is_round_one_with_its_share(second_round: SecondRound) -> None:
+    assert len(second_round.first_plan) == 2  # half of the 4, for the first of 2 rounds
     assert {e["round"] for e in second_round.first_plan} == {1}
 
 
@@ -91,7 +91,7 @@ def test_a_relabel_after_an_import_plans_what_is_left_in_round_two(
     assert relabelled.outcome == "labelled" and isinstance(relabelled, LabelledVideo)
     plan = plan_of(second_round.store)
     k = len(second_round.corrected)
-    assert len(plan) == BUDGET.max_per_video - k  # 2, not the whole budget again
+    assert len(plan) == BUDGET.max_per_video - k  # the last round: what is left, not the budget again
     assert {e["round"] for e in plan} == {2}
     assert list(relabelled.plan) == plan  # what the relabel returned is what it stored
     assert not {(e["frame"], e["object"]) for e in plan} & set(second_round.corrected)
@@ -125,14 +125,14 @@ def test_the_review_report_shows_round_spent_and_left(second_round: SecondRound)
     assert (row["corrected"], row["round"], row["budget left"]) == ("2", "2", "2")
 
 
-def test_max_rounds_ends_the_review(second_round: SecondRound, tmp_path: Path) -> None:
+def test_the_last_round_ends_the_review(second_round: SecondRound, tmp_path: Path) -> None:
     store = shutil.copytree(second_round.store, tmp_path / "s.zarr")
     queued = [(e["frame"], e["object"]) for e in plan_of(store)]
     result = correct(store, tmp_path / "export-3", queued[:1])
     assert [r.outcome for r in result.relabelled] == ["labelled"]
     spent = len(second_round.corrected) + 1
-    # The budget alone would let one more through; the second round of corrections stops it.
-    assert budget_left(BUDGET.model_copy(update={"max_rounds": None}), FRAME_OBJECTS, spent) == 1
+    # The budget alone would let one more through; the second round of corrections ends it.
+    assert budget_left(BUDGET.model_copy(update={"rounds": 3}), FRAME_OBJECTS, spent, rounds_done=2) == 1
     assert plan_of(store) == []
     opened = PseudoLabelStore.open(store, "r")
     table = opened.frame_table(VIDEO)

@@ -56,17 +56,13 @@ class HumanBudget(StrictModel):
     """At most this much goes to humans: the review planner (``plan``) picks which, by
     ``priority``.
 
-    The budget is a run's total over every review round, not a round's: a relabel after an
-    import (``usam-video import``) plans only what its video has left (the cap minus the
-    frame-objects humans corrected already), and the run's ``max_per_run`` counts every
-    correction of the run's videos. ``max_rounds`` (default 3) stops a video's review after that
-    many rounds of corrections, whatever budget is left: round 1 asks for the onsets of the first
-    pass's low runs; re-propagated, each correction fixes the frames after it until the track
-    fails again, and round 2 asks for those later failures, which only the relabel reveals;
-    round 3 checks what round 2's corrections uncovered. A further round costs another relabel
-    of the whole video and another round trip to a curator for what little budget is left (each
-    round already spent the best-ranked picks). A judgement, not a measurement:
-    ``simulate-review`` (``rounds``) measures the gain per round on a dataset with ground truth.
+    The budget is a run's total over every review round, not a round's, and ``rounds`` spreads
+    it: the first pass plans its share (the cap over ``rounds``), and each relabel after an
+    import (``usam-video import``) plans its share of what is left (the cap less the
+    frame-objects humans corrected or confirmed so far, over the rounds left), as
+    ``simulate-review --rounds`` splits a budget. After ``rounds`` rounds of corrections a relabel
+    plans nothing: that is the review's stop. The run's ``max_per_run`` counts every correction
+    of the run's videos the same way.
     """
 
     fraction_per_video: float | None = Field(
@@ -76,14 +72,12 @@ class HumanBudget(StrictModel):
     max_per_run: int | None = Field(
         default=None, ge=0, description="over the run's (the store's) videos and all rounds"
     )
-    max_rounds: int | None = Field(
-        default=3,
+    rounds: int = Field(
+        default=1,
         ge=1,
-        description="rounds of corrections (imports) after which a video's relabel plans no more "
-        "picks (its queued frame-objects are accepted over the budget); None: no limit. Default 3: "
-        "the first pass's onsets, the failures their re-propagation reveals, and a check of "
-        "those; a further round pays a whole relabel and a curator's round trip for a budget "
-        "mostly spent",
+        description="review rounds the budget is spent in: each plans its share of what is left, "
+        "re-propagated and rescored after the corrections before it; after this many rounds of "
+        "corrections a relabel plans nothing (1: the whole budget at once, as before rounds)",
         json_schema_extra={"fingerprint": "omit_default"},  # stores labelled before stay current
     )
     priority: str = Field(default="sam_iou", description="score ordering the queue")

@@ -26,7 +26,7 @@ from usam_video.engine import PropagationSession, flush_due
 from usam_video.errors import UsamVideoError
 from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.provenance import run_config_of
-from usam_video.review.budget import BudgetInput, plan_budget, review_round, video_limit
+from usam_video.review.budget import BudgetInput, plan_budget, review_round, round_share, video_limit
 from usam_video.scoring import Scorer, score_frame
 from usam_video.scoring.policy import OVER_BUDGET, FrameDecision, decide_frame
 from usam_video.store import FrameTable, PseudoLabelStore, VideoWriter, WriteCounts
@@ -667,7 +667,9 @@ def apply_run_budget(
                 table.status == Status.QUEUED_HUMAN,
             )
         )
-    left = max(0, budget.max_per_run - spent - reserved)
+    # This round's share of what the run has left, the round being the latest of its videos'.
+    in_round = max((_plan_round(v) for v in videos), default=1)
+    left = round_share(max(0, budget.max_per_run - spent - reserved), budget.rounds - in_round + 1)
     if sum(int(i.queued.sum()) for i in inputs) <= left:
         return list(videos), 0
     # The planner ranks runs across every video of the run: the run budget goes to the
@@ -684,11 +686,15 @@ def apply_run_budget(
         assert table is not None
         ids = table.object_ids
         store.set_decisions(video.video_id, [(t, ids[o]) for t, o in dropped], Status.ACCEPTED, OVER_BUDGET)
-        # The round the label loop planned the video in (every plan entry of a video has it).
-        entries = plan.entries(video.video_id, max((int(e["round"]) for e in video.plan), default=1))
+        entries = plan.entries(video.video_id, _plan_round(video))
         store.set_review_plan(video.video_id, entries)
         out.append(replace(video, table=_turned_away(table, dropped), plan=tuple(entries)))
     return out, sum(len(d) for d in plan.dropped.values())
+
+
+def _plan_round(video: LabelledVideo) -> int:
+    """The review round the label loop planned ``video`` in (every entry of a plan has it)."""
+    return max((int(e["round"]) for e in video.plan), default=1)
 
 
 def _turned_away(table: FrameTable, dropped: Sequence[tuple[int, int]]) -> FrameTable:

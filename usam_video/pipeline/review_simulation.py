@@ -60,7 +60,7 @@ from usam_video.pipeline.context import RunContext, load_context
 from usam_video.pipeline.eval_sources import gt_index_map
 from usam_video.pipeline.label import label_dataset, prompts_with_corrections, scored_frames
 from usam_video.pipeline.train_heads import mask_iou
-from usam_video.review.budget import planner_settings, tracks_of, uncertainty_table
+from usam_video.review.budget import planner_settings, round_share, tracks_of, uncertainty_table
 from usam_video.review.planner import Pick, PlannerSettings, plan_reviews
 from usam_video.score_registry import direction_of, is_known
 from usam_video.scoring.policy import decide_frame
@@ -504,7 +504,12 @@ def split_budget(budget: int, rounds: int) -> list[int]:
     """
     if rounds < 1:
         raise InputError(f"simulate review: expected 1 or more rounds, got {rounds}.")
-    return [budget // rounds + (1 if r < budget % rounds else 0) for r in range(rounds)]
+    # The real loop's rule (a relabel after an import plans its round's share of what is left),
+    # so that a simulation of K rounds is what ``human_budget.rounds: K`` does.
+    shares = []
+    for r in range(rounds):
+        shares.append(round_share(budget - sum(shares), rounds - r))
+    return shares
 
 
 def _ranked_scores(names: Sequence[str]) -> list[str]:

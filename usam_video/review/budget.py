@@ -32,6 +32,7 @@ __all__ = [
     "plan_entries",
     "planner_settings",
     "review_round",
+    "round_share",
     "tracks_of",
     "uncertainty_table",
     "video_limit",
@@ -111,8 +112,8 @@ def budget_left(budget: HumanBudget, total: int, spent: int = 0, rounds_done: in
     """How many more of a video's frame-objects its budget lets go to humans, over all rounds:
     its cap (``fraction_per_video`` of ``total``, the video's frame-objects; ``max_per_video``)
     less the ``spent`` ones humans corrected already, never below 0; 0 once the video has had
-    ``max_rounds`` rounds of corrections (``rounds_done``); None when nothing caps the video."""
-    if budget.max_rounds is not None and rounds_done >= budget.max_rounds:
+    its ``rounds`` rounds of corrections (``rounds_done``); None when nothing caps the video."""
+    if rounds_done >= budget.rounds:
         return 0
     caps = []
     if budget.fraction_per_video is not None:
@@ -122,12 +123,19 @@ def budget_left(budget: HumanBudget, total: int, spent: int = 0, rounds_done: in
     return max(0, min(caps) - spent) if caps else None
 
 
+def round_share(left: int, rounds_left: int) -> int:
+    """This round's part of ``left`` corrections with ``rounds_left`` rounds to go (this one
+    included): an even split, the earlier rounds one more; nothing once no round is left."""
+    return 0 if rounds_left < 1 else -(-left // rounds_left)
+
+
 def video_limit(budget: HumanBudget, queued: int, total: int, spent: int = 0, rounds_done: int = 0) -> int:
-    """How many of a video's ``queued`` frame-objects its budget lets through (``total``: the
-    video's frame-objects, the base of ``fraction_per_video``; ``spent``: its frame-objects
-    humans corrected in earlier rounds; ``rounds_done``: those rounds; see :func:`budget_left`)."""
+    """How many of a video's ``queued`` frame-objects this round of its budget lets through
+    (``total``: the video's frame-objects, the base of ``fraction_per_video``; ``spent``: its
+    frame-objects humans corrected in the ``rounds_done`` earlier rounds): this round's share
+    (:func:`round_share`) of what is left (:func:`budget_left`)."""
     left = budget_left(budget, total, spent, rounds_done)
-    return queued if left is None else min(queued, left)
+    return queued if left is None else min(queued, round_share(left, budget.rounds - rounds_done))
 
 
 def review_round(batches: Iterable[WriteBatch], video_id: str) -> int:

@@ -59,7 +59,7 @@ class VideoDigest:
         review_round: the review round of its plan (1: the first pass; one more per import that
             brought it corrections). ``corrected`` is the human budget it has spent.
         budget_left: how many more frame-objects its human budget lets go to humans, over all
-            rounds (0 once ``max_rounds`` rounds are done); None: no per-video cap or no budget.
+            rounds (0 once its ``rounds`` rounds are done); None: no per-video cap or no budget.
     """
 
     video_id: str
