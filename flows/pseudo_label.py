@@ -386,10 +386,12 @@ def _sharded_budget(
     budget = run.policy.human_budget
     if budget is None or budget.max_per_run is None:
         return [], 0, digested
-    queued = stored_videos(
-        store, [r.summary() for r in results if isinstance(r, DigestedVideo) and r.queued_human]
-    )
-    labelled, turned_away = apply_run_budget(run, store, queued)
+    with_queue = [r for r in results if isinstance(r, DigestedVideo) and r.queued_human]
+    queued = stored_videos(store, [r.summary() for r in with_queue])
+    # The other videos' corrections were spent from the same run budget (review rounds).
+    in_queue = {r.video_id for r in with_queue}
+    reserved = sum(r.corrected for r in results if r.video_id not in in_queue)
+    labelled, turned_away = apply_run_budget(run, store, queued, reserved=reserved)
     before = {v.video_id: v.plan for v in queued}
     for video in labelled:
         if video.plan != before[video.video_id]:

@@ -227,3 +227,32 @@ def test_a_video_claimed_by_a_host_that_died_is_labelled_once_its_lease_lapses(
     ]
     store = PseudoLabelStore.open(store_path, "r")
     assert all(store.is_complete(v) for v in ["synth-000", "synth-001"]) and store.claims() == []
+
+
+def test_a_sharded_run_budget_counts_the_corrections_of_videos_without_a_queue(monkeypatch) -> None:
+    """Review rounds: the run budget is a total, so the corrections in videos that queued
+    nothing for humans (whose tables a sharded run does not read back) are subtracted too."""
+    import flows.pseudo_label as module
+    from usam_video.config import HumanBudget, PolicyConfig
+    from usam_video.pipeline.shards import DigestedVideo
+
+    seen: dict[str, object] = {}
+
+    def apply_run_budget(run, store, videos, *, reserved=0):
+        seen.update(videos=[v.video_id for v in videos], reserved=reserved)
+        return list(videos), 0
+
+    monkeypatch.setattr(module, "apply_run_budget", apply_run_budget)
+    # Rows with a plan, as the store's tables would give them.
+    monkeypatch.setattr(
+        module, "stored_videos", lambda store, rows: [DigestedVideo(r.video_id, r.outcome) for r in rows]
+    )
+    budget = HumanBudget(max_per_run=10, rounds=2)
+    run = type("Run", (), {"policy": PolicyConfig(name="p", human_budget=budget)})()
+    results = [
+        DigestedVideo("a", "labelled", queued_human=2, corrected=1),
+        DigestedVideo("b", "labelled", queued_human=0, corrected=3),
+        DigestedVideo("c", "skipped", queued_human=0, corrected=4),
+    ]
+    module._sharded_budget(run, None, results)
+    assert seen == {"videos": ["a"], "reserved": 7}  # b's and c's corrections; a counts its own
