@@ -147,6 +147,9 @@ def test_a_plan_stored_before_rounds_reads_as_round_one(second_round: SecondRoun
     store = shutil.copytree(second_round.store, tmp_path / "s.zarr")
     old = [{k: v for k, v in e.items() if k != "round"} for e in plan_of(store)]
     PseudoLabelStore.open(store).set_review_plan(VIDEO, old)
+    import zarr  # an older store's video group: no review round among its attributes either
+
+    del zarr.open_group(store / "videos" / VIDEO).attrs["review_round"]
     opened = PseudoLabelStore.open(store, "r")
     assert {e["round"] for e in opened.review_plan(VIDEO).values()} == {1}
     assert digest_video(opened, VIDEO).review_round == 1

@@ -481,11 +481,13 @@ def _plan_human_reviews(
     plan, marked with its review round, is kept and returned (the store's entries)."""
     budget = context.run.policy.human_budget
     for_humans = written.status == Status.QUEUED_HUMAN
-    if budget is None or not for_humans.any():
-        return []
     # Corrections outlive every relabel, so a video without any has had no import yet: its
     # first round, without reading the store's batch records.
     in_round = review_round(store.batches(), video_id) if spent else 1
+    if budget is None or not for_humans.any():
+        if in_round > 1:
+            writer.set_review_plan([], in_round)  # where its review stands, with no pick
+        return []
     priority = written.scores[..., context.score_names.index(budget.priority)].astype(np.float64)
     plan = plan_budget(
         [BudgetInput(video_id, object_ids, priority, written.tracked, for_humans)],
@@ -500,7 +502,7 @@ def _plan_human_reviews(
         written.status[frames, objects] = Status.ACCEPTED
         written.reason[frames, objects] = code
     entries = plan.entries(video_id, in_round)
-    writer.set_review_plan(entries)
+    writer.set_review_plan(entries, in_round)
     return entries
 
 

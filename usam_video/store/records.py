@@ -32,6 +32,7 @@ class VideoSummary:
     fingerprint: str
     failure: str = ""  # why the last labelling of an incomplete video failed ("" if unknown)
     fps: float | None = None  # the video's frame rate, when its dataset knows it
+    review_round: int = 1  # the review round its last labelling planned in (1: the first pass)
 
 
 @dataclass(frozen=True, eq=False)

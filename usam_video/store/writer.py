@@ -436,10 +436,12 @@ class VideoWriter:
         self._reason[frames, objects] = reason
         self._sink.send(_Update(frames, objects, int(status), int(reason)))
 
-    def set_review_plan(self, entries: Sequence[Mapping[str, Any]]) -> None:
-        """Keep the review planner's picks of this video (see :meth:`PseudoLabelStore.review_plan`)."""
+    def set_review_plan(self, entries: Sequence[Mapping[str, Any]], review_round: int = 1) -> None:
+        """Keep the review planner's picks of this video (see :meth:`PseudoLabelStore.review_plan`)
+        and the review round they were planned in (:attr:`VideoSummary.review_round`), which
+        stays known when a round plans no pick."""
         self._check_open()
-        self._group.attrs["review_plan"] = [dict(e) for e in entries]
+        self._group.attrs.update({"review_plan": [dict(e) for e in entries], "review_round": review_round})
 
     # --- the end ------------------------------------------------------------------------------
     def finish(self) -> WriteCounts:

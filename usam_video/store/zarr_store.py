@@ -522,6 +522,7 @@ class PseudoLabelStore:
                 fingerprint=str(attrs.get("fingerprint", "")),
                 failure=str(attrs.get("failure", "")),
                 fps=float(video["fps"]) if isinstance(video.get("fps"), int | float) else None,
+                review_round=int(attrs.get("review_round", 1)),
             )
 
     def frame_table(self, video_id: str) -> FrameTable:

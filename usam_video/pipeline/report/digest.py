@@ -15,7 +15,7 @@ import numpy as np
 
 from usam_video.config import DatasetConfig, HumanBudget, RunConfig
 from usam_video.errors import EvaluationError, InputError
-from usam_video.review.budget import budget_left, review_round
+from usam_video.review.budget import budget_left
 from usam_video.score_registry import is_known, score_info, to_uncertainty
 from usam_video.store import FrameTable, PseudoLabelStore
 from usam_video.types import MaskSource, Status
@@ -186,7 +186,9 @@ def digest_video(
         plan.append(PlanItem(int(entry["rank"]), t, obj, value, str(entry.get("reason", ""))))
     provenance = summary.provenance
     corrected = int((table.status == Status.CORRECTED).sum())
-    in_round = _round_of(store, video_id, entries, corrected)
+    # The summary's round stays known when the round planned no pick; a plan read from an
+    # older store (no round in its summary) knows its own.
+    in_round = max([summary.review_round, *(int(e["round"]) for e in entries)])
     left = None if budget is None else budget_left(budget, table.status.size, corrected, in_round - 1)
     return VideoDigest(
         video_id=video_id,
@@ -208,16 +210,6 @@ def digest_video(
         review_round=in_round,
         budget_left=left,
     )
-
-
-def _round_of(
-    store: PseudoLabelStore, video_id: str, entries: Sequence[Mapping[str, Any]], corrected: int
-) -> int:
-    """The review round of a video: its plan's, else (no picks) 1 + the imports that brought it
-    corrections, read from the store's batch records only when it has corrections."""
-    if entries:
-        return max(int(e["round"]) for e in entries)
-    return review_round(store.batches(), video_id) if corrected else 1
 
 
 def dataset_of(store: PseudoLabelStore, video_id: str, dataset: DatasetConfig | None) -> DatasetConfig:
