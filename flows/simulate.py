@@ -26,10 +26,11 @@ def simulate_task(
     budgets: tuple[float, ...],
     scores: tuple[str, ...] | None,
     seed: int,
-    rounds: int = 1,
+    rounds: int | tuple[int, ...] = 1,
     feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES,
 ) -> SimulationReport:
-    """Label, then spend every budget with every strategy (in ``rounds`` rounds) and measure J&F."""
+    """Label, then spend every budget with every strategy (in ``rounds`` rounds, or once per
+    count of rounds) and measure J&F."""
     return simulate_review(
         load_run_config(run_config),
         budgets=budgets,
@@ -47,7 +48,7 @@ def simulate_review_flow(
     scores: tuple[str, ...] | None = None,
     seed: int = 0,
     out_dir: str | None = None,
-    rounds: int = 1,
+    rounds: int | tuple[int, ...] = 1,
     feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES,
 ) -> SimulationReport:
     """J&F gain of a simulated review for every score under every planner, the oracle and random

@@ -199,7 +199,9 @@ def test_simulate_review_refuses_bad_input(labelled) -> None:
         simulate_review(labelled, feature_cache_bytes=-1, label=False)
 
 
-def test_simulate_review_command(prefect_harness, labelled, tmp_path: Path) -> None:
+def test_simulate_review_command(prefect_harness, labelled, one_round, tmp_path: Path) -> None:
+    """``--rounds 1 --rounds 2`` compares one round and two in one report: every strategy once
+    per count, the one-round rows exactly those of a one-round report."""
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(labelled.model_dump(mode="json")))
     result = CliRunner().invoke(
@@ -211,6 +213,10 @@ def test_simulate_review_command(prefect_harness, labelled, tmp_path: Path) -> N
             "0.2",
             "--score",
             "entropy",
+            "--rounds",
+            "2",
+            "--rounds",
+            "1",
             "--json",
             "--out",
             str(tmp_path / "out"),
@@ -218,13 +224,13 @@ def test_simulate_review_command(prefect_harness, labelled, tmp_path: Path) -> N
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{") :])
-    assert report["candidates"] == 25 and report["budgets"] == {"0.2": 5}
-    names = [r["strategy"] for r in report["results"]]
-    assert names == [
-        "oracle/per_frame",
-        "oracle/runs",
-        "entropy/per_frame",
-        "entropy/runs",
-        "random/per_frame",
-    ]
+    assert report["candidates"] == 25 and report["budgets"] == {"0.2": 5} and report["rounds"] == 2
+    names = ["oracle/per_frame", "oracle/runs", "entropy/per_frame", "entropy/runs", "random/per_frame"]
+    by_name = {r["strategy"]: r for r in report["results"]}
+    assert list(by_name) == names + [f"{n} (2 rounds)" for n in names]
+    assert report["default_strategy"] == one_round.default_strategy  # named for the first count
+    for name in names:
+        assert by_name[name]["gain"] == round(one_round.result(name, 0.2).gain, 6)
+        assert "rounds" not in by_name[name] and len(by_name[f"{name} (2 rounds)"]["rounds"]) == 2
+        assert by_name[f"{name} (2 rounds)"]["corrected"] == 5
     assert (tmp_path / "out" / "gain-curves.png").is_file()

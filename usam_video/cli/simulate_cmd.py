@@ -31,8 +31,11 @@ def simulate_review_cmd(
     seed: int = typer.Option(0, help="seed of the random strategy"),
     out: Path | None = typer.Option(None, help="write simulate-review.json and gain-curves.png here"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    rounds: int = typer.Option(
-        1, min=1, help="split each budget over this many rounds, each planned on rescored tables"
+    rounds: list[int] = typer.Option(
+        [1],
+        min=1,
+        help="split each budget over this many rounds, each planned on rescored tables "
+        "(repeat to compare: --rounds 1 --rounds 3)",
     ),
     feature_cache_mb: int = typer.Option(
         1024, min=0, help="MiB of image-encoder outputs kept across relabels (0: none; same results)"
@@ -41,7 +44,7 @@ def simulate_review_cmd(
     """J&F gain of a simulated review at each budget: every stored score under the per-frame
     planner and the review planner (onsets of low runs), the oracle (true IoU) and random; with
     ``--rounds K`` the budget is spent in K rounds, each planned on the tables rescored after
-    relabelling from the corrections so far."""
+    relabelling from the corrections so far (``--rounds 1 --rounds 3``: both, in one table)."""
     from usam_video.config import load_run_config
 
     try:
@@ -60,7 +63,7 @@ def simulate_review_cmd(
             tuple(score) if score else None,
             seed,
             str(out) if out is not None else None,
-            rounds,
+            tuple(rounds),
             feature_cache_mb << 20,
         )
     except UsamVideoError as exc:
@@ -88,7 +91,7 @@ def simulate_review_cmd(
 
 def _rounds_table(report: SimulationReport) -> Table:
     """J&F gain after each round (``r1 / r2 / ...``) per strategy and budget."""
-    table = Table(title=f"J&F gain after each of {report.rounds} rounds")
+    table = Table(title="J&F gain after each round")
     table.add_column("strategy")
     for b in report.budgets:
         table.add_column(f"{b:.0%} ({report.budgets[b]})", justify="right")

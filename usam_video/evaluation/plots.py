@@ -180,7 +180,7 @@ def plot_gain_curves(
     for name, curve in sorted(gains.items()):
         xs = sorted(curve)
         ys = [curve[x] for x in xs]
-        style = "--" if name.endswith("/per_frame") else "-"
+        style = "--" if "/per_frame" in name else "-"  # also "score/per_frame (K rounds)"
         kwargs: dict = {"linestyle": style, "marker": "o", "markersize": 3, "linewidth": 1.0, "alpha": 0.8}
         if name.startswith("oracle/"):
             kwargs.update(color="black", linewidth=1.6, alpha=1.0)

@@ -84,6 +84,7 @@ __all__ = [
     "SimulationReport",
     "VideoTable",
     "simulate_review",
+    "strategy_name",
     "split_budget",
 ]
 
@@ -133,14 +134,22 @@ class StrategyResult:
     jf_after: float
     picks: tuple[PickRow, ...] = ()
     rounds: tuple[RoundResult, ...] = ()
+    in_rounds: int = 1  # the K rounds the budget was spread over
 
     @property
     def strategy(self) -> str:
-        return f"{self.score}/{self.planner}"
+        return strategy_name(self.score, self.planner, self.in_rounds)
 
     @property
     def gain(self) -> float:
         return self.jf_after - self.jf_before
+
+
+def strategy_name(score: str, planner: str, rounds: int = 1) -> str:
+    """``score/planner``, and `` (K rounds)`` when the budget is spent in K > 1 rounds: one
+    report can compare the same strategy in one round and in several."""
+    name = f"{score}/{planner}"
+    return name if rounds == 1 else f"{name} ({rounds} rounds)"
 
 
 def _clean(v: float) -> float | None:
@@ -155,6 +164,7 @@ class SimulationReport:
         candidates: frame-objects a budget is a fraction of.
         budgets: ``{fraction: frame-objects}``.
         settings: the runs planner's settings (as a dict).
+        rounds: the most rounds a budget was spread over (each result has its own count).
     """
 
     candidates: int
@@ -601,7 +611,9 @@ def _strategy_results(
             rows = tuple(row for r in per_round for row in r.picks)
             jf_after = per_round[-1].jf_after if per_round else jf_before
             results.append(
-                StrategyResult(score, planner, b, len(rows), jf_before, jf_after, rows, tuple(per_round))
+                StrategyResult(
+                    score, planner, b, len(rows), jf_before, jf_after, rows, tuple(per_round), rounds
+                )
             )
     return results
 
@@ -614,7 +626,7 @@ def simulate_review(
     seed: int = 0,
     settings: PlannerSettings | None = None,
     label: bool = True,
-    rounds: int = 1,
+    rounds: int | Sequence[int] = 1,
     feature_cache_bytes: int = DEFAULT_FEATURE_CACHE_BYTES,
 ) -> SimulationReport:
     """Label ``run`` and measure every strategy's J&F gain at every budget.
@@ -627,7 +639,8 @@ def simulate_review(
         settings: the runs planner's settings (default: the policy's ``human_budget.plan``).
         label: label (resume) the run first; False when the store is known complete.
         rounds: the budget split over this many rounds, each planned on the tables rescored
-            after the last (1: one plan on the labelled tables).
+            after the last (1: one plan on the labelled tables); several counts compare them
+            in one report, every strategy once per count (named by :func:`strategy_name`).
         feature_cache_bytes: image-encoder outputs kept across relabels (0: none); the results
             are the same, only faster.
 
@@ -636,7 +649,11 @@ def simulate_review(
             a negative cache budget, a dataset without ground truth on tracked frames.
     """
     _check_arguments(budgets, planners)
-    split_budget(0, rounds)  # refuses fewer than one round before any labelling
+    counts_of_rounds = sorted({rounds} if isinstance(rounds, int) else set(rounds))
+    if not counts_of_rounds:
+        raise InputError("simulate review: expected 1 or more rounds, got no round count.")
+    for k in counts_of_rounds:
+        split_budget(0, k)  # refuses fewer than one round before any labelling
     if feature_cache_bytes < 0:
         raise InputError(
             f"simulate review: expected a feature cache of 0 or more bytes, got {feature_cache_bytes}."
@@ -650,16 +667,20 @@ def simulate_review(
     strategies = [(s, p) for s in [ORACLE, *chosen] for p in planners] + [(RANDOM, "per_frame")]
     jf_before = sim.jf({})
     counts = {b: max(1, int(math.floor(b * sim.candidates))) for b in budgets}
-    results = _strategy_results(sim, strategies, by_planner, budgets, counts, jf_before, seed, rounds)
+    results = [
+        result
+        for k in counts_of_rounds
+        for result in _strategy_results(sim, strategies, by_planner, budgets, counts, jf_before, seed, k)
+    ]
     return SimulationReport(
         candidates=sim.candidates,
         budgets=counts,
-        default_strategy=f"{default_score}/{default_planner}",
+        default_strategy=strategy_name(default_score, default_planner, counts_of_rounds[0]),
         settings=by_planner["runs"].__dict__,
         jf_before=jf_before,
         results=tuple(results),
         relabels=len(sim.cache),
-        rounds=rounds,
+        rounds=counts_of_rounds[-1],
     )
 
 
@@ -710,7 +731,7 @@ def _rounds_markdown(report: SimulationReport, order: Sequence[str]) -> list[str
     by_name = {(r.strategy, r.budget_fraction): r for r in report.results}
     lines = [
         "",
-        f"## After each of {report.rounds} rounds: J&F gain (corrections so far)",
+        "## After each round: J&F gain (corrections so far)",
         "",
         "| strategy | " + " | ".join(f"{b:.0%}" for b in budgets) + " |",
         "| --- |" + " --- |" * len(budgets),
